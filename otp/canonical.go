@@ -1,0 +1,132 @@
+package otp
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/gowebpki/jcs"
+)
+
+// Domain-separation labels: each signature covers one of these, a zero byte
+// and the signed payload, so a signature made for one purpose never verifies
+// for another.
+const (
+	labelCoin        = "otpcash/v1/coin"
+	labelCatalogue   = "otpcash/v1/catalogue"
+	labelExchangeKey = "otpcash/v1/exchange-key"
+	labelTransfer    = "otpcash/v1/transfer"
+	labelAck         = "otpcash/v1/ack"
+	labelDeposit     = "otpcash/v1/deposit"
+)
+
+// Canonical returns the RFC 8785 (JCS) form of v's JSON encoding.
+func Canonical(v any) ([]byte, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return jcs.Transform(raw)
+}
+
+// b64 is the one binary-to-text encoding of the formats: unpadded base64url.
+var b64 = base64.RawURLEncoding
+
+// EncodeKey returns the text form of an Ed25519 public key.
+func EncodeKey(pub ed25519.PublicKey) string { return b64.EncodeToString(pub) }
+
+// DecodeKey parses the text form of an Ed25519 public key.
+func DecodeKey(s string) (ed25519.PublicKey, error) {
+	b, err := decodeFixed(s, ed25519.PublicKeySize)
+	if err != nil {
+		return nil, fmt.Errorf("public key: %w", err)
+	}
+	return ed25519.PublicKey(b), nil
+}
+
+// decodeFixed decodes s, which must be the canonical encoding of exactly n
+// bytes: a second spelling of the same bytes would let two different
+// documents carry one value.
+func decodeFixed(s string, n int) ([]byte, error) {
+	if len(s) != b64.EncodedLen(n) {
+		return nil, fmt.Errorf("want %d base64url characters for %d bytes, got %d", b64.EncodedLen(n), n, len(s))
+	}
+	b, err := b64.Strict().DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("not unpadded base64url: %w", err)
+	}
+	return b, nil
+}
+
+func signed(label string, payload ...[]byte) []byte {
+	n := len(label) + 1
+	for _, p := range payload {
+		n += len(p)
+	}
+	msg := make([]byte, 0, n)
+	msg = append(msg, label...)
+	msg = append(msg, 0)
+	for _, p := range payload {
+		msg = append(msg, p...)
+	}
+	return msg
+}
+
+func sign(priv ed25519.PrivateKey, label string, payload ...[]byte) string {
+	return b64.EncodeToString(ed25519.Sign(priv, signed(label, payload...)))
+}
+
+func verify(pub ed25519.PublicKey, sig, label string, payload ...[]byte) error {
+	s, err := decodeFixed(sig, ed25519.SignatureSize)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrSignature, err)
+	}
+	if !ed25519.Verify(pub, signed(label, payload...), s) {
+		return ErrSignature
+	}
+	return nil
+}
+
+func equalText(a, b string) bool {
+	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+// decodeStrict decodes exactly one JSON value into v, refusing unknown
+// fields and trailing data.
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("trailing data after JSON value")
+	}
+	return nil
+}
+
+// decodeExact is decodeStrict for signed documents: it also requires the
+// input to mean exactly what v re-encodes to. encoding/json matches field
+// names case-insensitively and keeps the last of duplicate keys, so without
+// this check two different byte strings could parse as one document.
+func decodeExact(data []byte, v any) error {
+	if err := decodeStrict(data, v); err != nil {
+		return err
+	}
+	in, err := jcs.Transform(data)
+	if err != nil {
+		return err
+	}
+	out, err := Canonical(v)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(in, out) {
+		return fmt.Errorf("non-canonical document: a field is misspelt, repeated, null where a value is required, or not in its only encoding")
+	}
+	return nil
+}

@@ -1,0 +1,220 @@
+package otp
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
+	"time"
+)
+
+// KeyUse says what an issuer key signs.
+type KeyUse string
+
+const (
+	UseCoin     KeyUse = "coin"     // signs coins of one value and currency
+	UseExchange KeyUse = "exchange" // certifies payees' exchange keys
+)
+
+// IssuerKey is one entry of the key catalogue.
+type IssuerKey struct {
+	KeyID        string    `json:"keyId"`
+	Alg          string    `json:"alg"`
+	Public       string    `json:"public"`
+	Use          KeyUse    `json:"use"`
+	Value        int64     `json:"value,omitempty"`    // coin keys: the value of every coin signed
+	Currency     string    `json:"currency,omitempty"` // coin keys: the currency of every coin signed
+	NotBefore    time.Time `json:"notBefore"`
+	Expires      time.Time `json:"expires"`      // signs until then
+	DepositUntil time.Time `json:"depositUntil"` // coin keys: its coins are accepted for deposit until then
+}
+
+// Catalogue is an issuer's signed list of keys. Wallets pin the root key
+// when they are set up and accept later catalogues only under it.
+type Catalogue struct {
+	SchemaVersion int         `json:"schemaVersion"`
+	Issuer        string      `json:"issuer"`
+	Root          string      `json:"root"`
+	Issued        time.Time   `json:"issued"`
+	Keys          []IssuerKey `json:"keys"`
+	Signature     Signature   `json:"signature"`
+}
+
+type unsignedCatalogue struct {
+	SchemaVersion int         `json:"schemaVersion"`
+	Issuer        string      `json:"issuer"`
+	Root          string      `json:"root"`
+	Issued        time.Time   `json:"issued"`
+	Keys          []IssuerKey `json:"keys"`
+}
+
+func (c *Catalogue) payload() ([]byte, error) {
+	return Canonical(unsignedCatalogue{c.SchemaVersion, c.Issuer, c.Root, c.Issued, c.Keys})
+}
+
+// Sign signs the catalogue with the issuer's root key, setting Root.
+func (c *Catalogue) Sign(root ed25519.PrivateKey) error {
+	c.SchemaVersion = SchemaVersion
+	c.Root = EncodeKey(root.Public().(ed25519.PublicKey))
+	p, err := c.payload()
+	if err != nil {
+		return fmt.Errorf("sign catalogue: %w", err)
+	}
+	c.Signature = Signature{Alg: AlgEd25519, Value: sign(root, labelCatalogue, p)}
+	return nil
+}
+
+// Verify checks the catalogue's signature under the pinned root key. An
+// empty pinned key means trust on first use: the catalogue's own root.
+func (c *Catalogue) Verify(pinnedRoot string) error {
+	if c.SchemaVersion != SchemaVersion {
+		return fmt.Errorf("catalogue: %w: %d", ErrVersion, c.SchemaVersion)
+	}
+	if pinnedRoot != "" && !equalText(pinnedRoot, c.Root) {
+		return fmt.Errorf("catalogue of %q: %w: root key differs from the pinned one", c.Issuer, ErrUnknownIssuer)
+	}
+	if c.Signature.Alg != AlgEd25519 {
+		return fmt.Errorf("catalogue: %w %q", ErrAlgorithm, c.Signature.Alg)
+	}
+	root, err := DecodeKey(c.Root)
+	if err != nil {
+		return fmt.Errorf("catalogue root: %w", err)
+	}
+	p, err := c.payload()
+	if err != nil {
+		return fmt.Errorf("catalogue: %w", err)
+	}
+	if err := verify(root, c.Signature.Value, labelCatalogue, p); err != nil {
+		return fmt.Errorf("catalogue of %q: %w", c.Issuer, err)
+	}
+	for i := range c.Keys {
+		if c.Keys[i].Alg != AlgEd25519 {
+			return fmt.Errorf("catalogue key %q: %w %q", c.Keys[i].KeyID, ErrAlgorithm, c.Keys[i].Alg)
+		}
+	}
+	return nil
+}
+
+// Key returns the catalogue entry with the given id and use.
+func (c *Catalogue) Key(id string, use KeyUse) (*IssuerKey, error) {
+	for i := range c.Keys {
+		if c.Keys[i].KeyID == id {
+			if c.Keys[i].Use != use {
+				return nil, fmt.Errorf("%w: %q is a %s key, not a %s key", ErrUnknownKey, id, c.Keys[i].Use, use)
+			}
+			return &c.Keys[i], nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %q", ErrUnknownKey, id)
+}
+
+// ParseCatalogue decodes a catalogue strictly.
+func ParseCatalogue(data []byte) (*Catalogue, error) {
+	var c Catalogue
+	if err := decodeExact(data, &c); err != nil {
+		return nil, fmt.Errorf("parse catalogue: %w", err)
+	}
+	if c.SchemaVersion != SchemaVersion {
+		return nil, fmt.Errorf("parse catalogue: %w: %d", ErrVersion, c.SchemaVersion)
+	}
+	return &c, nil
+}
+
+// Signer is an issuer key with its private half: it lives only in the bank.
+type Signer struct {
+	Issuer string
+	Key    IssuerKey
+	priv   ed25519.PrivateKey
+}
+
+// NewSigner wraps an existing private key (for example one loaded from the
+// bank's database) as a Signer for the catalogue entry k.
+func NewSigner(issuer string, k IssuerKey, priv ed25519.PrivateKey) (*Signer, error) {
+	if k.Alg != AlgEd25519 {
+		return nil, fmt.Errorf("signer %q: %w %q", k.KeyID, ErrAlgorithm, k.Alg)
+	}
+	if k.Public != EncodeKey(priv.Public().(ed25519.PublicKey)) {
+		return nil, fmt.Errorf("signer %q: private key does not match public key", k.KeyID)
+	}
+	return &Signer{Issuer: issuer, Key: k, priv: priv}, nil
+}
+
+// GenerateSigner makes a fresh issuer key for the catalogue entry k, filling
+// in its algorithm, public key and key id.
+func GenerateSigner(issuer string, k IssuerKey) (*Signer, ed25519.PrivateKey, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	return signerFor(issuer, k, priv), priv, nil
+}
+
+// signerFor completes k for the key priv: the key id is derived from the
+// public key, so it cannot name two different keys.
+func signerFor(issuer string, k IssuerKey, priv ed25519.PrivateKey) *Signer {
+	pub := priv.Public().(ed25519.PublicKey)
+	k.Alg = AlgEd25519
+	k.Public = EncodeKey(pub)
+	sum := sha256.Sum256(pub)
+	k.KeyID = string(k.Use) + "-" + b64.EncodeToString(sum[:12])
+	return &Signer{Issuer: issuer, Key: k, priv: priv}
+}
+
+// Issue makes a coin of the signer's value and currency for the first holder
+// key holder, running program, payable until expires.
+func (s *Signer) Issue(serial Serial, holder ed25519.PublicKey, expires time.Time, program []Step, conditions []string) (*Coin, error) {
+	if s.Key.Use != UseCoin {
+		return nil, fmt.Errorf("issue: key %q is not a coin key", s.Key.KeyID)
+	}
+	if expires.After(s.Key.DepositUntil) {
+		return nil, fmt.Errorf("issue: expiry %s after the key's deposit deadline", expires.Format(time.RFC3339))
+	}
+	if conditions == nil {
+		conditions = []string{}
+	}
+	if err := ValidateProgram(program); err != nil {
+		return nil, fmt.Errorf("issue: %w", err)
+	}
+	c := &Coin{
+		SchemaVersion: SchemaVersion,
+		Data: Data{
+			Token:      serial.String(),
+			Value:      s.Key.Value,
+			Currency:   s.Key.Currency,
+			Issuer:     s.Issuer,
+			KeyID:      s.Key.KeyID,
+			Holder:     EncodeKey(holder),
+			Expires:    expires.UTC().Truncate(time.Second),
+			Conditions: conditions,
+		},
+		CallMethod: program,
+	}
+	sum, err := c.ComputeChecksum()
+	if err != nil {
+		return nil, fmt.Errorf("issue: %w", err)
+	}
+	c.Checksum = b64.EncodeToString(sum[:])
+	c.Signature = Signature{Alg: AlgEd25519, Value: sign(s.priv, labelCoin, sum[:])}
+	return c, nil
+}
+
+// Certify makes an exchange key for the payee's one-time public key pub,
+// valid until expires, with bank-certified attributes attrs (may be nil).
+func (s *Signer) Certify(pub ed25519.PublicKey, expires time.Time, attrs map[string]string) (ExchangeKey, error) {
+	if s.Key.Use != UseExchange {
+		return ExchangeKey{}, fmt.Errorf("certify: key %q is not an exchange-certification key", s.Key.KeyID)
+	}
+	k := ExchangeKey{
+		Pub:     EncodeKey(pub),
+		Issuer:  s.Issuer,
+		KeyID:   s.Key.KeyID,
+		Expires: expires.UTC().Truncate(time.Second),
+		Attrs:   attrs,
+	}
+	p, err := k.payload()
+	if err != nil {
+		return ExchangeKey{}, fmt.Errorf("certify: %w", err)
+	}
+	k.Sig = sign(s.priv, labelExchangeKey, p)
+	return k, nil
+}

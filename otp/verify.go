@@ -1,0 +1,167 @@
+package otp
+
+import (
+	"fmt"
+	"time"
+)
+
+// Verifier checks coins, exchange keys and sandboxes against the key
+// catalogues of the issuers it trusts. It is safe for concurrent use once
+// made.
+type Verifier struct {
+	issuers map[string]*Catalogue
+}
+
+// NewVerifier returns a verifier trusting the given catalogues, which the
+// caller has already verified under their pinned roots.
+func NewVerifier(cats ...*Catalogue) *Verifier {
+	v := &Verifier{issuers: make(map[string]*Catalogue, len(cats))}
+	for _, c := range cats {
+		v.issuers[c.Issuer] = c
+	}
+	return v
+}
+
+func (v *Verifier) key(issuer, id string, use KeyUse) (*IssuerKey, error) {
+	cat, ok := v.issuers[issuer]
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownIssuer, issuer)
+	}
+	return cat.Key(id, use)
+}
+
+// VerifyCoin checks a coin's integrity, token format, program, issuer
+// signature and that its public fields match its key in the catalogue. It
+// does not look at the time: see CheckPayable and CheckDepositable.
+func (v *Verifier) VerifyCoin(c *Coin) error {
+	if err := c.CheckIntegrity(); err != nil {
+		return fmt.Errorf("coin %.12s: %w", c.Data.Token, err)
+	}
+	if _, err := c.Serial(); err != nil {
+		return fmt.Errorf("coin: %w", err)
+	}
+	if err := ValidateProgram(c.CallMethod); err != nil {
+		return fmt.Errorf("coin %.12s: %w", c.Data.Token, err)
+	}
+	if err := v.verifyIssuerSignature(c); err != nil {
+		return fmt.Errorf("coin %.12s: %w", c.Data.Token, err)
+	}
+	return nil
+}
+
+func (v *Verifier) verifyIssuerSignature(c *Coin) error {
+	k, err := v.key(c.Data.Issuer, c.Data.KeyID, UseCoin)
+	if err != nil {
+		return err
+	}
+	if c.Data.Value != k.Value || c.Data.Currency != k.Currency {
+		return fmt.Errorf("%w: coin says %d %s, key %q signs %d %s", ErrKeyMismatch,
+			c.Data.Value, c.Data.Currency, k.KeyID, k.Value, k.Currency)
+	}
+	if c.Data.Expires.After(k.DepositUntil) {
+		return fmt.Errorf("%w: coin expires after its key's deposit deadline", ErrKeyMismatch)
+	}
+	if c.Signature.Alg != k.Alg {
+		return fmt.Errorf("%w %q", ErrAlgorithm, c.Signature.Alg)
+	}
+	pub, err := DecodeKey(k.Public)
+	if err != nil {
+		return err
+	}
+	sum, err := c.checksumBytes()
+	if err != nil {
+		return err
+	}
+	return verify(pub, c.Signature.Value, labelCoin, sum)
+}
+
+// CheckPayable reports whether a coin may still be paid on at now.
+func CheckPayable(c *Coin, now time.Time) error {
+	if !now.Before(c.Data.Expires) {
+		return fmt.Errorf("coin %.12s: %w: payable until %s", c.Data.Token, ErrExpired, c.Data.Expires.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// CheckDepositable reports whether a coin may still be deposited at now.
+func (v *Verifier) CheckDepositable(c *Coin, now time.Time) error {
+	k, err := v.key(c.Data.Issuer, c.Data.KeyID, UseCoin)
+	if err != nil {
+		return fmt.Errorf("coin %.12s: %w", c.Data.Token, err)
+	}
+	if !now.Before(k.DepositUntil) {
+		return fmt.Errorf("coin %.12s: %w: deposit deadline %s", c.Data.Token, ErrExpired, k.DepositUntil.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// VerifyExchangeKey checks an exchange key's certification and that it is
+// still valid at now.
+func (v *Verifier) VerifyExchangeKey(k *ExchangeKey, now time.Time) error {
+	if err := v.certified(k); err != nil {
+		return err
+	}
+	if !now.Before(k.Expires) {
+		return fmt.Errorf("exchange key %.12s: %w at %s", k.Pub, ErrExpired, k.Expires.Format(time.RFC3339))
+	}
+	return nil
+}
+
+func (v *Verifier) certified(k *ExchangeKey) error {
+	ik, err := v.key(k.Issuer, k.KeyID, UseExchange)
+	if err != nil {
+		return fmt.Errorf("exchange key %.12s: %w", k.Pub, err)
+	}
+	if _, err := k.PublicKey(); err != nil {
+		return fmt.Errorf("exchange key: %w", err)
+	}
+	if k.Expires.After(ik.DepositUntil) {
+		return fmt.Errorf("exchange key %.12s: %w: valid beyond its certifying key", k.Pub, ErrKeyMismatch)
+	}
+	pub, err := DecodeKey(ik.Public)
+	if err != nil {
+		return err
+	}
+	p, err := k.payload()
+	if err != nil {
+		return fmt.Errorf("exchange key: %w", err)
+	}
+	if err := verify(pub, k.Sig, labelExchangeKey, p); err != nil {
+		return fmt.Errorf("exchange key %.12s: %w", k.Pub, err)
+	}
+	return nil
+}
+
+// VerifySandbox checks the coin and every link of its chain: each link
+// signed by the previous holder and naming a bank-certified exchange key.
+func (v *Verifier) VerifySandbox(s *Sandbox) error {
+	if err := v.VerifyCoin(&s.Coin); err != nil {
+		return err
+	}
+	return v.verifyChain(s)
+}
+
+func (v *Verifier) verifyChain(s *Sandbox) error {
+	sum, err := s.Coin.checksumBytes()
+	if err != nil {
+		return err
+	}
+	for i := range s.Chain {
+		l := &s.Chain[i]
+		if err := v.certified(&l.To); err != nil {
+			return fmt.Errorf("coin %.12s link %d: %w: %w", s.Coin.Data.Token, i, ErrChain, err)
+		}
+		signer, err := DecodeKey(s.HolderAt(i))
+		if err != nil {
+			return fmt.Errorf("coin %.12s link %d: %w: %w", s.Coin.Data.Token, i, ErrChain, err)
+		}
+		head, canon, err := linkPayload(sum, i, &l.To)
+		if err != nil {
+			return err
+		}
+		if err := verify(signer, l.Sig, labelTransfer, head, canon); err != nil {
+			return fmt.Errorf("coin %.12s link %d: %w: not signed by the previous holder: %w", s.Coin.Data.Token, i, ErrChain, err)
+		}
+	}
+	return nil
+}
