@@ -1,0 +1,220 @@
+package p2p
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/otpcash/otpcash/otp"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden vectors in testdata")
+
+type golden struct {
+	name string
+	m    message
+}
+
+// goldenMessages is one of each message type, from deterministic data.
+func goldenMessages(t testing.TB) []golden {
+	p := newBank(t).pay(t, "golden", 2)
+	return []golden{
+		{"hello", &Hello{Versions: []int{Version}, Issuers: []string{issuer}}},
+		{"offer", &Offer{Amount: 1250, Currency: "EUR", Memo: "2 coffees & a <croissant> ☕"}},
+		{"accept", &acceptMsg{}},
+		{"keysRequest", &keysRequestMsg{N: 2}},
+		{"keys", &keysMsg{Keys: []otp.ExchangeKey{p[0].key, p[1].key}}},
+		{"coins", &coinsMsg{Coins: []otp.Sandbox{p[0].sandbox, p[1].sandbox}}},
+		{"coins-resend", &coinsMsg{Coins: []otp.Sandbox{p[0].sandbox}, Resend: true}},
+		{"acks", &acksMsg{Acks: []otp.Ack{p[0].ack, p[1].ack}}},
+		{"done", &doneMsg{}},
+		{"error", &RemoteError{Code: CodeDeclined, Message: "offer declined"}},
+	}
+}
+
+func goldenMessage(t testing.TB, name string) message {
+	all := goldenMessages(t)
+	return all[slices.IndexFunc(all, func(g golden) bool { return g.name == name })].m
+}
+
+// TestGolden checks that the encoding of every message type, as JSON and
+// as records on the wire, is what it was: a change would break the session
+// between wallets of different releases. Run with -update after an
+// intended change.
+func TestGolden(t *testing.T) {
+	for _, g := range goldenMessages(t) {
+		t.Run(g.name, func(t *testing.T) {
+			enc, err := encodeMessage(g.m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			enc = checkGolden(t, filepath.Join("messages", g.name+".json"), enc)
+			m, err := decodeMessage(enc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if again, err := encodeMessage(m); err != nil || !bytes.Equal(again, enc) {
+				t.Errorf("golden %s decodes to a message that encodes differently: %s, %v", g.name, again, err)
+			}
+			wire := checkGolden(t, filepath.Join("frames", g.name+".bin"), seal(t, enc))
+			if got, err := recordReader(bytes.NewReader(wire)).readRecords(); err != nil || !bytes.Equal(got, enc) {
+				t.Errorf("golden frames of %s read back as %q, %v", g.name, got, err)
+			}
+		})
+	}
+}
+
+// checkGolden compares got with testdata/name, or rewrites it under
+// -update, and returns the stored vector.
+func checkGolden(t *testing.T, name string, got []byte) []byte {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s changed (run go test -run TestGolden -update if that is intended):\ngot  %q\nwant %q", path, got, want)
+	}
+	return want
+}
+
+func TestDecodeRefuses(t *testing.T) {
+	coin := string(must(encodeMessage(goldenMessage(t, "coins"))))
+	tooMany := `{"type":"acks","body":{"acks":[` + strings.Repeat(`{},`, MaxBatch) + `{}]}}`
+	tests := []struct {
+		name, msg, want string
+	}{
+		{"empty", ``, "EOF"},
+		{"unknown type", `{"type":"refund","body":{}}`, `unknown message type "refund"`},
+		{"no type", `{"body":{}}`, `unknown message type ""`},
+		{"unknown envelope field", `{"type":"done","body":{},"sig":""}`, `unknown field "sig"`},
+		{"unknown body field", `{"type":"done","body":{"reason":"bye"}}`, `unknown field "reason"`},
+		{"unknown field in a coin", strings.Replace(coin, `"conditions":[]`, `"conditions":[],"bonus":1`, 1), `unknown field "bonus"`},
+		{"trailing data", `{"type":"done","body":{}}{}`, "trailing data"},
+		{"no body", `{"type":"done"}`, "without a body"},
+		{"null body", `{"type":"done","body":null}`, "without a body"},
+		{"body of the wrong shape", `{"type":"keysRequest","body":[2]}`, "keysRequest body"},
+		{"field of the wrong type", `{"type":"keysRequest","body":{"n":"2"}}`, "keysRequest body"},
+		{"too many versions", `{"type":"hello","body":{"versions":[` + strings.Repeat("1,", maxVersions) + `1],"issuers":[]}}`, "17 versions"},
+		{"no keys asked for", `{"type":"keysRequest","body":{"n":0}}`, "keysRequest n: 0"},
+		{"too many keys asked for", `{"type":"keysRequest","body":{"n":10001}}`, "keysRequest n: 10001"},
+		{"too many receipts", tooMany, "acks: 10001"},
+		{"no coins", `{"type":"coins","body":{"coins":[],"resend":false}}`, "coins: 0"},
+		{"offer of nothing", `{"type":"offer","body":{"amount":0,"currency":"EUR","memo":""}}`, "amount must be positive"},
+		{"currency not a code", `{"type":"offer","body":{"amount":1,"currency":"eur","memo":""}}`, `"eur" is not an ISO 4217 code`},
+		{"memo too long", `{"type":"offer","body":{"amount":1,"currency":"EUR","memo":"` + strings.Repeat("m", maxText+1) + `"}}`, "offer memo of 1025 bytes"},
+		{"error without code", `{"type":"error","body":{"code":"","message":"?"}}`, "error without a code"},
+		{"error code too long", `{"type":"error","body":{"code":"` + strings.Repeat("c", maxCode+1) + `","message":""}}`, "error code of 65 bytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := decodeMessage([]byte(tt.msg))
+			if !errors.Is(err, ErrProtocol) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("decode = %v, want %v naming %q", err, ErrProtocol, tt.want)
+			}
+		})
+	}
+}
+
+// A message this side would refuse is never sent.
+func TestEncodeRefuses(t *testing.T) {
+	for _, m := range []message{
+		&keysRequestMsg{N: MaxBatch + 1},
+		&coinsMsg{},
+		&Offer{Amount: 1, Currency: "EURO"},
+		&Hello{Issuers: make([]string, maxIssuers+1)},
+	} {
+		if _, err := encodeMessage(m); !errors.Is(err, ErrProtocol) {
+			t.Errorf("encode %s %+v = %v, want %v", m.kind(), m, err, ErrProtocol)
+		}
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func goldenFiles(f *testing.F, pattern string) [][]byte {
+	paths, err := filepath.Glob(filepath.Join("testdata", pattern))
+	if err != nil || len(paths) == 0 {
+		f.Fatalf("no golden vectors %s: %v", pattern, err)
+	}
+	var out [][]byte
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// FuzzDecodeMessage: whatever decodes encodes again, and the encoding is a
+// fixed point.
+func FuzzDecodeMessage(f *testing.F) {
+	for _, b := range goldenFiles(f, "messages/*.json") {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := decodeMessage(data)
+		if err != nil {
+			if !errors.Is(err, ErrProtocol) {
+				t.Fatalf("decode error %v is not a %v", err, ErrProtocol)
+			}
+			return
+		}
+		enc, err := encodeMessage(m)
+		if err != nil {
+			t.Fatalf("decoded %s does not encode: %v", m.kind(), err)
+		}
+		m2, err := decodeMessage(enc)
+		if err != nil {
+			t.Fatalf("encoding of a decoded %s does not decode: %v", m.kind(), err)
+		}
+		if enc2 := must(encodeMessage(m2)); !bytes.Equal(enc, enc2) {
+			t.Fatalf("encoding is not stable:\n%s\n%s", enc, enc2)
+		}
+	})
+}
+
+// FuzzReadFrame feeds arbitrary bytes to the record reader, keyed as the
+// golden frames are: it must fail cleanly, and whatever it accepts must be
+// the one encoding of the message it returns.
+func FuzzReadFrame(f *testing.F) {
+	for _, b := range goldenFiles(f, "frames/*.bin") {
+		f.Add(b)
+	}
+	// A message over several records, which no golden vector is.
+	coins := goldenMessage(f, "coins").(*coinsMsg)
+	big := &coinsMsg{Coins: slices.Repeat(coins.Coins, 50)}
+	f.Add(seal(f, must(encodeMessage(big))))
+	f.Fuzz(func(t *testing.T, wire []byte) {
+		in := bytes.NewReader(wire)
+		msg, err := recordReader(in).readRecords()
+		if err != nil {
+			return
+		}
+		if again := seal(t, msg); !bytes.Equal(again, wire[:len(wire)-in.Len()]) {
+			t.Fatalf("a message of %d bytes was accepted in a second encoding", len(msg))
+		}
+		decodeMessage(msg)
+	})
+}

@@ -1,0 +1,138 @@
+package p2p
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/otpcash/otpcash/otp"
+)
+
+// Payer drives a session from the payer's side: Hello, then Resend for coins
+// left pending-out by an earlier broken session with the same payee, then
+// Offer, then rounds of ExchangeKeys and Send (the otp executor's calls),
+// then Done. The payee enforces the order.
+//
+// Payer does not verify what it receives: the otp executor checks exchange
+// keys and receipts for Send, and the caller checks the receipts Resend
+// returns (otp.Sandbox.VerifyAck) before it records those coins as spent.
+type Payer struct {
+	c *Conn
+}
+
+var _ otp.Peer = (*Payer)(nil)
+
+// NewPayer returns a Payer for the established channel c.
+func NewPayer(c *Conn) *Payer { return &Payer{c: c} }
+
+// Hello exchanges hellos, the payer speaking first, and returns the payee's.
+// h.Versions is ignored: the package fills in the versions it speaks.
+func (p *Payer) Hello(ctx context.Context, h Hello) (Hello, error) {
+	h.Versions = []int{Version}
+	reply, err := roundTrip[*Hello](ctx, p.c, &h)
+	if err != nil {
+		return Hello{}, fmt.Errorf("p2p: hello: %w", err)
+	}
+	if err := checkVersions(reply.Versions); err != nil {
+		return Hello{}, fmt.Errorf("p2p: hello: %w", p.c.reject(ctx, err, CodeVersion))
+	}
+	return *reply, nil
+}
+
+// Resend delivers again coins sealed to this payee in an earlier session
+// that broke before their receipts arrived, and returns one receipt per
+// coin, in order. The payee recognises coins it already holds by serial.
+// It is allowed only between Hello and Offer.
+func (p *Payer) Resend(ctx context.Context, coins []otp.Sandbox) ([]otp.Ack, error) {
+	acks, err := p.deliver(ctx, coins, true)
+	if err != nil {
+		return nil, fmt.Errorf("p2p: resend: %w", err)
+	}
+	return acks, nil
+}
+
+// Offer proposes a payment and waits for the payee to accept it. A payee
+// that declines returns a *RemoteError with Code CodeDeclined.
+func (p *Payer) Offer(ctx context.Context, o Offer) error {
+	if _, err := roundTrip[*acceptMsg](ctx, p.c, &o); err != nil {
+		return fmt.Errorf("p2p: offer: %w", err)
+	}
+	return nil
+}
+
+// ExchangeKeys asks the payee for n exchange keys, 1 <= n <= MaxBatch,
+// starting a round of the payment.
+func (p *Payer) ExchangeKeys(ctx context.Context, n int) ([]otp.ExchangeKey, error) {
+	reply, err := roundTrip[*keysMsg](ctx, p.c, &keysRequestMsg{N: n})
+	if err == nil && len(reply.Keys) != n {
+		err = violation("%d exchange keys for a request of %d", len(reply.Keys), n)
+		err = p.c.reject(ctx, err, CodeProtocol)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("p2p: exchange keys: %w", err)
+	}
+	return reply.Keys, nil
+}
+
+// Send delivers coins sealed to the keys of the current round and returns
+// one receipt per coin, in order. The caller has recorded them as
+// pending-out: if Send fails, they go to the same payee again with Resend.
+func (p *Payer) Send(ctx context.Context, sealed []otp.Sandbox) ([]otp.Ack, error) {
+	acks, err := p.deliver(ctx, sealed, false)
+	if err != nil {
+		return nil, fmt.Errorf("p2p: send: %w", err)
+	}
+	return acks, nil
+}
+
+// Done ends the session and waits for the payee to confirm.
+func (p *Payer) Done(ctx context.Context) error {
+	if _, err := roundTrip[*doneMsg](ctx, p.c, &doneMsg{}); err != nil {
+		return fmt.Errorf("p2p: done: %w", err)
+	}
+	return nil
+}
+
+// deliver sends coins in as many messages as the limits on count and size
+// require, halving a batch until it fits, and collects the receipts.
+func (p *Payer) deliver(ctx context.Context, coins []otp.Sandbox, resend bool) ([]otp.Ack, error) {
+	if len(coins) == 0 {
+		return nil, nil
+	}
+	if len(coins) <= MaxBatch {
+		m := &coinsMsg{Coins: coins, Resend: resend}
+		b, err := encodeMessage(m)
+		if err == nil {
+			return p.deliverOne(ctx, b, len(coins))
+		}
+		if len(coins) == 1 || !errors.Is(err, ErrMessageTooLarge) {
+			return nil, err
+		}
+	}
+	half := len(coins) / 2
+	first, err := p.deliver(ctx, coins[:half], resend)
+	if err != nil {
+		return nil, err
+	}
+	rest, err := p.deliver(ctx, coins[half:], resend)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Concat(first, rest), nil
+}
+
+func (p *Payer) deliverOne(ctx context.Context, coins []byte, n int) ([]otp.Ack, error) {
+	if err := p.c.writeMessage(ctx, coins); err != nil {
+		return nil, err
+	}
+	reply, err := expect[*acksMsg](ctx, p.c)
+	if err != nil {
+		return nil, err
+	}
+	if len(reply.Acks) != n {
+		err := violation("%d receipts for %d coins", len(reply.Acks), n)
+		return nil, p.c.reject(ctx, err, CodeProtocol)
+	}
+	return reply.Acks, nil
+}

@@ -1,0 +1,183 @@
+package p2p
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/otpcash/otpcash/otp"
+)
+
+// Handler is the payee's wallet as a session sees it. Serve calls it only
+// for messages that are well formed and in order.
+//
+// An error a Handler returns ends the session. The payer is told the Code
+// and Message of a *RemoteError in the error's chain; for any other error
+// only a code (CodeDeclined for Offer, CodeRefused otherwise), so that no
+// detail of the payee's vault ever reaches the payer.
+type Handler interface {
+	// Hello sees the payer's hello and returns the payee's. The Versions
+	// field of either is the package's business.
+	Hello(ctx context.Context, h Hello) (Hello, error)
+	// Resend receives coins sealed to this payee in an earlier session;
+	// coins it already holds (by serial) are acknowledged again. It
+	// persists the coins before it returns one receipt per coin, in order.
+	Resend(ctx context.Context, coins []otp.Sandbox) ([]otp.Ack, error)
+	// Offer asks the user to confirm the payment.
+	Offer(ctx context.Context, o Offer) error
+	// ExchangeKeys returns n fresh certified exchange keys.
+	ExchangeKeys(ctx context.Context, n int) ([]otp.ExchangeKey, error)
+	// Receive checks coins sealed to keys of the current round, persists
+	// them, and returns one receipt per coin, in order.
+	Receive(ctx context.Context, coins []otp.Sandbox) ([]otp.Ack, error)
+}
+
+// Serve runs one session as the payee until the payer's done, which it
+// answers with done and returns nil, or until an error, which it tells the
+// payer about and returns. A *RemoteError in the returned chain is the
+// payer's reason for ending the session.
+//
+// The payer must send hello first; then any number of resends; then an
+// offer; then rounds of a keysRequest followed by coins, at most as many as
+// the keys of the round, possibly over several messages; and done last, when
+// no round is waiting for its first coins. Anything else is refused with
+// CodeProtocol.
+//
+// Every read waits until ctx is done, so give ctx a deadline: a payer that
+// vanishes is noticed only then.
+func Serve(ctx context.Context, c *Conn, h Handler) error {
+	s := session{c: c, h: h}
+	for {
+		m, err := c.recv(ctx)
+		if err != nil {
+			return fmt.Errorf("p2p: serve: %w", err)
+		}
+		finished, err := s.handle(ctx, m)
+		if err != nil {
+			return fmt.Errorf("p2p: serve %s: %w", m.kind(), err)
+		}
+		if finished {
+			return nil
+		}
+	}
+}
+
+// session is where a payee's session stands, which decides what the payer
+// may send next.
+type session struct {
+	c *Conn
+	h Handler
+
+	greeted  bool // hellos exchanged
+	accepted bool // the offer was accepted
+	keysLeft int  // exchange keys of the current round not yet paid with
+	awaiting bool // keys were handed out and no coins have come for them yet
+}
+
+// handle acts on one message from the payer and reports whether the session
+// is over.
+func (s *session) handle(ctx context.Context, m message) (finished bool, err error) {
+	if !s.greeted {
+		if h, ok := m.(*Hello); ok {
+			return false, s.hello(ctx, h)
+		}
+		return false, s.refuse(ctx, "%s before hello", m.kind())
+	}
+	switch m := m.(type) {
+	case *Hello:
+		return false, s.refuse(ctx, "second hello")
+	case *coinsMsg:
+		if m.Resend {
+			return false, s.resend(ctx, m.Coins)
+		}
+		return false, s.receive(ctx, m.Coins)
+	case *Offer:
+		return false, s.offer(ctx, m)
+	case *keysRequestMsg:
+		return false, s.keys(ctx, m.N)
+	case *doneMsg:
+		if s.awaiting {
+			return false, s.refuse(ctx, "done while %d exchange keys await coins", s.keysLeft)
+		}
+		return true, s.c.send(ctx, &doneMsg{})
+	default:
+		return false, s.refuse(ctx, "%s comes only from the payee", m.kind())
+	}
+}
+
+func (s *session) hello(ctx context.Context, h *Hello) error {
+	if err := checkVersions(h.Versions); err != nil {
+		return s.c.reject(ctx, err, CodeVersion)
+	}
+	reply, err := s.h.Hello(ctx, *h)
+	if err != nil {
+		return s.c.abort(ctx, err, refusal(err, CodeRefused, "hello refused"))
+	}
+	reply.Versions = []int{Version}
+	s.greeted = true
+	return s.c.send(ctx, &reply)
+}
+
+func (s *session) resend(ctx context.Context, coins []otp.Sandbox) error {
+	if s.accepted {
+		return s.refuse(ctx, "resend after the offer")
+	}
+	acks, err := s.h.Resend(ctx, coins)
+	return s.acknowledge(ctx, len(coins), acks, err)
+}
+
+func (s *session) offer(ctx context.Context, o *Offer) error {
+	if s.accepted {
+		return s.refuse(ctx, "second offer")
+	}
+	if err := s.h.Offer(ctx, *o); err != nil {
+		return s.c.abort(ctx, err, refusal(err, CodeDeclined, "offer declined"))
+	}
+	s.accepted = true
+	return s.c.send(ctx, &acceptMsg{})
+}
+
+func (s *session) keys(ctx context.Context, n int) error {
+	switch {
+	case !s.accepted:
+		return s.refuse(ctx, "keysRequest before an accepted offer")
+	case s.awaiting:
+		return s.refuse(ctx, "keysRequest while %d exchange keys await coins", s.keysLeft)
+	}
+	keys, err := s.h.ExchangeKeys(ctx, n)
+	if err == nil && len(keys) != n {
+		err = fmt.Errorf("handler made %d exchange keys for a request of %d", len(keys), n)
+	}
+	if err != nil {
+		return s.c.abort(ctx, err, refusal(err, CodeRefused, "no exchange keys"))
+	}
+	// Keys left over from the previous round are forgotten: coins sealed to
+	// them now would be out of order.
+	s.keysLeft, s.awaiting = n, true
+	return s.c.send(ctx, &keysMsg{Keys: keys})
+}
+
+func (s *session) receive(ctx context.Context, coins []otp.Sandbox) error {
+	if len(coins) > s.keysLeft {
+		return s.refuse(ctx, "%d coins for %d exchange keys", len(coins), s.keysLeft)
+	}
+	s.keysLeft -= len(coins)
+	s.awaiting = false
+	acks, err := s.h.Receive(ctx, coins)
+	return s.acknowledge(ctx, len(coins), acks, err)
+}
+
+// acknowledge sends the handler's receipts for n coins.
+func (s *session) acknowledge(ctx context.Context, n int, acks []otp.Ack, err error) error {
+	if err == nil && len(acks) != n {
+		err = fmt.Errorf("handler made %d receipts for %d coins", len(acks), n)
+	}
+	if err != nil {
+		return s.c.abort(ctx, err, refusal(err, CodeRefused, "coins refused"))
+	}
+	return s.c.send(ctx, &acksMsg{Acks: acks})
+}
+
+// refuse ends the session over a message out of order.
+func (s *session) refuse(ctx context.Context, format string, args ...any) error {
+	return s.c.reject(ctx, violation(format, args...), CodeProtocol)
+}

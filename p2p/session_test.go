@@ -1,0 +1,505 @@
+package p2p
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/otpcash/otpcash/otp"
+)
+
+// TestSession pays real coins through the otp executor, with the Payer as
+// its Peer, to a payee that verifies every coin.
+func TestSession(t *testing.T) {
+	ctx := testContext(t)
+	b := newBank(t)
+	payerConn, payeeConn := connect(t, newKeypair(t), newKeypair(t))
+	payeeWallet := newPayee(b)
+	served := serve(ctx, payeeConn, payeeWallet)
+
+	p := NewPayer(payerConn)
+	hello, err := p.Hello(ctx, Hello{Issuers: []string{issuer}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(hello.Issuers, []string{issuer}) || !slices.Equal(hello.Versions, []int{Version}) {
+		t.Fatalf("payee hello = %+v", hello)
+	}
+	offer := Offer{Amount: 500, Currency: "EUR", Memo: "groceries"}
+	if err := p.Offer(ctx, offer); err != nil {
+		t.Fatal(err)
+	}
+	// Two rounds, as a wallet paying coins of two programs runs them.
+	payerWallet := &purse{keys: map[string]ed25519.PrivateKey{}}
+	for round, n := range []int{3, 2} {
+		coins := make([]otp.Sandbox, n)
+		for i := range coins {
+			var holder ed25519.PrivateKey
+			coins[i], holder = b.issue(t, fmt.Sprintf("session/%d/%d", round, i))
+			payerWallet.keys[coins[i].Holder()] = holder
+		}
+		run := &otp.Run{Verifier: b.verifier, Now: time.Now(), Peer: p, Purse: payerWallet, Coins: coins}
+		if err := otp.Execute(ctx, run); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+	}
+	if err := p.Done(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	if payerWallet.spent != 5 || len(payerWallet.pending) != 0 {
+		t.Errorf("payer: %d spent, %d pending, want 5 and 0", payerWallet.spent, len(payerWallet.pending))
+	}
+	if len(payeeWallet.held) != 5 || !slices.Equal(payeeWallet.offers, []Offer{offer}) {
+		t.Errorf("payee: holds %d coins, offers %+v", len(payeeWallet.held), payeeWallet.offers)
+	}
+	if payerConn.BytesSent() != payeeConn.BytesReceived() || payeeConn.BytesSent() != payerConn.BytesReceived() {
+		t.Errorf("byte counters disagree: payer sent %d received %d, payee sent %d received %d",
+			payerConn.BytesSent(), payerConn.BytesReceived(), payeeConn.BytesSent(), payeeConn.BytesReceived())
+	}
+}
+
+// TestResend breaks a session after the payer sealed its coins and before
+// it sent them, then delivers them in a second session with the same payee.
+func TestResend(t *testing.T) {
+	ctx := testContext(t)
+	b := newBank(t)
+	payerKey, payeeKey := newKeypair(t), newKeypair(t)
+	payeeWallet := newPayee(b)
+
+	payerConn, payeeConn := connect(t, payerKey, payeeKey)
+	firstPayer := payeeConn.PeerID()
+	served := serve(ctx, payeeConn, payeeWallet)
+	p := NewPayer(payerConn)
+	if _, err := p.Hello(ctx, Hello{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Offer(ctx, Offer{Amount: 200, Currency: "EUR"}); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := p.ExchangeKeys(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending := make([]otp.Sandbox, len(keys))
+	for i, k := range keys {
+		s, holder := b.issue(t, fmt.Sprintf("resend/%d", i))
+		if err := s.Transfer(holder, k); err != nil {
+			t.Fatal(err)
+		}
+		pending[i] = s
+	}
+	payerConn.Close()
+	if err := <-served; err == nil {
+		t.Fatal("Serve returned nil for a session that broke off")
+	}
+
+	payerConn, payeeConn = connect(t, payerKey, payeeKey)
+	if payeeConn.PeerID() != firstPayer {
+		t.Fatalf("payer's PeerID changed from %s to %s", firstPayer, payeeConn.PeerID())
+	}
+	served = serve(ctx, payeeConn, payeeWallet)
+	p = NewPayer(payerConn)
+	if _, err := p.Hello(ctx, Hello{}); err != nil {
+		t.Fatal(err)
+	}
+	// The second resend finds the coins already held: they are acknowledged
+	// again, not lost and not counted twice.
+	for range 2 {
+		acks, err := p.Resend(ctx, pending)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range pending {
+			if err := pending[i].VerifyAck(acks[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := p.Done(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	if len(payeeWallet.held) != 2 {
+		t.Errorf("payee holds %d coins, want 2", len(payeeWallet.held))
+	}
+}
+
+// stub is a Handler that checks nothing, for tests of the session rules.
+type stub struct {
+	helloErr, offerErr, keysErr, receiveErr error
+	keysShort                               bool // hand out one key too few
+	batches                                 []int
+}
+
+func (s *stub) Hello(context.Context, Hello) (Hello, error) { return Hello{}, s.helloErr }
+func (s *stub) Offer(context.Context, Offer) error          { return s.offerErr }
+
+func (s *stub) ExchangeKeys(_ context.Context, n int) ([]otp.ExchangeKey, error) {
+	if s.keysShort {
+		n--
+	}
+	return make([]otp.ExchangeKey, n), s.keysErr
+}
+
+func (s *stub) Receive(_ context.Context, coins []otp.Sandbox) ([]otp.Ack, error) {
+	s.batches = append(s.batches, len(coins))
+	return make([]otp.Ack, len(coins)), s.receiveErr
+}
+
+func (s *stub) Resend(ctx context.Context, coins []otp.Sandbox) ([]otp.Ack, error) {
+	return s.Receive(ctx, coins)
+}
+
+// Messages for driving a payee by hand.
+var (
+	helloMsg = func() message { return &Hello{Versions: []int{Version}} }
+	offerMsg = func() message { return &Offer{Amount: 100, Currency: "EUR"} }
+	keysReq  = func(n int) message { return &keysRequestMsg{N: n} }
+	coinsOf  = func(n int, resend bool) message { return &coinsMsg{Coins: make([]otp.Sandbox, n), Resend: resend} }
+	done     = func() message { return &doneMsg{} }
+)
+
+// exchange sends m and returns the payee's reply.
+func exchange(ctx context.Context, c *Conn, m message) (message, error) {
+	if err := c.send(ctx, m); err != nil {
+		return nil, err
+	}
+	return c.recv(ctx)
+}
+
+func TestServeAcceptsOrder(t *testing.T) {
+	tests := []struct {
+		name    string
+		msgs    []message
+		batches []int
+	}{
+		{"hello and done", []message{helloMsg(), done()}, nil},
+		{"resends only", []message{helloMsg(), coinsOf(2, true), coinsOf(1, true), done()}, []int{2, 1}},
+		{"offer without rounds", []message{helloMsg(), offerMsg(), done()}, nil},
+		{"resend then pay", []message{helloMsg(), coinsOf(1, true), offerMsg(), keysReq(2), coinsOf(2, false), done()}, []int{1, 2}},
+		{"round over two messages", []message{helloMsg(), offerMsg(), keysReq(3), coinsOf(1, false), coinsOf(2, false), done()}, []int{1, 2}},
+		{"round paid in part", []message{helloMsg(), offerMsg(), keysReq(3), coinsOf(1, false), done()}, []int{1}},
+		{"two rounds", []message{helloMsg(), offerMsg(), keysReq(1), coinsOf(1, false), keysReq(2), coinsOf(2, false), done()}, []int{1, 2}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := testContext(t)
+			payerConn, payeeConn := connect(t, newKeypair(t), newKeypair(t))
+			h := &stub{}
+			served := serve(ctx, payeeConn, h)
+			for _, m := range tt.msgs {
+				if _, err := exchange(ctx, payerConn, m); err != nil {
+					t.Fatalf("%s: %v", m.kind(), err)
+				}
+			}
+			if err := <-served; err != nil {
+				t.Fatalf("Serve: %v", err)
+			}
+			if !slices.Equal(h.batches, tt.batches) {
+				t.Errorf("handler saw batches %v, want %v", h.batches, tt.batches)
+			}
+		})
+	}
+}
+
+func TestServeRefusesOutOfOrder(t *testing.T) {
+	tests := []struct {
+		name string
+		ok   []message // accepted first
+		bad  message
+		want string
+	}{
+		{"offer before hello", nil, offerMsg(), "offer before hello"},
+		{"resend before hello", nil, coinsOf(1, true), "coins before hello"},
+		{"done before hello", nil, done(), "done before hello"},
+		{"second hello", []message{helloMsg()}, helloMsg(), "second hello"},
+		{"keys before offer", []message{helloMsg()}, keysReq(1), "keysRequest before an accepted offer"},
+		{"coins before keys", []message{helloMsg(), offerMsg()}, coinsOf(1, false), "1 coins for 0 exchange keys"},
+		{"coins without offer", []message{helloMsg()}, coinsOf(1, false), "1 coins for 0 exchange keys"},
+		{"resend after offer", []message{helloMsg(), offerMsg()}, coinsOf(1, true), "resend after the offer"},
+		{"second offer", []message{helloMsg(), offerMsg()}, offerMsg(), "second offer"},
+		{"more coins than keys", []message{helloMsg(), offerMsg(), keysReq(1)}, coinsOf(2, false), "2 coins for 1 exchange keys"},
+		{"round overpaid over two messages", []message{helloMsg(), offerMsg(), keysReq(2), coinsOf(1, false)}, coinsOf(2, false), "2 coins for 1 exchange keys"},
+		{"keys while keys await coins", []message{helloMsg(), offerMsg(), keysReq(1)}, keysReq(1), "while 1 exchange keys await coins"},
+		{"done while keys await coins", []message{helloMsg(), offerMsg(), keysReq(1)}, done(), "done while 1 exchange keys await coins"},
+		{"accept from the payer", []message{helloMsg()}, &acceptMsg{}, "accept comes only from the payee"},
+		{"keys from the payer", []message{helloMsg()}, &keysMsg{}, "keys comes only from the payee"},
+		{"acks from the payer", []message{helloMsg()}, &acksMsg{}, "acks comes only from the payee"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := testContext(t)
+			payerConn, payeeConn := connect(t, newKeypair(t), newKeypair(t))
+			served := serve(ctx, payeeConn, &stub{})
+			for _, m := range tt.ok {
+				if _, err := exchange(ctx, payerConn, m); err != nil {
+					t.Fatalf("%s: %v", m.kind(), err)
+				}
+			}
+			_, err := exchange(ctx, payerConn, tt.bad)
+			wantRemote(t, err, CodeProtocol, tt.want)
+			if err := <-served; !errors.Is(err, ErrProtocol) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Serve = %v, want %v naming %q", err, ErrProtocol, tt.want)
+			}
+		})
+	}
+}
+
+func TestServeRefusesMalformed(t *testing.T) {
+	tests := []struct {
+		name, msg, want string
+	}{
+		{"unknown type", `{"type":"refund","body":{}}`, `unknown message type "refund"`},
+		{"unknown field", `{"type":"hello","body":{"versions":[1],"issuers":[],"colour":"red"}}`, `unknown field "colour"`},
+		{"trailing data", `{"type":"hello","body":{"versions":[1],"issuers":[]}} {}`, "trailing data"},
+		{"not json", `hello`, "message envelope"},
+		{"long complaint", `{"type":"hello","body":{"` + strings.Repeat("x", 5000) + `":1}}`, `unknown field "xxxx`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := testContext(t)
+			payerConn, payeeConn := connect(t, newKeypair(t), newKeypair(t))
+			served := serve(ctx, payeeConn, &stub{})
+			if err := payerConn.writeMessage(ctx, []byte(tt.msg)); err != nil {
+				t.Fatal(err)
+			}
+			_, err := payerConn.recv(ctx)
+			wantRemote(t, err, CodeProtocol, tt.want)
+			if err := <-served; !errors.Is(err, ErrProtocol) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Serve = %v, want %v naming %q", err, ErrProtocol, tt.want)
+			}
+		})
+	}
+}
+
+func wantRemote(t *testing.T, err error, code, text string) {
+	t.Helper()
+	re, ok := errors.AsType[*RemoteError](err)
+	if !ok {
+		t.Fatalf("got %v, want a *RemoteError", err)
+	}
+	if re.Code != code || !strings.Contains(re.Message, text) {
+		t.Errorf("got %s %q, want %s naming %q", re.Code, re.Message, code, text)
+	}
+}
+
+// TestHandlerErrors checks what the payer is told when the payee's wallet
+// fails: a *RemoteError's text, or only a code, never the error itself.
+func TestHandlerErrors(t *testing.T) {
+	secret := errors.New("vault /home/alice/wallet: PIN 4711 rejected")
+	limit := &RemoteError{Code: "limit", Message: "amount above the daily limit"}
+	tests := []struct {
+		name      string
+		h         *stub
+		run       func(context.Context, *Payer) error
+		code, msg string
+		served    error
+	}{
+		{"hello", &stub{helloErr: secret}, hello, CodeRefused, "hello refused", secret},
+		{"offer declined", &stub{offerErr: secret}, pay(0), CodeDeclined, "offer declined", secret},
+		{"offer with reason", &stub{offerErr: fmt.Errorf("ui: %w", limit)}, pay(0), "limit", limit.Message, limit},
+		{"keys", &stub{keysErr: secret}, pay(1), CodeRefused, "no exchange keys", secret},
+		{"keys short", &stub{keysShort: true}, pay(2), CodeRefused, "no exchange keys", nil},
+		{"coins", &stub{receiveErr: secret}, pay(2), CodeRefused, "coins refused", secret},
+		{"coins with reason", &stub{receiveErr: limit}, pay(2), "limit", limit.Message, limit},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := testContext(t)
+			payerConn, payeeConn := connect(t, newKeypair(t), newKeypair(t))
+			served := serve(ctx, payeeConn, tt.h)
+			err := tt.run(ctx, NewPayer(payerConn))
+			wantRemote(t, err, tt.code, tt.msg)
+			if strings.Contains(err.Error(), "4711") {
+				t.Errorf("payer learnt the payee's secret: %v", err)
+			}
+			err = <-served
+			if err == nil || tt.served != nil && !errors.Is(err, tt.served) {
+				t.Errorf("Serve = %v, want %v", err, tt.served)
+			}
+		})
+	}
+}
+
+func hello(ctx context.Context, p *Payer) error {
+	_, err := p.Hello(ctx, Hello{})
+	return err
+}
+
+// pay runs a payment of n coins (none: only the offer) with stub data.
+func pay(n int) func(context.Context, *Payer) error {
+	return func(ctx context.Context, p *Payer) error {
+		if err := hello(ctx, p); err != nil {
+			return err
+		}
+		if err := p.Offer(ctx, Offer{Amount: 100, Currency: "EUR"}); err != nil || n == 0 {
+			return err
+		}
+		if _, err := p.ExchangeKeys(ctx, n); err != nil {
+			return err
+		}
+		_, err := p.Send(ctx, make([]otp.Sandbox, n))
+		return err
+	}
+}
+
+func TestVersionMismatch(t *testing.T) {
+	t.Run("payer", func(t *testing.T) {
+		ctx := testContext(t)
+		payerConn, payeeConn := connect(t, newKeypair(t), newKeypair(t))
+		served := serve(ctx, payeeConn, &stub{})
+		_, err := exchange(ctx, payerConn, &Hello{Versions: []int{2, 3}})
+		wantRemote(t, err, CodeVersion, "peer speaks [2 3]")
+		if err := <-served; !errors.Is(err, ErrVersion) {
+			t.Errorf("Serve = %v, want %v", err, ErrVersion)
+		}
+	})
+	t.Run("payee", func(t *testing.T) {
+		ctx := testContext(t)
+		payerConn, payeeConn := connect(t, newKeypair(t), newKeypair(t))
+		told := script(ctx, payeeConn, &Hello{Versions: []int{2}})
+		if _, err := NewPayer(payerConn).Hello(ctx, Hello{}); !errors.Is(err, ErrVersion) {
+			t.Errorf("Hello = %v, want %v", err, ErrVersion)
+		}
+		wantRemote(t, <-told, CodeVersion, "peer speaks [2]")
+	})
+}
+
+// script plays a payee that answers the first message with reply, then
+// returns the error the payer sent next.
+func script(ctx context.Context, c *Conn, reply message) <-chan error {
+	told := make(chan error, 1)
+	go func() {
+		if _, err := c.recv(ctx); err != nil {
+			told <- err
+			return
+		}
+		if err := c.send(ctx, reply); err != nil {
+			told <- err
+			return
+		}
+		_, err := c.recv(ctx)
+		told <- err
+	}()
+	return told
+}
+
+// TestPayerRefusesWrongReplies plays payees that answer out of turn.
+func TestPayerRefusesWrongReplies(t *testing.T) {
+	tests := []struct {
+		name  string
+		reply message
+		run   func(context.Context, *Payer) error
+		want  string
+	}{
+		{"keys for an offer", &keysMsg{}, func(ctx context.Context, p *Payer) error {
+			return p.Offer(ctx, Offer{Amount: 1, Currency: "EUR"})
+		}, "unexpected keys from the peer, wanted accept"},
+		{"too few keys", &keysMsg{Keys: make([]otp.ExchangeKey, 1)}, func(ctx context.Context, p *Payer) error {
+			_, err := p.ExchangeKeys(ctx, 2)
+			return err
+		}, "1 exchange keys for a request of 2"},
+		{"too few receipts", &acksMsg{Acks: make([]otp.Ack, 1)}, func(ctx context.Context, p *Payer) error {
+			_, err := p.Send(ctx, make([]otp.Sandbox, 2))
+			return err
+		}, "1 receipts for 2 coins"},
+		{"done for coins", &doneMsg{}, func(ctx context.Context, p *Payer) error {
+			_, err := p.Resend(ctx, make([]otp.Sandbox, 1))
+			return err
+		}, "unexpected done"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := testContext(t)
+			payerConn, payeeConn := connect(t, newKeypair(t), newKeypair(t))
+			told := script(ctx, payeeConn, tt.reply)
+			err := tt.run(ctx, NewPayer(payerConn))
+			if !errors.Is(err, ErrProtocol) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want %v naming %q", err, ErrProtocol, tt.want)
+			}
+			wantRemote(t, <-told, CodeProtocol, tt.want)
+		})
+	}
+}
+
+// TestPayerSplitsBatches sends more coins than one message may carry, by
+// count and by size; the payee takes them as one round.
+func TestPayerSplitsBatches(t *testing.T) {
+	sandbox := newBank(t).pay(t, "split", 1)[0].sandbox
+	raw, err := json.Marshal(sandbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bySize := MaxMessageSize/len(raw) + 10
+	if bySize > MaxBatch {
+		t.Fatalf("a batch of %d coins is over MaxBatch", bySize)
+	}
+	tests := []struct {
+		name    string
+		n       int
+		resend  bool
+		batches []int
+	}{
+		{"by count", MaxBatch + 1, true, []int{MaxBatch / 2, MaxBatch/2 + 1}},
+		{"by size", bySize, false, []int{bySize / 2, bySize - bySize/2}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := testContext(t)
+			payerConn, payeeConn := connect(t, newKeypair(t), newKeypair(t))
+			h := &stub{}
+			served := serve(ctx, payeeConn, h)
+			p := NewPayer(payerConn)
+			if err := hello(ctx, p); err != nil {
+				t.Fatal(err)
+			}
+			coins := slices.Repeat([]otp.Sandbox{sandbox}, tt.n)
+			deliver := p.Resend
+			if !tt.resend {
+				if err := p.Offer(ctx, Offer{Amount: 100, Currency: "EUR"}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := p.ExchangeKeys(ctx, tt.n); err != nil {
+					t.Fatal(err)
+				}
+				deliver = p.Send
+			}
+			acks, err := deliver(ctx, coins)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(acks) != tt.n {
+				t.Errorf("%d receipts for %d coins", len(acks), tt.n)
+			}
+			if err := p.Done(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-served; err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(h.batches, tt.batches) {
+				t.Errorf("payee received batches %v, want %v", h.batches, tt.batches)
+			}
+		})
+	}
+}
+
+func TestServeHonoursContext(t *testing.T) {
+	ctx, cancel := context.WithTimeout(testContext(t), 50*time.Millisecond)
+	defer cancel()
+	_, payeeConn := connect(t, newKeypair(t), newKeypair(t))
+	if err := Serve(ctx, payeeConn, &stub{}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Serve with a silent payer = %v, want %v", err, context.DeadlineExceeded)
+	}
+}
