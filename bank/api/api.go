@@ -1,0 +1,205 @@
+// Package api defines the JSON wire format of the otpcash bank's HTTP API,
+// shared by the server (package bank) and its Go client (package
+// bank/client), so the two cannot drift apart.
+//
+// Every error response has the body {"code": "...", "message": "..."}:
+// code is one of the stable Code* constants, for programs to branch on;
+// message is for people and may change. In Go both sides carry it as an
+// *Error.
+//
+// Amounts are int64 minor units (cents) of the bank's currency; binary
+// values (keys, tokens) are unpadded base64url, as in package otp.
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/otpcash/otpcash/otp"
+)
+
+// Stable error codes.
+const (
+	CodeBadRequest        = "bad_request"
+	CodeUnauthorized      = "unauthorized"
+	CodeNotFound          = "not_found"
+	CodeMethodNotAllowed  = "method_not_allowed"
+	CodeConflict          = "conflict"
+	CodeInsufficientFunds = "insufficient_funds"
+	CodeRateLimited       = "rate_limited"
+	CodeTooLarge          = "too_large"
+	CodeInternal          = "internal"
+)
+
+// Error is an API error: the HTTP status and the JSON error body.
+type Error struct {
+	Status  int    `json:"-"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("bank: %s (%d %s): %s", e.Code, e.Status, http.StatusText(e.Status), e.Message)
+}
+
+// Errorf returns an *Error with the given status and code.
+func Errorf(status int, code, format string, args ...any) *Error {
+	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// CreateAccountResponse answers POST /v1/accounts. Token is the account's
+// bearer token; the bank keeps only its hash, so this is the one time it is
+// shown.
+type CreateAccountResponse struct {
+	ID    string `json:"id"`
+	Token string `json:"token"`
+}
+
+// CreditRequest is the body of POST /v1/accounts/{id}/credit.
+type CreditRequest struct {
+	Amount int64 `json:"amount"`
+}
+
+// CreditResponse answers a credit with the account's new balance.
+type CreditResponse struct {
+	Balance int64 `json:"balance"`
+}
+
+// Account answers GET /v1/accounts/{id}.
+type Account struct {
+	ID       string `json:"id"`
+	Currency string `json:"currency"`
+	Balance  int64  `json:"balance"`
+}
+
+// Kinds of ledger entries.
+const (
+	KindCredit   = "credit"
+	KindWithdraw = "withdraw"
+	KindDeposit  = "deposit"
+)
+
+// Entry is one ledger entry of an account. Amount is signed: credits and
+// deposits are positive, withdrawals negative. Reference is the withdrawal
+// id for a withdrawal and the deposit's reference (also kept with every coin
+// it credited) for a deposit.
+type Entry struct {
+	Time      time.Time `json:"time"`
+	Kind      string    `json:"kind"`
+	Amount    int64     `json:"amount"`
+	Reference string    `json:"reference"`
+}
+
+// History answers GET /v1/accounts/{id}/history: the newest entries first.
+type History struct {
+	Entries []Entry `json:"entries"`
+}
+
+// WithdrawRequest is the body of POST /v1/withdrawals. ID is chosen by the
+// client and makes the request idempotent: a repeated request with the same
+// ID gets the same coins. Holders are the wallet's one-time Ed25519 public
+// keys (text form of otp.EncodeKey), one per coin.
+type WithdrawRequest struct {
+	ID      string   `json:"id"`
+	Account string   `json:"account"`
+	Holders []string `json:"holders"`
+}
+
+// WithdrawResponse carries the issued coins, in the order of the holders.
+type WithdrawResponse struct {
+	Coins []otp.Coin `json:"coins"`
+}
+
+// ExchangeKeysRequest is the body of POST /v1/exchange-keys: one-time
+// Ed25519 public keys to certify.
+type ExchangeKeysRequest struct {
+	Pubs []string `json:"pubs"`
+}
+
+// ExchangeKeysResponse carries the certified keys, in request order.
+type ExchangeKeysResponse struct {
+	Keys []otp.ExchangeKey `json:"keys"`
+}
+
+// DepositRequest is the body of POST /v1/deposits.
+type DepositRequest struct {
+	Account string        `json:"account"`
+	Coins   []DepositCoin `json:"coins"`
+}
+
+// DepositCoin is one coin to deposit: the held sandbox and the holder's
+// signature binding it to the account (otp.Sandbox.DepositProof).
+type DepositCoin struct {
+	Sandbox otp.Sandbox `json:"sandbox"`
+	Proof   string      `json:"proof"`
+}
+
+// Deposit statuses.
+const (
+	// StatusCredited: the coin was accepted and its value credited.
+	StatusCredited = "credited"
+	// StatusAlreadyCredited: the same coin with the same chain was
+	// deposited to this account before; nothing more was credited. A
+	// wallet that crashed after depositing can safely retry.
+	StatusAlreadyCredited = "already_credited"
+	// StatusRefused: the coin was not credited; Code says why.
+	StatusRefused = "refused"
+)
+
+// Codes of refused deposits.
+const (
+	CodeDoubleDeposit = "double_deposit" // serial already deposited with another chain or to another account
+	CodeInvalidCoin   = "invalid_coin"   // format, checksum, program or issuer signature wrong
+	CodeInvalidChain  = "invalid_chain"  // a transfer link is not valid
+	CodeInvalidProof  = "invalid_proof"  // deposit proof not signed by the holder for this account
+	CodeUnknownIssuer = "unknown_issuer" // issuer or issuer key not in this bank's catalogue
+	CodeUnknownCoin   = "unknown_coin"   // validly signed but never issued by this bank as such
+	CodeExpired       = "expired"        // past its key's deposit deadline
+)
+
+// DepositResult is the outcome for one coin, in request order.
+type DepositResult struct {
+	Token    string       `json:"token"`
+	Status   string       `json:"status"`
+	Code     string       `json:"code,omitempty"`
+	Message  string       `json:"message,omitempty"`
+	Conflict *ConflictKey `json:"conflict,omitempty"`
+}
+
+// ConflictKey names the one-time key that signed for a coin twice: the
+// holder at Index (0 is the coin's first holder) of both chains.
+type ConflictKey struct {
+	Key   string `json:"key"`
+	Index int    `json:"index"`
+}
+
+// DepositResponse answers a deposit with the per-coin results and the
+// account's balance afterwards.
+type DepositResponse struct {
+	Results []DepositResult `json:"results"`
+	Balance int64           `json:"balance"`
+}
+
+// Conflict is the evidence of a double deposit: the chain deposited first
+// and a later, different one, with the key that signed both.
+type Conflict struct {
+	Token         string      `json:"token"`
+	Key           string      `json:"key"`
+	Index         int         `json:"index"`
+	FirstAccount  string      `json:"firstAccount"`
+	SecondAccount string      `json:"secondAccount"`
+	Detected      time.Time   `json:"detected"`
+	First         otp.Sandbox `json:"first"`
+	Second        otp.Sandbox `json:"second"`
+}
+
+// Conflicts answers GET /v1/admin/conflicts.
+type Conflicts struct {
+	Conflicts []Conflict `json:"conflicts"`
+}
+
+// Health answers GET /healthz.
+type Health struct {
+	Status string `json:"status"`
+}

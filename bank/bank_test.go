@@ -1,0 +1,938 @@
+package bank_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/otpcash/otpcash/bank"
+	"github.com/otpcash/otpcash/bank/api"
+	"github.com/otpcash/otpcash/bank/internal/banktest"
+	"github.com/otpcash/otpcash/bank/storage/sqlite"
+	"github.com/otpcash/otpcash/otp"
+)
+
+const day = 24 * time.Hour
+
+func TestHealthAndCatalogue(t *testing.T) {
+	e := banktest.New(t, bank.Config{})
+	var h api.Health
+	decodeOK(t, call(t, e, "GET", "/healthz", "", nil), &h)
+	if h.Status != "ok" {
+		t.Errorf("health = %+v", h)
+	}
+
+	r := call(t, e, "GET", "/v1/catalogue", "", nil)
+	cat, err := otp.ParseCatalogue(r.body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cat.Verify(""); err != nil {
+		t.Fatal(err)
+	}
+	if cat.Issuer != "otpcash-bank" || len(cat.Keys) != 2 {
+		t.Fatalf("catalogue %+v: want issuer otpcash-bank with 2 keys", cat)
+	}
+	var coinKeys, exchangeKeys int
+	for _, k := range cat.Keys {
+		switch k.Use {
+		case otp.UseCoin:
+			coinKeys++
+			if k.Value != 100 || k.Currency != "EUR" {
+				t.Errorf("coin key signs %d %s, want 100 EUR", k.Value, k.Currency)
+			}
+			if k.DepositUntil.Before(k.Expires.Add(365*day + 90*day)) {
+				t.Errorf("coin key deposit deadline %v too early for coins issued at its expiry %v", k.DepositUntil, k.Expires)
+			}
+		case otp.UseExchange:
+			exchangeKeys++
+		}
+	}
+	if coinKeys != 1 || exchangeKeys != 1 {
+		t.Errorf("%d coin keys and %d exchange keys, want 1 and 1", coinKeys, exchangeKeys)
+	}
+
+	// A restart on the same store serves the same keys under the same root.
+	again, err := bank.New(context.Background(), e.Store, bank.Config{AdminToken: banktest.AdminToken, Now: e.Clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := again.Catalogue(); c.Root != cat.Root || c.Signature != cat.Signature {
+		t.Errorf("catalogue changed across restart")
+	}
+}
+
+func TestNewRefusesAnotherIssuersStore(t *testing.T) {
+	e := banktest.New(t, bank.Config{})
+	_, err := bank.New(context.Background(), e.Store, bank.Config{AdminToken: banktest.AdminToken, Issuer: "other-bank"})
+	if err == nil || !strings.Contains(err.Error(), `belongs to issuer "otpcash-bank"`) {
+		t.Fatalf("New with another issuer name: %v", err)
+	}
+}
+
+func TestNewRefusesBadConfig(t *testing.T) {
+	e := banktest.New(t, bank.Config{})
+	for _, cfg := range []bank.Config{
+		{AdminToken: "short"},
+		{AdminToken: banktest.AdminToken, Currency: "euro"},
+		{AdminToken: banktest.AdminToken, CoinValue: -1},
+		{AdminToken: banktest.AdminToken, CoinLifetime: time.Millisecond},
+	} {
+		if _, err := bank.New(context.Background(), e.Store, cfg); err == nil {
+			t.Errorf("New accepted %+v", cfg)
+		}
+	}
+}
+
+func TestAdminRoutesOffWithoutToken(t *testing.T) {
+	e := banktest.New(t, bank.Config{})
+	b, err := bank.New(context.Background(), e.Store, bank.Config{Now: e.Clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(b.Handler())
+	defer srv.Close()
+	res, err := srv.Client().Post(srv.URL+"/v1/accounts", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 401 {
+		t.Fatalf("create account without admin token configured: %d", res.StatusCode)
+	}
+	// In process, accounts still work.
+	id, _, err := b.CreateAccount(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Credit(context.Background(), id, 250); err != nil {
+		t.Fatal(err)
+	}
+	if bal, err := b.Balance(context.Background(), id); err != nil || bal != 250 {
+		t.Fatalf("balance %d, %v", bal, err)
+	}
+	var apiErr *api.Error
+	if _, err := b.Balance(context.Background(), "nobody"); !errors.As(err, &apiErr) || apiErr.Code != api.CodeNotFound {
+		t.Fatalf("balance of unknown account: %v", err)
+	}
+}
+
+func TestRouting(t *testing.T) {
+	e := banktest.New(t, bank.Config{})
+	wantError(t, call(t, e, "GET", "/v2/nothing", "", nil), 404, api.CodeNotFound, "/v2/nothing")
+	r := call(t, e, "DELETE", "/v1/catalogue", "", nil)
+	wantError(t, r, 405, api.CodeMethodNotAllowed, "use GET")
+	if r.header.Get("Allow") != "GET" {
+		t.Errorf("Allow = %q", r.header.Get("Allow"))
+	}
+	wantError(t, call(t, e, "GET", "/v1/withdrawals", "", nil), 405, api.CodeMethodNotAllowed, "use POST")
+}
+
+func TestAccounts(t *testing.T) {
+	e := banktest.New(t, bank.Config{})
+	var created api.CreateAccountResponse
+	decodeOK(t, call(t, e, "POST", "/v1/accounts", banktest.AdminToken, nil), &created)
+	if len(created.Token) != 43 || created.ID == "" {
+		t.Fatalf("created %+v: want an id and a 43-character token", created)
+	}
+	var credit api.CreditResponse
+	decodeOK(t, call(t, e, "POST", "/v1/accounts/"+created.ID+"/credit", banktest.AdminToken, `{"amount": 1050}`), &credit)
+	decodeOK(t, call(t, e, "POST", "/v1/accounts/"+created.ID+"/credit", banktest.AdminToken, api.CreditRequest{Amount: 1}), &credit)
+	if credit.Balance != 1051 {
+		t.Errorf("balance after credits %d, want 1051", credit.Balance)
+	}
+	var acct api.Account
+	decodeOK(t, call(t, e, "GET", "/v1/accounts/"+created.ID, created.Token, nil), &acct)
+	if acct != (api.Account{ID: created.ID, Currency: "EUR", Balance: 1051}) {
+		t.Errorf("account = %+v", acct)
+	}
+	var hist api.History
+	decodeOK(t, call(t, e, "GET", "/v1/accounts/"+created.ID+"/history", created.Token, nil), &hist)
+	if len(hist.Entries) != 2 || hist.Entries[0].Amount != 1 || hist.Entries[1].Amount != 1050 ||
+		hist.Entries[0].Kind != api.KindCredit || !hist.Entries[0].Time.Equal(banktest.Start) {
+		t.Errorf("history = %+v, want the two credits, newest first", hist)
+	}
+	decodeOK(t, call(t, e, "GET", "/v1/accounts/"+created.ID+"/history?limit=1", created.Token, nil), &hist)
+	if len(hist.Entries) != 1 {
+		t.Errorf("history with limit=1 has %d entries", len(hist.Entries))
+	}
+}
+
+// TestAuth sends every authenticated route a missing, malformed and wrong
+// token, another account's token and an unknown account.
+func TestAuth(t *testing.T) {
+	e := banktest.New(t, bank.Config{})
+	id, token := e.Account(t, 1000)
+	otherID, otherToken := e.Account(t, 0)
+	pub, _ := banktest.NewKey(t)
+	withdraw := func(account string) api.WithdrawRequest {
+		return api.WithdrawRequest{ID: "w1", Account: account, Holders: []string{otp.EncodeKey(pub)}}
+	}
+	deposit := func(account string) string {
+		return `{"account": "` + account + `", "coins": [{"sandbox": {"coin": {}, "chain": []}, "proof": ""}]}`
+	}
+	type route struct {
+		method, path string
+		body         any
+	}
+	admin := []route{
+		{"POST", "/v1/accounts", nil},
+		{"POST", "/v1/accounts/" + id + "/credit", `{"amount": 1}`},
+		{"GET", "/v1/admin/conflicts", nil},
+	}
+	owner := func(account string) []route {
+		return []route{
+			{"GET", "/v1/accounts/" + account, nil},
+			{"GET", "/v1/accounts/" + account + "/history", nil},
+			{"POST", "/v1/withdrawals", withdraw(account)},
+			{"POST", "/v1/deposits", deposit(account)},
+		}
+	}
+	before := state(t, e)
+	for _, rt := range slices.Concat(admin, owner(id)) {
+		t.Run(rt.method+" "+rt.path, func(t *testing.T) {
+			wantError(t, call(t, e, rt.method, rt.path, "", rt.body), 401, api.CodeUnauthorized, "missing")
+			for _, bad := range []string{"wrong", token + "x", otherToken, banktest.AdminToken} {
+				if strings.HasPrefix(rt.path, "/v1/admin") || rt.path == "/v1/accounts" || strings.HasSuffix(rt.path, "/credit") {
+					if bad == banktest.AdminToken {
+						continue
+					}
+					wantError(t, call(t, e, rt.method, rt.path, bad, rt.body), 401, api.CodeUnauthorized, "invalid admin token")
+					continue
+				}
+				wantError(t, call(t, e, rt.method, rt.path, bad, rt.body), 401, api.CodeUnauthorized, "invalid token for account")
+			}
+			req, _ := http.NewRequest(rt.method, e.Server.URL+rt.path, nil)
+			req.Header.Set("Authorization", "Basic "+token)
+			res, err := e.Server.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != 401 || res.Header.Get("WWW-Authenticate") == "" {
+				t.Errorf("Basic auth: status %d, WWW-Authenticate %q", res.StatusCode, res.Header.Get("WWW-Authenticate"))
+			}
+		})
+	}
+	for _, rt := range owner("no-such-account") {
+		t.Run("unknown account "+rt.method+" "+rt.path, func(t *testing.T) {
+			wantError(t, call(t, e, rt.method, rt.path, token, rt.body), 404, api.CodeNotFound, `no account "no-such-account"`)
+		})
+	}
+	wantError(t, call(t, e, "POST", "/v1/accounts/no-such-account/credit", banktest.AdminToken, `{"amount": 1}`), 404, api.CodeNotFound, "no account")
+	sameState(t, before, state(t, e))
+	if got := e.Balance(t, otherID, otherToken); got != 0 {
+		t.Errorf("other account's balance %d", got)
+	}
+}
+
+// TestBadInput sends malformed and invalid bodies: each gets a JSON error
+// naming the problem, and nothing changes.
+func TestBadInput(t *testing.T) {
+	e := banktest.New(t, bank.Config{MaxCoinsPerRequest: 3})
+	id, token := e.Account(t, 1000)
+	pub, _ := banktest.NewKey(t)
+	key := otp.EncodeKey(pub)
+	key2 := func() string { p, _ := banktest.NewKey(t); return otp.EncodeKey(p) }
+	withdraw := func(body string) string { return body }
+	tests := []struct {
+		name, method, path, token string
+		body                      any
+		status                    int
+		code, msg                 string
+	}{
+		{"empty body", "POST", "/v1/withdrawals", token, "", 400, api.CodeBadRequest, "empty request body"},
+		{"malformed JSON", "POST", "/v1/withdrawals", token, `{"id": "w1",`, 400, api.CodeBadRequest, "invalid JSON body"},
+		{"not an object", "POST", "/v1/withdrawals", token, `[1]`, 400, api.CodeBadRequest, "cannot unmarshal array"},
+		{"unknown field", "POST", "/v1/withdrawals", token, `{"id": "w1", "account": "` + id + `", "holders": ["` + key + `"], "extra": 1}`, 400, api.CodeBadRequest, `unknown field "extra"`},
+		{"trailing data", "POST", "/v1/withdrawals", token, `{"id": "w1", "account": "` + id + `", "holders": ["` + key + `"]} {}`, 400, api.CodeBadRequest, "trailing data"},
+		{"wrong type", "POST", "/v1/withdrawals", token, `{"id": 7, "account": "` + id + `", "holders": []}`, 400, api.CodeBadRequest, "WithdrawRequest.id"},
+		{"missing id", "POST", "/v1/withdrawals", token, withdraw(`{"account": "` + id + `", "holders": ["` + key + `"]}`), 400, api.CodeBadRequest, "id: want 1 to 128 characters"},
+		{"id with space", "POST", "/v1/withdrawals", token, withdraw(`{"id": "a b", "account": "` + id + `", "holders": ["` + key + `"]}`), 400, api.CodeBadRequest, "id: only printable ASCII"},
+		{"no holders", "POST", "/v1/withdrawals", token, withdraw(`{"id": "w1", "account": "` + id + `", "holders": []}`), 400, api.CodeBadRequest, "holders: empty"},
+		{"too many holders", "POST", "/v1/withdrawals", token, api.WithdrawRequest{ID: "w1", Account: id, Holders: []string{key, key2(), key2(), key2()}}, 413, api.CodeTooLarge, "holders: 4 given, at most 3"},
+		{"bad holder key", "POST", "/v1/withdrawals", token, api.WithdrawRequest{ID: "w1", Account: id, Holders: []string{key, key[:40]}}, 400, api.CodeBadRequest, "holders[1]: public key"},
+		{"padded holder key", "POST", "/v1/withdrawals", token, api.WithdrawRequest{ID: "w1", Account: id, Holders: []string{key + "="}}, 400, api.CodeBadRequest, "holders[0]"},
+		{"duplicate holder", "POST", "/v1/withdrawals", token, api.WithdrawRequest{ID: "w1", Account: id, Holders: []string{key, key2(), key}}, 400, api.CodeBadRequest, "holders[2]: same key as holders[0]"},
+		{"oversize withdrawal", "POST", "/v1/withdrawals", token, `{"id": "w1", "account": "` + id + `", "holders": ["` + strings.Repeat("A", 70<<10) + `"]}`, 413, api.CodeTooLarge, "larger than 65536 bytes"},
+		{"oversize deposit", "POST", "/v1/deposits", token, `{"account": "` + id + `", "coins": [{"proof": "` + strings.Repeat("A", 9<<20) + `"}]}`, 413, api.CodeTooLarge, "larger than 8388608 bytes"},
+		{"deposit without coins", "POST", "/v1/deposits", token, `{"account": "` + id + `", "coins": []}`, 400, api.CodeBadRequest, "coins: empty"},
+		{"deposit unknown field in sandbox", "POST", "/v1/deposits", token, `{"account": "` + id + `", "coins": [{"sandbox": {"coin": {}, "chain": [], "x": 1}, "proof": ""}]}`, 400, api.CodeBadRequest, `unknown field "x"`},
+		{"deposit bad step", "POST", "/v1/deposits", token, `{"account": "` + id + `", "coins": [{"sandbox": {"coin": {"callMethod": [{"method": "x"}]}, "chain": []}, "proof": ""}]}`, 400, api.CodeBadRequest, "empty args"},
+		{"deposit without account", "POST", "/v1/deposits", token, `{"coins": []}`, 400, api.CodeBadRequest, "account: want 1 to 128"},
+		{"credit zero", "POST", "/v1/accounts/" + id + "/credit", banktest.AdminToken, `{"amount": 0}`, 400, api.CodeBadRequest, "amount must be between 1"},
+		{"credit negative", "POST", "/v1/accounts/" + id + "/credit", banktest.AdminToken, `{"amount": -5}`, 400, api.CodeBadRequest, "got -5"},
+		{"credit huge", "POST", "/v1/accounts/" + id + "/credit", banktest.AdminToken, `{"amount": 9223372036854775807}`, 400, api.CodeBadRequest, "amount must be between 1"},
+		{"credit float", "POST", "/v1/accounts/" + id + "/credit", banktest.AdminToken, `{"amount": 1.5}`, 400, api.CodeBadRequest, "CreditRequest.amount"},
+		{"credit string", "POST", "/v1/accounts/" + id + "/credit", banktest.AdminToken, `{"amount": "10.00"}`, 400, api.CodeBadRequest, "CreditRequest.amount"},
+		{"exchange keys none", "POST", "/v1/exchange-keys", "", `{"pubs": []}`, 400, api.CodeBadRequest, "pubs: empty"},
+		{"exchange keys bad key", "POST", "/v1/exchange-keys", "", `{"pubs": ["AAAA"]}`, 400, api.CodeBadRequest, "pubs[0]: public key"},
+		{"exchange keys too many", "POST", "/v1/exchange-keys", "", api.ExchangeKeysRequest{Pubs: []string{key, key2(), key2(), key2()}}, 413, api.CodeTooLarge, "pubs: 4 given"},
+		{"exchange keys duplicate", "POST", "/v1/exchange-keys", "", api.ExchangeKeysRequest{Pubs: []string{key, key}}, 400, api.CodeBadRequest, "pubs[1]: same key as pubs[0]"},
+		{"history limit", "GET", "/v1/accounts/" + id + "/history?limit=0", token, nil, 400, api.CodeBadRequest, "limit: want a number from 1 to 1000"},
+		{"history limit text", "GET", "/v1/accounts/" + id + "/history?limit=all", token, nil, 400, api.CodeBadRequest, "limit"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := state(t, e)
+			wantError(t, call(t, e, tc.method, tc.path, tc.token, tc.body), tc.status, tc.code, tc.msg)
+			sameState(t, before, state(t, e))
+		})
+	}
+}
+
+func TestWithdraw(t *testing.T) {
+	e := banktest.New(t, bank.Config{})
+	id, token := e.Account(t, 1000)
+	keys := make([]string, 3)
+	for i := range keys {
+		pub, _ := banktest.NewKey(t)
+		keys[i] = otp.EncodeKey(pub)
+	}
+	req := api.WithdrawRequest{ID: "withdrawal-1", Account: id, Holders: keys}
+	first := call(t, e, "POST", "/v1/withdrawals", token, req)
+	var resp api.WithdrawResponse
+	decodeOK(t, first, &resp)
+	if len(resp.Coins) != 3 {
+		t.Fatalf("%d coins, want 3", len(resp.Coins))
+	}
+	v := e.Verifier()
+	serials := map[string]bool{}
+	for i := range resp.Coins {
+		c := &resp.Coins[i]
+		if err := v.VerifyCoin(c); err != nil {
+			t.Fatalf("coin %d: %v", i, err)
+		}
+		if err := otp.CheckPayable(c, banktest.Start.Add(364*day)); err != nil {
+			t.Errorf("coin %d not payable for a year: %v", i, err)
+		}
+		if c.Data.Holder != keys[i] || c.Data.Value != 100 || c.Data.Currency != "EUR" || len(c.Data.Conditions) != 0 {
+			t.Errorf("coin %d data %+v", i, c.Data)
+		}
+		if err := otp.ValidateProgram(c.CallMethod); err != nil || len(c.CallMethod) != len(otp.DefaultProgram()) {
+			t.Errorf("coin %d program %v: %v", i, c.CallMethod, err)
+		}
+		serials[c.Data.Token] = true
+	}
+	if len(serials) != 3 {
+		t.Errorf("serials repeat: %v", serials)
+	}
+	if got := e.Balance(t, id, token); got != 700 {
+		t.Fatalf("balance %d, want 700", got)
+	}
+
+	t.Run("retry gets the same coins", func(t *testing.T) {
+		again := call(t, e, "POST", "/v1/withdrawals", token, req)
+		if again.status != 200 || string(again.body) != string(first.body) {
+			t.Fatalf("retry answered %d %s", again.status, again.body)
+		}
+		if got := e.Balance(t, id, token); got != 700 {
+			t.Fatalf("balance after retry %d, want 700", got)
+		}
+	})
+	t.Run("same id, different request", func(t *testing.T) {
+		other := req
+		other.Holders = keys[:2]
+		wantError(t, call(t, e, "POST", "/v1/withdrawals", token, other), 409, api.CodeConflict, `withdrawal id "withdrawal-1" was already used`)
+	})
+	t.Run("insufficient funds", func(t *testing.T) {
+		big := api.WithdrawRequest{ID: "withdrawal-2", Account: id}
+		for range 8 {
+			pub, _ := banktest.NewKey(t)
+			big.Holders = append(big.Holders, otp.EncodeKey(pub))
+		}
+		before := state(t, e)
+		wantError(t, call(t, e, "POST", "/v1/withdrawals", token, big), 402, api.CodeInsufficientFunds, "8 coins cost 8.00 EUR")
+		sameState(t, before, state(t, e))
+		// Nothing was kept of the refused request: with the funds, the
+		// same id goes through.
+		if _, err := e.Bank.Credit(context.Background(), id, 100); err != nil {
+			t.Fatal(err)
+		}
+		var resp api.WithdrawResponse
+		decodeOK(t, call(t, e, "POST", "/v1/withdrawals", token, big), &resp)
+		if len(resp.Coins) != 8 || e.Balance(t, id, token) != 0 {
+			t.Fatalf("withdrawal after credit: %d coins, balance %d", len(resp.Coins), e.Balance(t, id, token))
+		}
+	})
+	t.Run("history", func(t *testing.T) {
+		hist, err := e.Client.History(context.Background(), token, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(hist) != 4 || hist[0].Kind != api.KindWithdraw || hist[0].Amount != -800 || hist[0].Reference != "withdrawal-2" ||
+			hist[2].Amount != -300 || hist[2].Reference != "withdrawal-1" {
+			t.Errorf("history %+v", hist)
+		}
+	})
+	state(t, e)
+}
+
+func TestWithdrawConcurrentRetries(t *testing.T) {
+	e := banktest.New(t, bank.Config{})
+	id, token := e.Account(t, 500)
+	pub, _ := banktest.NewKey(t)
+	req := api.WithdrawRequest{ID: "w", Account: id, Holders: []string{otp.EncodeKey(pub)}}
+	var wg sync.WaitGroup
+	bodies := make([]string, 8)
+	for i := range bodies {
+		wg.Go(func() {
+			coins, err := e.Client.Withdraw(context.Background(), token, req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			bodies[i] = coins[0].Data.Token
+		})
+	}
+	wg.Wait()
+	for _, b := range bodies {
+		if b != bodies[0] {
+			t.Fatalf("concurrent retries got different coins: %v", bodies)
+		}
+	}
+	if got := e.Balance(t, id, token); got != 400 {
+		t.Fatalf("balance %d, want one debit (400)", got)
+	}
+}
+
+func TestExchangeKeys(t *testing.T) {
+	e := banktest.New(t, bank.Config{})
+	pubs := make([]ed25519.PublicKey, 3)
+	for i := range pubs {
+		pubs[i], _ = banktest.NewKey(t)
+	}
+	keys, err := e.Client.CertifyExchangeKeys(context.Background(), pubs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := e.Verifier()
+	for i := range keys {
+		if err := v.VerifyExchangeKey(&keys[i], banktest.Start.Add(89*day)); err != nil {
+			t.Errorf("key %d: %v", i, err)
+		}
+		if keys[i].Pub != otp.EncodeKey(pubs[i]) {
+			t.Errorf("key %d certifies another key", i)
+		}
+	}
+	if err := v.VerifyExchangeKey(&keys[0], banktest.Start.Add(91*day)); !errors.Is(err, otp.ErrExpired) {
+		t.Errorf("exchange key valid after 91 days: %v", err)
+	}
+}
+
+func TestExchangeKeysRateLimit(t *testing.T) {
+	e := banktest.New(t, bank.Config{ExchangeKeyRate: rate.Every(time.Minute), ExchangeKeyBurst: 2})
+	h := e.Bank.Handler()
+	pub, _ := banktest.NewKey(t)
+	body := `{"pubs": ["` + otp.EncodeKey(pub) + `"]}`
+	post := func(remote string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("POST", "/v1/exchange-keys", strings.NewReader(body))
+		r.RemoteAddr = remote
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w
+	}
+	for i := range 2 {
+		if w := post("192.0.2.1:1000"); w.Code != 200 {
+			t.Fatalf("request %d: %d %s", i, w.Code, w.Body)
+		}
+	}
+	w := post("192.0.2.1:2000")
+	wantError(t, response{w.Code, w.Header(), w.Body.Bytes()}, 429, api.CodeRateLimited, "too many")
+	if w.Header().Get("Retry-After") == "" {
+		t.Error("no Retry-After")
+	}
+	if w := post("192.0.2.2:1000"); w.Code != 200 {
+		t.Errorf("another client was limited: %d", w.Code)
+	}
+	// One IPv6 user holds a /64: it shares one bucket.
+	post("[2001:db8::1]:1")
+	post("[2001:db8::2]:1")
+	if w := post("[2001:db8::3]:1"); w.Code != 429 {
+		t.Errorf("third request from one /64: %d, want 429", w.Code)
+	}
+	e.Clock.Advance(time.Minute)
+	if w := post("192.0.2.1:1000"); w.Code != 200 {
+		t.Errorf("after the bucket refilled: %d", w.Code)
+	}
+}
+
+func TestDeposit(t *testing.T) {
+	e := banktest.New(t, bank.Config{})
+	ctx := context.Background()
+	payer, payerToken := e.Account(t, 500)
+	payee, payeeToken := e.Account(t, 0)
+	coins := e.Withdraw(t, payer, payerToken, 3)
+	received := e.Pay(t, e.Pay(t, coins[:2])) // two hops
+
+	req := banktest.DepositRequest(t, payee, received)
+	resp, err := e.Client.Deposit(ctx, payeeToken, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range resp.Results {
+		if r.Status != api.StatusCredited || r.Token != received[i].Sandbox.Coin.Data.Token {
+			t.Errorf("result %d: %+v", i, r)
+		}
+	}
+	if resp.Balance != 200 {
+		t.Errorf("balance %d, want 200", resp.Balance)
+	}
+
+	// A wallet that crashed after depositing retries: nothing more is
+	// credited and nothing is refused.
+	resp, err = e.Client.Deposit(ctx, payeeToken, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range resp.Results {
+		if r.Status != api.StatusAlreadyCredited || r.Code != "" || r.Conflict != nil {
+			t.Errorf("retried result %d: %+v", i, r)
+		}
+	}
+	if resp.Balance != 200 {
+		t.Errorf("balance after retry %d, want 200", resp.Balance)
+	}
+
+	// The first holder deposits a coin it never paid; a coin listed twice
+	// in one request is credited once.
+	own := banktest.DepositRequest(t, payer, coins[2:])
+	own.Coins = append(own.Coins, own.Coins[0])
+	resp, err = e.Client.Deposit(ctx, payerToken, own)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Results[0].Status != api.StatusCredited || resp.Results[1].Status != api.StatusAlreadyCredited || resp.Balance != 300 {
+		t.Errorf("own deposit: %+v", resp)
+	}
+
+	hist, err := e.Client.History(ctx, payeeToken, payee)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hist) != 1 || hist[0].Kind != api.KindDeposit || hist[0].Amount != 200 || !strings.HasPrefix(hist[0].Reference, "dep-") {
+		t.Errorf("payee history %+v", hist)
+	}
+	r := state(t, e)
+	if r.IssuedValue != 300 || r.DepositedValue != 300 || r.OutstandingValue != 0 || r.DepositCredits != 300 || r.WithdrawDebits != 300 {
+		t.Errorf("audit figures %+v", r)
+	}
+}
+
+func TestDoubleDeposit(t *testing.T) {
+	e := banktest.New(t, bank.Config{})
+	ctx := context.Background()
+	payer, payerToken := e.Account(t, 100)
+	b, bToken := e.Account(t, 0)
+	c, cToken := e.Account(t, 0)
+	coin := e.Withdraw(t, payer, payerToken, 1)
+	toB := e.Pay(t, coin) // the payer pays the coin ...
+	toC := e.Pay(t, coin) // ... and again from a restored copy of its vault
+	holder := coin[0].Sandbox.Coin.Data.Holder
+
+	resp, err := e.Client.Deposit(ctx, bToken, banktest.DepositRequest(t, b, toB))
+	if err != nil || resp.Results[0].Status != api.StatusCredited {
+		t.Fatalf("first deposit: %+v, %v", resp, err)
+	}
+	before := state(t, e)
+	for range 2 { // the evidence is kept once however often it is tried
+		resp, err = e.Client.Deposit(ctx, cToken, banktest.DepositRequest(t, c, toC))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := resp.Results[0]
+		if r.Status != api.StatusRefused || r.Code != api.CodeDoubleDeposit || r.Conflict == nil ||
+			r.Conflict.Key != holder || r.Conflict.Index != 0 || !strings.Contains(r.Message, holder) {
+			t.Fatalf("second deposit: %+v; want double_deposit naming %s at 0", r, holder)
+		}
+		if resp.Balance != 0 {
+			t.Errorf("balance of refused depositor %d", resp.Balance)
+		}
+	}
+	sameState(t, before, state(t, e))
+
+	// The same chain to another account: the last holder signed two
+	// deposits.
+	resp, err = e.Client.Deposit(ctx, cToken, banktest.DepositRequest(t, c, toB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := resp.Results[0]; r.Code != api.CodeDoubleDeposit || r.Conflict.Key != toB[0].Sandbox.Holder() || r.Conflict.Index != 1 {
+		t.Errorf("same chain to another account: %+v", r)
+	}
+
+	conflicts, err := e.Client.Conflicts(ctx, banktest.AdminToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(conflicts) != 2 {
+		t.Fatalf("%d conflicts, want 2", len(conflicts))
+	}
+	cf := conflicts[0]
+	if cf.Token != coin[0].Sandbox.Coin.Data.Token || cf.Key != holder || cf.Index != 0 ||
+		cf.FirstAccount != b || cf.SecondAccount != c || !cf.Detected.Equal(banktest.Start) {
+		t.Errorf("conflict %+v", cf)
+	}
+	if cf.First.Chain[0].Sig != toB[0].Sandbox.Chain[0].Sig || cf.Second.Chain[0].Sig != toC[0].Sandbox.Chain[0].Sig {
+		t.Error("conflict does not hold both chains")
+	}
+	if key, index, _ := otp.Divergence(&cf.First, &cf.Second); key != holder || index != 0 {
+		t.Errorf("evidence diverges at %s/%d", key, index)
+	}
+	if !strings.Contains(e.Logs.String(), "double deposit refused") {
+		t.Error("double deposit not logged")
+	}
+}
+
+func TestDoubleDepositRace(t *testing.T) {
+	e := banktest.New(t, bank.Config{})
+	payer, payerToken := e.Account(t, 100)
+	coin := e.Withdraw(t, payer, payerToken, 1)
+	const n = 8
+	var wg sync.WaitGroup
+	statuses := make([]string, n)
+	for i := range n {
+		id, token := e.Account(t, 0)
+		req := banktest.DepositRequest(t, id, e.Pay(t, coin))
+		wg.Go(func() {
+			resp, err := e.Client.Deposit(context.Background(), token, req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			statuses[i] = resp.Results[0].Status + "/" + resp.Results[0].Code
+		})
+	}
+	wg.Wait()
+	credited := 0
+	for _, s := range statuses {
+		switch s {
+		case api.StatusCredited + "/":
+			credited++
+		case api.StatusRefused + "/" + api.CodeDoubleDeposit:
+		default:
+			t.Errorf("status %q", s)
+		}
+	}
+	if credited != 1 {
+		t.Fatalf("%d of %d racing deposits credited, want 1", credited, n)
+	}
+	if r := state(t, e); r.DepositCredits != 100 {
+		t.Fatalf("deposit credits %d, want 100", r.DepositCredits)
+	}
+}
+
+// TestDepositRefused deposits coins that are wrong in one way each: each
+// is refused, naming the problem, and nothing changes.
+func TestDepositRefused(t *testing.T) {
+	e := banktest.New(t, bank.Config{})
+	ctx := context.Background()
+	payer, payerToken := e.Account(t, 5000)
+	payee, payeeToken := e.Account(t, 0)
+	other := banktest.New(t, bank.Config{Issuer: "other-bank"})
+	impostor := banktest.New(t, bank.Config{}) // same issuer name, its own keys
+	foreign := func(env *banktest.Env) banktest.Held {
+		id, token := env.Account(t, 100)
+		return env.Pay(t, env.Withdraw(t, id, token, 1))[0]
+	}
+	b64 := base64.RawURLEncoding
+	flip := func(s string) string {
+		b, _ := b64.DecodeString(s)
+		b[3] ^= 1
+		return b64.EncodeToString(b)
+	}
+	tests := []struct {
+		name   string
+		mutate func(h *banktest.Held, dc *api.DepositCoin)
+		code   string
+		msg    string
+	}{
+		{"flipped coin signature", func(h *banktest.Held, dc *api.DepositCoin) {
+			dc.Sandbox.Coin.Signature.Value = flip(dc.Sandbox.Coin.Signature.Value)
+		}, api.CodeInvalidCoin, "invalid signature"},
+		{"value raised", func(h *banktest.Held, dc *api.DepositCoin) {
+			dc.Sandbox.Coin.Data.Value = 10000
+		}, api.CodeInvalidCoin, "checksum mismatch"},
+		{"forged coin, checksum recomputed", func(h *banktest.Held, dc *api.DepositCoin) {
+			c := &dc.Sandbox.Coin
+			c.Data.Token = otp.NewSerial().String()
+			sum, _ := c.ComputeChecksum()
+			c.Checksum = b64.EncodeToString(sum[:])
+		}, api.CodeInvalidCoin, "invalid signature"},
+		{"unknown algorithm", func(h *banktest.Held, dc *api.DepositCoin) {
+			dc.Sandbox.Coin.Signature.Alg = "RSA"
+		}, api.CodeInvalidCoin, "unknown signature algorithm"},
+		{"flipped link signature", func(h *banktest.Held, dc *api.DepositCoin) {
+			dc.Sandbox.Chain[0].Sig = flip(dc.Sandbox.Chain[0].Sig)
+		}, api.CodeInvalidChain, "not signed by the previous holder"},
+		{"exchange key not certified", func(h *banktest.Held, dc *api.DepositCoin) {
+			dc.Sandbox.Chain[0].To.Sig = flip(dc.Sandbox.Chain[0].To.Sig)
+		}, api.CodeInvalidChain, "invalid transfer chain"},
+		{"flipped proof", func(h *banktest.Held, dc *api.DepositCoin) {
+			dc.Proof = flip(dc.Proof)
+		}, api.CodeInvalidProof, "invalid signature"},
+		{"proof for another account", func(h *banktest.Held, dc *api.DepositCoin) {
+			dc.Proof, _ = h.Sandbox.DepositProof(h.Key, payer)
+		}, api.CodeInvalidProof, "deposit proof"},
+		{"proof by the previous holder", func(h *banktest.Held, dc *api.DepositCoin) {
+			dc.Sandbox.Chain = nil
+		}, api.CodeInvalidProof, "deposit proof"},
+		{"coin of another issuer", func(h *banktest.Held, dc *api.DepositCoin) {
+			*h = foreign(other)
+			*dc = banktest.DepositRequest(t, payee, []banktest.Held{*h}).Coins[0]
+		}, api.CodeUnknownIssuer, `unknown issuer "other-bank"`},
+		{"coin signed by an unknown key of this issuer", func(h *banktest.Held, dc *api.DepositCoin) {
+			*h = foreign(impostor)
+			*dc = banktest.DepositRequest(t, payee, []banktest.Held{*h}).Coins[0]
+		}, api.CodeUnknownIssuer, "unknown issuer key"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := e.Pay(t, e.Withdraw(t, payer, payerToken, 1))[0]
+			dc := banktest.DepositRequest(t, payee, []banktest.Held{h}).Coins[0]
+			tc.mutate(&h, &dc)
+			before := state(t, e)
+			resp, err := e.Client.Deposit(ctx, payeeToken, api.DepositRequest{Account: payee, Coins: []api.DepositCoin{dc}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := resp.Results[0]
+			if r.Status != api.StatusRefused || r.Code != tc.code || !strings.Contains(r.Message, tc.msg) || r.Conflict != nil {
+				t.Fatalf("result %+v; want refused %s mentioning %q", r, tc.code, tc.msg)
+			}
+			sameState(t, before, state(t, e))
+		})
+	}
+	t.Run("refused coins do not block valid ones", func(t *testing.T) {
+		good := e.Pay(t, e.Withdraw(t, payer, payerToken, 2))
+		req := banktest.DepositRequest(t, payee, good)
+		req.Coins[0].Proof = flip(req.Coins[0].Proof)
+		resp, err := e.Client.Deposit(ctx, payeeToken, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Results[0].Code != api.CodeInvalidProof || resp.Results[1].Status != api.StatusCredited || resp.Balance != 100 {
+			t.Fatalf("mixed batch: %+v", resp)
+		}
+		// The refused coin is still good with a good proof.
+		resp, err = e.Client.Deposit(ctx, payeeToken, banktest.DepositRequest(t, payee, good[:1]))
+		if err != nil || resp.Results[0].Status != api.StatusCredited || resp.Balance != 200 {
+			t.Fatalf("refused coin deposited again: %+v, %v", resp, err)
+		}
+	})
+}
+
+func TestDepositNeverIssued(t *testing.T) {
+	e := banktest.New(t, bank.Config{})
+	payer, payerToken := e.Account(t, 100)
+	h := e.Withdraw(t, payer, payerToken, 1)
+	// Only a leaked key or a tampered database makes a validly signed coin
+	// the bank has no record of.
+	db := openRaw(t, e.Path)
+	if _, err := db.Exec(`DELETE FROM issued`); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := e.Client.Deposit(context.Background(), payerToken, banktest.DepositRequest(t, payer, h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := resp.Results[0]; r.Code != api.CodeUnknownCoin {
+		t.Fatalf("result %+v, want unknown_coin", r)
+	}
+}
+
+func TestDepositExpired(t *testing.T) {
+	e := banktest.New(t, bank.Config{})
+	payer, payerToken := e.Account(t, 200)
+	coins := e.Withdraw(t, payer, payerToken, 2)
+	// Past the coin's expiry but within the grace: still depositable.
+	e.Clock.Advance(400 * day)
+	resp, err := e.Client.Deposit(context.Background(), payerToken, banktest.DepositRequest(t, payer, coins[:1]))
+	if err != nil || resp.Results[0].Status != api.StatusCredited {
+		t.Fatalf("deposit in the grace period: %+v, %v", resp, err)
+	}
+	cat := e.Bank.Catalogue()
+	k, err := cat.Key(coins[1].Sandbox.Coin.Data.KeyID, otp.UseCoin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Clock.Advance(k.DepositUntil.Sub(e.Clock.Now()))
+	resp, err = e.Client.Deposit(context.Background(), payerToken, banktest.DepositRequest(t, payer, coins[1:]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := resp.Results[0]; r.Code != api.CodeExpired || !strings.Contains(r.Message, "deposit deadline") {
+		t.Fatalf("deposit after the deadline: %+v", r)
+	}
+}
+
+func TestKeyRotation(t *testing.T) {
+	e := banktest.New(t, bank.Config{})
+	ctx := context.Background()
+	payer, payerToken := e.Account(t, 200)
+	old := e.Withdraw(t, payer, payerToken, 1)
+	e.Clock.Advance(366 * day)
+	fresh := e.Withdraw(t, payer, payerToken, 1)
+	if old[0].Sandbox.Coin.Data.KeyID == fresh[0].Sandbox.Coin.Data.KeyID {
+		t.Fatal("coin key not replaced after its signing period")
+	}
+	cat, err := e.Client.Catalogue(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cat.Verify(e.Bank.Catalogue().Root); err != nil || len(cat.Keys) != 4 {
+		t.Fatalf("catalogue after rotation: %d keys, %v", len(cat.Keys), err)
+	}
+	resp, err := e.Client.Deposit(ctx, payerToken, banktest.DepositRequest(t, payer, slices.Concat(e.Pay(t, old), e.Pay(t, fresh))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range resp.Results {
+		if r.Status != api.StatusCredited {
+			t.Errorf("coin %d: %+v", i, r)
+		}
+	}
+}
+
+func TestAudit(t *testing.T) {
+	e := banktest.New(t, bank.Config{})
+	payer, payerToken := e.Account(t, 1000)
+	payee, payeeToken := e.Account(t, 0)
+	coins := e.Withdraw(t, payer, payerToken, 5)
+	if _, err := e.Client.Deposit(context.Background(), payeeToken, banktest.DepositRequest(t, payee, e.Pay(t, coins[:2]))); err != nil {
+		t.Fatal(err)
+	}
+	r := state(t, e)
+	want := bank.AuditReport{
+		IssuedCoins: 5, IssuedValue: 500, DepositedCoins: 2, DepositedValue: 200, OutstandingCoins: 3, OutstandingValue: 300,
+		Credits: 1000, WithdrawDebits: 500, DepositCredits: 200, Accounts: 2, Balances: 700, Problems: []string{},
+	}
+	sameState(t, want, r)
+	if s := r.String(); !strings.Contains(s, "outstanding         3 coins            3.00") || !strings.HasSuffix(s, "audit OK") {
+		t.Errorf("report text:\n%s", s)
+	}
+
+	db := openRaw(t, e.Path)
+	if _, err := db.Exec(`UPDATE accounts SET balance = balance + 5000 WHERE id = ?`, payee); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DELETE FROM issued WHERE serial = ?`, coins[0].Sandbox.Coin.Data.Token); err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.Bank.Audit(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.OK() {
+		t.Fatal("audit found nothing wrong in a tampered database")
+	}
+	got := strings.Join(r.Problems, "\n")
+	for _, want := range []string{
+		fmt.Sprintf("account %s: balance 52.00, but its ledger entries sum to 2.00", payee),
+		"deposited coins never issued: 1, worth 1.00",
+		"withdrawals debited 5.00, but the issued coins are worth 4.00",
+		"issued 4.00 - deposited 2.00 = 2.00, but the outstanding coins are worth 3.00",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("problems:\n%s\nwant one saying %q", got, want)
+		}
+	}
+	if s := r.String(); !strings.Contains(s, "audit FAILED, problems: 4\n  - ") {
+		t.Errorf("report text:\n%s", s)
+	}
+	if e.Balance(t, payee, payeeToken) != 5200 {
+		t.Error("tampering did not take")
+	}
+}
+
+// TestLogs checks that requests are logged, and that no log line carries a
+// token, a key or a coin serial in full.
+func TestLogs(t *testing.T) {
+	e := banktest.New(t, bank.Config{})
+	ctx := context.Background()
+	payer, payerToken := e.Account(t, 300)
+	payee, payeeToken := e.Account(t, 0)
+	coins := e.Withdraw(t, payer, payerToken, 2)
+	paid := e.Pay(t, coins)
+	if _, err := e.Client.Deposit(ctx, payeeToken, banktest.DepositRequest(t, payee, paid)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Client.Deposit(ctx, payerToken, banktest.DepositRequest(t, payer, e.Pay(t, coins))); err != nil {
+		t.Fatal(err)
+	}
+	call(t, e, "GET", "/v1/accounts/"+payer, "wrong-token", nil)
+	logs := e.Logs.String()
+	for _, want := range []string{"msg=request method=POST path=/v1/deposits status=200 duration=", "msg=\"double deposit refused\""} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("logs lack %q:\n%s", want, logs)
+		}
+	}
+	secrets := []string{banktest.AdminToken, payerToken, payeeToken, "wrong-token"}
+	for _, h := range slices.Concat(coins, paid) {
+		secrets = append(secrets, h.Sandbox.Coin.Data.Token, h.Sandbox.Holder())
+	}
+	for _, s := range secrets {
+		if strings.Contains(logs, s) {
+			t.Errorf("logs contain %q", s)
+		}
+	}
+}
+
+func TestServe(t *testing.T) {
+	e := banktest.New(t, bank.Config{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- bank.Serve(ctx, ln, e.Bank.Handler(), slog.New(slog.NewTextHandler(e.Logs, nil))) }()
+	res, err := http.Get("http://" + ln.Addr().String() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("healthz: %d", res.StatusCode)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not stop")
+	}
+	if _, err := http.Get("http://" + ln.Addr().String() + "/healthz"); err == nil {
+		t.Error("still serving after shutdown")
+	}
+}
+
+func TestAuditOnReopenedStore(t *testing.T) {
+	e := banktest.New(t, bank.Config{})
+	id, token := e.Account(t, 100)
+	e.Withdraw(t, id, token, 1)
+	st, err := sqlite.Open(context.Background(), e.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	r, err := bank.Audit(context.Background(), st)
+	if err != nil || !r.OK() || r.IssuedValue != 100 {
+		t.Fatalf("audit of the store: %+v, %v", r, err)
+	}
+}

@@ -1,0 +1,188 @@
+// Package client is the Go client of the otpcash bank's HTTP API (package
+// bank; wire types in bank/api).
+//
+// Every error the bank answers with is returned as an *api.Error, so
+// callers can branch on its Code; network failures are returned wrapped
+// as they come. Responses are read up to a fixed bound, so a broken or
+// hostile server cannot exhaust the caller's memory. The client verifies
+// nothing: callers check the catalogue under their pinned root key and the
+// coins and exchange keys against it (package otp).
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/otpcash/otpcash/bank/api"
+	"github.com/otpcash/otpcash/otp"
+)
+
+// maxResponse bounds a response body: a withdrawal of the bank's largest
+// batch (1000 coins of about 1 KB) fits many times over.
+const maxResponse = 32 << 20
+
+// Client talks to one bank. It is safe for concurrent use.
+type Client struct {
+	base string
+	hc   *http.Client
+}
+
+// New returns a client of the bank at baseURL (for example
+// "https://bank.example"), using hc, or http.DefaultClient when hc is nil.
+func New(baseURL string, hc *http.Client) *Client {
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	return &Client{base: strings.TrimRight(baseURL, "/"), hc: hc}
+}
+
+// Catalogue fetches the bank's signed key catalogue. Verify it with
+// otp.Catalogue.Verify before trusting it.
+func (c *Client) Catalogue(ctx context.Context) (*otp.Catalogue, error) {
+	var cat otp.Catalogue
+	if err := c.do(ctx, http.MethodGet, "/v1/catalogue", "", nil, &cat); err != nil {
+		return nil, err
+	}
+	return &cat, nil
+}
+
+// CreateAccount opens an account (admin).
+func (c *Client) CreateAccount(ctx context.Context, adminToken string) (api.CreateAccountResponse, error) {
+	var out api.CreateAccountResponse
+	err := c.do(ctx, http.MethodPost, "/v1/accounts", adminToken, nil, &out)
+	return out, err
+}
+
+// Credit adds amount minor units to an account (admin) and returns the new
+// balance.
+func (c *Client) Credit(ctx context.Context, adminToken, id string, amount int64) (int64, error) {
+	var out api.CreditResponse
+	err := c.do(ctx, http.MethodPost, "/v1/accounts/"+url.PathEscape(id)+"/credit", adminToken, api.CreditRequest{Amount: amount}, &out)
+	return out.Balance, err
+}
+
+// Account returns an account's balance, with the account's token.
+func (c *Client) Account(ctx context.Context, token, id string) (api.Account, error) {
+	var out api.Account
+	err := c.do(ctx, http.MethodGet, "/v1/accounts/"+url.PathEscape(id), token, nil, &out)
+	return out, err
+}
+
+// History returns an account's latest ledger entries, newest first.
+func (c *Client) History(ctx context.Context, token, id string) ([]api.Entry, error) {
+	var out api.History
+	err := c.do(ctx, http.MethodGet, "/v1/accounts/"+url.PathEscape(id)+"/history", token, nil, &out)
+	return out.Entries, err
+}
+
+// Withdraw asks for one coin per holder key, debiting the account. Repeat
+// a request that failed in transit with the same ID: the bank answers with
+// the same coins and debits once.
+func (c *Client) Withdraw(ctx context.Context, token string, req api.WithdrawRequest) ([]otp.Coin, error) {
+	var out api.WithdrawResponse
+	err := c.do(ctx, http.MethodPost, "/v1/withdrawals", token, req, &out)
+	return out.Coins, err
+}
+
+// CertifyExchangeKeys has one-time public keys certified as exchange keys.
+func (c *Client) CertifyExchangeKeys(ctx context.Context, pubs []ed25519.PublicKey) ([]otp.ExchangeKey, error) {
+	req := api.ExchangeKeysRequest{Pubs: make([]string, len(pubs))}
+	for i, p := range pubs {
+		req.Pubs[i] = otp.EncodeKey(p)
+	}
+	var out api.ExchangeKeysResponse
+	if err := c.do(ctx, http.MethodPost, "/v1/exchange-keys", "", req, &out); err != nil {
+		return nil, err
+	}
+	if len(out.Keys) != len(pubs) {
+		return nil, fmt.Errorf("certify exchange keys: bank returned %d keys for %d", len(out.Keys), len(pubs))
+	}
+	return out.Keys, nil
+}
+
+// Deposit deposits coins to an account. The per-coin outcome is in the
+// results; a coin that was already credited to this account with the same
+// chain is reported as such, so a deposit that failed in transit can be
+// repeated safely.
+func (c *Client) Deposit(ctx context.Context, token string, req api.DepositRequest) (api.DepositResponse, error) {
+	var out api.DepositResponse
+	err := c.do(ctx, http.MethodPost, "/v1/deposits", token, req, &out)
+	if err == nil && len(out.Results) != len(req.Coins) {
+		err = fmt.Errorf("deposit: bank returned %d results for %d coins", len(out.Results), len(req.Coins))
+	}
+	return out, err
+}
+
+// Conflicts returns the evidence of refused double deposits (admin).
+func (c *Client) Conflicts(ctx context.Context, adminToken string) ([]api.Conflict, error) {
+	var out api.Conflicts
+	err := c.do(ctx, http.MethodGet, "/v1/admin/conflicts", adminToken, nil, &out)
+	return out.Conflicts, err
+}
+
+// do sends a request with an optional JSON body and bearer token and
+// decodes the JSON response into out.
+func (c *Client) do(ctx context.Context, method, path, token string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("%s %s: encode request: %w", method, path, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
+	if err != nil {
+		return fmt.Errorf("%s %s: read response: %w", method, path, err)
+	}
+	if len(data) > maxResponse {
+		return fmt.Errorf("%s %s: response larger than %d bytes", method, path, maxResponse)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return responseError(resp.StatusCode, data)
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("%s %s: decode response: %w", method, path, err)
+	}
+	return nil
+}
+
+// responseError turns an error response into an *api.Error, also when it
+// is not the bank's JSON (a proxy's error page, say).
+func responseError(status int, body []byte) *api.Error {
+	e := &api.Error{}
+	if json.Unmarshal(body, e) != nil || e.Code == "" {
+		e.Code = api.CodeBadRequest
+		if status >= 500 {
+			e.Code = api.CodeInternal
+		}
+		const maxShown = 200
+		text := strings.ToValidUTF8(string(body[:min(len(body), maxShown)]), "?")
+		e.Message = fmt.Sprintf("unexpected %d response: %q", status, text)
+	}
+	e.Status = status
+	return e
+}

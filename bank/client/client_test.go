@@ -1,0 +1,155 @@
+package client_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/otpcash/otpcash/bank"
+	"github.com/otpcash/otpcash/bank/api"
+	"github.com/otpcash/otpcash/bank/client"
+	"github.com/otpcash/otpcash/bank/internal/banktest"
+	"github.com/otpcash/otpcash/otp"
+)
+
+func TestClient(t *testing.T) {
+	e := banktest.New(t, bank.Config{})
+	ctx := context.Background()
+	c := client.New(e.Server.URL+"/", nil) // a trailing slash is fine
+
+	cat, err := c.Catalogue(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cat.Verify(e.Bank.Catalogue().Root); err != nil {
+		t.Fatal(err)
+	}
+	acct, err := c.CreateAccount(ctx, banktest.AdminToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payee, err := c.CreateAccount(ctx, banktest.AdminToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bal, err := c.Credit(ctx, banktest.AdminToken, acct.ID, 250); err != nil || bal != 250 {
+		t.Fatalf("credit: %d, %v", bal, err)
+	}
+	pub, priv := banktest.NewKey(t)
+	coins, err := c.Withdraw(ctx, acct.Token, api.WithdrawRequest{ID: "w1", Account: acct.ID, Holders: []string{otp.EncodeKey(pub)}})
+	if err != nil || len(coins) != 1 {
+		t.Fatalf("withdraw: %d coins, %v", len(coins), err)
+	}
+	if a, err := c.Account(ctx, acct.Token, acct.ID); err != nil || a.Balance != 150 || a.Currency != "EUR" {
+		t.Fatalf("account: %+v, %v", a, err)
+	}
+	hist, err := c.History(ctx, acct.Token, acct.ID)
+	if err != nil || len(hist) != 2 || hist[0].Kind != api.KindWithdraw {
+		t.Fatalf("history: %+v, %v", hist, err)
+	}
+
+	payeePub, payeePriv := banktest.NewKey(t)
+	xks, err := c.CertifyExchangeKeys(ctx, []ed25519.PublicKey{payeePub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb := otp.Sandbox{Coin: coins[0], Chain: []otp.Link{}}
+	if err := sb.Transfer(priv, xks[0]); err != nil {
+		t.Fatal(err)
+	}
+	held := []banktest.Held{{Sandbox: sb, Key: payeePriv}}
+	resp, err := c.Deposit(ctx, payee.Token, banktest.DepositRequest(t, payee.ID, held))
+	if err != nil || resp.Results[0].Status != api.StatusCredited || resp.Balance != 100 {
+		t.Fatalf("deposit: %+v, %v", resp, err)
+	}
+	conflicts, err := c.Conflicts(ctx, banktest.AdminToken)
+	if err != nil || len(conflicts) != 0 {
+		t.Fatalf("conflicts: %v, %v", conflicts, err)
+	}
+}
+
+func TestClientAPIErrors(t *testing.T) {
+	e := banktest.New(t, bank.Config{})
+	ctx := context.Background()
+	id, token := e.Account(t, 0)
+	pub, _ := banktest.NewKey(t)
+	tests := []struct {
+		name   string
+		call   func() error
+		status int
+		code   string
+	}{
+		{"wrong admin token", func() error { _, err := e.Client.CreateAccount(ctx, "wrong"); return err }, 401, api.CodeUnauthorized},
+		{"unknown account", func() error { _, err := e.Client.Credit(ctx, banktest.AdminToken, "nobody", 1); return err }, 404, api.CodeNotFound},
+		{"bad amount", func() error { _, err := e.Client.Credit(ctx, banktest.AdminToken, id, 0); return err }, 400, api.CodeBadRequest},
+		{"wrong token", func() error { _, err := e.Client.Account(ctx, "wrong", id); return err }, 401, api.CodeUnauthorized},
+		{"insufficient funds", func() error {
+			_, err := e.Client.Withdraw(ctx, token, api.WithdrawRequest{ID: "w", Account: id, Holders: []string{otp.EncodeKey(pub)}})
+			return err
+		}, 402, api.CodeInsufficientFunds},
+		{"no keys", func() error { _, err := e.Client.CertifyExchangeKeys(ctx, nil); return err }, 400, api.CodeBadRequest},
+		{"id with a slash", func() error { _, err := e.Client.History(ctx, token, "../accounts"); return err }, 404, api.CodeNotFound},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.call()
+			var e *api.Error
+			if !errors.As(err, &e) || e.Status != tc.status || e.Code != tc.code || e.Message == "" {
+				t.Fatalf("got %v, want an *api.Error %d %s", err, tc.status, tc.code)
+			}
+		})
+	}
+}
+
+func TestClientOddServers(t *testing.T) {
+	ctx := context.Background()
+	serve := func(h http.HandlerFunc) *client.Client {
+		s := httptest.NewServer(h)
+		t.Cleanup(s.Close)
+		return client.New(s.URL, s.Client())
+	}
+
+	c := serve(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "<html>bad gateway</html>", http.StatusBadGateway)
+	})
+	_, err := c.Catalogue(ctx)
+	var apiErr *api.Error
+	if !errors.As(err, &apiErr) || apiErr.Status != 502 || apiErr.Code != api.CodeInternal || !strings.Contains(apiErr.Message, "bad gateway") {
+		t.Errorf("non-JSON error: %#v", err)
+	}
+
+	c = serve(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"coins": [`))
+		chunk := []byte(strings.Repeat(" ", 1<<20))
+		for range 40 {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	})
+	_, err = c.Withdraw(ctx, "t", api.WithdrawRequest{})
+	if err == nil || !strings.Contains(err.Error(), "response larger than") {
+		t.Errorf("oversize response: %v", err)
+	}
+
+	c = serve(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"keys": []}`)) })
+	pub, _ := banktest.NewKey(t)
+	if _, err := c.CertifyExchangeKeys(ctx, []ed25519.PublicKey{pub}); err == nil || !strings.Contains(err.Error(), "0 keys for 1") {
+		t.Errorf("short answer: %v", err)
+	}
+
+	c = serve(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`not json`)) })
+	if _, err := c.Catalogue(ctx); err == nil || errors.As(err, &apiErr) {
+		t.Errorf("garbage answer: %v", err)
+	}
+
+	s := httptest.NewServer(http.NotFoundHandler())
+	s.Close()
+	if _, err := client.New(s.URL, nil).Catalogue(ctx); err == nil || errors.As(err, &apiErr) {
+		t.Errorf("closed server: %v", err)
+	}
+}

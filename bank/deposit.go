@@ -1,0 +1,241 @@
+package bank
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/otpcash/otpcash/bank/api"
+	"github.com/otpcash/otpcash/bank/storage"
+	"github.com/otpcash/otpcash/otp"
+)
+
+// checkedCoin is a deposited coin after the checks that need no database.
+type checkedCoin struct {
+	sandbox *otp.Sandbox
+	result  api.DepositResult // final when refused
+	spent   storage.SpentCoin
+}
+
+// deposit credits the coins of req to req.Account. Each coin gets its own
+// result; refused coins change nothing (except that a double deposit is
+// recorded as evidence).
+func (b *Bank) deposit(ctx context.Context, req api.DepositRequest) (api.DepositResponse, error) {
+	now := b.now()
+	ring, err := b.keyring(ctx, now)
+	if err != nil {
+		return api.DepositResponse{}, fmt.Errorf("deposit: %w", err)
+	}
+	checked := b.checkCoins(ring.verifier, req, now)
+	reference := "dep-" + randomText(12)
+
+	var resp api.DepositResponse
+	var conflicts []api.DepositResult
+	err = b.st.Update(ctx, func(tx storage.Tx) error {
+		resp = api.DepositResponse{Results: make([]api.DepositResult, len(checked))}
+		conflicts = conflicts[:0]
+		var total int64
+		for i := range checked {
+			c := &checked[i]
+			r := c.result
+			if r.Status == "" {
+				var err error
+				if r, err = b.spend(ctx, tx, c, reference, now); err != nil {
+					return err
+				}
+			}
+			switch {
+			case r.Status == api.StatusCredited:
+				total += c.spent.Value
+			case r.Conflict != nil:
+				conflicts = append(conflicts, r)
+			}
+			resp.Results[i] = r
+		}
+		if total == 0 {
+			a, err := tx.Account(ctx, req.Account)
+			resp.Balance = a.Balance
+			return err
+		}
+		var err error
+		resp.Balance, err = tx.Post(ctx, storage.Entry{Account: req.Account, Time: now, Kind: storage.KindDeposit, Amount: total, Reference: reference})
+		return err
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		return api.DepositResponse{}, unknownAccount(req.Account)
+	}
+	if err != nil {
+		return api.DepositResponse{}, fmt.Errorf("deposit to %s: %w", req.Account, err)
+	}
+	for _, r := range conflicts {
+		b.log.WarnContext(ctx, "double deposit refused", "account", req.Account, "token", short(r.Token),
+			"key", short(r.Conflict.Key), "index", r.Conflict.Index)
+	}
+	counts := map[string]int{}
+	for _, r := range resp.Results {
+		counts[r.Status]++
+	}
+	b.log.InfoContext(ctx, "deposit", "account", req.Account, "reference", reference, "credited", counts[api.StatusCredited],
+		"alreadyCredited", counts[api.StatusAlreadyCredited], "refused", counts[api.StatusRefused])
+	return resp, nil
+}
+
+// checkCoins verifies every coin of the request on its own: signatures,
+// chain, deposit deadline and the holder's proof for this account. The
+// signature checks dominate the cost of a deposit, so they run in
+// parallel, outside any transaction.
+func (b *Bank) checkCoins(v *otp.Verifier, req api.DepositRequest, now time.Time) []checkedCoin {
+	out := make([]checkedCoin, len(req.Coins))
+	workers := min(runtime.GOMAXPROCS(0), len(req.Coins))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := range next {
+				out[i] = checkCoin(v, &req.Coins[i], req.Account, now)
+			}
+		})
+	}
+	for i := range req.Coins {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return out
+}
+
+func checkCoin(v *otp.Verifier, dc *api.DepositCoin, account string, now time.Time) checkedCoin {
+	sb := &dc.Sandbox
+	c := checkedCoin{sandbox: sb, result: api.DepositResult{Token: sb.Coin.Data.Token}}
+	if err := v.VerifySandbox(sb); err != nil {
+		return c.refuse(refusalCode(err), err)
+	}
+	if err := v.CheckDepositable(&sb.Coin, now); err != nil {
+		return c.refuse(api.CodeExpired, err)
+	}
+	if err := sb.VerifyDepositProof(dc.Proof, account); err != nil {
+		return c.refuse(api.CodeInvalidProof, err)
+	}
+	evidence, err := json.Marshal(sb)
+	if err != nil {
+		return c.refuse(api.CodeInvalidCoin, err)
+	}
+	c.spent = storage.SpentCoin{
+		Serial: sb.Coin.Data.Token, KeyID: sb.Coin.Data.KeyID, Value: sb.Coin.Data.Value,
+		Account: account, ChainHash: chainHash(sb), Sandbox: evidence,
+	}
+	return c
+}
+
+// chainHash identifies a verified sandbox: its coin by the checksum, and
+// each link by its signature, which covers the link's checksum, index and
+// exchange key.
+func chainHash(sb *otp.Sandbox) []byte {
+	h := sha256.New()
+	h.Write([]byte(sb.Coin.Checksum))
+	for _, l := range sb.Chain {
+		h.Write([]byte{0})
+		h.Write([]byte(l.Sig))
+	}
+	return h.Sum(nil)
+}
+
+func (c checkedCoin) refuse(code string, err error) checkedCoin {
+	c.result.Status, c.result.Code, c.result.Message = api.StatusRefused, code, err.Error()
+	return c
+}
+
+func refusalCode(err error) string {
+	switch {
+	case errors.Is(err, otp.ErrChain):
+		return api.CodeInvalidChain
+	case errors.Is(err, otp.ErrUnknownIssuer), errors.Is(err, otp.ErrUnknownKey):
+		return api.CodeUnknownIssuer
+	case errors.Is(err, otp.ErrExpired):
+		return api.CodeExpired
+	}
+	return api.CodeInvalidCoin
+}
+
+// spend enters a checked coin into the spent set. The spent set's
+// uniqueness decides: a coin seen before with the same chain and account is
+// a retry; any other earlier deposit makes this one a double deposit.
+func (b *Bank) spend(ctx context.Context, tx storage.Tx, c *checkedCoin, reference string, now time.Time) (api.DepositResult, error) {
+	r := c.result
+	issued, err := tx.Issued(ctx, c.spent.Serial)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && issued.Checksum != c.sandbox.Coin.Checksum) {
+		// Validly signed yet not what the bank issued: only a leaked key
+		// or a tampered database can do that.
+		b.log.ErrorContext(ctx, "validly signed coin that was never issued", "token", short(r.Token), "keyId", c.spent.KeyID)
+		return c.refuse(api.CodeUnknownCoin, errors.New("this bank never issued this coin")).result, nil
+	}
+	if err != nil {
+		return r, err
+	}
+	s := c.spent
+	s.Reference, s.Deposited = reference, now
+	first, err := tx.InsertSpent(ctx, s)
+	switch {
+	case err == nil:
+		r.Status = api.StatusCredited
+		return r, nil
+	case !errors.Is(err, storage.ErrAlreadySpent):
+		return r, err
+	case first.Account == s.Account && bytes.Equal(first.ChainHash, s.ChainHash):
+		r.Status = api.StatusAlreadyCredited
+		return r, nil
+	}
+	firstSandbox, err := otp.ParseSandbox(first.Sandbox)
+	if err != nil {
+		return r, fmt.Errorf("stored sandbox of %s: %w", short(s.Serial), err)
+	}
+	// Both sandboxes carry the coin the bank issued (checked above), so
+	// Divergence always finds the key.
+	key, index, _ := otp.Divergence(firstSandbox, c.sandbox)
+	err = tx.InsertConflict(ctx, storage.Conflict{
+		Serial: s.Serial, Key: key, Index: index, Account: s.Account,
+		ChainHash: s.ChainHash, Sandbox: s.Sandbox, Detected: now,
+	})
+	if err != nil && !errors.Is(err, storage.ErrDuplicate) {
+		return r, err
+	}
+	r.Status, r.Code = api.StatusRefused, api.CodeDoubleDeposit
+	r.Message = fmt.Sprintf("coin already deposited with another chain or to another account; key %s signed for it twice, as holder %d", key, index)
+	r.Conflict = &api.ConflictKey{Key: key, Index: index}
+	return r, nil
+}
+
+// conflicts returns the evidence of every refused double deposit.
+func (b *Bank) conflicts(ctx context.Context) (api.Conflicts, error) {
+	var stored []storage.Conflict
+	err := b.st.View(ctx, func(tx storage.Tx) (err error) {
+		stored, err = tx.Conflicts(ctx)
+		return err
+	})
+	if err != nil {
+		return api.Conflicts{}, fmt.Errorf("conflicts: %w", err)
+	}
+	out := api.Conflicts{Conflicts: make([]api.Conflict, len(stored))}
+	for i, c := range stored {
+		first, err := otp.ParseSandbox(c.First.Sandbox)
+		if err != nil {
+			return api.Conflicts{}, fmt.Errorf("conflict on %s: first sandbox: %w", short(c.Serial), err)
+		}
+		second, err := otp.ParseSandbox(c.Sandbox)
+		if err != nil {
+			return api.Conflicts{}, fmt.Errorf("conflict on %s: second sandbox: %w", short(c.Serial), err)
+		}
+		out.Conflicts[i] = api.Conflict{
+			Token: c.Serial, Key: c.Key, Index: c.Index,
+			FirstAccount: c.First.Account, SecondAccount: c.Account, Detected: c.Detected,
+			First: *first, Second: *second,
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,470 @@
+package bank
+
+import (
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/otpcash/otpcash/bank/api"
+	"github.com/otpcash/otpcash/bank/storage"
+	"github.com/otpcash/otpcash/otp"
+)
+
+// Request body limits. A deposit carries whole sandboxes; everything else
+// is small.
+const (
+	maxBody        = 64 << 10
+	maxDepositBody = 8 << 20
+)
+
+// History page size: the default and the most a client may ask for.
+const (
+	defaultHistory = 100
+	maxHistory     = 1000
+)
+
+// handlerFunc is an HTTP handler that returns its error, to be written as
+// a JSON error body.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// Handler returns the HTTP API: the /v1 routes and /healthz. Every
+// response, errors included, is JSON; every request is logged.
+func (b *Bank) Handler() http.Handler {
+	routes := []struct {
+		method, path string
+		h            handlerFunc
+	}{
+		{http.MethodGet, "/healthz", b.handleHealth},
+		{http.MethodGet, "/v1/catalogue", b.handleCatalogue},
+		{http.MethodPost, "/v1/accounts", b.handleCreateAccount},
+		{http.MethodPost, "/v1/accounts/{id}/credit", b.handleCredit},
+		{http.MethodGet, "/v1/accounts/{id}", b.handleAccount},
+		{http.MethodGet, "/v1/accounts/{id}/history", b.handleHistory},
+		{http.MethodPost, "/v1/withdrawals", b.handleWithdraw},
+		{http.MethodPost, "/v1/exchange-keys", b.handleExchangeKeys},
+		{http.MethodPost, "/v1/deposits", b.handleDeposit},
+		{http.MethodGet, "/v1/admin/conflicts", b.handleConflicts},
+	}
+	mux := http.NewServeMux()
+	allowed := map[string][]string{}
+	for _, rt := range routes {
+		mux.Handle(rt.method+" "+rt.path, b.serve(rt.h))
+		allowed[rt.path] = append(allowed[rt.path], rt.method)
+	}
+	// The mux's own 404 and 405 answers are plain text; these are JSON.
+	for path, methods := range allowed {
+		allow := strings.Join(methods, ", ")
+		mux.Handle(path, b.serve(func(w http.ResponseWriter, r *http.Request) error {
+			w.Header().Set("Allow", allow)
+			return api.Errorf(http.StatusMethodNotAllowed, api.CodeMethodNotAllowed, "%s %s: use %s", r.Method, path, allow)
+		}))
+	}
+	mux.Handle("/", b.serve(func(w http.ResponseWriter, r *http.Request) error {
+		return api.Errorf(http.StatusNotFound, api.CodeNotFound, "no such endpoint: %s", r.URL.Path)
+	}))
+	return b.logRequests(mux)
+}
+
+func (b *Bank) serve(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			b.writeError(w, r, err)
+		}
+	})
+}
+
+var errInternal = api.Errorf(http.StatusInternalServerError, api.CodeInternal, "internal error; the bank has logged it")
+
+// writeError writes err as a JSON error body. Errors that are not
+// *api.Error are the bank's own failures: logged, and not shown to the
+// client.
+func (b *Bank) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var e *api.Error
+	if !errors.As(err, &e) {
+		b.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		e = errInternal
+	}
+	if e.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="otpcash"`)
+	}
+	writeJSON(w, e.Status, e)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		// Only a bug can get here: every response type marshals.
+		panic(fmt.Sprintf("bank: encode %T: %v", v, err))
+	}
+	writeBody(w, status, body)
+}
+
+func writeBody(w http.ResponseWriter, status int, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	// body may be shared (the cached catalogue): write the newline apart
+	// rather than append to it.
+	w.Write(body)
+	w.Write([]byte{'\n'})
+}
+
+// recorder remembers the status and size of a response for the log.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+	wrote  bool
+}
+
+func (r *recorder) WriteHeader(status int) {
+	if !r.wrote {
+		r.status, r.wrote = status, true
+	}
+	r.ResponseWriter.WriteHeader(status)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func (r *recorder) Write(p []byte) (int, error) {
+	r.wrote = true
+	n, err := r.ResponseWriter.Write(p)
+	r.bytes += int64(n)
+	return n, err
+}
+
+// logRequests logs one line per request and turns a panic into a JSON 500.
+// It logs no header and no body: they carry tokens, keys and serials.
+func (b *Bank) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				b.log.ErrorContext(r.Context(), "handler panic", "panic", p, "stack", string(debug.Stack()))
+				if !rec.wrote {
+					writeJSON(rec, errInternal.Status, errInternal)
+				}
+			}
+			remote, _, _ := net.SplitHostPort(r.RemoteAddr)
+			b.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+				slog.String("method", r.Method), slog.String("path", r.URL.Path),
+				slog.Int("status", rec.status), slog.Duration("duration", time.Since(start)),
+				slog.Int64("bytes", rec.bytes), slog.String("remote", remote))
+		}()
+		next.ServeHTTP(rec, r)
+	})
+}
+
+func badRequest(format string, args ...any) *api.Error {
+	return api.Errorf(http.StatusBadRequest, api.CodeBadRequest, format, args...)
+}
+
+// decode reads exactly one JSON value from r into v, refusing unknown
+// fields and trailing data, and turns every failure into an *api.Error.
+func decode(r io.Reader, v any) error {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		if _, err = dec.Token(); err == io.EOF {
+			return nil
+		}
+		if err == nil {
+			err = errors.New("trailing data after the JSON value")
+		}
+	}
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return api.Errorf(http.StatusRequestEntityTooLarge, api.CodeTooLarge, "request body larger than %d bytes", tooLarge.Limit)
+	case errors.Is(err, io.EOF):
+		return badRequest("empty request body; want JSON")
+	}
+	return badRequest("invalid JSON body: %v", err)
+}
+
+// checkID checks a client-supplied identifier: 1 to 128 printable ASCII
+// characters, no spaces, so it is safe in URLs, logs and references.
+func checkID(field, s string) error {
+	if len(s) == 0 || len(s) > 128 {
+		return badRequest("%s: want 1 to 128 characters, got %d", field, len(s))
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return badRequest("%s: only printable ASCII without spaces allowed", field)
+		}
+	}
+	return nil
+}
+
+func checkCount(field string, n, max int) error {
+	if n == 0 {
+		return badRequest("%s: empty", field)
+	}
+	if n > max {
+		return api.Errorf(http.StatusRequestEntityTooLarge, api.CodeTooLarge, "%s: %d given, at most %d per request", field, n, max)
+	}
+	return nil
+}
+
+// parseKeys decodes 1 to max distinct one-time public keys.
+func parseKeys(field string, keys []string, max int) ([]ed25519.PublicKey, error) {
+	if err := checkCount(field, len(keys), max); err != nil {
+		return nil, err
+	}
+	out := make([]ed25519.PublicKey, len(keys))
+	seen := make(map[string]int, len(keys))
+	for i, k := range keys {
+		pub, err := otp.DecodeKey(k)
+		if err != nil {
+			return nil, badRequest("%s[%d]: %v", field, i, err)
+		}
+		// DecodeKey accepts one spelling per key, so equal keys are
+		// equal strings.
+		if j, dup := seen[k]; dup {
+			return nil, badRequest("%s[%d]: same key as %s[%d]; every key must be fresh", field, i, field, j)
+		}
+		seen[k] = i
+		out[i] = pub
+	}
+	return out, nil
+}
+
+func parseWithdrawRequest(r io.Reader, maxCoins int) (api.WithdrawRequest, []ed25519.PublicKey, error) {
+	var req api.WithdrawRequest
+	if err := decode(r, &req); err != nil {
+		return req, nil, err
+	}
+	if err := checkID("id", req.ID); err != nil {
+		return req, nil, err
+	}
+	if err := checkID("account", req.Account); err != nil {
+		return req, nil, err
+	}
+	holders, err := parseKeys("holders", req.Holders, maxCoins)
+	return req, holders, err
+}
+
+func parseExchangeKeysRequest(r io.Reader, maxKeys int) ([]ed25519.PublicKey, error) {
+	var req api.ExchangeKeysRequest
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	return parseKeys("pubs", req.Pubs, maxKeys)
+}
+
+func parseDepositRequest(r io.Reader, maxCoins int) (api.DepositRequest, error) {
+	var req api.DepositRequest
+	if err := decode(r, &req); err != nil {
+		return req, err
+	}
+	if err := checkID("account", req.Account); err != nil {
+		return req, err
+	}
+	return req, checkCount("coins", len(req.Coins), maxCoins)
+}
+
+func parseCreditRequest(r io.Reader) (api.CreditRequest, error) {
+	var req api.CreditRequest
+	return req, decode(r, &req)
+}
+
+// bearer returns the request's bearer token.
+func bearer(r *http.Request) (string, error) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return "", api.Errorf(http.StatusUnauthorized, api.CodeUnauthorized, "missing Authorization: Bearer token")
+	}
+	scheme, token, _ := strings.Cut(h, " ")
+	if !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return "", api.Errorf(http.StatusUnauthorized, api.CodeUnauthorized, "Authorization header is not a Bearer token")
+	}
+	return token, nil
+}
+
+func (b *Bank) requireAdmin(r *http.Request) error {
+	if b.adminHash == nil {
+		return api.Errorf(http.StatusUnauthorized, api.CodeUnauthorized, "admin routes are off: the bank runs without an admin token")
+	}
+	token, err := bearer(r)
+	if err != nil {
+		return err
+	}
+	if !tokenMatches(token, b.adminHash) {
+		return api.Errorf(http.StatusUnauthorized, api.CodeUnauthorized, "invalid admin token")
+	}
+	return nil
+}
+
+// requireOwner checks that the request carries the token of account id,
+// and returns the account.
+func (b *Bank) requireOwner(r *http.Request, id string) (storage.Account, error) {
+	token, err := bearer(r)
+	if err != nil {
+		return storage.Account{}, err
+	}
+	a, err := b.account(r.Context(), id)
+	if err != nil {
+		return storage.Account{}, err
+	}
+	if !tokenMatches(token, a.TokenHash) {
+		return storage.Account{}, api.Errorf(http.StatusUnauthorized, api.CodeUnauthorized, "invalid token for account %q", id)
+	}
+	return a, nil
+}
+
+func (b *Bank) handleHealth(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, api.Health{Status: "ok"})
+	return nil
+}
+
+func (b *Bank) handleCatalogue(w http.ResponseWriter, r *http.Request) error {
+	ring, err := b.keyring(r.Context(), b.now())
+	if err != nil {
+		return err
+	}
+	writeBody(w, http.StatusOK, ring.catJSON)
+	return nil
+}
+
+func (b *Bank) handleCreateAccount(w http.ResponseWriter, r *http.Request) error {
+	if err := b.requireAdmin(r); err != nil {
+		return err
+	}
+	id, token, err := b.CreateAccount(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, api.CreateAccountResponse{ID: id, Token: token})
+	return nil
+}
+
+func (b *Bank) handleCredit(w http.ResponseWriter, r *http.Request) error {
+	if err := b.requireAdmin(r); err != nil {
+		return err
+	}
+	req, err := parseCreditRequest(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		return err
+	}
+	balance, err := b.Credit(r.Context(), r.PathValue("id"), req.Amount)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, api.CreditResponse{Balance: balance})
+	return nil
+}
+
+func (b *Bank) handleAccount(w http.ResponseWriter, r *http.Request) error {
+	a, err := b.requireOwner(r, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, api.Account{ID: a.ID, Currency: b.cfg.Currency, Balance: a.Balance})
+	return nil
+}
+
+func (b *Bank) handleHistory(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	if _, err := b.requireOwner(r, id); err != nil {
+		return err
+	}
+	limit := defaultHistory
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxHistory {
+			return badRequest("limit: want a number from 1 to %d, got %q", maxHistory, s)
+		}
+		limit = n
+	}
+	h, err := b.history(r.Context(), id, limit)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, h)
+	return nil
+}
+
+func (b *Bank) handleWithdraw(w http.ResponseWriter, r *http.Request) error {
+	if _, err := bearer(r); err != nil {
+		return err
+	}
+	req, holders, err := parseWithdrawRequest(http.MaxBytesReader(w, r.Body, maxBody), b.cfg.MaxCoinsPerRequest)
+	if err != nil {
+		return err
+	}
+	if _, err := b.requireOwner(r, req.Account); err != nil {
+		return err
+	}
+	body, err := b.withdraw(r.Context(), req, holders)
+	if err != nil {
+		return err
+	}
+	writeBody(w, http.StatusOK, body)
+	return nil
+}
+
+func (b *Bank) handleExchangeKeys(w http.ResponseWriter, r *http.Request) error {
+	if !b.limiter.allow(r.RemoteAddr, b.now()) {
+		w.Header().Set("Retry-After", "1")
+		return api.Errorf(http.StatusTooManyRequests, api.CodeRateLimited, "too many exchange key requests from your address; retry later")
+	}
+	pubs, err := parseExchangeKeysRequest(http.MaxBytesReader(w, r.Body, maxBody), b.cfg.MaxCoinsPerRequest)
+	if err != nil {
+		return err
+	}
+	keys, err := b.certify(r.Context(), pubs)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, api.ExchangeKeysResponse{Keys: keys})
+	return nil
+}
+
+func (b *Bank) handleDeposit(w http.ResponseWriter, r *http.Request) error {
+	if _, err := bearer(r); err != nil {
+		return err
+	}
+	req, err := parseDepositRequest(http.MaxBytesReader(w, r.Body, maxDepositBody), b.cfg.MaxCoinsPerRequest)
+	if err != nil {
+		return err
+	}
+	// Authenticate before the costly signature checks.
+	if _, err := b.requireOwner(r, req.Account); err != nil {
+		return err
+	}
+	resp, err := b.deposit(r.Context(), req)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+func (b *Bank) handleConflicts(w http.ResponseWriter, r *http.Request) error {
+	if err := b.requireAdmin(r); err != nil {
+		return err
+	}
+	cs, err := b.conflicts(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, cs)
+	return nil
+}

@@ -1,0 +1,203 @@
+// Package storage is the bank's persistence boundary: one interface that
+// every storage engine implements (SQLite in bank/storage/sqlite; a
+// PostgreSQL engine can be added beside it) and that package bank uses
+// without writing SQL.
+//
+// An engine keeps records and enforces the data's integrity; it has no
+// business rules. Its guarantees, checked by bank/storage/storagetest:
+//   - Update runs a function in one serializable read-write transaction:
+//     everything it wrote is committed durably when it returns nil, and
+//     nothing is when it returns an error;
+//   - View runs a function on a consistent read-only snapshot;
+//   - a serial enters the spent set at most once, whatever the
+//     concurrency: the database is the arbiter (InsertSpent);
+//   - an account's balance changes only together with a ledger entry (Post)
+//     and never goes below zero.
+//
+// Money is int64 minor units (cents). Times are stored with microsecond
+// precision or better and returned in UTC.
+package storage
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors callers can test with errors.Is.
+var (
+	ErrNotFound          = errors.New("not found")
+	ErrDuplicate         = errors.New("already exists")
+	ErrAlreadySpent      = errors.New("serial already spent")
+	ErrInsufficientFunds = errors.New("insufficient funds")
+)
+
+// Store is a storage engine.
+type Store interface {
+	// Update runs fn in a read-write transaction, committing when fn
+	// returns nil. fn's error is returned as is, so errors.Is works on it.
+	Update(ctx context.Context, fn func(Tx) error) error
+	// View runs fn in a read-only transaction.
+	View(ctx context.Context, fn func(Tx) error) error
+	Close() error
+}
+
+// Tx is the set of operations available inside a transaction. A Tx must
+// not be used after the function it was given to returns.
+type Tx interface {
+	// CreateAccount adds an account with a zero balance; ErrDuplicate if
+	// the id is taken.
+	CreateAccount(ctx context.Context, a Account) error
+	// Account returns an account; ErrNotFound if there is none.
+	Account(ctx context.Context, id string) (Account, error)
+	// Post appends e to its account's ledger and adds e.Amount to the
+	// balance, returning the new balance: ErrNotFound for an unknown
+	// account, ErrInsufficientFunds (and nothing changed) if the balance
+	// would go below zero.
+	Post(ctx context.Context, e Entry) (balance int64, err error)
+	// Entries returns up to limit ledger entries of an account, newest
+	// first.
+	Entries(ctx context.Context, account string, limit int) ([]Entry, error)
+
+	// Withdrawal returns a withdrawal by account and id; ErrNotFound if
+	// there is none.
+	Withdrawal(ctx context.Context, account, id string) (Withdrawal, error)
+	// InsertWithdrawal records a withdrawal; ErrDuplicate if the account
+	// already has one with that id.
+	InsertWithdrawal(ctx context.Context, w Withdrawal) error
+	// InsertIssued records issued coins, which must belong to a recorded
+	// withdrawal; ErrDuplicate if a serial was issued before.
+	InsertIssued(ctx context.Context, coins []IssuedCoin) error
+	// Issued returns an issued coin by serial; ErrNotFound if there is none.
+	Issued(ctx context.Context, serial string) (IssuedCoin, error)
+
+	// InsertSpent adds a coin to the spent set. If its serial is already
+	// there it returns the stored record and ErrAlreadySpent, and changes
+	// nothing.
+	InsertSpent(ctx context.Context, s SpentCoin) (SpentCoin, error)
+	// InsertConflict records a refused second deposit of a spent serial;
+	// ErrDuplicate if the same chain was recorded for that serial before.
+	InsertConflict(ctx context.Context, c Conflict) error
+	// Conflicts returns all recorded conflicts, oldest first, each with the
+	// spent record it conflicts with.
+	Conflicts(ctx context.Context) ([]Conflict, error)
+
+	// InsertIssuerKey stores an issuer key; ErrDuplicate if its id exists.
+	InsertIssuerKey(ctx context.Context, k IssuerKey) error
+	// IssuerKeys returns every stored issuer key, oldest first.
+	IssuerKeys(ctx context.Context) ([]IssuerKey, error)
+
+	// AuditSums totals the issued coins, the spent set and the ledger.
+	AuditSums(ctx context.Context) (AuditSums, error)
+	// LedgerMismatches returns the accounts whose stored balance differs
+	// from the sum of their ledger entries.
+	LedgerMismatches(ctx context.Context) ([]LedgerMismatch, error)
+}
+
+// Account is a bank account. Only a hash of its bearer token is stored.
+type Account struct {
+	ID        string
+	TokenHash []byte
+	Balance   int64
+	Created   time.Time
+}
+
+// Kinds of ledger entries.
+const (
+	KindCredit   = "credit"
+	KindWithdraw = "withdraw"
+	KindDeposit  = "deposit"
+)
+
+// Entry is one ledger entry: a signed change of an account's balance.
+type Entry struct {
+	ID        int64 // assigned by Post, increasing
+	Account   string
+	Time      time.Time
+	Kind      string // one of the Kind constants
+	Amount    int64
+	Reference string
+}
+
+// Withdrawal is a completed withdrawal: a hash of the request, to tell a
+// retry from a different request with the same id, and the response, to
+// answer a retry with the same coins.
+type Withdrawal struct {
+	Account     string
+	ID          string
+	RequestHash []byte
+	Response    []byte
+	Created     time.Time
+}
+
+// IssuedCoin records one coin the bank signed.
+type IssuedCoin struct {
+	Serial     string // the coin's token
+	Account    string
+	Withdrawal string
+	KeyID      string
+	Value      int64
+	Checksum   string
+	Issued     time.Time
+}
+
+// SpentCoin is a member of the spent set: a deposited coin, with the chain
+// it was deposited with as evidence.
+type SpentCoin struct {
+	Serial    string
+	KeyID     string
+	Value     int64
+	Account   string // the account credited
+	Reference string // the reference of the ledger entry that credited it
+	ChainHash []byte // identifies the deposited chain
+	Sandbox   []byte // the deposited sandbox, JSON
+	Deposited time.Time
+}
+
+// Conflict is a refused second deposit of a spent serial. First is filled
+// in by Conflicts.
+type Conflict struct {
+	Serial    string
+	Key       string // the one-time key that signed for the coin twice
+	Index     int    // its position in the chains
+	Account   string // the account the second deposit was for
+	ChainHash []byte
+	Sandbox   []byte // the second sandbox, JSON
+	Detected  time.Time
+	First     SpentCoin
+}
+
+// IssuerKey is one of the bank's signing keys: Seed is the Ed25519 private
+// key seed and Entry the key's public description, as the bank encodes it.
+type IssuerKey struct {
+	KeyID   string
+	Use     string
+	Seed    []byte
+	Entry   []byte
+	Created time.Time
+}
+
+// Figure is a count of coins and their total value.
+type Figure struct {
+	Count int64
+	Value int64
+}
+
+// AuditSums are the totals the audit compares.
+type AuditSums struct {
+	Issued      Figure // every issued coin
+	Spent       Figure // the spent set
+	Outstanding Figure // issued coins not in the spent set
+	Unissued    Figure // spent serials never issued
+	// Sums of ledger entries by kind (withdrawals are negative).
+	Credits, Withdrawals, Deposits int64
+	Accounts                       int64
+	Balances                       int64 // sum of stored balances
+}
+
+// LedgerMismatch is an account whose balance disagrees with its ledger.
+type LedgerMismatch struct {
+	Account   string
+	Balance   int64
+	LedgerSum int64
+}
