@@ -1,0 +1,40 @@
+// Package vault is the secure-enclave stand-in of an otpcash wallet: the
+// one place where coins and their one-time private keys live.
+//
+// A vault is one SQLite database file in the wallet directory. The software
+// backend encrypts every record with XChaCha20-Poly1305 under a random data
+// key; the data key is stored only wrapped by a key derived from the owner's
+// PIN or passphrase with Argon2id. A hardware backend (a TPM 2.0 sealing the
+// data key) fits behind the same key-wrapping interface.
+//
+// Guarantees:
+//   - Nothing secret or linkable is stored in the clear: private keys, coin
+//     serials and holder public keys appear only inside encrypted records, and
+//     rows are found by HMAC-SHA256 of their natural key under a key derived
+//     from the data key. Each record's kind, row key and state are its AEAD
+//     associated data, so records cannot be swapped between rows and the
+//     plaintext state column cannot be edited to move a coin.
+//   - Every operation is one SQLite transaction in WAL mode with
+//     synchronous=FULL: after a crash at any point a batch is either wholly
+//     stored or not at all, and a returned call is durable.
+//   - Every coin is in exactly one state: Held, PendingOut, Spent (kept with
+//     the payee's receipt) or Deposited. A coin that comes back after being
+//     paid away is held again as a new entry, next to the receipt of the
+//     earlier payment. Sealing a coin to a payee destroys its holder key in
+//     the same transaction that records it as PendingOut, and state changes
+//     check the current state inside that transaction, so a coin is signed
+//     over at most once by this vault.
+//   - Keys for a withdrawal are stored before the bank is asked, and an
+//     exchange key stays usable until a coin arrives on it, so no coin sent
+//     to this vault is lost to a crash.
+//
+// Limits of the software backend: it cannot stop a user who copies the
+// directory and later restores the old copy, getting back holder keys it had
+// destroyed. Paying such a coin again makes two transfers signed by one key;
+// the bank detects that double spend at deposit and names the key. Nor can
+// it rate-limit PIN guesses against a copied file: Argon2id only makes each
+// guess expensive. A destroyed key is overwritten in the database file, but
+// an older, encrypted page holding it can remain in the write-ahead log
+// until SQLite reuses that space; to someone with the PIN it is as good as
+// an old copy. Go cannot reliably wipe key material from memory.
+package vault

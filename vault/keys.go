@@ -1,0 +1,300 @@
+package vault
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/otpcash/otpcash/otp"
+)
+
+// Every one-time private key is one key record, found by its public key,
+// and deleted once it can sign nothing more of use: when its coin is sealed
+// to a payee or deposited. Its state says what it is for.
+const (
+	keyWithdrawal  = "withdrawal"  // first holder of a coin being withdrawn
+	keyUncertified = "uncertified" // exchange key waiting for the bank's certificate
+	keyCertified   = "certified"   // exchange key that can be offered to a payer
+	keyHolder      = "holder"      // holds a coin of this vault
+)
+
+type keyRecord struct {
+	Seed []byte           `json:"seed"`
+	Cert *otp.ExchangeKey `json:"cert,omitempty"`
+}
+
+// maxKeys bounds one request for new keys, so a wrong count cannot exhaust
+// memory or stall the vault.
+const maxKeys = 1 << 16
+
+func checkCount(n int) error {
+	if n < 1 || n > maxKeys {
+		return fmt.Errorf("asked for %d keys, want 1..%d", n, maxKeys)
+	}
+	return nil
+}
+
+// newKey makes and stores a one-time key in state.
+func (t *tx) newKey(state string) (ed25519.PublicKey, error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	return pub, t.put(kindKey, t.s.id(kindKey, pub), state, nil, keyRecord{Seed: priv.Seed()})
+}
+
+// key loads the key record for the text public key pub.
+func (t *tx) key(pub string) (id []byte, k keyRecord, state string, err error) {
+	raw, err := otp.DecodeKey(pub)
+	if err != nil {
+		return nil, k, "", err
+	}
+	id = t.s.id(kindKey, raw)
+	state, err = t.get(kindKey, id, &k)
+	if errors.Is(err, ErrNotFound) {
+		err = fmt.Errorf("key %.12s: %w: this vault never made it or has destroyed it", pub, ErrNotFound)
+	}
+	return id, k, state, err
+}
+
+// holderKey returns the private key of the current holder of sb, which
+// this vault must hold.
+func (t *tx) holderKey(sb *otp.Sandbox) (id []byte, priv ed25519.PrivateKey, err error) {
+	id, k, state, err := t.key(sb.Holder())
+	if err != nil {
+		return nil, nil, err
+	}
+	if state != keyHolder {
+		return nil, nil, fmt.Errorf("key %.12s: %w: %s, not a coin's holder key", sb.Holder(), ErrState, state)
+	}
+	return id, ed25519.NewKeyFromSeed(k.Seed), nil
+}
+
+// withdrawal is a withdrawal whose holder keys exist. It is pending until
+// its coins are stored.
+type withdrawal struct {
+	ID   string   `json:"id"`
+	Keys []string `json:"keys"`
+}
+
+const (
+	withdrawalPending = "pending"
+	withdrawalDone    = "done"
+)
+
+// HolderKeys returns the n first-holder keys of withdrawal withdrawalID,
+// making and storing them the first time, so that a withdrawal interrupted
+// after the bank was asked can be finished by asking again with the same
+// id and keys. Asking again with a different n is an error wrapping
+// ErrExists; n == 0 returns the keys of an existing withdrawal.
+func (v *Vault) HolderKeys(ctx context.Context, withdrawalID string, n int) ([]ed25519.PublicKey, error) {
+	if withdrawalID == "" {
+		return nil, errors.New("holder keys: empty withdrawal id")
+	}
+	var pubs []ed25519.PublicKey
+	err := v.update(ctx, func(t *tx) error {
+		id := t.s.id(kindWithdrawal, []byte(withdrawalID))
+		var w withdrawal
+		_, err := t.get(kindWithdrawal, id, &w)
+		switch {
+		case err == nil:
+			if n != 0 && n != len(w.Keys) {
+				return fmt.Errorf("%w with %d keys, not %d", ErrExists, len(w.Keys), n)
+			}
+			for _, k := range w.Keys {
+				pub, err := otp.DecodeKey(k)
+				if err != nil {
+					return err
+				}
+				pubs = append(pubs, pub)
+			}
+			return nil
+		case !errors.Is(err, ErrNotFound):
+			return err
+		case n == 0:
+			return ErrNotFound
+		}
+		if err := checkCount(n); err != nil {
+			return err
+		}
+		w = withdrawal{ID: withdrawalID, Keys: make([]string, n)}
+		for i := range n {
+			pub, err := t.newKey(keyWithdrawal)
+			if err != nil {
+				return err
+			}
+			pubs = append(pubs, pub)
+			w.Keys[i] = otp.EncodeKey(pub)
+		}
+		return t.put(kindWithdrawal, id, withdrawalPending, nil, w)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("holder keys of withdrawal %q: %w", withdrawalID, err)
+	}
+	return pubs, nil
+}
+
+// PendingWithdrawals returns the ids of withdrawals with keys but no coins
+// yet: those to finish by asking the bank again.
+func (v *Vault) PendingWithdrawals(ctx context.Context) ([]string, error) {
+	var ids []string
+	err := v.update(ctx, func(t *tx) error {
+		ws, err := list[withdrawal](t, kindWithdrawal, byState, withdrawalPending)
+		for _, w := range ws {
+			ids = append(ids, w.val.ID)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pending withdrawals: %w", err)
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// ForgetWithdrawal deletes a pending withdrawal and its keys, for when the
+// bank refused it and debited nothing. A withdrawal whose coins are stored
+// cannot be forgotten (ErrState).
+func (v *Vault) ForgetWithdrawal(ctx context.Context, withdrawalID string) error {
+	err := v.update(ctx, func(t *tx) error {
+		id := t.s.id(kindWithdrawal, []byte(withdrawalID))
+		var w withdrawal
+		state, err := t.get(kindWithdrawal, id, &w)
+		if err != nil {
+			return err
+		}
+		if state != withdrawalPending {
+			return fmt.Errorf("%w: its coins are stored", ErrState)
+		}
+		for _, pub := range w.Keys {
+			kid, _, _, err := t.key(pub)
+			if err != nil {
+				return err
+			}
+			if err := t.delete(kindKey, kid); err != nil {
+				return err
+			}
+		}
+		return t.delete(kindWithdrawal, id)
+	})
+	if err != nil {
+		return fmt.Errorf("forget withdrawal %q: %w", withdrawalID, err)
+	}
+	return nil
+}
+
+// NewExchangeKeys makes and stores n one-time keys for payers to transfer
+// coins to. They can be offered once the bank has certified them (see
+// AddExchangeKeys).
+func (v *Vault) NewExchangeKeys(ctx context.Context, n int) ([]ed25519.PublicKey, error) {
+	if err := checkCount(n); err != nil {
+		return nil, fmt.Errorf("new exchange keys: %w", err)
+	}
+	pubs := make([]ed25519.PublicKey, n)
+	err := v.update(ctx, func(t *tx) error {
+		for i := range pubs {
+			var err error
+			if pubs[i], err = t.newKey(keyUncertified); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("new exchange keys: %w", err)
+	}
+	return pubs, nil
+}
+
+// AddExchangeKeys attaches the bank's certificates to keys made by
+// NewExchangeKeys. The caller has verified them. A certificate for a key
+// this vault did not make is an error and nothing is stored.
+func (v *Vault) AddExchangeKeys(ctx context.Context, keys []otp.ExchangeKey) error {
+	err := v.update(ctx, func(t *tx) error {
+		for i := range keys {
+			id, k, state, err := t.key(keys[i].Pub)
+			if err != nil {
+				return fmt.Errorf("exchange key: %w", err)
+			}
+			if state != keyUncertified && state != keyCertified {
+				return fmt.Errorf("exchange key %.12s: %w: the key is a %s key", keys[i].Pub, ErrState, state)
+			}
+			k.Cert = &keys[i]
+			if err := t.put(kindKey, id, keyCertified, nil, k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("add exchange keys: %w", err)
+	}
+	return nil
+}
+
+// offerable returns the certified exchange keys no coin has arrived on and
+// that are still valid, those expiring first first. Expired keys are kept:
+// a payer whose clock is behind may still have sealed a coin to one.
+func (t *tx) offerable() ([]otp.ExchangeKey, error) {
+	rows, err := list[keyRecord](t, kindKey, byState, keyCertified)
+	if err != nil {
+		return nil, err
+	}
+	var keys []otp.ExchangeKey
+	for _, r := range rows {
+		if t.now.Before(r.val.Cert.Expires) {
+			keys = append(keys, *r.val.Cert)
+		}
+	}
+	slices.SortFunc(keys, func(a, b otp.ExchangeKey) int {
+		if c := a.Expires.Compare(b.Expires); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Pub, b.Pub)
+	})
+	return keys, nil
+}
+
+// OfferExchangeKeys returns n certified, unused, unexpired exchange keys
+// for a payer; ErrNoExchangeKeys if there are fewer. Offering is not
+// recorded: a key stays usable until a coin arrives on it, so keys offered
+// to a payer who walked away are not wasted. The caller must not offer the
+// same keys in two sessions at once, since a second coin on a key is
+// refused.
+func (v *Vault) OfferExchangeKeys(ctx context.Context, n int) ([]otp.ExchangeKey, error) {
+	if n < 1 {
+		return nil, fmt.Errorf("offer exchange keys: asked for %d", n)
+	}
+	var keys []otp.ExchangeKey
+	err := v.update(ctx, func(t *tx) error {
+		var err error
+		keys, err = t.offerable()
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("offer exchange keys: %w", err)
+	}
+	if len(keys) < n {
+		return nil, fmt.Errorf("offer exchange keys: %w: have %d, want %d", ErrNoExchangeKeys, len(keys), n)
+	}
+	return keys[:n], nil
+}
+
+// ExchangeKeyCount returns how many exchange keys could be offered now:
+// how many coins the vault can receive before it must refill.
+func (v *Vault) ExchangeKeyCount(ctx context.Context) (int, error) {
+	var n int
+	err := v.update(ctx, func(t *tx) error {
+		keys, err := t.offerable()
+		n = len(keys)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("exchange key count: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,273 @@
+package vault
+
+import (
+	"context"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"golang.org/x/crypto/chacha20poly1305"
+	_ "modernc.org/sqlite"
+)
+
+// dbName is the vault's database inside the wallet directory. SQLite adds
+// dbName-wal and dbName-shm next to it, with the same permissions.
+const dbName = "vault.db"
+
+// Record kinds. The kind is part of every row key and of every record's
+// associated data.
+const (
+	kindSetting    = "setting"
+	kindIdentity   = "identity"
+	kindWithdrawal = "withdrawal"
+	kindKey        = "key"
+	kindCoin       = "coin"
+	kindEvent      = "event"
+
+	// refSerial is not a kind but the MAC domain of the index that finds
+	// every holding of one coin.
+	refSerial = "serial"
+)
+
+// The plaintext meta table holds what is needed before the data key is
+// known. Nothing in it is secret.
+const (
+	metaFormat     = "format"
+	metaProtector  = "protector"
+	metaWrappedKey = "wrapped-key"
+	formatVersion  = "1"
+)
+
+// schema holds no vault until the meta rows are written, in one
+// transaction, so a crash during Create leaves either no vault or a
+// complete one.
+const schema = `
+CREATE TABLE IF NOT EXISTS meta (
+	name  TEXT PRIMARY KEY,
+	value BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS record (
+	kind  TEXT NOT NULL,
+	id    BLOB NOT NULL,
+	state TEXT NOT NULL,
+	ref   BLOB,
+	blob  BLOB NOT NULL,
+	UNIQUE (kind, id)
+);
+CREATE INDEX IF NOT EXISTS record_state ON record (kind, state);
+CREATE INDEX IF NOT EXISTS record_ref ON record (kind, ref) WHERE ref IS NOT NULL;
+`
+
+// openDB opens the database at path, which must exist. Every write is a
+// durable transaction: WAL with synchronous=FULL fsyncs the log on commit.
+// Transactions begin IMMEDIATE so that a read-check-write sequence holds
+// the write lock from its first read, also against another process.
+// secure_delete overwrites deleted records, so a destroyed holder key does
+// not linger, even encrypted, in the database's free pages.
+func openDB(path string) (*sql.DB, error) {
+	q := url.Values{}
+	q.Set("mode", "rw")
+	q.Set("_txlock", "immediate")
+	q.Set("_busy_timeout", "10000")
+	q.Set("_journal_mode", "WAL")
+	q.Set("_synchronous", "FULL")
+	q.Add("_pragma", "secure_delete(ON)")
+	u := url.URL{Scheme: "file", Path: path, RawQuery: q.Encode()}
+	db, err := sql.Open("sqlite", u.String())
+	if err != nil {
+		return nil, err
+	}
+	// One connection: the vault serialises its work anyway, and every
+	// statement then sees the pragmas above.
+	db.SetMaxOpenConns(1)
+	if err := db.Ping(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// sealer encrypts records and computes row keys, each under its own key
+// derived from the data key.
+type sealer struct {
+	aead cipher.AEAD
+	mac  []byte
+}
+
+func newSealer(dataKey []byte) (*sealer, error) {
+	enc, err := hkdf.Key(sha256.New, dataKey, nil, "otpcash/v1/vault/record-key", chacha20poly1305.KeySize)
+	if err != nil {
+		return nil, err
+	}
+	mac, err := hkdf.Key(sha256.New, dataKey, nil, "otpcash/v1/vault/row-key", sha256.Size)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := chacha20poly1305.NewX(enc)
+	if err != nil {
+		return nil, err
+	}
+	return &sealer{aead: aead, mac: mac}, nil
+}
+
+// frame joins fields with length prefixes, so that no two different field
+// lists give the same bytes.
+func frame(fields ...[]byte) []byte {
+	var b []byte
+	for _, f := range fields {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(f)))
+		b = append(b, f...)
+	}
+	return b
+}
+
+// id is the row key of the record of kind named by parts: a MAC, so that
+// serials and public keys can be looked up without being stored.
+func (s *sealer) id(kind string, parts ...[]byte) []byte {
+	m := hmac.New(sha256.New, s.mac)
+	m.Write(frame(append([][]byte{[]byte(kind)}, parts...)...))
+	return m.Sum(nil)
+}
+
+func associated(kind string, id []byte, state string, ref []byte) []byte {
+	return frame([]byte("otpcash/v1/vault/record"), []byte(kind), id, []byte(state), ref)
+}
+
+func (s *sealer) seal(kind string, id []byte, state string, ref []byte, v any) ([]byte, error) {
+	plain, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(plain)+s.aead.Overhead())
+	rand.Read(nonce)
+	return s.aead.Seal(nonce, nonce, plain, associated(kind, id, state, ref)), nil
+}
+
+func (s *sealer) open(kind string, id []byte, state string, ref, blob []byte, v any) error {
+	n := s.aead.NonceSize()
+	if len(blob) < n {
+		return fmt.Errorf("%s record is truncated", kind)
+	}
+	plain, err := s.aead.Open(nil, blob[:n], blob[n:], associated(kind, id, state, ref))
+	if err != nil {
+		return fmt.Errorf("%s record is corrupt or was tampered with", kind)
+	}
+	return json.Unmarshal(plain, v)
+}
+
+// The statements on records, prepared once per vault: preparing a
+// statement costs more than running it, and a batch runs several per coin.
+const (
+	getRecord    = `SELECT state, ref, blob FROM record WHERE kind = ? AND id = ?`
+	putRecord    = `INSERT INTO record (kind, id, state, ref, blob) VALUES (?, ?, ?, ?, ?) ON CONFLICT (kind, id) DO UPDATE SET state = excluded.state, ref = excluded.ref, blob = excluded.blob`
+	deleteRecord = `DELETE FROM record WHERE kind = ? AND id = ?`
+	lastRecord   = `SELECT id FROM record WHERE kind = ? ORDER BY id DESC LIMIT 1`
+	listRecords  = `SELECT id, state, ref, blob FROM record WHERE kind = ?`
+)
+
+func prepare(ctx context.Context, db *sql.DB) (map[string]*sql.Stmt, error) {
+	stmts := map[string]*sql.Stmt{}
+	for _, q := range []string{getRecord, putRecord, deleteRecord, lastRecord,
+		listRecords + string(allRecords), listRecords + string(byState), listRecords + string(byRef)} {
+		s, err := db.PrepareContext(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		stmts[q] = s
+	}
+	return stmts, nil
+}
+
+// tx is one transaction over encrypted records.
+type tx struct {
+	ctx   context.Context
+	sql   *sql.Tx
+	stmts map[string]*sql.Stmt // prepared statements by query text
+	s     *sealer
+	now   time.Time // one clock reading for the whole transaction
+}
+
+// stmt returns the prepared statement q, bound to this transaction.
+func (t *tx) stmt(q string) *sql.Stmt { return t.sql.StmtContext(t.ctx, t.stmts[q]) }
+
+// get decrypts the record kind/id into v and returns its state; ErrNotFound
+// when there is none.
+func (t *tx) get(kind string, id []byte, v any) (string, error) {
+	var state string
+	var ref, blob []byte
+	err := t.stmt(getRecord).QueryRowContext(t.ctx, kind, id).Scan(&state, &ref, &blob)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", err
+	}
+	return state, t.s.open(kind, id, state, ref, blob, v)
+}
+
+// put stores v as the record kind/id, replacing any record there.
+func (t *tx) put(kind string, id []byte, state string, ref []byte, v any) error {
+	blob, err := t.s.seal(kind, id, state, ref, v)
+	if err != nil {
+		return err
+	}
+	_, err = t.stmt(putRecord).ExecContext(t.ctx, kind, id, state, ref, blob)
+	return err
+}
+
+func (t *tx) delete(kind string, id []byte) error {
+	_, err := t.stmt(deleteRecord).ExecContext(t.ctx, kind, id)
+	return err
+}
+
+// A filter picks records of one kind by a plaintext column. Only the
+// unfiltered list is ordered (by row key): ordering the others would make
+// SQLite scan every record of the kind instead of using the column's index.
+type filter string
+
+const (
+	allRecords filter = " ORDER BY id"
+	byState    filter = " AND state = ?"
+	byRef      filter = " AND ref = ?"
+)
+
+type row[T any] struct {
+	id    []byte
+	state string
+	val   T
+}
+
+// list decrypts the records of kind that match f and arg.
+func list[T any](t *tx, kind string, f filter, arg any) ([]row[T], error) {
+	args := []any{kind}
+	if f != allRecords {
+		args = append(args, arg)
+	}
+	rs, err := t.stmt(listRecords+string(f)).QueryContext(t.ctx, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	var out []row[T]
+	for rs.Next() {
+		var r row[T]
+		var ref, blob []byte
+		if err := rs.Scan(&r.id, &r.state, &ref, &blob); err != nil {
+			return nil, err
+		}
+		if err := t.s.open(kind, r.id, r.state, ref, blob, &r.val); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rs.Err()
+}

@@ -1,0 +1,291 @@
+package vault
+
+import (
+	"context"
+	"crypto/ecdh"
+	"crypto/rand"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// Errors callers can test with errors.Is. Returned errors wrap them with
+// what was wrong.
+var (
+	ErrWrongPIN       = errors.New("wrong PIN or passphrase")
+	ErrExists         = errors.New("already exists")
+	ErrNotFound       = errors.New("not found")
+	ErrNoExchangeKeys = errors.New("not enough certified exchange keys")
+	ErrInsufficient   = errors.New("insufficient funds")
+	ErrState          = errors.New("wrong state")
+)
+
+var errClosed = errors.New("vault is closed")
+
+// State is where a coin is in its life in this vault.
+type State string
+
+const (
+	Held       State = "held"        // spendable: the vault holds its key
+	PendingOut State = "pending-out" // sealed to a payee, receipt not yet back
+	Spent      State = "spent"       // paid; kept with the payee's receipt
+	Deposited  State = "deposited"   // credited by the bank
+)
+
+// Vault is an open vault. It is safe for concurrent use, and SQLite's
+// locking keeps it consistent if two processes open the same directory.
+type Vault struct {
+	mu    sync.Mutex
+	db    *sql.DB
+	stmts map[string]*sql.Stmt
+	s     *sealer
+	now   func() time.Time
+}
+
+// Create makes a new vault in dir, protected by pin, with a fresh data key
+// and a fresh identity key. It fails with ErrExists if dir already holds a
+// vault. opts may be nil.
+func Create(ctx context.Context, dir string, pin []byte, opts *Options) (*Vault, error) {
+	if len(pin) == 0 {
+		return nil, errors.New("create vault: the PIN is empty")
+	}
+	params, err := opts.params()
+	if err != nil {
+		return nil, fmt.Errorf("create vault: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create vault: %w", err)
+	}
+	path := filepath.Join(dir, dbName)
+	// SQLite creates files with the process umask; creating the file here
+	// makes it, and the -wal and -shm files SQLite copies the mode of,
+	// readable by the owner only.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create vault: %w", err)
+	}
+	f.Close()
+	db, err := openDB(path)
+	if err != nil {
+		return nil, fmt.Errorf("create vault in %s: %w", dir, err)
+	}
+	v := &Vault{db: db, now: time.Now}
+	if err := v.create(ctx, dir, &argon2Protector{pin: pin, params: params}); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("create vault: %w", err)
+	}
+	return v, nil
+}
+
+func (v *Vault) create(ctx context.Context, dir string, p keyProtector) error {
+	dataKey := make([]byte, dataKeySize)
+	rand.Read(dataKey)
+	var err error
+	if v.s, err = newSealer(dataKey); err != nil {
+		return err
+	}
+	identity, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	if _, err := v.db.ExecContext(ctx, schema); err != nil {
+		return err
+	}
+	if v.stmts, err = prepare(ctx, v.db); err != nil {
+		return err
+	}
+	err = v.update(ctx, func(t *tx) error {
+		meta, err := t.meta()
+		if err != nil {
+			return err
+		}
+		if len(meta) > 0 {
+			return fmt.Errorf("%w: a vault is already in %s", ErrExists, dir)
+		}
+		wrapped, err := p.wrap(dataKey)
+		if err != nil {
+			return err
+		}
+		for name, value := range map[string][]byte{
+			metaFormat:     []byte(formatVersion),
+			metaProtector:  []byte(p.name()),
+			metaWrappedKey: wrapped,
+		} {
+			if _, err := t.sql.ExecContext(ctx, `INSERT INTO meta (name, value) VALUES (?, ?)`, name, value); err != nil {
+				return err
+			}
+		}
+		return t.put(kindIdentity, t.s.id(kindIdentity), "", nil, identity.Bytes())
+	})
+	if err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// syncDir makes the new database file's directory entry durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Open unlocks the vault in dir with pin: ErrNotFound if there is none,
+// ErrWrongPIN if pin does not open it.
+func Open(ctx context.Context, dir string, pin []byte) (*Vault, error) {
+	path := filepath.Join(dir, dbName)
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("open vault: %w: no vault in %s", ErrNotFound, dir)
+	}
+	db, err := openDB(path)
+	if err != nil {
+		return nil, fmt.Errorf("open vault in %s: %w", dir, err)
+	}
+	v := &Vault{db: db, now: time.Now}
+	if err := v.unlock(ctx, dir, pin); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open vault: %w", err)
+	}
+	return v, nil
+}
+
+func (v *Vault) unlock(ctx context.Context, dir string, pin []byte) error {
+	var meta map[string][]byte
+	err := v.update(ctx, func(t *tx) error {
+		var err error
+		meta, err = t.meta()
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if meta[metaWrappedKey] == nil {
+		return fmt.Errorf("%w: no vault in %s (an earlier Create may have been interrupted)", ErrNotFound, dir)
+	}
+	if f := string(meta[metaFormat]); f != formatVersion {
+		return fmt.Errorf("vault format %q is not supported", f)
+	}
+	p, err := protectorFor(string(meta[metaProtector]), pin)
+	if err != nil {
+		return err
+	}
+	dataKey, err := p.unwrap(meta[metaWrappedKey])
+	if err != nil {
+		return err
+	}
+	if v.s, err = newSealer(dataKey); err != nil {
+		return err
+	}
+	v.stmts, err = prepare(ctx, v.db)
+	return err
+}
+
+// meta returns the plaintext meta rows; none when the vault was never
+// created.
+func (t *tx) meta() (map[string][]byte, error) {
+	var n int
+	if err := t.sql.QueryRowContext(t.ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'`).Scan(&n); err != nil || n == 0 {
+		return nil, err
+	}
+	rs, err := t.sql.QueryContext(t.ctx, `SELECT name, value FROM meta`)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	m := map[string][]byte{}
+	for rs.Next() {
+		var name string
+		var value []byte
+		if err := rs.Scan(&name, &value); err != nil {
+			return nil, err
+		}
+		m[name] = value
+	}
+	return m, rs.Err()
+}
+
+// Close closes the database. The vault cannot be used afterwards.
+func (v *Vault) Close() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.db == nil {
+		return errClosed
+	}
+	err := v.db.Close()
+	v.db, v.stmts, v.s = nil, nil, nil
+	return err
+}
+
+// update runs fn in one transaction, committed only if fn succeeds. All
+// access to the vault goes through it, one call at a time.
+func (v *Vault) update(ctx context.Context, fn func(*tx) error) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.db == nil {
+		return errClosed
+	}
+	sqlTx, err := v.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(&tx{ctx: ctx, sql: sqlTx, stmts: v.stmts, s: v.s, now: v.now()}); err != nil {
+		sqlTx.Rollback()
+		return err
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// Setting returns the value stored under name; ErrNotFound if none is.
+func (v *Vault) Setting(ctx context.Context, name string) ([]byte, error) {
+	var value []byte
+	err := v.update(ctx, func(t *tx) error {
+		_, err := t.get(kindSetting, t.s.id(kindSetting, []byte(name)), &value)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("setting %q: %w", name, err)
+	}
+	return value, nil
+}
+
+// SetSetting stores value under name, encrypted like everything else.
+func (v *Vault) SetSetting(ctx context.Context, name string, value []byte) error {
+	if name == "" {
+		return errors.New("set setting: empty name")
+	}
+	err := v.update(ctx, func(t *tx) error {
+		return t.put(kindSetting, t.s.id(kindSetting, []byte(name)), "", nil, value)
+	})
+	if err != nil {
+		return fmt.Errorf("set setting %q: %w", name, err)
+	}
+	return nil
+}
+
+// Identity returns the wallet's long-term X25519 key pair, made at Create,
+// which authenticates it in the Noise handshake.
+func (v *Vault) Identity(ctx context.Context) (priv, pub []byte, err error) {
+	err = v.update(ctx, func(t *tx) error {
+		_, err := t.get(kindIdentity, t.s.id(kindIdentity), &priv)
+		return err
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("identity: %w", err)
+	}
+	k, err := ecdh.X25519().NewPrivateKey(priv)
+	if err != nil {
+		return nil, nil, fmt.Errorf("identity: %w", err)
+	}
+	return priv, k.PublicKey().Bytes(), nil
+}

@@ -1,0 +1,931 @@
+package vault
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/otpcash/otpcash/otp"
+)
+
+func TestCreateOpen(t *testing.T) {
+	ctx := context.Background()
+	v, dir := newVault(t)
+	priv, pub, err := v.Identity(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(priv) != 32 || len(pub) != 32 {
+		t.Fatalf("identity key sizes %d, %d", len(priv), len(pub))
+	}
+	if err := v.SetSetting(ctx, "bank", []byte("https://bank.example")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Create(ctx, dir, testPIN, cheap); !errors.Is(err, ErrExists) {
+		t.Fatalf("second Create: %v, want ErrExists", err)
+	}
+	if err := v.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Setting(ctx, "bank"); !errors.Is(err, errClosed) {
+		t.Fatalf("Setting after Close: %v", err)
+	}
+
+	_, err = Open(ctx, dir, []byte("wrong"))
+	if !errors.Is(err, ErrWrongPIN) || !strings.Contains(err.Error(), "wrong PIN") {
+		t.Fatalf("Open with a wrong PIN: %v", err)
+	}
+	if _, err := Open(ctx, filepath.Join(dir, "nothing"), testPIN); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Open of an empty place: %v, want ErrNotFound", err)
+	}
+
+	v, err = Open(ctx, dir, testPIN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	priv2, pub2, err := v.Identity(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(priv, priv2) || !bytes.Equal(pub, pub2) {
+		t.Fatal("identity changed across Open")
+	}
+	got, err := v.Setting(ctx, "bank")
+	if err != nil || string(got) != "https://bank.example" {
+		t.Fatalf("Setting = %q, %v", got, err)
+	}
+	if _, err := v.Setting(ctx, "missing"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing setting: %v, want ErrNotFound", err)
+	}
+}
+
+func TestPermissions(t *testing.T) {
+	v, dir := newVault(t)
+	newIssuer(t).withdraw(t, v, "w", 100)
+	fi, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o700 {
+		t.Errorf("directory mode %v, want 0700", fi.Mode().Perm())
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		fi, err := e.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, e.Name())
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode %v, want 0600", e.Name(), fi.Mode().Perm())
+		}
+	}
+	if !slices.Contains(names, dbName+"-wal") {
+		t.Errorf("files %v: no write-ahead log", names)
+	}
+}
+
+// Every connection runs with the settings durability and deletion rely on.
+func TestPragmas(t *testing.T) {
+	v, _ := newVault(t)
+	for _, tt := range []struct{ pragma, want string }{
+		{"journal_mode", "wal"},
+		{"synchronous", "2"}, // FULL
+		{"secure_delete", "1"},
+		{"busy_timeout", "10000"},
+	} {
+		var got string
+		if err := v.db.QueryRow("PRAGMA " + tt.pragma).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != tt.want {
+			t.Errorf("PRAGMA %s = %s, want %s", tt.pragma, got, tt.want)
+		}
+	}
+}
+
+// A crash during Create, before the vault's keys were committed, leaves
+// the schema and no vault: Open says there is none, and Create can be run
+// again.
+func TestInterruptedCreate(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, dbName)
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db, err := openDB(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(schema); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, err := Open(ctx, dir, testPIN); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Open of an empty database: %v, want ErrNotFound", err)
+	}
+	v, err := Create(ctx, dir, testPIN, cheap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Close()
+}
+
+func TestOptions(t *testing.T) {
+	tests := []struct {
+		name    string
+		opts    *Options
+		want    argon2Params
+		wantErr bool
+	}{
+		{"nil", nil, argon2Params{3, 64 << 10, 2}, false},
+		{"zero", &Options{}, argon2Params{3, 64 << 10, 2}, false},
+		{"partial", &Options{Time: 1}, argon2Params{1, 64 << 10, 2}, false},
+		{"cheap", cheap, argon2Params{1, 64, 1}, false},
+		{"too little memory", &Options{MemoryKiB: 8, Threads: 4}, argon2Params{}, true},
+		{"too much memory", &Options{MemoryKiB: maxMemoryKiB + 1}, argon2Params{}, true},
+		{"too slow", &Options{Time: maxTime + 1}, argon2Params{}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.opts.params()
+			if (err != nil) != tt.wantErr || (!tt.wantErr && got != tt.want) {
+				t.Fatalf("params() = %+v, %v; want %+v, error %v", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestPayment(t *testing.T) {
+	ctx := context.Background()
+	is := newIssuer(t)
+	alice, _ := newVault(t)
+	bob, _ := newVault(t)
+	is.withdraw(t, alice, "w1", 100, 50, 20)
+
+	coins, err := alice.Select(ctx, 70, "EUR")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(coins) != 2 || coins[0].Coin.Data.Value != 50 || coins[1].Coin.Data.Value != 20 {
+		t.Fatalf("Select(70) picked %d coins", len(coins))
+	}
+	sealed := is.pay(t, alice, bob, coins)
+	for _, sb := range sealed {
+		if err := is.ver.VerifySandbox(&sb); err != nil {
+			t.Fatal(err)
+		}
+		assertKeyDestroyed(t, alice, sb.HolderAt(0))
+	}
+
+	got, err := alice.Coins(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[State]int{}
+	for _, c := range got {
+		count[c.State]++
+		if c.State == Spent {
+			if c.Ack == nil || c.Peer != "payee" {
+				t.Errorf("spent coin without its receipt: %+v", c)
+			} else if err := c.Sandbox.VerifyAck(*c.Ack); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	if count[Held] != 1 || count[Spent] != 2 || len(got) != 3 {
+		t.Fatalf("alice's coins by state: %v", count)
+	}
+	if p, err := alice.PendingOut(ctx, ""); err != nil || len(p) != 0 {
+		t.Fatalf("PendingOut = %d, %v", len(p), err)
+	}
+
+	// The payee holds them and can deposit them.
+	items, err := bob.DepositItems(ctx, "acct-bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(items) != 2 {
+		t.Fatalf("%d deposit items, want 2", len(items))
+	}
+	var tokens []string
+	for _, it := range items {
+		if err := it.Sandbox.VerifyDepositProof(it.Proof, "acct-bob"); err != nil {
+			t.Fatal(err)
+		}
+		tokens = append(tokens, it.Sandbox.Coin.Data.Token)
+	}
+	if err := bob.MarkDeposited(ctx, tokens); err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.MarkDeposited(ctx, tokens); err != nil {
+		t.Fatalf("marking deposited twice: %v", err)
+	}
+	for _, it := range items {
+		assertKeyDestroyed(t, bob, it.Sandbox.Holder())
+	}
+	if items, err := bob.DepositItems(ctx, "acct-bob"); err != nil || len(items) != 0 {
+		t.Fatalf("deposit items after deposit: %d, %v", len(items), err)
+	}
+	for tok, s := range states(t, bob) {
+		if !slices.Equal(s, []State{Deposited}) {
+			t.Errorf("bob's coin %.12s: %v", tok, s)
+		}
+	}
+}
+
+// TestExecute runs the otp executor with a vault as its purse, and the
+// payee's vault behind its peer, checking everything the executor checks.
+func TestExecute(t *testing.T) {
+	ctx := context.Background()
+	is := newIssuer(t)
+	alice, _ := newVault(t)
+	bob, _ := newVault(t)
+	is.withdraw(t, alice, "w1", 10, 10, 5)
+	is.refill(t, bob, 3)
+	coins, err := alice.Select(ctx, 25, "EUR")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := &otp.Run{Verifier: is.ver, Now: time.Now(), Peer: vaultPeer{bob, is.ver}, Purse: alice.Purse("bob"), Coins: coins}
+	if err := otp.Execute(ctx, run); err != nil {
+		t.Fatal(err)
+	}
+	if len(held(t, alice)) != 0 || len(held(t, bob)) != 3 {
+		t.Fatalf("after the payment alice holds %d, bob %d coins", len(held(t, alice)), len(held(t, bob)))
+	}
+	if n, err := bob.ExchangeKeyCount(ctx); err != nil || n != 0 {
+		t.Fatalf("bob has %d exchange keys left, %v", n, err)
+	}
+}
+
+// vaultPeer is a payee reached without a network.
+type vaultPeer struct {
+	v   *Vault
+	ver *otp.Verifier
+}
+
+func (p vaultPeer) ExchangeKeys(ctx context.Context, n int) ([]otp.ExchangeKey, error) {
+	return p.v.OfferExchangeKeys(ctx, n)
+}
+
+func (p vaultPeer) Send(ctx context.Context, sealed []otp.Sandbox) ([]otp.Ack, error) {
+	for i := range sealed {
+		if err := p.ver.VerifySandbox(&sealed[i]); err != nil {
+			return nil, err
+		}
+	}
+	return p.v.Receive(ctx, "alice", sealed)
+}
+
+// A coin paid away and paid back is held again, and the receipt of the
+// first payment is kept.
+func TestCoinComesBack(t *testing.T) {
+	is := newIssuer(t)
+	alice, _ := newVault(t)
+	bob, _ := newVault(t)
+	coin := is.withdraw(t, alice, "w", 100)[0]
+	token := coin.Data.Token
+
+	is.pay(t, alice, bob, held(t, alice))
+	is.pay(t, bob, alice, held(t, bob))
+	if got := states(t, alice)[token]; !slices.Equal(got, []State{Spent, Held}) {
+		t.Fatalf("alice's holdings of the coin: %v", got)
+	}
+	is.pay(t, alice, bob, held(t, alice))
+	if got := states(t, bob)[token]; !slices.Equal(got, []State{Spent, Held}) {
+		t.Fatalf("bob's holdings of the coin: %v", got)
+	}
+	last := held(t, bob)[0]
+	if last.Hops() != 3 {
+		t.Fatalf("coin made %d hops, want 3", last.Hops())
+	}
+	if err := is.ver.VerifySandbox(&last); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A payer that lost the receipt sends the coin again and gets the same
+// receipt, even after the coin has moved on.
+func TestReceiveAgain(t *testing.T) {
+	ctx := context.Background()
+	is := newIssuer(t)
+	alice, _ := newVault(t)
+	bob, _ := newVault(t)
+	carol, _ := newVault(t)
+	is.withdraw(t, alice, "w", 100, 100)
+	is.refill(t, bob, 2)
+	keys, err := bob.OfferExchangeKeys(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := alice.Purse("bob").Seal(ctx, held(t, alice), keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acks, err := bob.Receive(ctx, "alice", sealed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The receipts are lost; alice's coins stay pending-out to bob.
+	pending, err := alice.PendingOut(ctx, "bob")
+	if err != nil || len(pending) != 2 {
+		t.Fatalf("pending-out to bob: %d, %v", len(pending), err)
+	}
+	if other, err := alice.PendingOut(ctx, "carol"); err != nil || len(other) != 0 {
+		t.Fatalf("pending-out to carol: %d, %v", len(other), err)
+	}
+	is.pay(t, bob, carol, held(t, bob)[:1])
+
+	again, err := bob.Receive(ctx, "alice", pending)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range acks {
+		j := slices.IndexFunc(pending, func(sb otp.Sandbox) bool { return sb.Coin.Data.Token == acks[i].Token })
+		if again[j] != acks[i] {
+			t.Errorf("re-sent coin %.12s got a different receipt", acks[i].Token)
+		}
+	}
+	if err := alice.Purse("bob").Destroy(ctx, pending, again); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(held(t, bob)); n != 1 {
+		t.Fatalf("bob holds %d coins, want 1", n)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	ctx := context.Background()
+	is := newIssuer(t)
+	type fixture struct {
+		alice, bob *Vault
+		coin       otp.Sandbox     // 50, held by alice
+		sealed     otp.Sandbox     // 100, pending-out from alice, held by bob
+		ack        otp.Ack         // bob's receipt for sealed
+		cert       otp.ExchangeKey // certified and unused, of bob
+	}
+	setup := func(t *testing.T) *fixture {
+		f := &fixture{}
+		f.alice, _ = newVault(t)
+		f.bob, _ = newVault(t)
+		is.withdraw(t, f.alice, "w1", 100, 50)
+		coins := held(t, f.alice)
+		slices.SortFunc(coins, func(a, b otp.Sandbox) int { return int(b.Coin.Data.Value - a.Coin.Data.Value) })
+		f.coin = coins[1]
+		keys := is.refill(t, f.bob, 2)
+		sealed, err := f.alice.Purse("bob").Seal(ctx, coins[:1], keys[:1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.sealed = sealed[0]
+		acks, err := f.bob.Receive(ctx, "alice", sealed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.ack, f.cert = acks[0], keys[1]
+		return f
+	}
+	withdrawn := func(c otp.Coin) []otp.Sandbox { return []otp.Sandbox{{Coin: c, Chain: []otp.Link{}}} }
+	tests := []struct {
+		name string
+		want error  // wrapped by the error; nil for none
+		msg  string // in the error text
+		run  func(t *testing.T, f *fixture) error
+	}{
+		{"receive to a key we do not hold", ErrNotFound, "never made", func(t *testing.T, f *fixture) error {
+			k := is.refill(t, f.alice, 1)
+			sb, err := f.alice.Purse("alice").Seal(ctx, []otp.Sandbox{f.coin}, k)
+			if err != nil {
+				return err
+			}
+			_, err = f.bob.Receive(ctx, "alice", sb)
+			return err
+		}},
+		{"receive a coin never transferred", otp.ErrChain, "never transferred", func(t *testing.T, f *fixture) error {
+			_, err := f.bob.Receive(ctx, "alice", []otp.Sandbox{f.coin})
+			return err
+		}},
+		{"receive on a used key", ErrState, "already arrived", func(t *testing.T, f *fixture) error {
+			other := is.issue(t, 10, mustPub(t, f.alice, "w2"))
+			if err := f.alice.AddWithdrawn(ctx, "w2", []otp.Coin{other}); err != nil {
+				return err
+			}
+			sb, err := f.alice.Purse("bob").Seal(ctx, withdrawn(other), []otp.ExchangeKey{f.sealed.Chain[0].To})
+			if err != nil {
+				return err
+			}
+			_, err = f.bob.Receive(ctx, "alice", sb)
+			return err
+		}},
+		{"receive a fork of a coin we received", ErrExists, "received the coin with a different chain", func(t *testing.T, f *fixture) error {
+			fork := f.sealed
+			fork.Chain = []otp.Link{{To: f.cert, Sig: f.sealed.Chain[0].Sig}}
+			_, err := f.bob.Receive(ctx, "alice", []otp.Sandbox{fork})
+			return err
+		}},
+		{"receive a coin we hold, extended elsewhere", ErrExists, "holds the coin", func(t *testing.T, f *fixture) error {
+			fork := f.sealed
+			fork.Chain = append(slices.Clone(f.sealed.Chain), otp.Link{To: f.cert, Sig: f.sealed.Chain[0].Sig})
+			_, err := f.bob.Receive(ctx, "alice", []otp.Sandbox{fork})
+			return err
+		}},
+		{"receive a coin we paid, back along another chain", ErrExists, "paid the coin away along a different chain", func(t *testing.T, f *fixture) error {
+			fork := f.sealed
+			fork.Chain = []otp.Link{{To: f.cert, Sig: f.sealed.Chain[0].Sig}, f.sealed.Chain[0]}
+			_, err := f.alice.Receive(ctx, "bob", []otp.Sandbox{fork})
+			return err
+		}},
+		{"seal a coin not held", ErrState, "pending-out, not held", func(t *testing.T, f *fixture) error {
+			_, err := f.alice.Purse("bob").Seal(ctx, withdrawn(f.sealed.Coin), []otp.ExchangeKey{f.cert})
+			return err
+		}},
+		{"seal a coin twice in one batch", ErrState, "not held", func(t *testing.T, f *fixture) error {
+			_, err := f.alice.Purse("bob").Seal(ctx, []otp.Sandbox{f.coin, f.coin}, []otp.ExchangeKey{f.cert, f.cert})
+			return err
+		}},
+		{"seal a coin we never had", ErrNotFound, "does not hold", func(t *testing.T, f *fixture) error {
+			_, err := f.bob.Purse("x").Seal(ctx, []otp.Sandbox{f.coin}, []otp.ExchangeKey{f.cert})
+			return err
+		}},
+		{"seal a changed coin", ErrNotFound, "differs", func(t *testing.T, f *fixture) error {
+			c := f.coin
+			c.Coin.Data.Value = 1000
+			_, err := f.alice.Purse("bob").Seal(ctx, []otp.Sandbox{c}, []otp.ExchangeKey{f.cert})
+			return err
+		}},
+		{"seal with too few keys", nil, "2 coins for 1 exchange keys", func(t *testing.T, f *fixture) error {
+			_, err := f.alice.Purse("bob").Seal(ctx, []otp.Sandbox{f.coin, f.coin}, []otp.ExchangeKey{f.cert})
+			return err
+		}},
+		{"destroy with a wrong receipt", otp.ErrSignature, "destroy", func(t *testing.T, f *fixture) error {
+			bad := f.ack
+			bad.Sig = f.sealed.Chain[0].Sig
+			return f.alice.Purse("bob").Destroy(ctx, []otp.Sandbox{f.sealed}, []otp.Ack{bad})
+		}},
+		{"destroy a held coin", ErrState, "held, not pending-out", func(t *testing.T, f *fixture) error {
+			sb := f.coin
+			sb.Chain = []otp.Link{{To: f.cert}}
+			return f.alice.Purse("bob").Destroy(ctx, []otp.Sandbox{sb}, []otp.Ack{f.ack})
+		}},
+		{"destroy a coin never sealed", ErrState, "never sealed", func(t *testing.T, f *fixture) error {
+			return f.alice.Purse("bob").Destroy(ctx, []otp.Sandbox{f.coin}, []otp.Ack{f.ack})
+		}},
+		{"holder keys with another count", ErrExists, "with 2 keys, not 3", func(t *testing.T, f *fixture) error {
+			_, err := f.alice.HolderKeys(ctx, "w1", 3)
+			return err
+		}},
+		{"holder keys of an unknown withdrawal", ErrNotFound, "", func(t *testing.T, f *fixture) error {
+			_, err := f.alice.HolderKeys(ctx, "nope", 0)
+			return err
+		}},
+		{"holder keys, negative count", nil, "asked for -1 keys", func(t *testing.T, f *fixture) error {
+			_, err := f.alice.HolderKeys(ctx, "w9", -1)
+			return err
+		}},
+		{"withdrawn coin for a key of another withdrawal", ErrNotFound, "not one of the withdrawal's keys", func(t *testing.T, f *fixture) error {
+			mustPub(t, f.alice, "w2")
+			return f.alice.AddWithdrawn(ctx, "w2", []otp.Coin{is.issue(t, 10, mustPub(t, f.alice, "w3"))})
+		}},
+		{"two withdrawn coins on one key", ErrState, "already holds a coin", func(t *testing.T, f *fixture) error {
+			pub := mustPub(t, f.alice, "w2")
+			return f.alice.AddWithdrawn(ctx, "w2", []otp.Coin{is.issue(t, 10, pub), is.issue(t, 10, pub)})
+		}},
+		{"withdrawn coin with a stored serial", ErrExists, "different coin", func(t *testing.T, f *fixture) error {
+			c := is.issue(t, 10, mustPub(t, f.alice, "w2"))
+			c.Data.Token = f.coin.Coin.Data.Token
+			return f.alice.AddWithdrawn(ctx, "w2", []otp.Coin{c})
+		}},
+		{"withdrawn coin with a malformed serial", otp.ErrTokenFormat, "", func(t *testing.T, f *fixture) error {
+			c := is.issue(t, 10, mustPub(t, f.alice, "w2"))
+			c.Data.Token = "serial"
+			return f.alice.AddWithdrawn(ctx, "w2", []otp.Coin{c})
+		}},
+		{"withdrawn coins of an unknown withdrawal", ErrNotFound, "", func(t *testing.T, f *fixture) error {
+			return f.alice.AddWithdrawn(ctx, "nope", []otp.Coin{f.coin.Coin})
+		}},
+		{"certificate for a key we did not make", ErrNotFound, "never made", func(t *testing.T, f *fixture) error {
+			return f.alice.AddExchangeKeys(ctx, []otp.ExchangeKey{f.cert})
+		}},
+		{"certificate for a used key", ErrState, "holder key", func(t *testing.T, f *fixture) error {
+			return f.bob.AddExchangeKeys(ctx, []otp.ExchangeKey{f.sealed.Chain[0].To})
+		}},
+		{"certificate with a malformed key", nil, "public key", func(t *testing.T, f *fixture) error {
+			k := f.cert
+			k.Pub = "xyz"
+			return f.bob.AddExchangeKeys(ctx, []otp.ExchangeKey{k})
+		}},
+		{"too few exchange keys", ErrNoExchangeKeys, "have 1, want 2", func(t *testing.T, f *fixture) error {
+			_, err := f.bob.OfferExchangeKeys(ctx, 2)
+			return err
+		}},
+		{"select more than held", ErrInsufficient, "have 0.50 EUR, want 1.00", func(t *testing.T, f *fixture) error {
+			_, err := f.alice.Select(ctx, 100, "EUR")
+			return err
+		}},
+		{"select another currency", ErrInsufficient, "have 0.00 USD", func(t *testing.T, f *fixture) error {
+			_, err := f.alice.Select(ctx, 50, "USD")
+			return err
+		}},
+		{"select no exact sum", ErrInsufficient, "exactly 0.30", func(t *testing.T, f *fixture) error {
+			_, err := f.alice.Select(ctx, 30, "EUR")
+			return err
+		}},
+		{"mark an unknown coin deposited", ErrNotFound, "", func(t *testing.T, f *fixture) error {
+			return f.bob.MarkDeposited(ctx, []string{otp.NewSerial().String()})
+		}},
+		{"mark a spent coin deposited", ErrState, "spent, not held", func(t *testing.T, f *fixture) error {
+			if err := f.alice.Purse("bob").Destroy(ctx, []otp.Sandbox{f.sealed}, []otp.Ack{f.ack}); err != nil {
+				return err
+			}
+			return f.alice.MarkDeposited(ctx, []string{f.sealed.Coin.Data.Token})
+		}},
+		{"forget a finished withdrawal", ErrState, "coins are stored", func(t *testing.T, f *fixture) error {
+			return f.alice.ForgetWithdrawal(ctx, "w1")
+		}},
+		{"empty PIN", nil, "PIN is empty", func(t *testing.T, f *fixture) error {
+			_, err := Create(ctx, t.TempDir(), nil, cheap)
+			return err
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := setup(t)
+			before := states(t, f.bob)
+			err := tt.run(t, f)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if tt.want != nil && !errors.Is(err, tt.want) {
+				t.Errorf("error %q does not wrap %q", err, tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.msg) {
+				t.Errorf("error %q does not say %q", err, tt.msg)
+			}
+			// A refused call changes nothing.
+			after := states(t, f.bob)
+			for tok, s := range before {
+				if !slices.Equal(after[tok], s) {
+					t.Errorf("bob's coin %.12s went from %v to %v", tok, s, after[tok])
+				}
+			}
+		})
+	}
+}
+
+func mustPub(t testing.TB, v *Vault, withdrawal string) ed25519.PublicKey {
+	t.Helper()
+	pubs, err := v.HolderKeys(context.Background(), withdrawal, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pubs[0]
+}
+
+// A receive batch with one bad coin stores none of them.
+func TestReceiveAllOrNothing(t *testing.T) {
+	ctx := context.Background()
+	is := newIssuer(t)
+	alice, _ := newVault(t)
+	bob, _ := newVault(t)
+	is.withdraw(t, alice, "w", 10, 20)
+	keys := is.refill(t, bob, 1)
+	stranger := is.refill(t, alice, 1) // a key bob does not hold
+	coins := held(t, alice)
+	sealed, err := alice.Purse("bob").Seal(ctx, coins, []otp.ExchangeKey{keys[0], stranger[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Receive(ctx, "alice", sealed); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), sealed[1].Coin.Data.Token[:12]) {
+		t.Fatalf("Receive: %v", err)
+	}
+	if c, err := bob.Coins(ctx); err != nil || len(c) != 0 {
+		t.Fatalf("bob stored %d coins of a refused batch, %v", len(c), err)
+	}
+	if n, err := bob.ExchangeKeyCount(ctx); err != nil || n != 1 {
+		t.Fatalf("bob's exchange keys: %d, %v", n, err)
+	}
+}
+
+func TestWithdrawal(t *testing.T) {
+	ctx := context.Background()
+	is := newIssuer(t)
+	v, _ := newVault(t)
+	pubs, err := v.HolderKeys(ctx, "w1", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.HolderKeys(ctx, "w2", 1); err != nil {
+		t.Fatal(err)
+	}
+	again, err := v.HolderKeys(ctx, "w1", 0)
+	if err != nil || !slices.EqualFunc(pubs, again, func(a, b ed25519.PublicKey) bool { return a.Equal(b) }) {
+		t.Fatalf("HolderKeys again: %v", err)
+	}
+	if ids, err := v.PendingWithdrawals(ctx); err != nil || !slices.Equal(ids, []string{"w1", "w2"}) {
+		t.Fatalf("PendingWithdrawals = %v, %v", ids, err)
+	}
+	coins := []otp.Coin{is.issue(t, 100, pubs[0]), is.issue(t, 100, pubs[1]), is.issue(t, 50, pubs[2])}
+	// The first reply was lost after the vault stored part of it; the bank
+	// answers again with all the coins.
+	if err := v.AddWithdrawn(ctx, "w1", coins[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.AddWithdrawn(ctx, "w1", coins); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.AddWithdrawn(ctx, "w1", coins); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(held(t, v)); n != 3 {
+		t.Fatalf("%d coins held, want 3", n)
+	}
+	if ids, err := v.PendingWithdrawals(ctx); err != nil || !slices.Equal(ids, []string{"w2"}) {
+		t.Fatalf("PendingWithdrawals = %v, %v", ids, err)
+	}
+	if err := v.ForgetWithdrawal(ctx, "w2"); err != nil {
+		t.Fatal(err)
+	}
+	if ids, err := v.PendingWithdrawals(ctx); err != nil || len(ids) != 0 {
+		t.Fatalf("PendingWithdrawals after forgetting = %v, %v", ids, err)
+	}
+	if err := v.ForgetWithdrawal(ctx, "w2"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("forgetting twice: %v", err)
+	}
+}
+
+func TestExchangeKeys(t *testing.T) {
+	ctx := context.Background()
+	is := newIssuer(t)
+	v, _ := newVault(t)
+	now := time.Now()
+	if _, err := v.NewExchangeKeys(ctx, 2); err != nil { // never certified
+		t.Fatal(err)
+	}
+	soon := is.certify(t, v, 2, now.Add(time.Hour))
+	later := is.certify(t, v, 1, now.Add(2*time.Hour))
+	if n, err := v.ExchangeKeyCount(ctx); err != nil || n != 3 {
+		t.Fatalf("ExchangeKeyCount = %d, %v", n, err)
+	}
+	got, err := v.OfferExchangeKeys(ctx, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append(slices.Clone(soon), later...)
+	slices.SortFunc(want[:2], func(a, b otp.ExchangeKey) int { return strings.Compare(a.Pub, b.Pub) })
+	for i := range want {
+		if got[i].Pub != want[i].Pub || got[i].Sig != want[i].Sig {
+			t.Fatalf("offered key %d is %.12s, want %.12s (soonest expiry first)", i, got[i].Pub, want[i].Pub)
+		}
+	}
+	// Offering does not use keys up.
+	if n, err := v.ExchangeKeyCount(ctx); err != nil || n != 3 {
+		t.Fatalf("ExchangeKeyCount after offering = %d, %v", n, err)
+	}
+	// Certifying again replaces the certificate.
+	if err := v.AddExchangeKeys(ctx, later); err != nil {
+		t.Fatal(err)
+	}
+	v.now = func() time.Time { return now.Add(90 * time.Minute) }
+	if n, err := v.ExchangeKeyCount(ctx); err != nil || n != 1 {
+		t.Fatalf("ExchangeKeyCount with two keys expired = %d, %v", n, err)
+	}
+	if _, err := v.OfferExchangeKeys(ctx, 2); !errors.Is(err, ErrNoExchangeKeys) {
+		t.Fatalf("OfferExchangeKeys(2): %v", err)
+	}
+	if _, err := v.OfferExchangeKeys(ctx, 0); err == nil {
+		t.Fatal("OfferExchangeKeys(0) succeeded")
+	}
+}
+
+func TestSelect(t *testing.T) {
+	ctx := context.Background()
+	is := newIssuer(t)
+	v, _ := newVault(t)
+	is.withdraw(t, v, "w", 200, 50, 50, 20, 20, 20, 5)
+	tests := []struct {
+		amount int64
+		want   []int64 // values picked
+	}{
+		{200, []int64{200}},
+		{250, []int64{200, 50}},
+		{60, []int64{20, 20, 20}}, // greedy takes 50 and is stuck
+		{365, []int64{200, 50, 50, 20, 20, 20, 5}},
+		{5, []int64{5}},
+		{45, []int64{20, 20, 5}},
+	}
+	for _, tt := range tests {
+		coins, err := v.Select(ctx, tt.amount, "EUR")
+		if err != nil {
+			t.Errorf("Select(%d): %v", tt.amount, err)
+			continue
+		}
+		var got []int64
+		for _, c := range coins {
+			got = append(got, c.Coin.Data.Value)
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("Select(%d) picked %v, want %v", tt.amount, got, tt.want)
+		}
+	}
+	for _, amt := range []int64{0, -5} {
+		if _, err := v.Select(ctx, amt, "EUR"); err == nil {
+			t.Errorf("Select(%d) succeeded", amt)
+		}
+	}
+	// Coins past their payable date are not picked.
+	v.now = func() time.Time { return is.coins[5].Key.Expires }
+	if _, err := v.Select(ctx, 5, "EUR"); !errors.Is(err, ErrInsufficient) {
+		t.Errorf("Select of expired coins: %v", err)
+	}
+}
+
+func TestChoose(t *testing.T) {
+	tests := []struct {
+		values []int64
+		amount int64
+		want   []int
+	}{
+		{[]int64{10, 5, 1}, 16, []int{0, 1, 2}},
+		{[]int64{10, 5, 1}, 11, []int{0, 2}},
+		{[]int64{10, 5, 1}, 17, nil},
+		{[]int64{6, 4, 4}, 8, []int{1, 2}},
+		{[]int64{300, 200, 200, 200}, 600, []int{1, 2, 3}},
+		{[]int64{7, 3}, 4, nil},
+		{nil, 1, nil},
+		{[]int64{4, 2}, 3, nil},                            // odd amount, even coins
+		{[]int64{1 << 40, 9, 4, 4, 4}, 12, []int{2, 3, 4}}, // a coin too large to search over
+		{[]int64{9, 4, 4, 4}, 12, []int{1, 2, 3}},          // greedy takes 9 and is stuck
+		{[]int64{2, 2}, 1 << 40, nil},                      // too large to search
+	}
+	for _, tt := range tests {
+		if got := choose(tt.values, tt.amount); !slices.Equal(got, tt.want) {
+			t.Errorf("choose(%v, %d) = %v, want %v", tt.values, tt.amount, got, tt.want)
+		}
+	}
+}
+
+// choose finds an exact subset whenever one exists, against a search of
+// every subset of small random purses.
+func TestChooseExhaustive(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	denominations := []int64{1, 2, 5, 10, 20, 50, 100}
+	for range 2000 {
+		values := make([]int64, r.IntN(9))
+		for i := range values {
+			values[i] = denominations[r.IntN(len(denominations))]
+		}
+		slices.SortFunc(values, func(a, b int64) int { return cmp.Compare(b, a) })
+		amount := 1 + r.Int64N(200)
+		exists := false
+		for set := range 1 << len(values) {
+			var sum int64
+			for i, v := range values {
+				if set&(1<<i) != 0 {
+					sum += v
+				}
+			}
+			exists = exists || sum == amount
+		}
+		pick := choose(values, amount)
+		var sum int64
+		for i, j := range pick {
+			if i > 0 && j <= pick[i-1] {
+				t.Fatalf("choose(%v, %d) = %v: not distinct, increasing indices", values, amount, pick)
+			}
+			sum += values[j]
+		}
+		if (pick != nil) != exists || (pick != nil && sum != amount) {
+			t.Fatalf("choose(%v, %d) = %v (sum %d); a subset exists: %v", values, amount, pick, sum, exists)
+		}
+	}
+}
+
+// Two payments that selected the same coin: only one can seal it.
+func TestConcurrentSeal(t *testing.T) {
+	ctx := context.Background()
+	is := newIssuer(t)
+	alice, _ := newVault(t)
+	bob, _ := newVault(t)
+	is.withdraw(t, alice, "w", 100)
+	coins := held(t, alice)
+	keys := is.refill(t, bob, 8)
+	var wg sync.WaitGroup
+	errs := make([]error, len(keys))
+	for i := range keys {
+		wg.Go(func() {
+			_, errs[i] = alice.Purse("bob").Seal(ctx, coins, keys[i:i+1])
+		})
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, ErrState):
+			t.Errorf("losing Seal: %v, want ErrState", err)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d Seals of one coin succeeded", ok)
+	}
+}
+
+func TestEvents(t *testing.T) {
+	ctx := context.Background()
+	v, _ := newVault(t)
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	in := []Event{
+		{Time: at, Kind: "withdraw", Amount: 500, Currency: "EUR", Detail: "5 coins"},
+		{Kind: "pay", Amount: 120, Currency: "EUR", Peer: "bob"},
+	}
+	for i := range 300 {
+		in = append(in, Event{Kind: "receive", Amount: int64(i)})
+	}
+	for _, e := range in {
+		if err := v.AddEvent(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := v.Events(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(in) {
+		t.Fatalf("%d events, want %d", len(got), len(in))
+	}
+	if !got[0].Time.Equal(at) || got[1].Time.IsZero() {
+		t.Errorf("event times %v, %v", got[0].Time, got[1].Time)
+	}
+	for i := range in {
+		got[i].Time, in[i].Time = time.Time{}, time.Time{}
+		if got[i] != in[i] {
+			t.Fatalf("event %d = %+v, want %+v", i, got[i], in[i])
+		}
+	}
+}
+
+// Records are bound to their row and state: editing the plaintext state
+// or moving a blob to another row makes it unreadable, not different.
+func TestTamper(t *testing.T) {
+	ctx := context.Background()
+	is := newIssuer(t)
+	tests := []struct {
+		name string
+		sql  string
+	}{
+		{"state edited", `UPDATE record SET state = 'held' WHERE kind = 'coin' AND state = 'spent'`},
+		{"blobs swapped", `UPDATE record SET blob = (SELECT blob FROM record WHERE kind = 'coin' AND state = 'held') WHERE kind = 'coin' AND state = 'spent'`},
+		{"kind changed", `UPDATE record SET kind = 'coin' WHERE kind = 'setting'`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			alice, _ := newVault(t)
+			bob, _ := newVault(t)
+			is.withdraw(t, alice, "w", 10, 20)
+			is.pay(t, alice, bob, held(t, alice)[:1])
+			if err := alice.SetSetting(ctx, "x", []byte("y")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := alice.db.ExecContext(ctx, tt.sql); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := alice.Coins(ctx); err == nil || !strings.Contains(err.Error(), "tampered") {
+				t.Fatalf("Coins after tampering: %v", err)
+			}
+		})
+	}
+}
+
+func TestClosedAndCancelled(t *testing.T) {
+	v, _ := newVault(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := v.SetSetting(ctx, "a", nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("SetSetting with a cancelled context: %v", err)
+	}
+	v.Close()
+	if err := v.Close(); !errors.Is(err, errClosed) {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := v.Coins(context.Background()); !errors.Is(err, errClosed) {
+		t.Fatalf("Coins after Close: %v", err)
+	}
+}
