@@ -1,0 +1,26 @@
+# The one test command: the README and .ci/run both call it.
+.PHONY: test vet build demo bench fuzz
+
+test: vet
+	go test -count=1 ./...
+
+vet:
+	go vet ./...
+
+build:
+	go build -o otpcash ./cmd/otpcash
+
+demo:
+	go run ./cmd/otpcash demo
+
+bench:
+	go test -run '^$$' -bench . -benchtime 20x ./...
+
+# Each fuzz target for a short, bounded time beyond its seeds.
+FUZZTIME ?= 10s
+fuzz:
+	@for pkg in $$(go list ./...); do \
+	  for f in $$(go test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$f"; go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done

@@ -1,0 +1,320 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/otpcash/otpcash/bank"
+	"github.com/otpcash/otpcash/bank/client"
+	"github.com/otpcash/otpcash/bank/storage"
+	"github.com/otpcash/otpcash/bank/storage/sqlite"
+	"github.com/otpcash/otpcash/internal/amount"
+)
+
+func newBankCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bank",
+		Short: "Run an otpcash bank and administer it",
+		Long: `bank runs the otpcash bank server (issuing, exchange-key certification,
+deposits with double-deposit detection, accounts) and its admin tools.`,
+	}
+	cmd.AddCommand(bankServeCmd(), bankAuditCmd(), bankAccountCmd())
+	return cmd
+}
+
+func bankServeCmd() *cobra.Command {
+	var (
+		db, listen, tokenFile     string
+		logFormat, logLevel       string
+		tlsCert, tlsKey           string
+		issuer, currency, coinVal string
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the bank's HTTP API",
+		Long: `serve runs the bank's HTTP/JSON API until SIGINT or SIGTERM, then finishes the
+requests in flight and exits. The admin token is read from --admin-token-file;
+when the file does not exist, it is created (mode 0600) holding a fresh token.
+The database holds the bank's private issuer keys: keep it as private as a key
+file. Logs go to stderr; the line with msg=listening gives the address.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			log, err := bankLogger(cmd.ErrOrStderr(), logFormat, logLevel)
+			if err != nil {
+				return err
+			}
+			if (tlsCert == "") != (tlsKey == "") {
+				return errors.New("--tls-cert and --tls-key go together")
+			}
+			cfg := bank.Config{Issuer: issuer, Currency: currency, Logger: log}
+			if coinVal != "" {
+				if cfg.CoinValue, err = amount.Parse(coinVal); err != nil {
+					return fmt.Errorf("--coin-value: %w", err)
+				}
+			}
+			if cfg.AdminToken, err = bankAdminToken(tokenFile, true); err != nil {
+				return err
+			}
+			st, err := bankOpenStore(ctx, db, false)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			b, err := bank.New(ctx, st, cfg)
+			if err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return err
+			}
+			if tlsCert != "" {
+				cert, err := tls.LoadX509KeyPair(tlsCert, tlsKey)
+				if err != nil {
+					ln.Close()
+					return fmt.Errorf("TLS certificate: %w", err)
+				}
+				ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+			}
+			return bank.Serve(ctx, ln, b.Handler(), log)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&db, "db", "", "storage: sqlite:PATH (required)")
+	f.StringVar(&listen, "listen", "127.0.0.1:8080", "address to listen on (host:port; port 0 picks a free one)")
+	f.StringVar(&tokenFile, "admin-token-file", "", "file holding the admin token, created when missing (required)")
+	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&tlsCert, "tls-cert", "", "serve HTTPS with this PEM certificate (with --tls-key)")
+	f.StringVar(&tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	f.StringVar(&issuer, "issuer", "", `issuer name in coins (default "otpcash-bank"); fixed for the life of the database`)
+	f.StringVar(&currency, "currency", "", `ISO 4217 currency of accounts and coins (default "EUR")`)
+	f.StringVar(&coinVal, "coin-value", "", `value of one coin, like 1.00 (default 1.00)`)
+	_ = cmd.MarkFlagRequired("db")
+	_ = cmd.MarkFlagRequired("admin-token-file")
+	return cmd
+}
+
+func bankAuditCmd() *cobra.Command {
+	var db string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "Check the bank's ledger invariants",
+		Long: `audit checks, on one consistent snapshot of the database, that issued minus
+deposited equals the outstanding coin value, that every deposited coin was
+issued, that withdrawals and deposits match the coins, and that every balance
+matches its ledger. It prints the figures and exits with status 1 when
+anything is off. It changes nothing and can run beside a live bank.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := bankOpenStore(cmd.Context(), db, true)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			r, err := bank.Audit(cmd.Context(), st)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				err = json.NewEncoder(out).Encode(r)
+			} else {
+				_, err = fmt.Fprintln(out, r)
+			}
+			if err != nil {
+				return err
+			}
+			if !r.OK() {
+				return fmt.Errorf("audit failed, problems: %d", len(r.Problems))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&db, "db", "", "storage: sqlite:PATH (required)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	_ = cmd.MarkFlagRequired("db")
+	return cmd
+}
+
+// bankRemote names a running bank and its admin token file.
+type bankRemote struct {
+	url, tokenFile string
+}
+
+func (r *bankRemote) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&r.url, "bank", "", "bank URL, like http://127.0.0.1:8080 (required)")
+	cmd.Flags().StringVar(&r.tokenFile, "admin-token-file", "", "file holding the bank's admin token (required)")
+	_ = cmd.MarkFlagRequired("bank")
+	_ = cmd.MarkFlagRequired("admin-token-file")
+}
+
+func (r *bankRemote) open() (*client.Client, string, error) {
+	u, err := url.Parse(r.url)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, "", fmt.Errorf("--bank %q: want an http:// or https:// URL", r.url)
+	}
+	token, err := bankAdminToken(r.tokenFile, false)
+	if err != nil {
+		return nil, "", err
+	}
+	return client.New(r.url, &http.Client{Timeout: 30 * time.Second}), token, nil
+}
+
+func bankAccountCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "account", Short: "Open and credit accounts at a running bank"}
+
+	var create bankRemote
+	var asJSON bool
+	createCmd := &cobra.Command{
+		Use:   "create",
+		Short: "Open an account and print its id and bearer token",
+		Long: `create opens an account and prints its id and bearer token. The bank keeps only
+a hash of the token: this is the one time it is shown.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, admin, err := create.open()
+			if err != nil {
+				return err
+			}
+			a, err := c.CreateAccount(cmd.Context(), admin)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(a)
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "id:    %s\ntoken: %s\n", a.ID, a.Token)
+			return err
+		},
+	}
+	create.register(createCmd)
+	createCmd.Flags().BoolVar(&asJSON, "json", false, `print {"id": ..., "token": ...}`)
+
+	var credit bankRemote
+	creditCmd := &cobra.Command{
+		Use:   "credit ID AMOUNT",
+		Short: "Credit an account from outside, like 10.00",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			value, err := amount.Parse(args[1])
+			if err != nil {
+				return err
+			}
+			c, admin, err := credit.open()
+			if err != nil {
+				return err
+			}
+			balance, err := c.Credit(cmd.Context(), admin, args[0], value)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "credited %s to %s; balance %s\n", amount.Format(value), args[0], amount.Format(balance))
+			return err
+		},
+	}
+	credit.register(creditCmd)
+
+	cmd.AddCommand(createCmd, creditCmd)
+	return cmd
+}
+
+// bankOpenStore opens the storage named by a --db value. With mustExist, a
+// missing SQLite file is an error rather than a new, empty bank.
+func bankOpenStore(ctx context.Context, dsn string, mustExist bool) (storage.Store, error) {
+	scheme, path, _ := strings.Cut(dsn, ":")
+	switch scheme {
+	case "sqlite":
+		if path == "" {
+			return nil, errors.New("--db sqlite:PATH: the path is missing")
+		}
+		if mustExist {
+			if _, err := os.Stat(path); err != nil {
+				return nil, fmt.Errorf("--db %s: no bank database there: %w", dsn, err)
+			}
+		}
+		return sqlite.Open(ctx, path)
+	case "postgres", "postgresql":
+		return nil, fmt.Errorf("--db %s: PostgreSQL storage is not available yet; use sqlite:PATH", scheme+"://...")
+	}
+	return nil, fmt.Errorf("--db %q: unknown storage; use sqlite:PATH", dsn)
+}
+
+// bankAdminToken reads the admin token from path. With create, a missing
+// file is created with mode 0600 holding a fresh token. A file others can
+// read is refused: whoever reads it can mint money.
+func bankAdminToken(path string, create bool) (string, error) {
+	if create {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err == nil {
+			token := bank.NewToken()
+			_, err = f.WriteString(token + "\n")
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return "", fmt.Errorf("admin token file: %w", err)
+			}
+			return token, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return "", fmt.Errorf("admin token file: %w", err)
+		}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("admin token file: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", fmt.Errorf("admin token file: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return "", fmt.Errorf("admin token file %s is open to group or others (mode %v); run chmod 600 on it", path, perm)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, 4096))
+	if err != nil {
+		return "", fmt.Errorf("admin token file: %w", err)
+	}
+	token := strings.TrimSpace(string(data))
+	if token == "" {
+		return "", fmt.Errorf("admin token file %s is empty", path)
+	}
+	return token, nil
+}
+
+// bankLogger returns the server's logger, writing to w.
+func bankLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}

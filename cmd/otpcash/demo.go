@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/otpcash/otpcash/bank"
+	"github.com/otpcash/otpcash/bank/storage/sqlite"
+	"github.com/otpcash/otpcash/internal/amount"
+	"github.com/otpcash/otpcash/wallet"
+)
+
+func newDemoCmd() *cobra.Command {
+	var keep bool
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run the whole story on one machine: withdraw, pay offline twice, deposit, audit",
+		Long: `demo starts a bank on an embedded SQLite database on a loopback port, makes three
+wallets (Alice, Bob, Carol) in a temporary directory, and runs the scheme of
+the paper end to end: Alice withdraws 10.00, pays Bob 7.00 offline, Bob pays
+3.00 on to Carol, everyone deposits, and the bank's audit must balance. It
+exits non-zero if any check fails.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir, err := os.MkdirTemp("", "otpcash-demo-")
+			if err != nil {
+				return err
+			}
+			if !keep {
+				defer os.RemoveAll(dir)
+			}
+			return runDemo(cmd.Context(), cmd.OutOrStdout(), dir)
+		},
+	}
+	cmd.Flags().BoolVar(&keep, "keep", false, "keep the temporary directory (bank database and wallets) for inspection")
+	return cmd
+}
+
+// demo narrates and checks the story; the first failed check ends it.
+type demo struct {
+	out  io.Writer
+	bank *bank.Bank
+	url  string
+	dir  string
+}
+
+type person struct {
+	name           string
+	account, token string
+	w              *wallet.Wallet
+}
+
+func (d *demo) say(format string, args ...any) { fmt.Fprintf(d.out, format+"\n", args...) }
+
+func eur(v int64) string { return amount.Format(v) + " EUR" }
+
+func runDemo(ctx context.Context, out io.Writer, dir string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	d := &demo{out: out, dir: dir}
+	d.say("otpcash demo: withdraw -> offline payments -> deposit, in %s", dir)
+
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "bank.db"))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	quiet := slog.New(slog.DiscardHandler)
+	d.bank, err = bank.New(ctx, st, bank.Config{Logger: quiet})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	served := make(chan error, 1)
+	go func() { served <- bank.Serve(ctx, ln, d.bank.Handler(), quiet) }()
+	d.url = "http://" + ln.Addr().String()
+	d.say("\n== The bank\nbank %q listening on %s, ledger in SQLite", d.bank.Catalogue().Issuer, d.url)
+
+	alice, bob, carol := &person{name: "Alice"}, &person{name: "Bob"}, &person{name: "Carol"}
+	for _, p := range []*person{alice, bob, carol} {
+		if err := d.open(ctx, p); err != nil {
+			return err
+		}
+		defer p.w.Close()
+	}
+	if _, err := d.bank.Credit(ctx, alice.account, 1000); err != nil {
+		return err
+	}
+	d.say("accounts opened for Alice, Bob and Carol; Alice's account credited with %s", eur(1000))
+
+	d.say("\n== Alice withdraws 10.00 (online)")
+	res, err := alice.w.Withdraw(ctx, alice.account, alice.token, 1000)
+	if err != nil {
+		return err
+	}
+	d.say("Alice's wallet now holds %d coins of %s each, signed one-time programs", res.Coins, eur(res.Amount/int64(res.Coins)))
+	if err := d.expectHeld(ctx, alice, 1000); err != nil {
+		return err
+	}
+
+	d.say("\n== Alice pays Bob 7.00 (offline: only the two wallets talk)")
+	if err := d.pay(ctx, alice, bob, 700); err != nil {
+		return err
+	}
+	d.say("\n== Bob pays 3.00 of it on to Carol (a second hop)")
+	if err := d.pay(ctx, bob, carol, 300); err != nil {
+		return err
+	}
+
+	d.say("\n== Everyone deposits (online)")
+	for _, p := range []*person{alice, bob, carol} {
+		r, err := p.w.Deposit(ctx, p.account, p.token)
+		if err != nil {
+			return err
+		}
+		if len(r.Refused) > 0 {
+			return fmt.Errorf("%s's deposit: %d coins refused: %s", p.name, len(r.Refused), r.Refused[0].Message)
+		}
+		d.say("%s deposits %d coins: %s credited, account balance %s", p.name, r.Coins, eur(r.Credited), eur(r.Balance))
+	}
+	for i, p := range []*person{alice, bob, carol} {
+		want := []int64{300, 400, 300}[i]
+		if err := d.expectHeld(ctx, p, 0); err != nil {
+			return err
+		}
+		acct, err := d.bank.Balance(ctx, p.account)
+		if err != nil {
+			return err
+		}
+		if acct != want {
+			return fmt.Errorf("check failed: %s's account holds %s, want %s", p.name, eur(acct), eur(want))
+		}
+	}
+
+	d.say("\n== The bank's audit")
+	rep, err := d.bank.Audit(ctx)
+	if err != nil {
+		return err
+	}
+	d.say("%s", rep)
+	if !rep.OK() {
+		return errors.New("check failed: the audit does not balance")
+	}
+	d.say("\nAll checks passed.")
+	cancel()
+	if err := <-served; err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// open makes a bank account and a wallet for p.
+func (d *demo) open(ctx context.Context, p *person) error {
+	var err error
+	if p.account, p.token, err = d.bank.CreateAccount(ctx); err != nil {
+		return err
+	}
+	p.w, err = wallet.Init(ctx, filepath.Join(d.dir, p.name), d.url, []byte("pin-of-"+p.name), wallet.Options{
+		ConfirmSAS: func(context.Context, string) bool { return true },
+	})
+	if err != nil {
+		return fmt.Errorf("%s's wallet: %w", p.name, err)
+	}
+	n, err := p.w.ExchangeKeys(ctx)
+	if err != nil {
+		return err
+	}
+	d.say("%s's wallet created: issuer keys pinned, %d exchange keys certified for receiving offline", p.name, n)
+	return nil
+}
+
+// pay runs one offline session between two wallets over loopback TCP.
+func (d *demo) pay(ctx context.Context, from, to *person, value int64) error {
+	fromBefore, err := from.w.Balance(ctx)
+	if err != nil {
+		return err
+	}
+	toBefore, err := to.w.Balance(ctx)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	type result struct {
+		p   wallet.Payment
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		p, err := to.w.Receive(ctx, ln)
+		got <- result{p, err}
+	}()
+	paid, err := from.w.Pay(ctx, ln.Addr().String(), value, "demo")
+	if err != nil {
+		return fmt.Errorf("%s pays %s: %w", from.name, to.name, err)
+	}
+	r := <-got
+	if r.err != nil {
+		return fmt.Errorf("%s receives from %s: %w", to.name, from.name, r.err)
+	}
+	d.say("%s's screen shows %s, %s's shows %s: they match, so no one is in the middle", from.name, paid.SAS, to.name, r.p.SAS)
+	if paid.SAS != r.p.SAS {
+		return errors.New("check failed: short authentication strings differ")
+	}
+	d.say("%s sealed %d coins to %s's exchange keys, destroyed the keys that could sign them again, and holds %d signed receipts", from.name, paid.Coins, to.name, paid.Coins)
+	d.say("%s checked every coin offline (issuer signature, checksum, program, transfer chain) and stored %s", to.name, eur(r.p.Amount))
+	if r.p.Amount != value || paid.Amount != value {
+		return fmt.Errorf("check failed: paid %s, received %s, want %s", eur(paid.Amount), eur(r.p.Amount), eur(value))
+	}
+	if err := d.expectHeld(ctx, from, fromBefore.Held-value); err != nil {
+		return err
+	}
+	return d.expectHeld(ctx, to, toBefore.Held+value)
+}
+
+func (d *demo) expectHeld(ctx context.Context, p *person, want int64) error {
+	b, err := p.w.Balance(ctx)
+	if err != nil {
+		return err
+	}
+	d.say("  %s: held %s, pending-out %s", p.name, eur(b.Held), eur(b.PendingOut))
+	if b.Held != want || b.PendingOut != 0 {
+		return fmt.Errorf("check failed: %s holds %s with %s pending-out, want %s and nothing pending", p.name, eur(b.Held), eur(b.PendingOut), eur(want))
+	}
+	return nil
+}

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The end-to-end tests run the real binary: the bank, the payer and the
+// payee are separate processes talking over loopback.
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "otpcash-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "otpcash")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		panic("build otpcash: " + err.Error())
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is a running otpcash process whose stderr is scanned for a line.
+type proc struct {
+	cmd    *exec.Cmd
+	stdout bytes.Buffer
+	lines  chan string
+}
+
+func start(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(binary, args...), lines: make(chan string, 100)}
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout = &p.stdout
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			select {
+			case p.lines <- sc.Text():
+			default:
+			}
+		}
+		close(p.lines)
+	}()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			p.cmd.Process.Kill()
+			p.cmd.Wait()
+		}
+	})
+	return p
+}
+
+// waitFor returns the first stderr line containing marker.
+func (p *proc) waitFor(t *testing.T, marker string) string {
+	t.Helper()
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case l, ok := <-p.lines:
+			if !ok {
+				t.Fatalf("%v exited before printing %q", p.cmd.Args, marker)
+			}
+			if strings.Contains(l, marker) {
+				return l
+			}
+		case <-timeout:
+			t.Fatalf("%v did not print %q", p.cmd.Args, marker)
+		}
+	}
+}
+
+// run runs otpcash to completion and returns stdout, stderr and the error.
+func run(t *testing.T, env []string, args ...string) (string, string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	return out.String(), errb.String(), err
+}
+
+func mustRun(t *testing.T, env []string, args ...string) string {
+	t.Helper()
+	out, errOut, err := run(t, env, args...)
+	if err != nil {
+		t.Fatalf("otpcash %s: %v\n%s%s", strings.Join(args, " "), err, out, errOut)
+	}
+	return out
+}
+
+type account struct {
+	ID    string `json:"id"`
+	Token string `json:"token"`
+}
+
+type balance struct {
+	Currency   string `json:"currency"`
+	Held       int64  `json:"held"`
+	PendingOut int64  `json:"pendingOut"`
+}
+
+func TestEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	db := "sqlite:" + filepath.Join(dir, "bank.db")
+	adminFile := filepath.Join(dir, "admin-token")
+	bankProc := start(t, nil, "bank", "serve", "--db", db, "--listen", "127.0.0.1:0", "--admin-token-file", adminFile)
+	line := bankProc.waitFor(t, "listening")
+	addr := line[strings.Index(line, "addr=")+len("addr="):]
+	addr = strings.Fields(addr)[0]
+	url := "http://" + strings.Trim(addr, `"`)
+
+	if fi, err := os.Stat(adminFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("admin token file: %v, mode %v; want mode 0600", err, fi.Mode())
+	}
+	bankArgs := []string{"--bank", url, "--admin-token-file", adminFile}
+	newAccount := func() account {
+		var a account
+		out := mustRun(t, nil, append([]string{"bank", "account", "create", "--json"}, bankArgs...)...)
+		if err := json.Unmarshal([]byte(out), &a); err != nil || a.ID == "" || a.Token == "" {
+			t.Fatalf("account create printed %q: %v", out, err)
+		}
+		return a
+	}
+	alice, bob := newAccount(), newAccount()
+	mustRun(t, nil, append([]string{"bank", "account", "credit", alice.ID, "10.00"}, bankArgs...)...)
+
+	aliceDir, bobDir := filepath.Join(dir, "alice"), filepath.Join(dir, "bob")
+	aliceEnv, bobEnv := []string{"OTPCASH_PIN=1111"}, []string{"OTPCASH_PIN=2222"}
+	mustRun(t, aliceEnv, "wallet", "init", "--wallet", aliceDir, "--bank", url)
+	mustRun(t, bobEnv, "wallet", "init", "--wallet", bobDir, "--bank", url)
+	mustRun(t, append(aliceEnv, "OTPCASH_TOKEN="+alice.Token), "wallet", "withdraw", "10", "--wallet", aliceDir, "--account", alice.ID)
+
+	if _, errOut, err := run(t, []string{"OTPCASH_PIN=9999"}, "wallet", "balance", "--wallet", aliceDir); err == nil || !strings.Contains(strings.ToLower(errOut), "pin") {
+		t.Errorf("wrong PIN: err %v, stderr %q; want a failure naming the PIN", err, errOut)
+	}
+	if _, errOut, err := run(t, aliceEnv, "wallet", "pay", "11", "--wallet", aliceDir, "--to", "127.0.0.1:1", "--yes"); err == nil || !strings.Contains(errOut, "insufficient") {
+		t.Errorf("paying more than held: err %v, stderr %q", err, errOut)
+	}
+
+	payee := start(t, bobEnv, "wallet", "receive", "--wallet", bobDir, "--listen", "127.0.0.1:0", "--yes", "--once")
+	payeeAddr := strings.TrimPrefix(payee.waitFor(t, "listening on "), "listening on ")
+	payOut := mustRun(t, aliceEnv, "wallet", "pay", "7.00", "--wallet", aliceDir, "--to", payeeAddr, "--yes")
+	if err := payee.cmd.Wait(); err != nil {
+		t.Fatalf("receive --once: %v", err)
+	}
+	if !strings.Contains(payOut, "paid 7.00 EUR in 7 coins") || !strings.Contains(payee.stdout.String(), "received 7.00 EUR") {
+		t.Errorf("pay printed %q, receive printed %q", payOut, payee.stdout.String())
+	}
+
+	for _, c := range []struct {
+		env  []string
+		dir  string
+		want balance
+	}{
+		{aliceEnv, aliceDir, balance{"EUR", 300, 0}},
+		{bobEnv, bobDir, balance{"EUR", 700, 0}},
+	} {
+		var b balance
+		out := mustRun(t, c.env, "wallet", "balance", "--wallet", c.dir, "--json")
+		if err := json.Unmarshal([]byte(out), &b); err != nil || b != c.want {
+			t.Errorf("balance of %s = %q (%v); want %+v", filepath.Base(c.dir), out, err, c.want)
+		}
+	}
+
+	mustRun(t, append(bobEnv, "OTPCASH_TOKEN="+bob.Token), "wallet", "deposit", "--wallet", bobDir, "--account", bob.ID)
+	if out, _, err := run(t, append(bobEnv, "OTPCASH_TOKEN="+bob.Token), "wallet", "deposit", "--wallet", bobDir, "--account", bob.ID); err != nil || !strings.Contains(out, "0 coins") {
+		t.Errorf("second deposit with nothing held: %v, %q", err, out)
+	}
+	if _, _, err := run(t, append(aliceEnv, "OTPCASH_TOKEN=wrong"), "wallet", "deposit", "--wallet", aliceDir, "--account", alice.ID); err == nil {
+		t.Errorf("deposit with a wrong bearer token succeeded")
+	}
+	mustRun(t, append(aliceEnv, "OTPCASH_TOKEN="+alice.Token), "wallet", "deposit", "--wallet", aliceDir, "--account", alice.ID)
+
+	history := mustRun(t, bobEnv, "wallet", "history", "--wallet", bobDir, "--json")
+	for _, kind := range []string{"receive", "deposit"} {
+		if !strings.Contains(history, `"`+kind+`"`) {
+			t.Errorf("Bob's history lacks a %s: %s", kind, history)
+		}
+	}
+
+	if err := bankProc.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := bankProc.cmd.Wait(); err != nil {
+		t.Errorf("bank after SIGTERM: %v; want a clean exit", err)
+	}
+	audit := mustRun(t, nil, "bank", "audit", "--db", db)
+	if !strings.Contains(strings.ToLower(audit), "ok") {
+		t.Errorf("audit printed %q", audit)
+	}
+}
+
+func TestDemo(t *testing.T) {
+	out, errOut, err := run(t, nil, "demo")
+	if err != nil {
+		t.Fatalf("demo: %v\n%s\n%s", err, out, errOut)
+	}
+	if !strings.Contains(out, "All checks passed.") {
+		t.Fatalf("demo did not finish its checks:\n%s", out)
+	}
+}
+

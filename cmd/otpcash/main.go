@@ -1,0 +1,42 @@
+// Command otpcash is the one binary of otpcash: a bank server and its
+// tools, a command-line wallet, the demo, and the benchmarks.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRootCmd().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "otpcash:", err)
+		os.Exit(1)
+	}
+}
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "otpcash",
+		Short: "Offline, peer-to-peer, programmable digital cash",
+		Long: `otpcash implements the one-time-program coins of "A Sustainable Approach to
+Delivering Programmable Peer-to-Peer Offline Payments" (Sensors 2023): a bank
+issues coins as signed programs, wallets pay each other offline over an
+encrypted local link, and holders deposit later.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newBankCmd(), newWalletCmd(), newDemoCmd())
+	return root
+}
+
+// errUsage marks a mistake in the command line, as opposed to a failure.
+var errUsage = errors.New("usage")

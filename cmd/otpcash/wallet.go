@@ -1,0 +1,442 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/otpcash/otpcash/internal/amount"
+	"github.com/otpcash/otpcash/wallet"
+)
+
+// walletFlags are the flags every wallet command shares.
+type walletFlags struct {
+	dir  string
+	yes  bool
+	json bool
+}
+
+func newWalletCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "wallet",
+		Short: "A command-line wallet: withdraw, pay and receive offline, deposit",
+		Long: `A command-line wallet. The PIN comes from the OTPCASH_PIN environment variable
+or, when it is unset, from a prompt on the terminal.`,
+	}
+	cmd.AddCommand(walletInitCmd(), walletRefillCmd(), walletWithdrawCmd(), walletBalanceCmd(),
+		walletHistoryCmd(), walletReceiveCmd(), walletPayCmd(), walletDepositCmd())
+	return cmd
+}
+
+func (f *walletFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.dir, "wallet", "", "wallet directory (required)")
+	_ = cmd.MarkFlagRequired("wallet")
+}
+
+// open opens the wallet named by --wallet, asking for the PIN.
+func (f *walletFlags) open(cmd *cobra.Command) (*wallet.Wallet, error) {
+	pin, err := readPIN(cmd, false)
+	if err != nil {
+		return nil, err
+	}
+	return wallet.Open(cmd.Context(), f.dir, pin, f.options(cmd))
+}
+
+func (f *walletFlags) options(cmd *cobra.Command) wallet.Options {
+	return wallet.Options{
+		ConfirmSAS: func(ctx context.Context, sas string) bool {
+			fmt.Fprintf(cmd.ErrOrStderr(), "short authentication string: %s\n", sas)
+			if f.yes {
+				return true
+			}
+			return askYes(cmd, fmt.Sprintf("Does the other screen show %s? [y/N] ", sas))
+		},
+	}
+}
+
+// readPIN takes the PIN from OTPCASH_PIN or the terminal; a new PIN is asked
+// twice.
+func readPIN(cmd *cobra.Command, confirm bool) ([]byte, error) {
+	if pin, ok := os.LookupEnv("OTPCASH_PIN"); ok {
+		if pin == "" {
+			return nil, fmt.Errorf("OTPCASH_PIN is set but empty")
+		}
+		return []byte(pin), nil
+	}
+	fd := int(os.Stdin.Fd())
+	if !term.IsTerminal(fd) {
+		return nil, fmt.Errorf("no PIN: set OTPCASH_PIN or run in a terminal")
+	}
+	fmt.Fprint(cmd.ErrOrStderr(), "PIN: ")
+	pin, err := term.ReadPassword(fd)
+	fmt.Fprintln(cmd.ErrOrStderr())
+	if err != nil {
+		return nil, fmt.Errorf("read PIN: %w", err)
+	}
+	if len(pin) == 0 {
+		return nil, fmt.Errorf("empty PIN")
+	}
+	if confirm {
+		fmt.Fprint(cmd.ErrOrStderr(), "PIN again: ")
+		again, err := term.ReadPassword(fd)
+		fmt.Fprintln(cmd.ErrOrStderr())
+		if err != nil {
+			return nil, fmt.Errorf("read PIN: %w", err)
+		}
+		if string(again) != string(pin) {
+			return nil, fmt.Errorf("the two PINs differ")
+		}
+	}
+	return pin, nil
+}
+
+func askYes(cmd *cobra.Command, question string) bool {
+	fmt.Fprint(cmd.ErrOrStderr(), question)
+	line, err := bufio.NewReader(io.LimitReader(cmd.InOrStdin(), 64)).ReadString('\n')
+	if err != nil && line == "" {
+		return false
+	}
+	answer := strings.ToLower(strings.TrimSpace(line))
+	return answer == "y" || answer == "yes"
+}
+
+func printJSON(cmd *cobra.Command, v any) error {
+	enc := json.NewEncoder(cmd.OutOrStdout())
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func walletInitCmd() *cobra.Command {
+	var f walletFlags
+	var bankURL string
+	var keys int
+	cmd := &cobra.Command{
+		Use:   "init --wallet DIR --bank URL",
+		Short: "Create a wallet, pin the bank's issuer keys and fetch exchange keys",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			pin, err := readPIN(cmd, true)
+			if err != nil {
+				return err
+			}
+			w, err := wallet.Init(cmd.Context(), f.dir, bankURL, pin, f.options(cmd))
+			if err != nil {
+				return err
+			}
+			defer w.Close()
+			if keys > wallet.DefaultKeyPool {
+				if _, err := w.RefillKeys(cmd.Context(), keys); err != nil {
+					return err
+				}
+			}
+			n, err := w.ExchangeKeys(cmd.Context())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wallet created in %s; %d exchange keys on hand\n", f.dir, n)
+			return nil
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().StringVar(&bankURL, "bank", "", "bank base URL, e.g. http://127.0.0.1:8080 (required)")
+	cmd.Flags().IntVar(&keys, "keys", wallet.DefaultKeyPool, "exchange keys to keep on hand (coins receivable offline)")
+	_ = cmd.MarkFlagRequired("bank")
+	return cmd
+}
+
+func walletRefillCmd() *cobra.Command {
+	var f walletFlags
+	var keys int
+	cmd := &cobra.Command{
+		Use:   "refill --wallet DIR",
+		Short: "Top up the pool of exchange keys (needs the bank)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			w, err := f.open(cmd)
+			if err != nil {
+				return err
+			}
+			defer w.Close()
+			added, err := w.RefillKeys(cmd.Context(), keys)
+			if err != nil {
+				return err
+			}
+			n, err := w.ExchangeKeys(cmd.Context())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "added %d exchange keys; %d on hand\n", added, n)
+			return nil
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().IntVar(&keys, "keys", wallet.DefaultKeyPool, "exchange keys to keep on hand")
+	return cmd
+}
+
+// accountFlags name a bank account and its bearer token.
+type accountFlags struct {
+	account, token string
+}
+
+func (a *accountFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&a.account, "account", "", "bank account id (required)")
+	cmd.Flags().StringVar(&a.token, "token", "", "account bearer token (default $OTPCASH_TOKEN)")
+	_ = cmd.MarkFlagRequired("account")
+}
+
+func (a *accountFlags) bearer() (string, error) {
+	if a.token != "" {
+		return a.token, nil
+	}
+	if t := os.Getenv("OTPCASH_TOKEN"); t != "" {
+		return t, nil
+	}
+	return "", fmt.Errorf("%w: no account token: pass --token or set OTPCASH_TOKEN", errUsage)
+}
+
+func walletWithdrawCmd() *cobra.Command {
+	var f walletFlags
+	var a accountFlags
+	cmd := &cobra.Command{
+		Use:   "withdraw AMOUNT --wallet DIR --account ID",
+		Short: "Withdraw coins from a bank account into the wallet",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			value, err := amount.Parse(args[0])
+			if err != nil {
+				return err
+			}
+			token, err := a.bearer()
+			if err != nil {
+				return err
+			}
+			w, err := f.open(cmd)
+			if err != nil {
+				return err
+			}
+			defer w.Close()
+			res, err := w.Withdraw(cmd.Context(), a.account, token, value)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "withdrew %s %s in %d coins", amount.Format(res.Amount), w.Currency(), res.Coins)
+			if res.Resumed > 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), " (%d of them finish an interrupted withdrawal)", res.Resumed)
+			}
+			fmt.Fprintln(cmd.OutOrStdout())
+			return nil
+		},
+	}
+	f.register(cmd)
+	a.register(cmd)
+	return cmd
+}
+
+func walletBalanceCmd() *cobra.Command {
+	var f walletFlags
+	cmd := &cobra.Command{
+		Use:   "balance --wallet DIR",
+		Short: "Show the coins held and in flight",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			w, err := f.open(cmd)
+			if err != nil {
+				return err
+			}
+			defer w.Close()
+			b, err := w.Balance(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if f.json {
+				return printJSON(cmd, b)
+			}
+			keys, err := w.ExchangeKeys(cmd.Context())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "held:        %s %s (%d coins)\npending-out: %s %s\nexchange keys on hand: %d\n",
+				amount.Format(b.Held), b.Currency, b.Coins, amount.Format(b.PendingOut), b.Currency, keys)
+			return nil
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().BoolVar(&f.json, "json", false, "print JSON: {currency, held, pendingOut} in minor units")
+	return cmd
+}
+
+func walletHistoryCmd() *cobra.Command {
+	var f walletFlags
+	cmd := &cobra.Command{
+		Use:   "history --wallet DIR",
+		Short: "Show the wallet's payments, withdrawals and deposits",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			w, err := f.open(cmd)
+			if err != nil {
+				return err
+			}
+			defer w.Close()
+			events, err := w.History(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if f.json {
+				return printJSON(cmd, events)
+			}
+			for _, e := range events {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s  %-8s %10s %s  %s\n", e.Time.Format("2006-01-02 15:04:05"), e.Kind, amount.Format(e.Amount), e.Currency, e.Detail)
+			}
+			return nil
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().BoolVar(&f.json, "json", false, "print JSON")
+	return cmd
+}
+
+func walletReceiveCmd() *cobra.Command {
+	var f walletFlags
+	var listen string
+	var once bool
+	cmd := &cobra.Command{
+		Use:   "receive --wallet DIR --listen ADDR",
+		Short: "Wait for payers on the local network and receive their coins",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			w, err := f.open(cmd)
+			if err != nil {
+				return err
+			}
+			defer w.Close()
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return fmt.Errorf("receive: %w", err)
+			}
+			defer ln.Close()
+			fmt.Fprintf(cmd.ErrOrStderr(), "listening on %s\n", ln.Addr())
+			for {
+				p, err := w.Receive(cmd.Context(), ln)
+				if err != nil {
+					if once || cmd.Context().Err() != nil {
+						return err
+					}
+					fmt.Fprintln(cmd.ErrOrStderr(), "otpcash:", err)
+					continue
+				}
+				if f.json {
+					if err := printJSON(cmd, p); err != nil {
+						return err
+					}
+				} else {
+					fmt.Fprintf(cmd.OutOrStdout(), "received %s %s in %d coins (%d re-sent from an earlier session)\n",
+						amount.Format(p.Amount), w.Currency(), p.Coins, p.Resent)
+				}
+				if once {
+					return nil
+				}
+			}
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:7070", "address to listen on")
+	cmd.Flags().BoolVar(&once, "once", false, "serve one payment session, then exit")
+	cmd.Flags().BoolVar(&f.yes, "yes", false, "accept the short authentication string without asking")
+	cmd.Flags().BoolVar(&f.json, "json", false, "print each payment as JSON")
+	return cmd
+}
+
+func walletPayCmd() *cobra.Command {
+	var f walletFlags
+	var to, memo string
+	cmd := &cobra.Command{
+		Use:   "pay AMOUNT --wallet DIR --to ADDR",
+		Short: "Pay a wallet on the local network, offline",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			value, err := amount.Parse(args[0])
+			if err != nil {
+				return err
+			}
+			w, err := f.open(cmd)
+			if err != nil {
+				return err
+			}
+			defer w.Close()
+			p, err := w.Pay(cmd.Context(), to, value, memo)
+			if err != nil {
+				return err
+			}
+			if f.json {
+				return printJSON(cmd, p)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "paid %s %s in %d coins", amount.Format(p.Amount), w.Currency(), p.Coins)
+			if p.Resent > 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), " (and delivered %d coins left in flight earlier)", p.Resent)
+			}
+			fmt.Fprintln(cmd.OutOrStdout())
+			return nil
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().StringVar(&to, "to", "", "payee address, host:port (required)")
+	cmd.Flags().StringVar(&memo, "memo", "", "a note for the payee")
+	cmd.Flags().BoolVar(&f.yes, "yes", false, "accept the short authentication string without asking")
+	cmd.Flags().BoolVar(&f.json, "json", false, "print the payment as JSON")
+	_ = cmd.MarkFlagRequired("to")
+	return cmd
+}
+
+func walletDepositCmd() *cobra.Command {
+	var f walletFlags
+	var a accountFlags
+	cmd := &cobra.Command{
+		Use:   "deposit --wallet DIR --account ID",
+		Short: "Deposit every held coin into a bank account",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			token, err := a.bearer()
+			if err != nil {
+				return err
+			}
+			w, err := f.open(cmd)
+			if err != nil {
+				return err
+			}
+			defer w.Close()
+			res, err := w.Deposit(cmd.Context(), a.account, token)
+			if err != nil {
+				return err
+			}
+			if f.json {
+				if err := printJSON(cmd, res); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "deposited %s %s in %d coins; account balance %s\n",
+					amount.Format(res.Credited), w.Currency(), res.Coins, amount.Format(res.Balance))
+				for _, r := range res.Refused {
+					fmt.Fprintf(cmd.OutOrStdout(), "refused coin %.12s: %s: %s\n", r.Token, r.Code, r.Message)
+				}
+			}
+			if len(res.Refused) > 0 {
+				return errors.New("some coins were refused")
+			}
+			return nil
+		},
+	}
+	f.register(cmd)
+	a.register(cmd)
+	cmd.Flags().BoolVar(&f.json, "json", false, "print the result as JSON")
+	return cmd
+}

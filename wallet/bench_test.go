@@ -1,0 +1,144 @@
+package wallet
+
+import (
+	"context"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// countingListener counts the bytes each accepted connection moves, so a
+// benchmark can report bytes on the wire per coin.
+type countingListener struct {
+	net.Listener
+	in, out atomic.Int64
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: c, l: l}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	l *countingListener
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.l.in.Add(int64(n))
+	return n, err
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.l.out.Add(int64(n))
+	return n, err
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkPay500 pays 500 coins between two wallets over loopback TCP with
+// durable vault writes on both sides: the whole protocol, both sides in this
+// process. Coins and exchange keys are supplied outside the timed part.
+func BenchmarkPay500(b *testing.B) {
+	const coins = 500
+	ctx := context.Background()
+	bk := newTestBank(b)
+	alice, bob := bk.newHolder(b, 0), bk.newHolder(b, 0)
+	var cpu time.Duration
+	var wire int64
+	for b.Loop() {
+		b.StopTimer()
+		if _, err := bk.Credit(ctx, alice.account, coins*100); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, coins*100); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := bob.w.RefillKeys(ctx, coins); err != nil {
+			b.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		cl := &countingListener{Listener: ln}
+		c0 := cpuTime()
+		b.StartTimer()
+
+		var wg sync.WaitGroup
+		var recvErr error
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, recvErr = bob.w.Receive(ctx, cl)
+		}()
+		if _, err := alice.w.Pay(ctx, ln.Addr().String(), coins*100, ""); err != nil {
+			b.Fatal(err)
+		}
+		wg.Wait()
+
+		b.StopTimer()
+		cpu += cpuTime() - c0
+		wire += cl.in.Load() + cl.out.Load()
+		ln.Close()
+		if recvErr != nil {
+			b.Fatal(recvErr)
+		}
+		if _, err := bob.w.Deposit(ctx, bob.account, bob.token); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	n := float64(b.N)
+	b.ReportMetric(cpu.Seconds()*1e6/n/coins, "cpu-us/coin")
+	b.ReportMetric(float64(wire)/n/coins, "wire-B/coin")
+}
+
+// BenchmarkDeposit500 deposits 500 coins, each moved once, from a wallet
+// through the HTTP API into the SQLite bank.
+func BenchmarkDeposit500(b *testing.B) {
+	const coins = 500
+	ctx := context.Background()
+	bk := newTestBank(b)
+	alice, bob := bk.newHolder(b, 0), bk.newHolder(b, 0)
+	var elapsed time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		if _, err := bk.Credit(ctx, alice.account, coins*100); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, coins*100); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := bob.w.RefillKeys(ctx, coins); err != nil {
+			b.Fatal(err)
+		}
+		if _, payErr, _, recvErr := pay(b, alice, bob, coins*100, nil); payErr != nil || recvErr != nil {
+			b.Fatal(payErr, recvErr)
+		}
+		start := time.Now()
+		b.StartTimer()
+		res, err := bob.w.Deposit(ctx, bob.account, bob.token)
+		b.StopTimer()
+		elapsed += time.Since(start)
+		if err != nil || res.Coins != coins {
+			b.Fatalf("deposit = %+v, %v", res, err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.N*coins)/elapsed.Seconds(), "coins/s")
+}

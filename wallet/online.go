@@ -1,0 +1,188 @@
+package wallet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/otpcash/otpcash/bank/api"
+	"github.com/otpcash/otpcash/internal/amount"
+	"github.com/otpcash/otpcash/otp"
+	"github.com/otpcash/otpcash/vault"
+)
+
+// WithdrawResult says what a withdrawal brought into the wallet.
+type WithdrawResult struct {
+	Amount  int64 // value of the coins stored, including resumed withdrawals
+	Coins   int
+	Resumed int // coins of earlier, interrupted withdrawals finished now
+}
+
+// Withdraw debits amount from the bank account and stores the coins. The
+// holder keys are made and stored in the vault before the bank is asked, and
+// the request carries a fresh withdrawal id the bank honours only once, so
+// a withdrawal interrupted by a crash or a lost reply is finished, without
+// a second debit, by the next Withdraw on the same account.
+func (w *Wallet) Withdraw(ctx context.Context, account, token string, value int64) (WithdrawResult, error) {
+	k := w.coinKey()
+	if k == nil {
+		return WithdrawResult{}, fmt.Errorf("withdraw: the bank's catalogue has no coin key")
+	}
+	if value <= 0 || value%k.Value != 0 {
+		return WithdrawResult{}, fmt.Errorf("withdraw %s: %w of %s %s", amount.Format(value), ErrAmount, amount.Format(k.Value), k.Currency)
+	}
+	var res WithdrawResult
+	if err := w.resumeWithdrawals(ctx, account, token, &res); err != nil {
+		return res, err
+	}
+	id := newID()
+	if err := w.v.SetSetting(ctx, withdrawalSetting(id), []byte(account)); err != nil {
+		return res, fmt.Errorf("withdraw: %w", err)
+	}
+	n := int(value / k.Value)
+	if err := w.finishWithdrawal(ctx, id, account, token, n, &res); err != nil {
+		return res, err
+	}
+	w.emit(Event{Kind: "withdrawn", Amount: res.Amount, Coins: res.Coins})
+	w.record(ctx, vault.Event{Kind: "withdraw", Amount: res.Amount, Detail: fmt.Sprintf("%d coins from account %s", res.Coins, account)})
+	return res, nil
+}
+
+func withdrawalSetting(id string) string { return "withdrawal/" + id }
+
+// resumeWithdrawals finishes the interrupted withdrawals of account.
+func (w *Wallet) resumeWithdrawals(ctx context.Context, account, token string, res *WithdrawResult) error {
+	ids, err := w.v.PendingWithdrawals(ctx)
+	if err != nil {
+		return fmt.Errorf("withdraw: %w", err)
+	}
+	for _, id := range ids {
+		acct, err := w.v.Setting(ctx, withdrawalSetting(id))
+		if err != nil || string(acct) != account {
+			continue
+		}
+		keys, err := w.v.HolderKeys(ctx, id, 0)
+		if err != nil {
+			return fmt.Errorf("withdraw: resume %s: %w", id, err)
+		}
+		before := res.Coins
+		if err := w.finishWithdrawal(ctx, id, account, token, len(keys), res); err != nil {
+			return fmt.Errorf("resume: %w", err)
+		}
+		res.Resumed += res.Coins - before
+	}
+	return nil
+}
+
+// finishWithdrawal asks the bank for the coins of withdrawal id and stores
+// them. A refusal by the bank means nothing was debited, so the withdrawal
+// is forgotten; any other failure leaves it to be resumed.
+func (w *Wallet) finishWithdrawal(ctx context.Context, id, account, token string, n int, res *WithdrawResult) error {
+	pubs, err := w.v.HolderKeys(ctx, id, n)
+	if err != nil {
+		return fmt.Errorf("withdraw: %w", err)
+	}
+	holders := make([]string, len(pubs))
+	want := make(map[string]bool, len(pubs))
+	for i, p := range pubs {
+		holders[i] = otp.EncodeKey(p)
+		want[holders[i]] = true
+	}
+	coins, err := w.bank.Withdraw(ctx, token, api.WithdrawRequest{ID: id, Account: account, Holders: holders})
+	if err != nil {
+		var ae *api.Error
+		if errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500 {
+			if ferr := w.v.ForgetWithdrawal(ctx, id); ferr != nil {
+				w.log.Warn("refused withdrawal not forgotten", "err", ferr)
+			}
+		}
+		return fmt.Errorf("withdraw: %w", err)
+	}
+	if len(coins) != len(pubs) {
+		return fmt.Errorf("withdraw: bank sent %d coins for %d holder keys", len(coins), len(pubs))
+	}
+	for i := range coins {
+		c := &coins[i]
+		if err := w.ver.VerifyCoin(c); err != nil {
+			return fmt.Errorf("withdraw: bank sent a bad coin: %w", err)
+		}
+		if !want[c.Data.Holder] {
+			return fmt.Errorf("withdraw: bank sent coin %.12s for a holder key this wallet did not ask for", c.Data.Token)
+		}
+		res.Amount += c.Data.Value
+	}
+	if err := w.v.AddWithdrawn(ctx, id, coins); err != nil {
+		return fmt.Errorf("withdraw: %w", err)
+	}
+	res.Coins += len(coins)
+	return nil
+}
+
+// DepositResult says what a deposit did.
+type DepositResult struct {
+	Credited int64 // value credited now or by an earlier interrupted deposit
+	Coins    int
+	Refused  []Refusal
+	Balance  int64 // account balance after the deposit
+}
+
+// Refusal is a coin the bank would not credit, with its reason. A double
+// deposit names the one-time key that signed twice.
+type Refusal struct {
+	Token   string
+	Code    string
+	Message string
+	Key     string
+}
+
+// maxDepositBatch keeps each request well under the bank's body limit.
+const maxDepositBatch = 500
+
+// Deposit sends every held coin to the bank for credit to account. Coins are
+// marked deposited only after the bank answers; a deposit interrupted before
+// that is repeated by the next Deposit and the bank, recognising the same
+// coins from the same holder, credits them once.
+func (w *Wallet) Deposit(ctx context.Context, account, token string) (DepositResult, error) {
+	items, err := w.v.DepositItems(ctx, account)
+	if err != nil {
+		return DepositResult{}, fmt.Errorf("deposit: %w", err)
+	}
+	var res DepositResult
+	for len(items) > 0 {
+		batch := items[:min(len(items), maxDepositBatch)]
+		items = items[len(batch):]
+		req := api.DepositRequest{Account: account, Coins: make([]api.DepositCoin, len(batch))}
+		for i, it := range batch {
+			req.Coins[i] = api.DepositCoin{Sandbox: it.Sandbox, Proof: it.Proof}
+		}
+		resp, err := w.bank.Deposit(ctx, token, req)
+		if err != nil {
+			return res, fmt.Errorf("deposit: %w", err)
+		}
+		var done []string
+		for i, r := range resp.Results {
+			switch r.Status {
+			case api.StatusCredited, api.StatusAlreadyCredited:
+				done = append(done, r.Token)
+				res.Credited += batch[i].Sandbox.Coin.Data.Value
+				res.Coins++
+			default:
+				ref := Refusal{Token: r.Token, Code: r.Code, Message: r.Message}
+				if r.Conflict != nil {
+					ref.Key = r.Conflict.Key
+				}
+				res.Refused = append(res.Refused, ref)
+			}
+		}
+		if err := w.v.MarkDeposited(ctx, done); err != nil {
+			return res, fmt.Errorf("deposit: %w", err)
+		}
+		res.Balance = resp.Balance
+	}
+	if res.Coins > 0 || len(res.Refused) > 0 {
+		w.emit(Event{Kind: "deposited", Amount: res.Credited, Coins: res.Coins})
+		w.record(ctx, vault.Event{Kind: "deposit", Amount: res.Credited,
+			Detail: fmt.Sprintf("%d coins credited to account %s, %d refused", res.Coins, account, len(res.Refused))})
+	}
+	return res, nil
+}

@@ -1,0 +1,302 @@
+package wallet
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/otpcash/otpcash/bank/client"
+	"github.com/otpcash/otpcash/otp"
+	"github.com/otpcash/otpcash/vault"
+)
+
+// Errors callers can test with errors.Is.
+var (
+	ErrNoExchangeKeys = vault.ErrNoExchangeKeys
+	ErrInsufficient   = vault.ErrInsufficient
+	ErrWrongPIN       = vault.ErrWrongPIN
+	ErrDeclined       = errors.New("payment declined")
+	ErrAmount         = errors.New("amount cannot be paid in whole coins")
+)
+
+// DefaultKeyPool is how many exchange keys Init and RefillKeys keep on hand:
+// each coin received uses one.
+const DefaultKeyPool = 50
+
+// Options configure a wallet. The zero value is usable.
+type Options struct {
+	// HTTPClient talks to the bank; nil means a client with a 30 s timeout.
+	HTTPClient *http.Client
+	// Logger receives diagnostics; nil discards them. Secrets are never logged.
+	Logger *slog.Logger
+	// Now is the wallet's clock; nil means time.Now.
+	Now func() time.Time
+	// ConfirmSAS is asked, on both sides of a payment, whether the short
+	// authentication string shown matches the other screen. nil refuses
+	// every session: an app must let the user compare.
+	ConfirmSAS func(ctx context.Context, sas string) bool
+	// ConfirmOffer asks the payee whether to accept an offered payment;
+	// nil accepts.
+	ConfirmOffer func(ctx context.Context, o Offer) bool
+	// OnEvent receives progress for a user interface; may be nil.
+	OnEvent func(Event)
+	// Vault tunes the vault's PIN hashing (tests use cheap settings).
+	Vault *vault.Options
+}
+
+// Offer is a payment proposed by a payer.
+type Offer struct {
+	Amount   int64
+	Currency string
+	Memo     string
+	Peer     string
+}
+
+// Event is a step of a payment or an online operation, for a user interface.
+type Event struct {
+	Kind   string // "sas", "offer", "resent", "sealed", "acked", "received", "withdrawn", "deposited", "refilled"
+	Amount int64
+	Coins  int
+	SAS    string
+	Peer   string
+	Detail string
+}
+
+// Wallet is an open wallet. Its methods are safe for concurrent use.
+type Wallet struct {
+	v    *vault.Vault
+	bank *client.Client
+	cat  *otp.Catalogue
+	ver  *otp.Verifier
+	opts Options
+	log  *slog.Logger
+}
+
+const (
+	settingBank      = "bank"
+	settingCatalogue = "catalogue"
+)
+
+// Init creates a wallet in dir protected by pin, pins the bank's issuer
+// catalogue (trust on first use) and fills a first pool of exchange keys.
+func Init(ctx context.Context, dir, bankURL string, pin []byte, opts Options) (*Wallet, error) {
+	bc := client.New(bankURL, httpClient(opts))
+	cat, err := bc.Catalogue(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("init: fetch catalogue from %s: %w", bankURL, err)
+	}
+	if err := cat.Verify(""); err != nil {
+		return nil, fmt.Errorf("init: %w", err)
+	}
+	v, err := vault.Create(ctx, dir, pin, opts.Vault)
+	if err != nil {
+		return nil, fmt.Errorf("init: %w", err)
+	}
+	w := newWallet(v, bc, cat, opts)
+	if err := w.setJSON(ctx, settingCatalogue, cat); err != nil {
+		v.Close()
+		return nil, fmt.Errorf("init: %w", err)
+	}
+	if err := v.SetSetting(ctx, settingBank, []byte(bankURL)); err != nil {
+		v.Close()
+		return nil, fmt.Errorf("init: %w", err)
+	}
+	if _, err := w.RefillKeys(ctx, DefaultKeyPool); err != nil {
+		v.Close()
+		return nil, fmt.Errorf("init: %w", err)
+	}
+	return w, nil
+}
+
+// Open opens the wallet in dir with the owner's pin.
+func Open(ctx context.Context, dir string, pin []byte, opts Options) (*Wallet, error) {
+	v, err := vault.Open(ctx, dir, pin)
+	if err != nil {
+		return nil, fmt.Errorf("open wallet: %w", err)
+	}
+	url, err := v.Setting(ctx, settingBank)
+	if err != nil {
+		v.Close()
+		return nil, fmt.Errorf("open wallet: bank address: %w", err)
+	}
+	raw, err := v.Setting(ctx, settingCatalogue)
+	if err != nil {
+		v.Close()
+		return nil, fmt.Errorf("open wallet: catalogue: %w", err)
+	}
+	cat, err := otp.ParseCatalogue(raw)
+	if err == nil {
+		err = cat.Verify(cat.Root)
+	}
+	if err != nil {
+		v.Close()
+		return nil, fmt.Errorf("open wallet: pinned catalogue: %w", err)
+	}
+	return newWallet(v, client.New(string(url), httpClient(opts)), cat, opts), nil
+}
+
+func newWallet(v *vault.Vault, bc *client.Client, cat *otp.Catalogue, opts Options) *Wallet {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Wallet{v: v, bank: bc, cat: cat, ver: otp.NewVerifier(cat), opts: opts, log: log}
+}
+
+func httpClient(opts Options) *http.Client {
+	if opts.HTTPClient != nil {
+		return opts.HTTPClient
+	}
+	return &http.Client{Timeout: 30 * time.Second}
+}
+
+// Close closes the wallet's vault.
+func (w *Wallet) Close() error { return w.v.Close() }
+
+func (w *Wallet) now() time.Time {
+	if w.opts.Now != nil {
+		return w.opts.Now()
+	}
+	return time.Now()
+}
+
+func (w *Wallet) emit(e Event) {
+	if w.opts.OnEvent != nil {
+		w.opts.OnEvent(e)
+	}
+}
+
+func (w *Wallet) setJSON(ctx context.Context, name string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return w.v.SetSetting(ctx, name, b)
+}
+
+// Currency is the currency of the coins of the wallet's bank.
+func (w *Wallet) Currency() string {
+	if k := w.coinKey(); k != nil {
+		return k.Currency
+	}
+	return ""
+}
+
+// coinKey returns the newest coin key of the pinned catalogue.
+func (w *Wallet) coinKey() *otp.IssuerKey {
+	var best *otp.IssuerKey
+	for i := range w.cat.Keys {
+		k := &w.cat.Keys[i]
+		if k.Use == otp.UseCoin && (best == nil || k.NotBefore.After(best.NotBefore)) {
+			best = k
+		}
+	}
+	return best
+}
+
+// RefillKeys asks the bank to certify fresh exchange keys until the pool
+// holds target keys, and refreshes the pinned catalogue (accepted only
+// under the pinned root key). It returns how many keys were added.
+func (w *Wallet) RefillKeys(ctx context.Context, target int) (int, error) {
+	cat, err := w.bank.Catalogue(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("refill: catalogue: %w", err)
+	}
+	if err := cat.Verify(w.cat.Root); err != nil {
+		return 0, fmt.Errorf("refill: %w", err)
+	}
+	if err := w.setJSON(ctx, settingCatalogue, cat); err != nil {
+		return 0, fmt.Errorf("refill: %w", err)
+	}
+	w.cat, w.ver = cat, otp.NewVerifier(cat)
+
+	have, err := w.v.ExchangeKeyCount(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("refill: %w", err)
+	}
+	if have >= target {
+		return 0, nil
+	}
+	pubs, err := w.v.NewExchangeKeys(ctx, target-have)
+	if err != nil {
+		return 0, fmt.Errorf("refill: %w", err)
+	}
+	certs, err := w.bank.CertifyExchangeKeys(ctx, pubs)
+	if err != nil {
+		return 0, fmt.Errorf("refill: certify: %w", err)
+	}
+	for i := range certs {
+		if err := w.ver.VerifyExchangeKey(&certs[i], w.now()); err != nil {
+			return 0, fmt.Errorf("refill: bank returned a bad certificate: %w", err)
+		}
+	}
+	if err := w.v.AddExchangeKeys(ctx, certs); err != nil {
+		return 0, fmt.Errorf("refill: %w", err)
+	}
+	w.emit(Event{Kind: "refilled", Coins: len(certs)})
+	return len(certs), nil
+}
+
+// ExchangeKeys reports how many certified exchange keys the wallet holds:
+// the number of coins it can receive before it must go online to refill.
+func (w *Wallet) ExchangeKeys(ctx context.Context) (int, error) { return w.v.ExchangeKeyCount(ctx) }
+
+// Balance is what a wallet holds, in minor units.
+type Balance struct {
+	Currency   string `json:"currency"`
+	Held       int64  `json:"held"`
+	PendingOut int64  `json:"pendingOut"`
+	Coins      int    `json:"coins"`
+}
+
+// Balance sums the coins the wallet can spend and those in flight.
+func (w *Wallet) Balance(ctx context.Context) (Balance, error) {
+	coins, err := w.v.Coins(ctx)
+	if err != nil {
+		return Balance{}, fmt.Errorf("balance: %w", err)
+	}
+	b := Balance{Currency: w.Currency()}
+	for _, c := range coins {
+		switch c.State {
+		case vault.Held:
+			b.Held += c.Sandbox.Coin.Data.Value
+			b.Coins++
+		case vault.PendingOut:
+			b.PendingOut += c.Sandbox.Coin.Data.Value
+		}
+	}
+	return b, nil
+}
+
+// History returns the wallet's events, oldest first.
+func (w *Wallet) History(ctx context.Context) ([]vault.Event, error) {
+	ev, err := w.v.Events(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("history: %w", err)
+	}
+	return ev, nil
+}
+
+func (w *Wallet) record(ctx context.Context, e vault.Event) {
+	e.Time = w.now()
+	if e.Currency == "" {
+		e.Currency = w.Currency()
+	}
+	if err := w.v.AddEvent(ctx, e); err != nil {
+		w.log.Warn("history not recorded", "kind", e.Kind, "err", err)
+	}
+}
+
+func newID() string {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		panic("wallet: crypto/rand failed: " + err.Error())
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}

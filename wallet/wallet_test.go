@@ -1,0 +1,343 @@
+package wallet
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http/httptest"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"golang.org/x/time/rate"
+
+	"github.com/otpcash/otpcash/bank"
+	"github.com/otpcash/otpcash/bank/api"
+	"github.com/otpcash/otpcash/bank/storage/sqlite"
+	"github.com/otpcash/otpcash/otp"
+	"github.com/otpcash/otpcash/vault"
+)
+
+// testBank is an in-process bank on a loopback HTTP server.
+type testBank struct {
+	*bank.Bank
+	url string
+}
+
+func newTestBank(t testing.TB) *testBank {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "bank.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	b, err := bank.New(ctx, st, bank.Config{Logger: slog.New(slog.DiscardHandler), ExchangeKeyRate: rate.Inf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(b.Handler())
+	t.Cleanup(srv.Close)
+	return &testBank{Bank: b, url: srv.URL}
+}
+
+// holder is a bank customer with a wallet.
+type holder struct {
+	w              *Wallet
+	account, token string
+}
+
+var cheap = &vault.Options{Time: 1, MemoryKiB: 64, Threads: 1}
+
+func (b *testBank) newHolder(t testing.TB, credit int64) *holder {
+	t.Helper()
+	ctx := context.Background()
+	id, token, err := b.CreateAccount(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if credit > 0 {
+		if _, err := b.Credit(ctx, id, credit); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w, err := Init(ctx, filepath.Join(t.TempDir(), "wallet"), b.url, []byte("1234"), Options{
+		Vault:      cheap,
+		ConfirmSAS: func(context.Context, string) bool { return true },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	return &holder{w: w, account: id, token: token}
+}
+
+func (h *holder) balance(t testing.TB) Balance {
+	t.Helper()
+	b, err := h.w.Balance(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// pay runs one session from payer to payee through dial, which may be a
+// faulty link; it returns both sides' results.
+func pay(t testing.TB, from, to *holder, value int64, via func(addr string) string) (Payment, error, Payment, error) {
+	t.Helper()
+	ctx := context.Background()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var wg sync.WaitGroup
+	var got Payment
+	var recvErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		got, recvErr = to.w.Receive(ctx, ln)
+	}()
+	addr := ln.Addr().String()
+	if via != nil {
+		addr = via(addr)
+	}
+	paid, payErr := from.w.Pay(ctx, addr, value, "test")
+	wg.Wait()
+	return paid, payErr, got, recvErr
+}
+
+func TestPayReceiveDeposit(t *testing.T) {
+	ctx := context.Background()
+	b := newTestBank(t)
+	alice, bob := b.newHolder(t, 500), b.newHolder(t, 0)
+	if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, 500); err != nil {
+		t.Fatal(err)
+	}
+	paid, payErr, got, recvErr := pay(t, alice, bob, 300, nil)
+	if payErr != nil || recvErr != nil {
+		t.Fatalf("pay: %v; receive: %v", payErr, recvErr)
+	}
+	if paid.SAS != got.SAS || len(paid.SAS) != 6 {
+		t.Errorf("short authentication strings %q and %q", paid.SAS, got.SAS)
+	}
+	if paid.Amount != 300 || got.Amount != 300 || got.Coins != 3 {
+		t.Errorf("paid %+v, received %+v", paid, got)
+	}
+	if a, bb := alice.balance(t), bob.balance(t); a.Held != 200 || a.PendingOut != 0 || bb.Held != 300 {
+		t.Errorf("balances after paying: Alice %+v, Bob %+v", a, bb)
+	}
+	res, err := bob.w.Deposit(ctx, bob.account, bob.token)
+	if err != nil || res.Credited != 300 || res.Balance != 300 || len(res.Refused) != 0 {
+		t.Fatalf("deposit = %+v, %v", res, err)
+	}
+	if bb := bob.balance(t); bb.Held != 0 {
+		t.Errorf("Bob still holds %d after depositing", bb.Held)
+	}
+	hist, err := bob.w.History(ctx)
+	if err != nil || len(hist) != 2 || hist[0].Kind != "receive" || hist[1].Kind != "deposit" {
+		t.Errorf("Bob's history = %+v, %v", hist, err)
+	}
+}
+
+func TestPayRefusals(t *testing.T) {
+	ctx := context.Background()
+	b := newTestBank(t)
+	alice, bob := b.newHolder(t, 300), b.newHolder(t, 0)
+	if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, 300); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.w.Pay(ctx, "127.0.0.1:1", 400, ""); !errors.Is(err, ErrInsufficient) {
+		t.Errorf("paying 4.00 out of 3.00: %v; want ErrInsufficient", err)
+	}
+	if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, 150); !errors.Is(err, ErrAmount) {
+		t.Errorf("withdrawing 1.50 in 1.00 coins: %v; want ErrAmount", err)
+	}
+	if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, 100); err == nil {
+		t.Errorf("withdrawing from an empty account succeeded")
+	}
+	bob.w.opts.ConfirmOffer = func(context.Context, Offer) bool { return false }
+	_, payErr, _, _ := pay(t, alice, bob, 100, nil)
+	if !errors.Is(payErr, ErrDeclined) {
+		t.Errorf("declined offer: %v; want ErrDeclined", payErr)
+	}
+	bob.w.opts.ConfirmOffer = nil
+	if a := alice.balance(t); a.Held != 300 || a.PendingOut != 0 {
+		t.Errorf("refusals changed Alice's wallet: %+v", a)
+	}
+	if acct, err := b.Balance(ctx, alice.account); err != nil || acct != 0 {
+		t.Errorf("refused withdrawals changed the account: %d, %v", acct, err)
+	}
+}
+
+// relay forwards one session between payer and payee until cut.
+type relay struct {
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func (r *relay) via(t testing.TB) func(string) string {
+	return func(target string) string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			defer ln.Close()
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				return
+			}
+			r.mu.Lock()
+			r.conns = append(r.conns, c, s)
+			r.mu.Unlock()
+			go func() { io.Copy(c, s); c.Close() }()
+			io.Copy(s, c)
+			s.Close()
+		}()
+		return ln.Addr().String()
+	}
+}
+
+// cut drops the link at once, in both directions.
+func (r *relay) cut() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.conns {
+		c.Close()
+	}
+}
+
+// TestResendAfterBrokenLink drops the link after the payee stored the coins
+// and before its receipts leave: the payer's coins stay pending-out, and the
+// next meeting delivers them once.
+func TestResendAfterBrokenLink(t *testing.T) {
+	ctx := context.Background()
+	b := newTestBank(t)
+	alice, bob := b.newHolder(t, 500), b.newHolder(t, 0)
+	if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, 500); err != nil {
+		t.Fatal(err)
+	}
+	r := &relay{}
+	bob.w.opts.OnEvent = func(e Event) {
+		if e.Kind == "received" {
+			r.cut()
+		}
+	}
+	_, payErr, _, recvErr := pay(t, alice, bob, 300, r.via(t))
+	bob.w.opts.OnEvent = nil
+	if payErr == nil || recvErr == nil {
+		t.Fatalf("payment over a cut link: pay %v, receive %v; want both to fail", payErr, recvErr)
+	}
+	if a, bb := alice.balance(t), bob.balance(t); a.Held != 200 || a.PendingOut != 300 || bb.Held != 300 {
+		t.Fatalf("after the cut: Alice %+v, Bob %+v; want 2.00 held and 3.00 pending-out, Bob 3.00 held", a, bb)
+	}
+	// They meet again: the coins in flight go first, then the new payment.
+	paid, payErr, got, recvErr := pay(t, alice, bob, 100, nil)
+	if payErr != nil || recvErr != nil {
+		t.Fatalf("second meeting: pay %v, receive %v", payErr, recvErr)
+	}
+	if paid.Resent != 3 || got.Resent != 3 {
+		t.Errorf("resent: payer %d, payee %d; want 3", paid.Resent, got.Resent)
+	}
+	if a, bb := alice.balance(t), bob.balance(t); a.Held != 100 || a.PendingOut != 0 || bb.Held != 400 {
+		t.Errorf("after resending: Alice %+v, Bob %+v; want 1.00 / 0 and 4.00", a, bb)
+	}
+	res, err := bob.w.Deposit(ctx, bob.account, bob.token)
+	if err != nil || res.Credited != 400 {
+		t.Fatalf("Bob's deposit = %+v, %v", res, err)
+	}
+}
+
+func TestReceiveWithoutExchangeKeys(t *testing.T) {
+	ctx := context.Background()
+	b := newTestBank(t)
+	alice, bob := b.newHolder(t, 100*(DefaultKeyPool+1)), b.newHolder(t, 0)
+	if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, 100*(DefaultKeyPool+1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, payErr, _, recvErr := pay(t, alice, bob, 100*DefaultKeyPool, nil); payErr != nil || recvErr != nil {
+		t.Fatalf("paying the whole key pool: %v, %v", payErr, recvErr)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if _, err := bob.w.Receive(ctx, ln); !errors.Is(err, ErrNoExchangeKeys) {
+		t.Fatalf("receive with no exchange keys: %v; want ErrNoExchangeKeys", err)
+	}
+	if n, err := bob.w.RefillKeys(ctx, 5); err != nil || n != 5 {
+		t.Fatalf("refill = %d, %v", n, err)
+	}
+}
+
+// TestWithdrawResumes plays a wallet that crashed after the bank debited
+// the account and before the coins were stored.
+func TestWithdrawResumes(t *testing.T) {
+	ctx := context.Background()
+	b := newTestBank(t)
+	alice := b.newHolder(t, 500)
+	id := newID()
+	if err := alice.w.v.SetSetting(ctx, withdrawalSetting(id), []byte(alice.account)); err != nil {
+		t.Fatal(err)
+	}
+	pubs, err := alice.w.v.HolderKeys(ctx, id, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := api.WithdrawRequest{ID: id, Account: alice.account}
+	for _, p := range pubs {
+		req.Holders = append(req.Holders, otp.EncodeKey(p))
+	}
+	if _, err := alice.w.bank.Withdraw(ctx, alice.token, req); err != nil {
+		t.Fatal(err)
+	}
+	res, err := alice.w.Withdraw(ctx, alice.account, alice.token, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Resumed != 2 || res.Coins != 3 || alice.balance(t).Held != 300 {
+		t.Fatalf("withdraw after a crash = %+v, held %d; want 2 resumed, 3 coins", res, alice.balance(t).Held)
+	}
+	if acct, err := b.Balance(ctx, alice.account); err != nil || acct != 200 {
+		t.Fatalf("account after resuming = %d, %v; want 2.00 (debited once)", acct, err)
+	}
+}
+
+// TestDepositResumes plays a wallet that crashed after the bank credited a
+// deposit and before the coins were marked deposited.
+func TestDepositResumes(t *testing.T) {
+	ctx := context.Background()
+	b := newTestBank(t)
+	alice := b.newHolder(t, 200)
+	if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, 200); err != nil {
+		t.Fatal(err)
+	}
+	items, err := alice.w.v.DepositItems(ctx, alice.account)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := api.DepositRequest{Account: alice.account}
+	for _, it := range items {
+		req.Coins = append(req.Coins, api.DepositCoin{Sandbox: it.Sandbox, Proof: it.Proof})
+	}
+	if _, err := alice.w.bank.Deposit(ctx, alice.token, req); err != nil {
+		t.Fatal(err)
+	}
+	res, err := alice.w.Deposit(ctx, alice.account, alice.token)
+	if err != nil || res.Coins != 2 || res.Balance != 200 {
+		t.Fatalf("deposit after a crash = %+v, %v; want 2 coins and balance 2.00 (credited once)", res, err)
+	}
+	if alice.balance(t).Held != 0 {
+		t.Fatalf("coins still held after the resumed deposit")
+	}
+}
