@@ -225,4 +225,3 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("demo did not finish its checks:\n%s", out)
 	}
 }
-
