@@ -53,6 +53,7 @@ func (b *Bank) Handler() http.Handler {
 		{http.MethodPost, "/v1/exchange-keys", b.handleExchangeKeys},
 		{http.MethodPost, "/v1/deposits", b.handleDeposit},
 		{http.MethodGet, "/v1/admin/conflicts", b.handleConflicts},
+		{http.MethodGet, "/v1/revocations", b.handleRevocations},
 	}
 	mux := http.NewServeMux()
 	allowed := map[string][]string{}

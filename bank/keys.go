@@ -30,6 +30,7 @@ type keyring struct {
 	verifier *otp.Verifier // trusts every key the bank ever had
 	coin     *otp.Signer   // signs coins now
 	exchange *otp.Signer   // certifies exchange keys now
+	root     ed25519.PrivateKey
 }
 
 // signs reports whether the signer may sign at now.
@@ -163,7 +164,8 @@ func (b *Bank) loadKeyring(stored []storage.IssuerKey) (*keyring, error) {
 		}
 		cat.Keys = append(cat.Keys, k)
 	}
-	if err := cat.Sign(ed25519.NewKeyFromSeed(stored[0].Seed)); err != nil {
+	ring.root = ed25519.NewKeyFromSeed(stored[0].Seed)
+	if err := cat.Sign(ring.root); err != nil {
 		return nil, err
 	}
 	catJSON, err := json.Marshal(cat)

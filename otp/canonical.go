@@ -22,6 +22,7 @@ const (
 	labelTransfer    = "otpcash/v1/transfer"
 	labelAck         = "otpcash/v1/ack"
 	labelDeposit     = "otpcash/v1/deposit"
+	labelRevocations = "otpcash/v1/revocations"
 )
 
 // Canonical returns the RFC 8785 (JCS) form of v's JSON encoding.

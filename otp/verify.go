@@ -10,6 +10,7 @@ import (
 // made.
 type Verifier struct {
 	issuers map[string]*Catalogue
+	revoked map[string]bool // one-time keys caught signing twice
 }
 
 // NewVerifier returns a verifier trusting the given catalogues, which the
@@ -142,6 +143,9 @@ func (v *Verifier) VerifySandbox(s *Sandbox) error {
 }
 
 func (v *Verifier) verifyChain(s *Sandbox) error {
+	if err := v.checkRevoked(s); err != nil {
+		return err
+	}
 	sum, err := s.Coin.checksumBytes()
 	if err != nil {
 		return err

@@ -79,8 +79,9 @@ type Wallet struct {
 }
 
 const (
-	settingBank      = "bank"
-	settingCatalogue = "catalogue"
+	settingBank        = "bank"
+	settingCatalogue   = "catalogue"
+	settingRevocations = "revocations"
 )
 
 // Init creates a wallet in dir protected by pin, pins the bank's issuer
@@ -138,7 +139,23 @@ func Open(ctx context.Context, dir string, pin []byte, opts Options) (*Wallet, e
 		v.Close()
 		return nil, fmt.Errorf("open wallet: pinned catalogue: %w", err)
 	}
-	return newWallet(v, client.New(string(url), httpClient(opts)), cat, opts), nil
+	w := newWallet(v, client.New(string(url), httpClient(opts)), cat, opts)
+	raw, err = v.Setting(ctx, settingRevocations)
+	if errors.Is(err, vault.ErrNotFound) {
+		return w, nil
+	}
+	var rev *otp.Revocations
+	if err == nil {
+		if rev, err = otp.ParseRevocations(raw); err == nil {
+			err = rev.Verify(cat)
+		}
+	}
+	if err != nil {
+		v.Close()
+		return nil, fmt.Errorf("open wallet: revocation list: %w", err)
+	}
+	w.ver = w.ver.WithRevocations(rev)
+	return w, nil
 }
 
 func newWallet(v *vault.Vault, bc *client.Client, cat *otp.Catalogue, opts Options) *Wallet {
@@ -202,7 +219,9 @@ func (w *Wallet) coinKey() *otp.IssuerKey {
 
 // RefillKeys asks the bank to certify fresh exchange keys until the pool
 // holds target keys, and refreshes the pinned catalogue (accepted only
-// under the pinned root key). It returns how many keys were added.
+// under the pinned root key) and the list of revoked keys, so that coins
+// already caught in a double spend are refused offline. It returns how
+// many keys were added.
 func (w *Wallet) RefillKeys(ctx context.Context, target int) (int, error) {
 	cat, err := w.bank.Catalogue(ctx)
 	if err != nil {
@@ -211,10 +230,20 @@ func (w *Wallet) RefillKeys(ctx context.Context, target int) (int, error) {
 	if err := cat.Verify(w.cat.Root); err != nil {
 		return 0, fmt.Errorf("refill: %w", err)
 	}
+	rev, err := w.bank.Revocations(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("refill: revocation list: %w", err)
+	}
+	if err := rev.Verify(cat); err != nil {
+		return 0, fmt.Errorf("refill: %w", err)
+	}
 	if err := w.setJSON(ctx, settingCatalogue, cat); err != nil {
 		return 0, fmt.Errorf("refill: %w", err)
 	}
-	w.cat, w.ver = cat, otp.NewVerifier(cat)
+	if err := w.setJSON(ctx, settingRevocations, rev); err != nil {
+		return 0, fmt.Errorf("refill: %w", err)
+	}
+	w.cat, w.ver = cat, otp.NewVerifier(cat).WithRevocations(rev)
 
 	have, err := w.v.ExchangeKeyCount(ctx)
 	if err != nil {

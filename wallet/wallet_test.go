@@ -20,6 +20,8 @@ import (
 	"github.com/otpcash/otpcash/vault"
 )
 
+const testAdminToken = "admin-token-for-tests-only"
+
 // testBank is an in-process bank on a loopback HTTP server.
 type testBank struct {
 	*bank.Bank
@@ -34,7 +36,7 @@ func newTestBank(t testing.TB) *testBank {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	b, err := bank.New(ctx, st, bank.Config{Logger: slog.New(slog.DiscardHandler), ExchangeKeyRate: rate.Inf})
+	b, err := bank.New(ctx, st, bank.Config{Logger: slog.New(slog.DiscardHandler), ExchangeKeyRate: rate.Inf, AdminToken: testAdminToken})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,6 +48,7 @@ func newTestBank(t testing.TB) *testBank {
 // holder is a bank customer with a wallet.
 type holder struct {
 	w              *Wallet
+	dir            string
 	account, token string
 }
 
@@ -63,7 +66,8 @@ func (b *testBank) newHolder(t testing.TB, credit int64) *holder {
 			t.Fatal(err)
 		}
 	}
-	w, err := Init(ctx, filepath.Join(t.TempDir(), "wallet"), b.url, []byte("1234"), Options{
+	dir := filepath.Join(t.TempDir(), "wallet")
+	w, err := Init(ctx, dir, b.url, []byte("1234"), Options{
 		Vault:      cheap,
 		ConfirmSAS: func(context.Context, string) bool { return true },
 	})
@@ -71,7 +75,7 @@ func (b *testBank) newHolder(t testing.TB, credit int64) *holder {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { w.Close() })
-	return &holder{w: w, account: id, token: token}
+	return &holder{w: w, dir: dir, account: id, token: token}
 }
 
 func (h *holder) balance(t testing.TB) Balance {
