@@ -129,11 +129,7 @@ func TestEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	db := "sqlite:" + filepath.Join(dir, "bank.db")
 	adminFile := filepath.Join(dir, "admin-token")
-	bankProc := start(t, nil, "bank", "serve", "--db", db, "--listen", "127.0.0.1:0", "--admin-token-file", adminFile)
-	line := bankProc.waitFor(t, "listening")
-	addr := line[strings.Index(line, "addr=")+len("addr="):]
-	addr = strings.Fields(addr)[0]
-	url := "http://" + strings.Trim(addr, `"`)
+	bankProc, url := startBank(t, db, "127.0.0.1:0", adminFile)
 
 	if fi, err := os.Stat(adminFile); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("admin token file: %v, mode %v; want mode 0600", err, fi.Mode())
