@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/otpcash/otpcash/internal/fault"
 )
 
 // The paper's seven base-level steps. Every coin's callMethod lists each of
@@ -138,6 +140,7 @@ func Execute(ctx context.Context, r *Run) error {
 		if err := registry[s.Method].fn(ctx, r); err != nil {
 			return fmt.Errorf("%s: %w", s.Method, err)
 		}
+		fault.Point(fault.PayerStep(s.Method))
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/otpcash/otpcash/bank/api"
 	"github.com/otpcash/otpcash/internal/amount"
+	"github.com/otpcash/otpcash/internal/fault"
 	"github.com/otpcash/otpcash/otp"
 	"github.com/otpcash/otpcash/vault"
 )
@@ -98,6 +99,7 @@ func (w *Wallet) finishWithdrawal(ctx context.Context, id, account, token string
 		}
 		return fmt.Errorf("withdraw: %w", err)
 	}
+	fault.Point(fault.WalletWithdrawn)
 	if len(coins) != len(pubs) {
 		return fmt.Errorf("withdraw: bank sent %d coins for %d holder keys", len(coins), len(pubs))
 	}
@@ -174,6 +176,7 @@ func (w *Wallet) Deposit(ctx context.Context, account, token string) (DepositRes
 				res.Refused = append(res.Refused, ref)
 			}
 		}
+		fault.Point(fault.WalletDeposited)
 		if err := w.v.MarkDeposited(ctx, done); err != nil {
 			return res, fmt.Errorf("deposit: %w", err)
 		}

@@ -7,6 +7,7 @@ import (
 	"net"
 
 	"github.com/otpcash/otpcash/internal/amount"
+	"github.com/otpcash/otpcash/internal/fault"
 	"github.com/otpcash/otpcash/otp"
 	"github.com/otpcash/otpcash/p2p"
 	"github.com/otpcash/otpcash/vault"
@@ -215,6 +216,7 @@ func (h *payee) Offer(ctx context.Context, o p2p.Offer) error {
 		return ErrDeclined
 	}
 	h.offer = o
+	fault.Point(fault.PayeeOffered)
 	return nil
 }
 
@@ -253,5 +255,10 @@ func (h *payee) accept(ctx context.Context, coins []otp.Sandbox, payable bool) (
 			}
 		}
 	}
-	return h.w.v.Receive(ctx, h.p.Peer, coins)
+	fault.Point(fault.PayeeVerified)
+	acks, err := h.w.v.Receive(ctx, h.p.Peer, coins)
+	if err == nil {
+		fault.Point(fault.PayeeStored)
+	}
+	return acks, err
 }
