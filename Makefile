@@ -1,8 +1,12 @@
 # The one test command: the README and .ci/run both call it.
 .PHONY: test vet build demo bench fuzz
 
+# The tests run beside a throwaway PostgreSQL cluster (internal/testpg/cmd/pgrun:
+# installs postgresql with apt-get when missing, starts the cluster, exports
+# OTPCASH_TEST_POSTGRES, removes the cluster afterwards, also on failure).
+# OTPCASH_SKIP_POSTGRES=1 skips the PostgreSQL tests, and they say so.
 test: vet
-	go test -count=1 ./...
+	go run ./internal/testpg/cmd/pgrun go test -count=1 ./...
 
 vet:
 	go vet ./...

@@ -83,6 +83,9 @@ type Config struct {
 	// requests a second, bursts of 20.
 	ExchangeKeyRate  rate.Limit
 	ExchangeKeyBurst int
+	// Programs are the coin programs withdrawals may name
+	// (DefaultPrograms(): general, grocery-voucher, max-hops).
+	Programs *Programs
 	// Logger receives request and event logs (slog.Default()).
 	Logger *slog.Logger
 	// Now is the clock (time.Now).
@@ -101,6 +104,9 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.ExchangeKeyBurst, 20)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Programs == nil {
+		c.Programs = DefaultPrograms()
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -154,6 +160,7 @@ type Bank struct {
 	log       *slog.Logger
 	adminHash []byte // nil: admin routes off
 	limiter   *limiter
+	metrics   *metrics
 
 	rotating sync.Mutex // one key rotation at a time
 	keys     atomic.Pointer[keyring]
@@ -171,6 +178,7 @@ func New(ctx context.Context, st storage.Store, cfg Config) (*Bank, error) {
 		st:      st,
 		log:     cfg.Logger,
 		limiter: newLimiter(cfg.ExchangeKeyRate, cfg.ExchangeKeyBurst),
+		metrics: newMetrics(),
 	}
 	if cfg.AdminToken != "" {
 		h := hashToken(cfg.AdminToken)
@@ -218,15 +226,26 @@ const maxCredit = 1_000_000_000_000_000
 // CreateAccount opens an account with a zero balance. The token is its
 // bearer token; the bank keeps only its hash.
 func (b *Bank) CreateAccount(ctx context.Context) (id, token string, err error) {
+	return b.CreateAccountWithAttrs(ctx, nil)
+}
+
+// CreateAccountWithAttrs opens an account whose exchange keys carry the
+// certified attributes attrs (a merchant's category, for example; see
+// otp.CheckAttrs). Malformed attributes are an *api.Error with code
+// bad_request.
+func (b *Bank) CreateAccountWithAttrs(ctx context.Context, attrs map[string]string) (id, token string, err error) {
+	if err := otp.CheckAttrs(attrs); err != nil {
+		return "", "", api.Errorf(http.StatusBadRequest, api.CodeBadRequest, "attrs: %v", err)
+	}
 	id, token = randomText(16), NewToken()
 	h := hashToken(token)
 	err = b.st.Update(ctx, func(tx storage.Tx) error {
-		return tx.CreateAccount(ctx, storage.Account{ID: id, TokenHash: h[:], Created: b.now()})
+		return tx.CreateAccount(ctx, storage.Account{ID: id, TokenHash: h[:], Created: b.now(), Attrs: attrs})
 	})
 	if err != nil {
 		return "", "", fmt.Errorf("create account: %w", err)
 	}
-	b.log.InfoContext(ctx, "account created", "account", id)
+	b.log.InfoContext(ctx, "account created", "account", id, "attrs", len(attrs))
 	return id, token, nil
 }
 

@@ -23,9 +23,12 @@ type checkedCoin struct {
 	spent   storage.SpentCoin
 }
 
-// deposit credits the coins of req to req.Account. Each coin gets its own
-// result; refused coins change nothing (except that a double deposit is
-// recorded as evidence).
+// deposit credits the coins of req to req.Account. The coins are verified
+// in parallel, outside any transaction, then entered into the spent set
+// and credited in one transaction with a few batched statements. Each
+// coin gets its own result; refused coins change nothing (except that a
+// double deposit is recorded as evidence). A retry of the same request
+// credits nothing twice: its coins come back already_credited.
 func (b *Bank) deposit(ctx context.Context, req api.DepositRequest) (api.DepositResponse, error) {
 	now := b.now()
 	ring, err := b.keyring(ctx, now)
@@ -38,25 +41,20 @@ func (b *Bank) deposit(ctx context.Context, req api.DepositRequest) (api.Deposit
 	var resp api.DepositResponse
 	var conflicts []api.DepositResult
 	err = b.st.Update(ctx, func(tx storage.Tx) error {
+		// Set afresh: the store may run this function again.
 		resp = api.DepositResponse{Results: make([]api.DepositResult, len(checked))}
 		conflicts = conflicts[:0]
+		if err := b.spendAll(ctx, tx, checked, resp.Results, reference, now); err != nil {
+			return err
+		}
 		var total int64
-		for i := range checked {
-			c := &checked[i]
-			r := c.result
-			if r.Status == "" {
-				var err error
-				if r, err = b.spend(ctx, tx, c, reference, now); err != nil {
-					return err
-				}
-			}
+		for i, r := range resp.Results {
 			switch {
 			case r.Status == api.StatusCredited:
-				total += c.spent.Value
+				total += checked[i].spent.Value
 			case r.Conflict != nil:
 				conflicts = append(conflicts, r)
 			}
-			resp.Results[i] = r
 		}
 		if total == 0 {
 			a, err := tx.Account(ctx, req.Account)
@@ -81,9 +79,30 @@ func (b *Bank) deposit(ctx context.Context, req api.DepositRequest) (api.Deposit
 	for _, r := range resp.Results {
 		counts[r.Status]++
 	}
+	b.metrics.deposited(resp.Results)
 	b.log.InfoContext(ctx, "deposit", "account", req.Account, "reference", reference, "credited", counts[api.StatusCredited],
 		"alreadyCredited", counts[api.StatusAlreadyCredited], "refused", counts[api.StatusRefused])
 	return resp, nil
+}
+
+// CheckDeposit runs the checks of a deposit that need no database (every
+// signature, the chains, the deadlines and the holders' proofs, in
+// parallel on all cores, as a deposit does) and returns how many coins
+// pass. It changes nothing; `otpcash bench bank` measures with it the
+// verification bound of deposits.
+func (b *Bank) CheckDeposit(ctx context.Context, req api.DepositRequest) (int, error) {
+	now := b.now()
+	ring, err := b.keyring(ctx, now)
+	if err != nil {
+		return 0, fmt.Errorf("check deposit: %w", err)
+	}
+	n := 0
+	for _, c := range b.checkCoins(ring.verifier, req, now) {
+		if c.result.Status == "" {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // checkCoins verifies every coin of the request on its own: signatures,
@@ -118,6 +137,12 @@ func checkCoin(v *otp.Verifier, dc *api.DepositCoin, account string, now time.Ti
 	}
 	if err := v.CheckDepositable(&sb.Coin, now); err != nil {
 		return c.refuse(api.CodeExpired, err)
+	}
+	// The bank judges the transfer that brought the coin to the depositor:
+	// the attributes of the last exchange key and the hop count. It does
+	// not know the payment, so payment.amount is 0 and payment.memo "".
+	if err := sb.CheckConditions(otp.Payment{}, now); err != nil {
+		return c.refuse(api.CodeCondition, err)
 	}
 	if err := sb.VerifyDepositProof(dc.Proof, account); err != nil {
 		return c.refuse(api.CodeInvalidProof, err)
@@ -163,34 +188,69 @@ func refusalCode(err error) string {
 	return api.CodeInvalidCoin
 }
 
-// spend enters a checked coin into the spent set. The spent set's
-// uniqueness decides: a coin seen before with the same chain and account is
-// a retry; any other earlier deposit makes this one a double deposit.
-func (b *Bank) spend(ctx context.Context, tx storage.Tx, c *checkedCoin, reference string, now time.Time) (api.DepositResult, error) {
-	r := c.result
-	issued, err := tx.Issued(ctx, c.spent.Serial)
-	if errors.Is(err, storage.ErrNotFound) || (err == nil && issued.Checksum != c.sandbox.Coin.Checksum) {
-		// Validly signed yet not what the bank issued: only a leaked key
-		// or a tampered database can do that.
-		b.log.ErrorContext(ctx, "validly signed coin that was never issued", "token", short(r.Token), "keyId", c.spent.KeyID)
-		return c.refuse(api.CodeUnknownCoin, errors.New("this bank never issued this coin")).result, nil
+// spendAll enters the coins that passed the checks into the spent set, in
+// one batch, and writes each coin's result into results. The spent set's
+// uniqueness decides: a coin seen before with the same chain and account
+// is a retry; any other earlier deposit makes this one a double deposit.
+func (b *Bank) spendAll(ctx context.Context, tx storage.Tx, checked []checkedCoin, results []api.DepositResult, reference string, now time.Time) error {
+	var serials []string
+	for i := range checked {
+		if results[i] = checked[i].result; results[i].Status == "" {
+			serials = append(serials, checked[i].spent.Serial)
+		}
 	}
+	if len(serials) == 0 {
+		return nil
+	}
+	issued, err := tx.Issued(ctx, serials)
 	if err != nil {
-		return r, err
+		return err
 	}
-	s := c.spent
-	s.Reference, s.Deposited = reference, now
-	first, err := tx.InsertSpent(ctx, s)
-	switch {
-	case err == nil:
-		r.Status = api.StatusCredited
-		return r, nil
-	case !errors.Is(err, storage.ErrAlreadySpent):
-		return r, err
-	case first.Account == s.Account && bytes.Equal(first.ChainHash, s.ChainHash):
-		r.Status = api.StatusAlreadyCredited
-		return r, nil
+	var pending []int
+	var coins []storage.SpentCoin
+	for i := range checked {
+		c := &checked[i]
+		if results[i].Status != "" {
+			continue
+		}
+		if is, ok := issued[c.spent.Serial]; !ok || is.Checksum != c.sandbox.Coin.Checksum {
+			// Validly signed yet not what the bank issued: only a leaked
+			// key or a tampered database can do that.
+			b.log.ErrorContext(ctx, "validly signed coin that was never issued", "token", short(c.spent.Serial), "keyId", c.spent.KeyID)
+			results[i] = c.refuse(api.CodeUnknownCoin, errors.New("this bank never issued this coin")).result
+			continue
+		}
+		s := c.spent
+		s.Reference, s.Deposited = reference, now
+		pending, coins = append(pending, i), append(coins, s)
 	}
+	if len(coins) == 0 {
+		return nil
+	}
+	spent, err := tx.InsertSpent(ctx, coins)
+	if err != nil {
+		return err
+	}
+	for j, sr := range spent {
+		i := pending[j]
+		switch s, first := coins[j], sr.Stored; {
+		case sr.Inserted:
+			results[i].Status = api.StatusCredited
+		case first.Account == s.Account && bytes.Equal(first.ChainHash, s.ChainHash):
+			results[i].Status = api.StatusAlreadyCredited
+		default:
+			if results[i], err = b.doubleDeposit(ctx, tx, &checked[i], s, first, now); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// doubleDeposit refuses s, a deposit of a coin already spent as first,
+// and records both chains as evidence.
+func (b *Bank) doubleDeposit(ctx context.Context, tx storage.Tx, c *checkedCoin, s, first storage.SpentCoin, now time.Time) (api.DepositResult, error) {
+	r := c.result
 	firstSandbox, err := otp.ParseSandbox(first.Sandbox)
 	if err != nil {
 		return r, fmt.Errorf("stored sandbox of %s: %w", short(s.Serial), err)

@@ -13,8 +13,9 @@ import (
 	"github.com/otpcash/otpcash/otp"
 )
 
-// certify certifies payees' one-time public keys as exchange keys.
-func (b *Bank) certify(ctx context.Context, pubs []ed25519.PublicKey) ([]otp.ExchangeKey, error) {
+// certify certifies payees' one-time public keys as exchange keys carrying
+// attrs (nil for an anonymous payee).
+func (b *Bank) certify(ctx context.Context, pubs []ed25519.PublicKey, attrs map[string]string) ([]otp.ExchangeKey, error) {
 	now := b.now()
 	ring, err := b.keyring(ctx, now)
 	if err != nil {
@@ -23,7 +24,7 @@ func (b *Bank) certify(ctx context.Context, pubs []ed25519.PublicKey) ([]otp.Exc
 	expires := now.Add(b.cfg.ExchangeKeyLifetime)
 	keys := make([]otp.ExchangeKey, len(pubs))
 	for i, pub := range pubs {
-		if keys[i], err = ring.exchange.Certify(pub, expires, nil); err != nil {
+		if keys[i], err = ring.exchange.Certify(pub, expires, attrs); err != nil {
 			return nil, err
 		}
 	}

@@ -75,7 +75,7 @@ func FuzzWithdrawRequest(f *testing.F) {
 func FuzzExchangeKeysRequest(f *testing.F) {
 	seed(f, "exchange_keys_request.json")
 	f.Fuzz(func(t *testing.T, data []byte) {
-		pubs, err := parseExchangeKeysRequest(bytes.NewReader(data), fuzzMax)
+		_, pubs, err := parseExchangeKeysRequest(bytes.NewReader(data), fuzzMax)
 		if clientError(t, err) {
 			return
 		}

@@ -62,7 +62,7 @@ func newFixture(t testing.TB) fixture {
 		serial[i] = byte(i)
 	}
 	f := fixture{cat: cat, holder: holder.Public().(ed25519.PublicKey)}
-	coin, err := coinKey.Issue(serial, f.holder, t0.Add(365*day), otp.DefaultProgram(), nil)
+	coin, err := coinKey.Issue(serial, f.holder, t0.Add(365*day), otp.GeneralProgram())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +183,7 @@ func TestGoldenRequestsParse(t *testing.T) {
 	if _, _, err := parseWithdrawRequest(open("withdraw_request.json"), 10); err != nil {
 		t.Error(err)
 	}
-	if _, err := parseExchangeKeysRequest(open("exchange_keys_request.json"), 10); err != nil {
+	if _, _, err := parseExchangeKeysRequest(open("exchange_keys_request.json"), 10); err != nil {
 		t.Error(err)
 	}
 	if _, err := parseCreditRequest(open("credit_request.json")); err != nil {

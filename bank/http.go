@@ -1,6 +1,7 @@
 package bank
 
 import (
+	"context"
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
@@ -69,6 +70,7 @@ func (b *Bank) Handler() http.Handler {
 			return api.Errorf(http.StatusMethodNotAllowed, api.CodeMethodNotAllowed, "%s %s: use %s", r.Method, path, allow)
 		}))
 	}
+	mux.Handle("GET /metrics", b.metrics.handler())
 	mux.Handle("/", b.serve(func(w http.ResponseWriter, r *http.Request) error {
 		return api.Errorf(http.StatusNotFound, api.CodeNotFound, "no such endpoint: %s", r.URL.Path)
 	}))
@@ -85,12 +87,19 @@ func (b *Bank) serve(h handlerFunc) http.Handler {
 
 var errInternal = api.Errorf(http.StatusInternalServerError, api.CodeInternal, "internal error; the bank has logged it")
 
+var errUnavailable = api.Errorf(http.StatusServiceUnavailable, api.CodeUnavailable,
+	"the bank's database is unavailable; retry the same request shortly, nothing is applied twice")
+
 // writeError writes err as a JSON error body. Errors that are not
 // *api.Error are the bank's own failures: logged, and not shown to the
 // client.
 func (b *Bank) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *api.Error
-	if !errors.As(err, &e) {
+	if errors.Is(err, storage.ErrUnavailable) {
+		b.log.WarnContext(r.Context(), "storage unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", "1")
+		e = errUnavailable
+	} else if !errors.As(err, &e) {
 		b.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		e = errInternal
 	}
@@ -162,6 +171,7 @@ func (b *Bank) logRequests(next http.Handler) http.Handler {
 					writeJSON(rec, errInternal.Status, errInternal)
 				}
 			}
+			b.metrics.request(r.Pattern, rec.status, time.Since(start))
 			remote, _, _ := net.SplitHostPort(r.RemoteAddr)
 			b.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 				slog.String("method", r.Method), slog.String("path", r.URL.Path),
@@ -262,12 +272,18 @@ func parseWithdrawRequest(r io.Reader, maxCoins int) (api.WithdrawRequest, []ed2
 	return req, holders, err
 }
 
-func parseExchangeKeysRequest(r io.Reader, maxKeys int) ([]ed25519.PublicKey, error) {
+func parseExchangeKeysRequest(r io.Reader, maxKeys int) (api.ExchangeKeysRequest, []ed25519.PublicKey, error) {
 	var req api.ExchangeKeysRequest
 	if err := decode(r, &req); err != nil {
-		return nil, err
+		return req, nil, err
 	}
-	return parseKeys("pubs", req.Pubs, maxKeys)
+	if req.Account != "" {
+		if err := checkID("account", req.Account); err != nil {
+			return req, nil, err
+		}
+	}
+	pubs, err := parseKeys("pubs", req.Pubs, maxKeys)
+	return req, pubs, err
 }
 
 func parseDepositRequest(r io.Reader, maxCoins int) (api.DepositRequest, error) {
@@ -330,7 +346,19 @@ func (b *Bank) requireOwner(r *http.Request, id string) (storage.Account, error)
 	return a, nil
 }
 
+// healthTimeout bounds the storage check of /healthz.
+const healthTimeout = 2 * time.Second
+
+// handleHealth answers 200 when the storage engine answers a read
+// transaction within healthTimeout, 503 otherwise.
 func (b *Bank) handleHealth(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
+	defer cancel()
+	if err := b.st.View(ctx, func(storage.Tx) error { return nil }); err != nil {
+		b.log.WarnContext(ctx, "health check: storage unreachable", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, api.Health{Status: "unavailable"})
+		return nil
+	}
 	writeJSON(w, http.StatusOK, api.Health{Status: "ok"})
 	return nil
 }
@@ -348,7 +376,14 @@ func (b *Bank) handleCreateAccount(w http.ResponseWriter, r *http.Request) error
 	if err := b.requireAdmin(r); err != nil {
 		return err
 	}
-	id, token, err := b.CreateAccount(r.Context())
+	// The body is optional: an account without attributes needs none.
+	var req api.CreateAccountRequest
+	if r.ContentLength != 0 {
+		if err := decode(http.MaxBytesReader(w, r.Body, maxBody), &req); err != nil {
+			return err
+		}
+	}
+	id, token, err := b.CreateAccountWithAttrs(r.Context(), req.Attrs)
 	if err != nil {
 		return err
 	}
@@ -426,11 +461,21 @@ func (b *Bank) handleExchangeKeys(w http.ResponseWriter, r *http.Request) error 
 		w.Header().Set("Retry-After", "1")
 		return api.Errorf(http.StatusTooManyRequests, api.CodeRateLimited, "too many exchange key requests from your address; retry later")
 	}
-	pubs, err := parseExchangeKeysRequest(http.MaxBytesReader(w, r.Body, maxBody), b.cfg.MaxCoinsPerRequest)
+	req, pubs, err := parseExchangeKeysRequest(http.MaxBytesReader(w, r.Body, maxBody), b.cfg.MaxCoinsPerRequest)
 	if err != nil {
 		return err
 	}
-	keys, err := b.certify(r.Context(), pubs)
+	// A merchant's keys carry its account's attributes, so only the
+	// account's token may ask for them; anyone may have anonymous keys.
+	var attrs map[string]string
+	if req.Account != "" {
+		a, err := b.requireOwner(r, req.Account)
+		if err != nil {
+			return err
+		}
+		attrs = a.Attrs
+	}
+	keys, err := b.certify(r.Context(), pubs, attrs)
 	if err != nil {
 		return err
 	}

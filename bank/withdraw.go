@@ -47,6 +47,12 @@ func (b *Bank) withdraw(ctx context.Context, req api.WithdrawRequest, holders []
 	}
 
 	now := b.now()
+	// Looked up after the retry check: a retry gets its coins even if the
+	// program has since left the configuration.
+	prog, expires, err := b.program(req.Program, now)
+	if err != nil {
+		return nil, err
+	}
 	ring, err := b.keyring(ctx, now)
 	if err != nil {
 		return nil, fmt.Errorf("withdraw: %w", err)
@@ -54,7 +60,7 @@ func (b *Bank) withdraw(ctx context.Context, req api.WithdrawRequest, holders []
 	coins := make([]otp.Coin, len(holders))
 	issued := make([]storage.IssuedCoin, len(holders))
 	for i, h := range holders {
-		c, err := ring.coin.Issue(otp.NewSerial(), h, now.Add(b.cfg.CoinLifetime), otp.DefaultProgram(), nil)
+		c, err := ring.coin.Issue(otp.NewSerial(), h, expires, prog)
 		if err != nil {
 			return nil, fmt.Errorf("withdraw: %w", err)
 		}
@@ -69,8 +75,12 @@ func (b *Bank) withdraw(ctx context.Context, req api.WithdrawRequest, holders []
 		return nil, fmt.Errorf("withdraw: %w", err)
 	}
 
+	fresh := false
 	err = b.st.Update(ctx, func(tx storage.Tx) error {
-		// A concurrent retry may have committed since the check above.
+		// A concurrent retry, maybe on another node, may have committed
+		// since the check above. (The store may run this function again
+		// after a serialization conflict: it sets resp and fresh afresh.)
+		fresh = false
 		if resp, err = storedWithdrawal(ctx, tx, req, hash[:]); resp != nil || err != nil {
 			return err
 		}
@@ -84,12 +94,16 @@ func (b *Bank) withdraw(ctx context.Context, req api.WithdrawRequest, holders []
 		if err := tx.InsertIssued(ctx, issued); err != nil {
 			return err
 		}
-		resp = body
+		resp, fresh = body, true
 		return nil
 	})
 	if err != nil {
 		return nil, b.withdrawError(req, total, err)
 	}
+	if !fresh {
+		return resp, nil
+	}
+	b.metrics.issued.Add(float64(len(coins)))
 	b.log.InfoContext(ctx, "withdrawal", "account", req.Account, "withdrawal", req.ID, "coins", len(coins), "amount", total)
 	return resp, nil
 }

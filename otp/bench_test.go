@@ -20,7 +20,7 @@ func BenchmarkIssue(b *testing.B) {
 	holder := f.holder.Public().(ed25519.PublicKey)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := f.coinKey.Issue(NewSerial(), holder, t0.AddDate(1, 0, 0), DefaultProgram(), nil); err != nil {
+		if _, err := f.coinKey.Issue(NewSerial(), holder, t0.AddDate(1, 0, 0), GeneralProgram()); err != nil {
 			b.Fatal(err)
 		}
 	}

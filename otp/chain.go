@@ -158,6 +158,15 @@ func (s *Sandbox) VerifyAck(a Ack) error {
 	return nil
 }
 
+// VerifyAcks checks that acks[i] is the receipt for the last transfer of
+// sealed[i], for every i, as VerifyAck does, on all CPUs.
+func VerifyAcks(sealed []Sandbox, acks []Ack) error {
+	if len(acks) != len(sealed) {
+		return fmt.Errorf("%d receipts for %d coins", len(acks), len(sealed))
+	}
+	return forEach(len(acks), func(i int) error { return sealed[i].VerifyAck(acks[i]) })
+}
+
 // DepositProof signs, with the current holder's key priv, the request to
 // credit s to the bank account account.
 func (s *Sandbox) DepositProof(priv ed25519.PrivateKey, account string) (string, error) {

@@ -66,14 +66,17 @@ func ParseSerial(token string) (Serial, error) {
 
 // Data is the static section of a coin (the paper's meta-level).
 type Data struct {
-	Token      string    `json:"token"`
-	Value      int64     `json:"value"`    // minor units (cents)
-	Currency   string    `json:"currency"` // ISO 4217
-	Issuer     string    `json:"issuer"`
-	KeyID      string    `json:"keyId"`
-	Holder     string    `json:"holder"`  // first holder's one-time Ed25519 public key
-	Expires    time.Time `json:"expires"` // payable until then; depositable until the key's deposit deadline
-	Conditions []string  `json:"conditions"`
+	Token    string    `json:"token"`
+	Value    int64     `json:"value"`    // minor units (cents)
+	Currency string    `json:"currency"` // ISO 4217
+	Issuer   string    `json:"issuer"`
+	KeyID    string    `json:"keyId"`
+	Holder   string    `json:"holder"`  // first holder's one-time Ed25519 public key
+	Expires  time.Time `json:"expires"` // payable until then; depositable until the key's deposit deadline
+	// Program names the bank's coin program the coin was issued under;
+	// CallMethod and Conditions are that program's, fixed by the signature.
+	Program    string   `json:"program"`
+	Conditions []string `json:"conditions"` // CEL expressions, see conditions.go
 }
 
 // Signature is an issuer's signature, tagged with its algorithm so that the

@@ -25,7 +25,7 @@ func Example() {
 	}
 
 	holderPub, holder, _ := ed25519.GenerateKey(rand.Reader)
-	coin, err := coinKey.Issue(otp.NewSerial(), holderPub, now.AddDate(1, 0, 0), otp.DefaultProgram(), nil)
+	coin, err := coinKey.Issue(otp.NewSerial(), holderPub, now.AddDate(1, 0, 0), otp.GeneralProgram())
 	if err != nil {
 		panic(err)
 	}

@@ -161,19 +161,20 @@ func signerFor(issuer string, k IssuerKey, priv ed25519.PrivateKey) *Signer {
 }
 
 // Issue makes a coin of the signer's value and currency for the first holder
-// key holder, running program, payable until expires.
-func (s *Signer) Issue(serial Serial, holder ed25519.PublicKey, expires time.Time, program []Step, conditions []string) (*Coin, error) {
+// key holder, of program p, payable until expires.
+func (s *Signer) Issue(serial Serial, holder ed25519.PublicKey, expires time.Time, p Program) (*Coin, error) {
 	if s.Key.Use != UseCoin {
 		return nil, fmt.Errorf("issue: key %q is not a coin key", s.Key.KeyID)
 	}
 	if expires.After(s.Key.DepositUntil) {
 		return nil, fmt.Errorf("issue: expiry %s after the key's deposit deadline", expires.Format(time.RFC3339))
 	}
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("issue: program %q: %w", p.Name, err)
+	}
+	conditions := p.Conditions
 	if conditions == nil {
 		conditions = []string{}
-	}
-	if err := ValidateProgram(program); err != nil {
-		return nil, fmt.Errorf("issue: %w", err)
 	}
 	c := &Coin{
 		SchemaVersion: SchemaVersion,
@@ -185,9 +186,10 @@ func (s *Signer) Issue(serial Serial, holder ed25519.PublicKey, expires time.Tim
 			KeyID:      s.Key.KeyID,
 			Holder:     EncodeKey(holder),
 			Expires:    expires.UTC().Truncate(time.Second),
+			Program:    p.Name,
 			Conditions: conditions,
 		},
-		CallMethod: program,
+		CallMethod: p.Steps,
 	}
 	sum, err := c.ComputeChecksum()
 	if err != nil {
@@ -203,6 +205,9 @@ func (s *Signer) Issue(serial Serial, holder ed25519.PublicKey, expires time.Tim
 func (s *Signer) Certify(pub ed25519.PublicKey, expires time.Time, attrs map[string]string) (ExchangeKey, error) {
 	if s.Key.Use != UseExchange {
 		return ExchangeKey{}, fmt.Errorf("certify: key %q is not an exchange-certification key", s.Key.KeyID)
+	}
+	if err := CheckAttrs(attrs); err != nil {
+		return ExchangeKey{}, fmt.Errorf("certify: %w", err)
 	}
 	k := ExchangeKey{
 		Pub:     EncodeKey(pub),

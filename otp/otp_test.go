@@ -55,7 +55,7 @@ func newFixture(t testing.TB) *fixture {
 	var serial Serial
 	copy(serial[:], []byte("serial of the golden test coin!!"))
 	var err error
-	f.coin, err = f.coinKey.Issue(serial, f.holder.Public().(ed25519.PublicKey), t0.AddDate(1, 0, 0), DefaultProgram(), nil)
+	f.coin, err = f.coinKey.Issue(serial, f.holder.Public().(ed25519.PublicKey), t0.AddDate(1, 0, 0), GeneralProgram())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +189,13 @@ func TestFlipEveryByte(t *testing.T) {
 			return f.v.VerifySandbox(s)
 		},
 	}
-	docs := map[string]any{"catalogue": f.cat, "coin": f.coin, "exchange key": f.exchange, "sandbox": f.sandbox}
+	// A coin with conditions: every byte of its program is signed too.
+	voucherCoin, err := f.coinKey.Issue(NewSerial(), f.holder.Public().(ed25519.PublicKey), t0.AddDate(1, 0, 0), voucher())
+	if err != nil {
+		t.Fatal(err)
+	}
+	check["voucher coin"] = check["coin"]
+	docs := map[string]any{"catalogue": f.cat, "coin": f.coin, "voucher coin": voucherCoin, "exchange key": f.exchange, "sandbox": f.sandbox}
 	for name, doc := range docs {
 		b, err := Canonical(doc)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/otpcash/otpcash/internal/fault"
@@ -20,6 +21,37 @@ const (
 	StepSendOTP         = "sendOTP"
 	StepDestroyOTP      = "destroyOTP"
 )
+
+// StepCheckConditions evaluates the coin's conditions against the payee's
+// certified attributes before the coin is sealed. It is optional in
+// general, and required in a coin that carries conditions.
+const StepCheckConditions = "checkConditions"
+
+// GeneralProgramName is the program of plain cash: no conditions.
+const GeneralProgramName = "general"
+
+// Program is a coin program as a bank defines it: a name, the step list
+// (callMethod) and the conditions (CEL expressions) its coins carry.
+type Program struct {
+	Name       string
+	Steps      []Step
+	Conditions []string
+}
+
+// GeneralProgram is the paper's seven steps and no conditions.
+func GeneralProgram() Program {
+	return Program{Name: GeneralProgramName, Steps: DefaultProgram()}
+}
+
+// Validate checks the step list (see ValidateProgram), that conditions
+// come with the step that checks them, and compiles the conditions within
+// the limits.
+func (p Program) Validate() error {
+	if p.Name == "" {
+		return fmt.Errorf("program: %w: empty name", ErrBadCondition)
+	}
+	return validateCoinProgram(&Coin{CallMethod: p.Steps, Data: Data{Conditions: p.Conditions}}, true)
+}
 
 // Peer is the payee as the payer's executor sees it: an open, authenticated
 // offline session.
@@ -51,6 +83,7 @@ type Run struct {
 	Peer     Peer
 	Purse    Purse
 	Coins    []Sandbox // held coins to pay
+	Payment  Payment   // what conditions see of the payment
 
 	keys   []ExchangeKey
 	Sealed []Sandbox // set by buildSandbox
@@ -71,6 +104,7 @@ var registry = map[string]stepDef{
 	StepCheckToken:      {20, checkToken},
 	StepCheckCallMethod: {30, checkCallMethod},
 	StepSetupConnection: {40, setupConnection},
+	StepCheckConditions: {50, checkConditions}, // needs the payee's exchange keys
 	StepBuildSandbox:    {60, buildSandbox},
 	StepSendOTP:         {70, sendOTP},
 	StepDestroyOTP:      {80, destroyOTP},
@@ -88,6 +122,28 @@ func DefaultProgram() []Step {
 		p[i] = Step{Method: name}
 	}
 	return p
+}
+
+// Steps returns the paper's seven steps with the optional steps extra,
+// each in its place by the registry's order. An unknown step is an error
+// naming it.
+func Steps(extra ...string) ([]Step, error) {
+	steps := DefaultProgram()
+	for _, name := range extra {
+		d, ok := registry[name]
+		if !ok {
+			return nil, fmt.Errorf("step %q: %w", name, ErrUnknownStep)
+		}
+		i := slices.IndexFunc(steps, func(s Step) bool { return registry[s.Method].rank >= d.rank })
+		if i < 0 {
+			i = len(steps)
+		}
+		if i < len(steps) && steps[i].Method == name {
+			return nil, fmt.Errorf("step %q: %w: listed twice", name, ErrMisplacedStep)
+		}
+		steps = slices.Insert(steps, i, Step{Method: name})
+	}
+	return steps, nil
 }
 
 // ValidateProgram checks a callMethod list: every step known, none twice,
@@ -130,7 +186,7 @@ func Execute(ctx context.Context, r *Run) error {
 		return fmt.Errorf("execute: no coins")
 	}
 	program := r.Coins[0].Coin.CallMethod
-	if err := ValidateProgram(program); err != nil {
+	if err := validateCoinProgram(&r.Coins[0].Coin, false); err != nil {
 		return fmt.Errorf("execute coin %.12s: %w", r.Coins[0].Coin.Data.Token, err)
 	}
 	for _, s := range program {
@@ -146,7 +202,7 @@ func Execute(ctx context.Context, r *Run) error {
 }
 
 func checkIntegrity(_ context.Context, r *Run) error {
-	for i := range r.Coins {
+	return forEach(len(r.Coins), func(i int) error {
 		s := &r.Coins[i]
 		if err := s.Coin.CheckIntegrity(); err != nil {
 			return fmt.Errorf("coin %.12s: %w", s.Coin.Data.Token, err)
@@ -154,11 +210,8 @@ func checkIntegrity(_ context.Context, r *Run) error {
 		if err := r.Verifier.verifyIssuerSignature(&s.Coin); err != nil {
 			return fmt.Errorf("coin %.12s: %w", s.Coin.Data.Token, err)
 		}
-		if err := r.Verifier.verifyChain(s); err != nil {
-			return err
-		}
-	}
-	return nil
+		return r.Verifier.verifyChain(s)
+	})
 }
 
 func checkToken(_ context.Context, r *Run) error {
@@ -207,11 +260,43 @@ func setupConnection(ctx context.Context, r *Run) error {
 			return fmt.Errorf("payee sent exchange key %.12s twice", keys[i].Pub)
 		}
 		seen[keys[i].Pub] = true
-		if err := r.Verifier.VerifyExchangeKey(&keys[i], r.Now); err != nil {
+	}
+	err = forEach(len(keys), func(i int) error { return r.Verifier.VerifyExchangeKey(&keys[i], r.Now) })
+	if err != nil {
+		return err
+	}
+	r.keys = keys
+	return nil
+}
+
+// validateCoinProgram checks a coin's step list, and that a coin with
+// conditions lists the step that checks them: a program that forgot it
+// would let the payer seal a coin the payee and bank must refuse. compile
+// also compiles the conditions within the limits (the bank does, for a
+// program it loads; verifiers compile when they evaluate).
+func validateCoinProgram(c *Coin, compile bool) error {
+	if err := ValidateProgram(c.CallMethod); err != nil {
+		return err
+	}
+	if len(c.Data.Conditions) > 0 && !slices.ContainsFunc(c.CallMethod, func(s Step) bool { return s.Method == StepCheckConditions }) {
+		return fmt.Errorf("step %q: %w: there are conditions to check", StepCheckConditions, ErrMissingStep)
+	}
+	if compile {
+		return CompileConditions(c.Data.Conditions)
+	}
+	return nil
+}
+
+// checkConditions judges each coin's transfer to the exchange key the payee
+// sent for it, before anything is sealed: a refused coin stays held.
+func checkConditions(_ context.Context, r *Run) error {
+	for i := range r.Coins {
+		s := &r.Coins[i]
+		j := Judgement{Coin: &s.Coin, Hops: len(s.Chain) + 1, Payee: r.keys[i].Attrs, Payment: r.Payment, Now: r.Now}
+		if err := j.Check(); err != nil {
 			return err
 		}
 	}
-	r.keys = keys
 	return nil
 }
 
@@ -232,10 +317,8 @@ func sendOTP(ctx context.Context, r *Run) error {
 	if len(acks) != len(r.Sealed) {
 		return fmt.Errorf("payee acknowledged %d of %d coins", len(acks), len(r.Sealed))
 	}
-	for i := range acks {
-		if err := r.Sealed[i].VerifyAck(acks[i]); err != nil {
-			return err
-		}
+	if err := VerifyAcks(r.Sealed, acks); err != nil {
+		return err
 	}
 	r.Acks = acks
 	return nil

@@ -41,7 +41,7 @@ func (v *Verifier) VerifyCoin(c *Coin) error {
 	if _, err := c.Serial(); err != nil {
 		return fmt.Errorf("coin: %w", err)
 	}
-	if err := ValidateProgram(c.CallMethod); err != nil {
+	if err := validateCoinProgram(c, false); err != nil {
 		return fmt.Errorf("coin %.12s: %w", c.Data.Token, err)
 	}
 	if err := v.verifyIssuerSignature(c); err != nil {
@@ -140,6 +140,12 @@ func (v *Verifier) VerifySandbox(s *Sandbox) error {
 		return err
 	}
 	return v.verifyChain(s)
+}
+
+// VerifySandboxes checks every sandbox as VerifySandbox does, on all CPUs,
+// and returns the error of the first one that fails.
+func (v *Verifier) VerifySandboxes(ss []Sandbox) error {
+	return forEach(len(ss), func(i int) error { return v.VerifySandbox(&ss[i]) })
 }
 
 func (v *Verifier) verifyChain(s *Sandbox) error {

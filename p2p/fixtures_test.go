@@ -69,7 +69,7 @@ func newBank(t testing.TB) *bank {
 func (b *bank) issue(t testing.TB, label string) (otp.Sandbox, ed25519.PrivateKey) {
 	t.Helper()
 	holder := seedKey("holder/" + label)
-	coin, err := b.coin.Issue(otp.Serial(sha256.Sum256([]byte("serial/"+label))), publicKey(holder), expiry, otp.DefaultProgram(), nil)
+	coin, err := b.coin.Issue(otp.Serial(sha256.Sum256([]byte("serial/"+label))), publicKey(holder), expiry, otp.GeneralProgram())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -406,6 +406,13 @@ func (v *Vault) coins(ctx context.Context, state State) ([]Coin, error) {
 // exactly amount, larger coins first. It reserves nothing: of two payments
 // that picked the same coin, only the first to seal it succeeds.
 func (v *Vault) Select(ctx context.Context, amt int64, currency string) ([]otp.Sandbox, error) {
+	return v.SelectProgram(ctx, amt, currency, "")
+}
+
+// SelectProgram is Select among the coins of one coin program (any
+// program when program is ""), since coins of different programs do not
+// buy the same things.
+func (v *Vault) SelectProgram(ctx context.Context, amt int64, currency, program string) ([]otp.Sandbox, error) {
 	if amt <= 0 {
 		return nil, fmt.Errorf("select: amount %d is not positive", amt)
 	}
@@ -414,7 +421,7 @@ func (v *Vault) Select(ctx context.Context, amt int64, currency string) ([]otp.S
 		rows, err := list[holding](t, kindCoin, byState, string(Held))
 		for _, r := range rows {
 			c := &r.val.Sandbox.Coin
-			if c.Data.Currency == currency && otp.CheckPayable(c, t.now) == nil {
+			if c.Data.Currency == currency && (program == "" || c.Data.Program == program) && otp.CheckPayable(c, t.now) == nil {
 				held = append(held, r.val.Sandbox)
 			}
 		}

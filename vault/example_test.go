@@ -71,7 +71,7 @@ func bankIssues(holders []ed25519.PublicKey) []otp.Coin {
 	}
 	var coins []otp.Coin
 	for _, h := range holders {
-		c, err := signer.Issue(otp.NewSerial(), h, signer.Key.Expires, otp.DefaultProgram(), nil)
+		c, err := signer.Issue(otp.NewSerial(), h, signer.Key.Expires, otp.GeneralProgram())
 		if err != nil {
 			log.Fatal(err)
 		}

@@ -63,7 +63,7 @@ func newIssuer(t testing.TB) *issuer {
 func (is *issuer) issue(t testing.TB, value int64, holder ed25519.PublicKey) otp.Coin {
 	t.Helper()
 	s := is.coins[value]
-	c, err := s.Issue(otp.NewSerial(), holder, s.Key.Expires, otp.DefaultProgram(), nil)
+	c, err := s.Issue(otp.NewSerial(), holder, s.Key.Expires, otp.GeneralProgram())
 	if err != nil {
 		t.Fatal(err)
 	}

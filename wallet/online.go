@@ -2,6 +2,7 @@ package wallet
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -19,12 +20,33 @@ type WithdrawResult struct {
 	Resumed int // coins of earlier, interrupted withdrawals finished now
 }
 
+// Option adjusts one Withdraw or Pay.
+type Option func(*callOptions)
+
+type callOptions struct {
+	program string
+}
+
+// WithProgram names the coin program to withdraw, or whose coins to pay
+// with; without it both use "general". The bank lists its programs in the
+// error for an unknown name.
+func WithProgram(name string) Option { return func(o *callOptions) { o.program = name } }
+
+func applyOptions(opts []Option) callOptions {
+	o := callOptions{program: otp.GeneralProgramName}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
 // Withdraw debits amount from the bank account and stores the coins. The
 // holder keys are made and stored in the vault before the bank is asked, and
 // the request carries a fresh withdrawal id the bank honours only once, so
 // a withdrawal interrupted by a crash or a lost reply is finished, without
 // a second debit, by the next Withdraw on the same account.
-func (w *Wallet) Withdraw(ctx context.Context, account, token string, value int64) (WithdrawResult, error) {
+func (w *Wallet) Withdraw(ctx context.Context, account, token string, value int64, opts ...Option) (WithdrawResult, error) {
+	o := applyOptions(opts)
 	k := w.coinKey()
 	if k == nil {
 		return WithdrawResult{}, fmt.Errorf("withdraw: the bank's catalogue has no coin key")
@@ -37,11 +59,15 @@ func (w *Wallet) Withdraw(ctx context.Context, account, token string, value int6
 		return res, err
 	}
 	id := newID()
-	if err := w.v.SetSetting(ctx, withdrawalSetting(id), []byte(account)); err != nil {
+	pw, err := json.Marshal(pendingWithdrawal{Account: account, Program: o.program})
+	if err != nil {
+		return res, fmt.Errorf("withdraw: %w", err)
+	}
+	if err := w.v.SetSetting(ctx, withdrawalSetting(id), pw); err != nil {
 		return res, fmt.Errorf("withdraw: %w", err)
 	}
 	n := int(value / k.Value)
-	if err := w.finishWithdrawal(ctx, id, account, token, n, &res); err != nil {
+	if err := w.finishWithdrawal(ctx, id, account, token, o.program, n, &res); err != nil {
 		return res, err
 	}
 	w.emit(Event{Kind: "withdrawn", Amount: res.Amount, Coins: res.Coins})
@@ -51,6 +77,24 @@ func (w *Wallet) Withdraw(ctx context.Context, account, token string, value int6
 
 func withdrawalSetting(id string) string { return "withdrawal/" + id }
 
+// pendingWithdrawal is what a withdrawal needs to be asked again after a
+// crash: the same account and program under the same id.
+type pendingWithdrawal struct {
+	Account string `json:"account"`
+	Program string `json:"program"`
+}
+
+// parsePendingWithdrawal reads a pending withdrawal's setting. Wallets
+// from before coin programs stored the bare account id (base64url, never
+// JSON) for what was always a general withdrawal.
+func parsePendingWithdrawal(raw []byte) pendingWithdrawal {
+	var pw pendingWithdrawal
+	if json.Unmarshal(raw, &pw) != nil {
+		return pendingWithdrawal{Account: string(raw), Program: otp.GeneralProgramName}
+	}
+	return pw
+}
+
 // resumeWithdrawals finishes the interrupted withdrawals of account.
 func (w *Wallet) resumeWithdrawals(ctx context.Context, account, token string, res *WithdrawResult) error {
 	ids, err := w.v.PendingWithdrawals(ctx)
@@ -58,8 +102,12 @@ func (w *Wallet) resumeWithdrawals(ctx context.Context, account, token string, r
 		return fmt.Errorf("withdraw: %w", err)
 	}
 	for _, id := range ids {
-		acct, err := w.v.Setting(ctx, withdrawalSetting(id))
-		if err != nil || string(acct) != account {
+		raw, err := w.v.Setting(ctx, withdrawalSetting(id))
+		if err != nil {
+			continue
+		}
+		pw := parsePendingWithdrawal(raw)
+		if pw.Account != account {
 			continue
 		}
 		keys, err := w.v.HolderKeys(ctx, id, 0)
@@ -67,7 +115,7 @@ func (w *Wallet) resumeWithdrawals(ctx context.Context, account, token string, r
 			return fmt.Errorf("withdraw: resume %s: %w", id, err)
 		}
 		before := res.Coins
-		if err := w.finishWithdrawal(ctx, id, account, token, len(keys), res); err != nil {
+		if err := w.finishWithdrawal(ctx, id, account, token, pw.Program, len(keys), res); err != nil {
 			return fmt.Errorf("resume: %w", err)
 		}
 		res.Resumed += res.Coins - before
@@ -78,7 +126,7 @@ func (w *Wallet) resumeWithdrawals(ctx context.Context, account, token string, r
 // finishWithdrawal asks the bank for the coins of withdrawal id and stores
 // them. A refusal by the bank means nothing was debited, so the withdrawal
 // is forgotten; any other failure leaves it to be resumed.
-func (w *Wallet) finishWithdrawal(ctx context.Context, id, account, token string, n int, res *WithdrawResult) error {
+func (w *Wallet) finishWithdrawal(ctx context.Context, id, account, token, program string, n int, res *WithdrawResult) error {
 	pubs, err := w.v.HolderKeys(ctx, id, n)
 	if err != nil {
 		return fmt.Errorf("withdraw: %w", err)
@@ -89,7 +137,13 @@ func (w *Wallet) finishWithdrawal(ctx context.Context, id, account, token string
 		holders[i] = otp.EncodeKey(p)
 		want[holders[i]] = true
 	}
-	coins, err := w.bank.Withdraw(ctx, token, api.WithdrawRequest{ID: id, Account: account, Holders: holders})
+	req := api.WithdrawRequest{ID: id, Account: account, Holders: holders, Program: program}
+	if program == otp.GeneralProgramName {
+		// The bank's default, left out so that a general withdrawal is the
+		// same request, with the same idempotency hash, as before programs.
+		req.Program = ""
+	}
+	coins, err := w.bank.Withdraw(ctx, token, req)
 	if err != nil {
 		var ae *api.Error
 		if errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500 {
@@ -110,6 +164,9 @@ func (w *Wallet) finishWithdrawal(ctx context.Context, id, account, token string
 		}
 		if !want[c.Data.Holder] {
 			return fmt.Errorf("withdraw: bank sent coin %.12s for a holder key this wallet did not ask for", c.Data.Token)
+		}
+		if c.Data.Program != program {
+			return fmt.Errorf("withdraw: bank sent coin %.12s of program %q, not %q", c.Data.Token, c.Data.Program, program)
 		}
 		res.Amount += c.Data.Value
 	}

@@ -28,8 +28,13 @@ type Payment struct {
 //
 // When Pay fails after coins were sealed, those coins stay pending-out and
 // are re-sent on the next meeting; the error says so.
-func (w *Wallet) Pay(ctx context.Context, addr string, value int64, memo string) (Payment, error) {
-	coins, err := w.v.Select(ctx, value, w.Currency())
+//
+// Pay spends coins of one program: "general" unless WithProgram names
+// another. A coin whose program's conditions refuse this payee is refused
+// before anything is sealed, with the condition and the values it saw
+// (otp.ErrCondition), and stays held.
+func (w *Wallet) Pay(ctx context.Context, addr string, value int64, memo string, opts ...Option) (Payment, error) {
+	coins, err := w.v.SelectProgram(ctx, value, w.Currency(), applyOptions(opts).program)
 	if err != nil {
 		return Payment{}, fmt.Errorf("pay %s: %w", amount.Format(value), err)
 	}
@@ -58,7 +63,8 @@ func (w *Wallet) Pay(ctx context.Context, addr string, value int64, memo string)
 	}
 	purse := w.v.Purse(p.Peer)
 	for _, batch := range byProgram(coins) {
-		run := &otp.Run{Verifier: w.ver, Now: w.now(), Peer: payer, Purse: purse, Coins: batch}
+		run := &otp.Run{Verifier: w.ver, Now: w.now(), Peer: payer, Purse: purse, Coins: batch,
+			Payment: otp.Payment{Amount: value, Memo: memo}}
 		err := otp.Execute(ctx, run)
 		if run.Sealed != nil {
 			w.emit(Event{Kind: "sealed", Coins: len(run.Sealed), Peer: p.Peer})
@@ -245,14 +251,21 @@ func (h *payee) Receive(ctx context.Context, coins []otp.Sandbox) ([]otp.Ack, er
 // changes nothing.
 func (h *payee) accept(ctx context.Context, coins []otp.Sandbox, payable bool) ([]otp.Ack, error) {
 	now := h.w.now()
+	// The signatures first, all of the batch on all CPUs: they are most of
+	// the payee's work.
+	if err := h.w.ver.VerifySandboxes(coins); err != nil {
+		return nil, err
+	}
 	for i := range coins {
-		if err := h.w.ver.VerifySandbox(&coins[i]); err != nil {
-			return nil, err
-		}
 		if payable {
 			if err := otp.CheckPayable(&coins[i].Coin, now); err != nil {
 				return nil, err
 			}
+		}
+		// Judge the transfer to this wallet's key as the bank will at
+		// deposit, with the payment offered (none for a re-sent coin).
+		if err := coins[i].CheckConditions(otp.Payment{Amount: h.offer.Amount, Memo: h.offer.Memo}, now); err != nil {
+			return nil, err
 		}
 	}
 	fault.Point(fault.PayeeVerified)

@@ -48,6 +48,19 @@ type Options struct {
 	OnEvent func(Event)
 	// Vault tunes the vault's PIN hashing (tests use cheap settings).
 	Vault *vault.Options
+	// Merchant, when set, has the wallet's exchange keys certified for a
+	// registered account, authenticated by its token, so they carry the
+	// account's bank-certified attributes (a merchant category) that coin
+	// programs' conditions check. nil gets anonymous keys. Set it from
+	// Init on, so that every key of the pool carries the attributes.
+	Merchant *Merchant
+}
+
+// Merchant is the bank account whose attributes a payee's exchange keys
+// carry.
+type Merchant struct {
+	Account string
+	Token   string
 }
 
 // Offer is a payment proposed by a payer.
@@ -256,7 +269,11 @@ func (w *Wallet) RefillKeys(ctx context.Context, target int) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("refill: %w", err)
 	}
-	certs, err := w.bank.CertifyExchangeKeys(ctx, pubs)
+	var account, token string
+	if m := w.opts.Merchant; m != nil {
+		account, token = m.Account, m.Token
+	}
+	certs, err := w.bank.CertifyAccountKeys(ctx, token, account, pubs)
 	if err != nil {
 		return 0, fmt.Errorf("refill: certify: %w", err)
 	}
@@ -282,6 +299,16 @@ type Balance struct {
 	Held       int64  `json:"held"`
 	PendingOut int64  `json:"pendingOut"`
 	Coins      int    `json:"coins"`
+	// Programs splits the totals by coin program: coins of different
+	// programs buy different things.
+	Programs map[string]ProgramBalance `json:"programs"`
+}
+
+// ProgramBalance is what a wallet holds of one coin program.
+type ProgramBalance struct {
+	Held       int64 `json:"held"`
+	PendingOut int64 `json:"pendingOut"`
+	Coins      int   `json:"coins"`
 }
 
 // Balance sums the coins the wallet can spend and those in flight.
@@ -290,15 +317,23 @@ func (w *Wallet) Balance(ctx context.Context) (Balance, error) {
 	if err != nil {
 		return Balance{}, fmt.Errorf("balance: %w", err)
 	}
-	b := Balance{Currency: w.Currency()}
+	b := Balance{Currency: w.Currency(), Programs: map[string]ProgramBalance{}}
 	for _, c := range coins {
+		d := &c.Sandbox.Coin.Data
+		p := b.Programs[d.Program]
 		switch c.State {
 		case vault.Held:
-			b.Held += c.Sandbox.Coin.Data.Value
+			b.Held += d.Value
 			b.Coins++
+			p.Held += d.Value
+			p.Coins++
 		case vault.PendingOut:
-			b.PendingOut += c.Sandbox.Coin.Data.Value
+			b.PendingOut += d.Value
+			p.PendingOut += d.Value
+		default:
+			continue
 		}
+		b.Programs[d.Program] = p
 	}
 	return b, nil
 }

@@ -29,7 +29,12 @@ const (
 	CodeInsufficientFunds = "insufficient_funds"
 	CodeRateLimited       = "rate_limited"
 	CodeTooLarge          = "too_large"
+	CodeUnknownProgram    = "unknown_program"
 	CodeInternal          = "internal"
+	// CodeUnavailable (503, with Retry-After): the bank's database is
+	// unreachable or was restarted. Retry the same request (same
+	// withdrawal id, same coins): nothing is applied twice.
+	CodeUnavailable = "unavailable"
 )
 
 // Error is an API error: the HTTP status and the JSON error body.
@@ -46,6 +51,14 @@ func (e *Error) Error() string {
 // Errorf returns an *Error with the given status and code.
 func Errorf(status int, code, format string, args ...any) *Error {
 	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// CreateAccountRequest is the optional body of POST /v1/accounts. Attrs
+// are certified on the exchange keys of the account (a merchant's
+// category, for example), for coin programs' conditions to read as
+// payee.NAME; keys are lowercase identifiers, at most 16 of them.
+type CreateAccountRequest struct {
+	Attrs map[string]string `json:"attrs,omitempty"`
 }
 
 // CreateAccountResponse answers POST /v1/accounts. Token is the account's
@@ -104,6 +117,8 @@ type WithdrawRequest struct {
 	ID      string   `json:"id"`
 	Account string   `json:"account"`
 	Holders []string `json:"holders"`
+	// Program names the coin program of the coins; empty is "general".
+	Program string `json:"program,omitempty"`
 }
 
 // WithdrawResponse carries the issued coins, in the order of the holders.
@@ -112,9 +127,12 @@ type WithdrawResponse struct {
 }
 
 // ExchangeKeysRequest is the body of POST /v1/exchange-keys: one-time
-// Ed25519 public keys to certify.
+// Ed25519 public keys to certify. Without Account the keys are anonymous;
+// with it the request must carry that account's bearer token, and the keys
+// carry the account's certified attributes.
 type ExchangeKeysRequest struct {
-	Pubs []string `json:"pubs"`
+	Pubs    []string `json:"pubs"`
+	Account string   `json:"account,omitempty"`
 }
 
 // ExchangeKeysResponse carries the certified keys, in request order.
@@ -156,6 +174,7 @@ const (
 	CodeUnknownIssuer = "unknown_issuer" // issuer or issuer key not in this bank's catalogue
 	CodeUnknownCoin   = "unknown_coin"   // validly signed but never issued by this bank as such
 	CodeExpired       = "expired"        // past its key's deposit deadline
+	CodeCondition     = "condition"      // one of the coin's program conditions is not met
 )
 
 // DepositResult is the outcome for one coin, in request order.

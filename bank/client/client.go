@@ -60,6 +60,14 @@ func (c *Client) CreateAccount(ctx context.Context, adminToken string) (api.Crea
 	return out, err
 }
 
+// CreateAccountWithAttrs opens an account whose exchange keys carry the
+// bank-certified attributes attrs, such as a merchant's category (admin).
+func (c *Client) CreateAccountWithAttrs(ctx context.Context, adminToken string, attrs map[string]string) (api.CreateAccountResponse, error) {
+	var out api.CreateAccountResponse
+	err := c.do(ctx, http.MethodPost, "/v1/accounts", adminToken, api.CreateAccountRequest{Attrs: attrs}, &out)
+	return out, err
+}
+
 // Credit adds amount minor units to an account (admin) and returns the new
 // balance.
 func (c *Client) Credit(ctx context.Context, adminToken, id string, amount int64) (int64, error) {
@@ -91,14 +99,22 @@ func (c *Client) Withdraw(ctx context.Context, token string, req api.WithdrawReq
 	return out.Coins, err
 }
 
-// CertifyExchangeKeys has one-time public keys certified as exchange keys.
+// CertifyExchangeKeys has one-time public keys certified as anonymous
+// exchange keys.
 func (c *Client) CertifyExchangeKeys(ctx context.Context, pubs []ed25519.PublicKey) ([]otp.ExchangeKey, error) {
-	req := api.ExchangeKeysRequest{Pubs: make([]string, len(pubs))}
+	return c.CertifyAccountKeys(ctx, "", "", pubs)
+}
+
+// CertifyAccountKeys has one-time public keys certified as exchange keys
+// of account, authenticated by its token: the keys carry the account's
+// certified attributes. An empty account asks for anonymous keys.
+func (c *Client) CertifyAccountKeys(ctx context.Context, token, account string, pubs []ed25519.PublicKey) ([]otp.ExchangeKey, error) {
+	req := api.ExchangeKeysRequest{Pubs: make([]string, len(pubs)), Account: account}
 	for i, p := range pubs {
 		req.Pubs[i] = otp.EncodeKey(p)
 	}
 	var out api.ExchangeKeysResponse
-	if err := c.do(ctx, http.MethodPost, "/v1/exchange-keys", "", req, &out); err != nil {
+	if err := c.do(ctx, http.MethodPost, "/v1/exchange-keys", token, req, &out); err != nil {
 		return nil, err
 	}
 	if len(out.Keys) != len(pubs) {

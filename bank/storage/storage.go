@@ -1,16 +1,28 @@
 // Package storage is the bank's persistence boundary: one interface that
-// every storage engine implements (SQLite in bank/storage/sqlite; a
-// PostgreSQL engine can be added beside it) and that package bank uses
-// without writing SQL.
+// every storage engine implements (embedded SQLite in bank/storage/sqlite,
+// PostgreSQL for many bank nodes in bank/storage/postgres) and that package
+// bank uses without writing SQL. It also holds the logic the engines share
+// that needs no SQL: running versioned schema migrations (Migrate) and
+// assembling the answer of a batched spend (SpentResults).
 //
 // An engine keeps records and enforces the data's integrity; it has no
 // business rules. Its guarantees, checked by bank/storage/storagetest:
 //   - Update runs a function in one serializable read-write transaction:
 //     everything it wrote is committed durably when it returns nil, and
-//     nothing is when it returns an error;
+//     nothing is when it returns an error. An engine may run the function
+//     again after a serialization conflict, so it must have no effect
+//     outside the transaction except on variables it sets afresh;
+//   - an operation that reports ErrDuplicate, ErrNotFound or
+//     ErrInsufficientFunds leaves the transaction
+//     usable: the function may go on and commit;
+//   - a transient failure of the database (unreachable, restarted, a
+//     commit whose outcome is unknown) is reported as ErrUnavailable: the
+//     caller retries the whole operation with the same ids, and the
+//     bank's idempotency makes that safe;
 //   - View runs a function on a consistent read-only snapshot;
 //   - a serial enters the spent set at most once, whatever the
-//     concurrency: the database is the arbiter (InsertSpent);
+//     concurrency and however many processes share the database: the
+//     database is the arbiter (InsertSpent);
 //   - an account's balance changes only together with a ledger entry (Post)
 //     and never goes below zero.
 //
@@ -28,8 +40,13 @@ import (
 var (
 	ErrNotFound          = errors.New("not found")
 	ErrDuplicate         = errors.New("already exists")
-	ErrAlreadySpent      = errors.New("serial already spent")
 	ErrInsufficientFunds = errors.New("insufficient funds")
+	// ErrUnavailable marks a transient failure: the database could not be
+	// reached, was restarted, or lost the connection during a commit.
+	// Retrying the same operation (with the same ids) is safe.
+	ErrUnavailable = errors.New("storage unavailable, retry")
+	// ErrSchemaTooNew: the database was migrated by a newer program.
+	ErrSchemaTooNew = errors.New("database schema is newer than this program")
 )
 
 // Store is a storage engine.
@@ -68,13 +85,15 @@ type Tx interface {
 	// InsertIssued records issued coins, which must belong to a recorded
 	// withdrawal; ErrDuplicate if a serial was issued before.
 	InsertIssued(ctx context.Context, coins []IssuedCoin) error
-	// Issued returns an issued coin by serial; ErrNotFound if there is none.
-	Issued(ctx context.Context, serial string) (IssuedCoin, error)
+	// Issued returns the issued coins among serials (at most MaxBatch),
+	// by serial; serials never issued are absent.
+	Issued(ctx context.Context, serials []string) (map[string]IssuedCoin, error)
 
-	// InsertSpent adds a coin to the spent set. If its serial is already
-	// there it returns the stored record and ErrAlreadySpent, and changes
-	// nothing.
-	InsertSpent(ctx context.Context, s SpentCoin) (SpentCoin, error)
+	// InsertSpent adds coins (at most MaxBatch) to the spent set, in as
+	// few statements as the engine can. It returns one result per coin,
+	// in order: the coin inserted, or, for a serial already in the set
+	// (or earlier in coins), the stored record, which it leaves unchanged.
+	InsertSpent(ctx context.Context, coins []SpentCoin) ([]SpentResult, error)
 	// InsertConflict records a refused second deposit of a spent serial;
 	// ErrDuplicate if the same chain was recorded for that serial before.
 	InsertConflict(ctx context.Context, c Conflict) error
@@ -100,6 +119,10 @@ type Account struct {
 	TokenHash []byte
 	Balance   int64
 	Created   time.Time
+	// Attrs are the attributes the bank certifies on the account's
+	// exchange keys (e.g. a merchant's category), set when the account is
+	// created. Empty (nil on read) for an account without attributes.
+	Attrs map[string]string
 }
 
 // Kinds of ledger entries.
@@ -152,6 +175,12 @@ type SpentCoin struct {
 	ChainHash []byte // identifies the deposited chain
 	Sandbox   []byte // the deposited sandbox, JSON
 	Deposited time.Time
+}
+
+// SpentResult is InsertSpent's answer for one coin.
+type SpentResult struct {
+	Inserted bool      // this call entered the serial into the spent set
+	Stored   SpentCoin // the spent set's record of the serial
 }
 
 // Conflict is a refused second deposit of a spent serial. First is filled

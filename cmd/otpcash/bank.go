@@ -23,6 +23,7 @@ import (
 	"github.com/otpcash/otpcash/bank"
 	"github.com/otpcash/otpcash/bank/client"
 	"github.com/otpcash/otpcash/bank/storage"
+	"github.com/otpcash/otpcash/bank/storage/postgres"
 	"github.com/otpcash/otpcash/bank/storage/sqlite"
 	"github.com/otpcash/otpcash/internal/amount"
 )
@@ -34,7 +35,7 @@ func newBankCmd() *cobra.Command {
 		Long: `bank runs the otpcash bank server (issuing, exchange-key certification,
 deposits with double-deposit detection, accounts) and its admin tools.`,
 	}
-	cmd.AddCommand(bankServeCmd(), bankAuditCmd(), bankAccountCmd())
+	cmd.AddCommand(bankServeCmd(), bankAuditCmd(), bankAccountCmd(), bankMigrateCmd())
 	return cmd
 }
 
@@ -44,6 +45,7 @@ func bankServeCmd() *cobra.Command {
 		logFormat, logLevel       string
 		tlsCert, tlsKey           string
 		issuer, currency, coinVal string
+		programsFile              string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -65,6 +67,15 @@ file. Logs go to stderr; the line with msg=listening gives the address.`,
 				return errors.New("--tls-cert and --tls-key go together")
 			}
 			cfg := bank.Config{Issuer: issuer, Currency: currency, Logger: log}
+			if programsFile != "" {
+				data, err := os.ReadFile(programsFile)
+				if err != nil {
+					return fmt.Errorf("--config: %w", err)
+				}
+				if cfg.Programs, err = bank.LoadPrograms(data); err != nil {
+					return fmt.Errorf("--config %s: %w", programsFile, err)
+				}
+			}
 			if coinVal != "" {
 				if cfg.CoinValue, err = amount.Parse(coinVal); err != nil {
 					return fmt.Errorf("--coin-value: %w", err)
@@ -98,7 +109,7 @@ file. Logs go to stderr; the line with msg=listening gives the address.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&db, "db", "", "storage: sqlite:PATH (required)")
+	f.StringVar(&db, "db", "", dbFlagHelp)
 	f.StringVar(&listen, "listen", "127.0.0.1:8080", "address to listen on (host:port; port 0 picks a free one)")
 	f.StringVar(&tokenFile, "admin-token-file", "", "file holding the admin token, created when missing (required)")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
@@ -108,6 +119,7 @@ file. Logs go to stderr; the line with msg=listening gives the address.`,
 	f.StringVar(&issuer, "issuer", "", `issuer name in coins (default "otpcash-bank"); fixed for the life of the database`)
 	f.StringVar(&currency, "currency", "", `ISO 4217 currency of accounts and coins (default "EUR")`)
 	f.StringVar(&coinVal, "coin-value", "", `value of one coin, like 1.00 (default 1.00)`)
+	f.StringVar(&programsFile, "config", "", "TOML file of coin programs (docs/PROGRAMS.md); default: general, grocery-voucher, max-hops")
 	_ = cmd.MarkFlagRequired("db")
 	_ = cmd.MarkFlagRequired("admin-token-file")
 	return cmd
@@ -150,7 +162,7 @@ anything is off. It changes nothing and can run beside a live bank.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&db, "db", "", "storage: sqlite:PATH (required)")
+	cmd.Flags().StringVar(&db, "db", "", dbFlagHelp)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	_ = cmd.MarkFlagRequired("db")
 	return cmd
@@ -180,11 +192,31 @@ func (r *bankRemote) open() (*client.Client, string, error) {
 	return client.New(r.url, &http.Client{Timeout: 30 * time.Second}), token, nil
 }
 
+// parseAttrs turns KEY=VALUE flags into attributes; the bank checks them.
+func parseAttrs(flags []string) (map[string]string, error) {
+	if len(flags) == 0 {
+		return nil, nil
+	}
+	attrs := make(map[string]string, len(flags))
+	for _, f := range flags {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok {
+			return nil, fmt.Errorf("--attr %q: want KEY=VALUE", f)
+		}
+		if _, dup := attrs[k]; dup {
+			return nil, fmt.Errorf("--attr %q: %s given twice", f, k)
+		}
+		attrs[k] = v
+	}
+	return attrs, nil
+}
+
 func bankAccountCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "account", Short: "Open and credit accounts at a running bank"}
 
 	var create bankRemote
 	var asJSON bool
+	var attrFlags []string
 	createCmd := &cobra.Command{
 		Use:   "create",
 		Short: "Open an account and print its id and bearer token",
@@ -196,7 +228,11 @@ a hash of the token: this is the one time it is shown.`,
 			if err != nil {
 				return err
 			}
-			a, err := c.CreateAccount(cmd.Context(), admin)
+			attrs, err := parseAttrs(attrFlags)
+			if err != nil {
+				return err
+			}
+			a, err := c.CreateAccountWithAttrs(cmd.Context(), admin, attrs)
 			if err != nil {
 				return err
 			}
@@ -209,6 +245,7 @@ a hash of the token: this is the one time it is shown.`,
 	}
 	create.register(createCmd)
 	createCmd.Flags().BoolVar(&asJSON, "json", false, `print {"id": ..., "token": ...}`)
+	createCmd.Flags().StringArrayVar(&attrFlags, "attr", nil, "certify KEY=VALUE on the account's exchange keys, like category=grocery (repeatable)")
 
 	var credit bankRemote
 	creditCmd := &cobra.Command{
@@ -238,8 +275,16 @@ a hash of the token: this is the one time it is shown.`,
 	return cmd
 }
 
-// bankOpenStore opens the storage named by a --db value. With mustExist, a
-// missing SQLite file is an error rather than a new, empty bank.
+// dbFlagHelp describes the --db flag.
+const dbFlagHelp = "storage: sqlite:PATH, or postgres://USER@HOST/DB for many nodes over one database (required)"
+
+// migrater is a store that reports the schema versions it found and left.
+type migrater interface{ Schema() (from, to int) }
+
+// bankOpenStore opens the storage named by a --db value, applying its
+// schema migrations. With mustExist, it changes nothing: a missing SQLite
+// file, or a PostgreSQL database without a current bank schema, is an
+// error rather than a new, empty bank.
 func bankOpenStore(ctx context.Context, dsn string, mustExist bool) (storage.Store, error) {
 	scheme, path, _ := strings.Cut(dsn, ":")
 	switch scheme {
@@ -254,9 +299,44 @@ func bankOpenStore(ctx context.Context, dsn string, mustExist bool) (storage.Sto
 		}
 		return sqlite.Open(ctx, path)
 	case "postgres", "postgresql":
-		return nil, fmt.Errorf("--db %s: PostgreSQL storage is not available yet; use sqlite:PATH", scheme+"://...")
+		// The DSN may hold a password: errors never quote it.
+		if mustExist {
+			return postgres.OpenExisting(ctx, dsn)
+		}
+		return postgres.Open(ctx, dsn)
 	}
-	return nil, fmt.Errorf("--db %q: unknown storage; use sqlite:PATH", dsn)
+	return nil, fmt.Errorf("--db: unknown storage %q; use sqlite:PATH or postgres://...", scheme)
+}
+
+func bankMigrateCmd() *cobra.Command {
+	var db string
+	cmd := &cobra.Command{
+		Use:   "migrate",
+		Short: "Create or upgrade the bank's database schema",
+		Long: `migrate applies the schema migrations compiled into this binary to the
+database and prints the schema version before and after. bank serve does the
+same at start; run migrate first when several nodes share one PostgreSQL
+database, so that an upgrade happens once, before the new nodes start. A
+database migrated by a newer otpcash is refused.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := bankOpenStore(cmd.Context(), db, false)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			from, to := st.(migrater).Schema()
+			if from == to {
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "schema at version %d: up to date\n", to)
+			} else {
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "schema migrated from version %d to %d\n", from, to)
+			}
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&db, "db", "", dbFlagHelp)
+	_ = cmd.MarkFlagRequired("db")
+	return cmd
 }
 
 // bankAdminToken reads the admin token from path. With create, a missing

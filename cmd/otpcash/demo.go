@@ -15,6 +15,7 @@ import (
 	"github.com/otpcash/otpcash/bank"
 	"github.com/otpcash/otpcash/bank/storage/sqlite"
 	"github.com/otpcash/otpcash/internal/amount"
+	"github.com/otpcash/otpcash/otp"
 	"github.com/otpcash/otpcash/wallet"
 )
 
@@ -26,8 +27,10 @@ func newDemoCmd() *cobra.Command {
 		Long: `demo starts a bank on an embedded SQLite database on a loopback port, makes three
 wallets (Alice, Bob, Carol) in a temporary directory, and runs the scheme of
 the paper end to end: Alice withdraws 10.00, pays Bob 7.00 offline, Bob pays
-3.00 on to Carol, everyone deposits, and the bank's audit must balance. It
-exits non-zero if any check fails.`,
+3.00 on to Carol, everyone deposits. Then programmable money: Alice withdraws a
+grocery voucher, which an electronics shop cannot take (refused offline, with
+the reason) and a grocer can, and the grocer deposits it. The bank's audit must
+balance. It exits non-zero if any check fails.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			dir, err := os.MkdirTemp("", "otpcash-demo-")
@@ -89,7 +92,7 @@ func runDemo(ctx context.Context, out io.Writer, dir string) error {
 
 	alice, bob, carol := &person{name: "Alice"}, &person{name: "Bob"}, &person{name: "Carol"}
 	for _, p := range []*person{alice, bob, carol} {
-		if err := d.open(ctx, p); err != nil {
+		if err := d.open(ctx, p, nil); err != nil {
 			return err
 		}
 		defer p.w.Close()
@@ -143,6 +146,10 @@ func runDemo(ctx context.Context, out io.Writer, dir string) error {
 		}
 	}
 
+	if err := d.voucherAct(ctx, alice); err != nil {
+		return err
+	}
+
 	d.say("\n== The bank's audit")
 	rep, err := d.bank.Audit(ctx)
 	if err != nil {
@@ -160,14 +167,74 @@ func runDemo(ctx context.Context, out io.Writer, dir string) error {
 	return nil
 }
 
-// open makes a bank account and a wallet for p.
-func (d *demo) open(ctx context.Context, p *person) error {
-	var err error
-	if p.account, p.token, err = d.bank.CreateAccount(ctx); err != nil {
+// voucherAct is programmable money: a grocery voucher is refused offline
+// by the payer's wallet for an electronics shop, with the reason, and
+// changes nothing; a grocer takes it and deposits it.
+func (d *demo) voucherAct(ctx context.Context, alice *person) error {
+	const voucher = "grocery-voucher"
+	d.say("\n== Purpose-bound money: a grocery voucher")
+	dave, erin := &person{name: "Dave"}, &person{name: "Erin"}
+	if err := d.open(ctx, dave, map[string]string{"category": "electronics"}); err != nil {
 		return err
+	}
+	defer dave.w.Close()
+	if err := d.open(ctx, erin, map[string]string{"category": "grocery"}); err != nil {
+		return err
+	}
+	defer erin.w.Close()
+	def, _ := d.bank.Programs().Get(voucher)
+	d.say("the bank certifies Dave's shop as category=electronics and Erin's as category=grocery on their exchange keys")
+	d.say("program %s: %s\nits conditions: %q", voucher, def.Description, def.Conditions)
+	if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, 100, wallet.WithProgram(voucher)); err != nil {
+		return err
+	}
+	d.say("Alice withdraws a %s %s", eur(100), voucher)
+
+	d.say("\n-- Alice tries to buy headphones from Dave with it (offline)")
+	_, _, err := d.session(ctx, alice, dave, 100, wallet.WithProgram(voucher))
+	if !errors.Is(err, otp.ErrCondition) {
+		return fmt.Errorf("check failed: paying a grocery voucher to an electronics shop: %v, want it refused by its condition", err)
+	}
+	d.say("refused by Alice's wallet before sealing anything: %v", err)
+	if err := d.expectProgram(ctx, alice, voucher, 100); err != nil {
+		return err
+	}
+	if err := d.expectHeld(ctx, dave, 0); err != nil {
+		return err
+	}
+
+	d.say("\n-- Alice buys groceries from Erin with it (offline)")
+	if err := d.pay(ctx, alice, erin, 100, wallet.WithProgram(voucher)); err != nil {
+		return err
+	}
+	if err := d.expectProgram(ctx, alice, voucher, 0); err != nil {
+		return err
+	}
+	r, err := erin.w.Deposit(ctx, erin.account, erin.token)
+	if err != nil {
+		return err
+	}
+	if r.Credited != 100 || len(r.Refused) > 0 {
+		return fmt.Errorf("check failed: Erin's deposit credited %s with %d coins refused, want %s", eur(r.Credited), len(r.Refused), eur(100))
+	}
+	d.say("Erin deposits the voucher; the bank checks its condition against the key it was paid to: %s credited, account balance %s", eur(r.Credited), eur(r.Balance))
+	return nil
+}
+
+// open makes a bank account with certified attributes attrs (nil for
+// none) and a wallet for p whose exchange keys carry them.
+func (d *demo) open(ctx context.Context, p *person, attrs map[string]string) error {
+	var err error
+	if p.account, p.token, err = d.bank.CreateAccountWithAttrs(ctx, attrs); err != nil {
+		return err
+	}
+	var merchant *wallet.Merchant
+	if attrs != nil {
+		merchant = &wallet.Merchant{Account: p.account, Token: p.token}
 	}
 	p.w, err = wallet.Init(ctx, filepath.Join(d.dir, p.name), d.url, []byte("pin-of-"+p.name), wallet.Options{
 		ConfirmSAS: func(context.Context, string) bool { return true },
+		Merchant:   merchant,
 	})
 	if err != nil {
 		return fmt.Errorf("%s's wallet: %w", p.name, err)
@@ -180,19 +247,12 @@ func (d *demo) open(ctx context.Context, p *person) error {
 	return nil
 }
 
-// pay runs one offline session between two wallets over loopback TCP.
-func (d *demo) pay(ctx context.Context, from, to *person, value int64) error {
-	fromBefore, err := from.w.Balance(ctx)
-	if err != nil {
-		return err
-	}
-	toBefore, err := to.w.Balance(ctx)
-	if err != nil {
-		return err
-	}
+// session runs one offline session between two wallets over loopback TCP
+// and returns what each side saw.
+func (d *demo) session(ctx context.Context, from, to *person, value int64, opts ...wallet.Option) (paid, received wallet.Payment, err error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return err
+		return paid, received, err
 	}
 	defer ln.Close()
 	type result struct {
@@ -204,27 +264,59 @@ func (d *demo) pay(ctx context.Context, from, to *person, value int64) error {
 		p, err := to.w.Receive(ctx, ln)
 		got <- result{p, err}
 	}()
-	paid, err := from.w.Pay(ctx, ln.Addr().String(), value, "demo")
-	if err != nil {
-		return fmt.Errorf("%s pays %s: %w", from.name, to.name, err)
-	}
+	paid, err = from.w.Pay(ctx, ln.Addr().String(), value, "demo", opts...)
+	ln.Close() // a payment refused before it dialled leaves Receive waiting
 	r := <-got
-	if r.err != nil {
-		return fmt.Errorf("%s receives from %s: %w", to.name, from.name, r.err)
+	if err != nil {
+		return paid, r.p, fmt.Errorf("%s pays %s: %w", from.name, to.name, err)
 	}
-	d.say("%s's screen shows %s, %s's shows %s: they match, so no one is in the middle", from.name, paid.SAS, to.name, r.p.SAS)
-	if paid.SAS != r.p.SAS {
+	if r.err != nil {
+		return paid, r.p, fmt.Errorf("%s receives from %s: %w", to.name, from.name, r.err)
+	}
+	return paid, r.p, nil
+}
+
+// pay runs one payment that must succeed and checks both wallets.
+func (d *demo) pay(ctx context.Context, from, to *person, value int64, opts ...wallet.Option) error {
+	fromBefore, err := from.w.Balance(ctx)
+	if err != nil {
+		return err
+	}
+	toBefore, err := to.w.Balance(ctx)
+	if err != nil {
+		return err
+	}
+	paid, received, err := d.session(ctx, from, to, value, opts...)
+	if err != nil {
+		return err
+	}
+	d.say("%s's screen shows %s, %s's shows %s: they match, so no one is in the middle", from.name, paid.SAS, to.name, received.SAS)
+	if paid.SAS != received.SAS {
 		return errors.New("check failed: short authentication strings differ")
 	}
 	d.say("%s sealed %d coins to %s's exchange keys, destroyed the keys that could sign them again, and holds %d signed receipts", from.name, paid.Coins, to.name, paid.Coins)
-	d.say("%s checked every coin offline (issuer signature, checksum, program, transfer chain) and stored %s", to.name, eur(r.p.Amount))
-	if r.p.Amount != value || paid.Amount != value {
-		return fmt.Errorf("check failed: paid %s, received %s, want %s", eur(paid.Amount), eur(r.p.Amount), eur(value))
+	d.say("%s checked every coin offline (issuer signature, checksum, program, transfer chain) and stored %s", to.name, eur(received.Amount))
+	if received.Amount != value || paid.Amount != value {
+		return fmt.Errorf("check failed: paid %s, received %s, want %s", eur(paid.Amount), eur(received.Amount), eur(value))
 	}
 	if err := d.expectHeld(ctx, from, fromBefore.Held-value); err != nil {
 		return err
 	}
 	return d.expectHeld(ctx, to, toBefore.Held+value)
+}
+
+// expectProgram checks what p holds of one coin program.
+func (d *demo) expectProgram(ctx context.Context, p *person, program string, want int64) error {
+	b, err := p.w.Balance(ctx)
+	if err != nil {
+		return err
+	}
+	got := b.Programs[program]
+	d.say("  %s: %s held %s, pending-out %s", p.name, program, eur(got.Held), eur(got.PendingOut))
+	if got.Held != want || got.PendingOut != 0 {
+		return fmt.Errorf("check failed: %s holds %s of %s with %s pending-out, want %s", p.name, eur(got.Held), program, eur(got.PendingOut), eur(want))
+	}
+	return nil
 }
 
 func (d *demo) expectHeld(ctx context.Context, p *person, want int64) error {

@@ -7,22 +7,38 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/otpcash/otpcash/internal/amount"
+	"github.com/otpcash/otpcash/otp"
 	"github.com/otpcash/otpcash/wallet"
 )
 
 // walletFlags are the flags every wallet command shares.
 type walletFlags struct {
-	dir  string
-	yes  bool
-	json bool
+	dir      string
+	yes      bool
+	json     bool
+	merchant accountFlags // init, refill: have keys certified for this account
+	program  string       // withdraw, pay
+}
+
+// registerMerchant adds the optional --account and --token that make the
+// wallet's exchange keys carry the account's certified attributes.
+func (f *walletFlags) registerMerchant(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.merchant.account, "account", "", "merchant account whose certified attributes the exchange keys carry (default: anonymous keys)")
+	cmd.Flags().StringVar(&f.merchant.token, "token", "", "the merchant account's bearer token (default $OTPCASH_TOKEN)")
+}
+
+func (f *walletFlags) registerProgram(cmd *cobra.Command, what string) {
+	cmd.Flags().StringVar(&f.program, "program", otp.GeneralProgramName, "coin program "+what+" (the bank's configuration names them)")
 }
 
 func newWalletCmd() *cobra.Command {
@@ -48,11 +64,24 @@ func (f *walletFlags) open(cmd *cobra.Command) (*wallet.Wallet, error) {
 	if err != nil {
 		return nil, err
 	}
-	return wallet.Open(cmd.Context(), f.dir, pin, f.options(cmd))
+	opts, err := f.options(cmd)
+	if err != nil {
+		return nil, err
+	}
+	return wallet.Open(cmd.Context(), f.dir, pin, opts)
 }
 
-func (f *walletFlags) options(cmd *cobra.Command) wallet.Options {
+func (f *walletFlags) options(cmd *cobra.Command) (wallet.Options, error) {
+	var merchant *wallet.Merchant
+	if f.merchant.account != "" {
+		token, err := f.merchant.bearer()
+		if err != nil {
+			return wallet.Options{}, err
+		}
+		merchant = &wallet.Merchant{Account: f.merchant.account, Token: token}
+	}
 	return wallet.Options{
+		Merchant: merchant,
 		ConfirmSAS: func(ctx context.Context, sas string) bool {
 			fmt.Fprintf(cmd.ErrOrStderr(), "short authentication string: %s\n", sas)
 			if f.yes {
@@ -60,7 +89,7 @@ func (f *walletFlags) options(cmd *cobra.Command) wallet.Options {
 			}
 			return askYes(cmd, fmt.Sprintf("Does the other screen show %s? [y/N] ", sas))
 		},
-	}
+	}, nil
 }
 
 // readPIN takes the PIN from OTPCASH_PIN or the terminal; a new PIN is asked
@@ -128,7 +157,11 @@ func walletInitCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			w, err := wallet.Init(cmd.Context(), f.dir, bankURL, pin, f.options(cmd))
+			opts, err := f.options(cmd)
+			if err != nil {
+				return err
+			}
+			w, err := wallet.Init(cmd.Context(), f.dir, bankURL, pin, opts)
 			if err != nil {
 				return err
 			}
@@ -149,6 +182,7 @@ func walletInitCmd() *cobra.Command {
 	f.register(cmd)
 	cmd.Flags().StringVar(&bankURL, "bank", "", "bank base URL, e.g. http://127.0.0.1:8080 (required)")
 	cmd.Flags().IntVar(&keys, "keys", wallet.DefaultKeyPool, "exchange keys to keep on hand (coins receivable offline)")
+	f.registerMerchant(cmd)
 	_ = cmd.MarkFlagRequired("bank")
 	return cmd
 }
@@ -180,6 +214,7 @@ func walletRefillCmd() *cobra.Command {
 	}
 	f.register(cmd)
 	cmd.Flags().IntVar(&keys, "keys", wallet.DefaultKeyPool, "exchange keys to keep on hand")
+	f.registerMerchant(cmd)
 	return cmd
 }
 
@@ -225,11 +260,11 @@ func walletWithdrawCmd() *cobra.Command {
 				return err
 			}
 			defer w.Close()
-			res, err := w.Withdraw(cmd.Context(), a.account, token, value)
+			res, err := w.Withdraw(cmd.Context(), a.account, token, value, wallet.WithProgram(f.program))
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "withdrew %s %s in %d coins", amount.Format(res.Amount), w.Currency(), res.Coins)
+			fmt.Fprintf(cmd.OutOrStdout(), "withdrew %s %s in %d %s coins", amount.Format(res.Amount), w.Currency(), res.Coins, f.program)
 			if res.Resumed > 0 {
 				fmt.Fprintf(cmd.OutOrStdout(), " (%d of them finish an interrupted withdrawal)", res.Resumed)
 			}
@@ -239,6 +274,7 @@ func walletWithdrawCmd() *cobra.Command {
 	}
 	f.register(cmd)
 	a.register(cmd)
+	f.registerProgram(cmd, "of the coins")
 	return cmd
 }
 
@@ -265,13 +301,19 @@ func walletBalanceCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "held:        %s %s (%d coins)\npending-out: %s %s\nexchange keys on hand: %d\n",
-				amount.Format(b.Held), b.Currency, b.Coins, amount.Format(b.PendingOut), b.Currency, keys)
+			fmt.Fprintf(cmd.OutOrStdout(), "held:        %s %s (%d coins)\npending-out: %s %s\n",
+				amount.Format(b.Held), b.Currency, b.Coins, amount.Format(b.PendingOut), b.Currency)
+			names := slices.Sorted(maps.Keys(b.Programs))
+			for _, n := range names {
+				p := b.Programs[n]
+				fmt.Fprintf(cmd.OutOrStdout(), "  %-20s held %s (%d coins), pending-out %s\n", n+":", amount.Format(p.Held), p.Coins, amount.Format(p.PendingOut))
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "exchange keys on hand: %d\n", keys)
 			return nil
 		},
 	}
 	f.register(cmd)
-	cmd.Flags().BoolVar(&f.json, "json", false, "print JSON: {currency, held, pendingOut} in minor units")
+	cmd.Flags().BoolVar(&f.json, "json", false, "print JSON: {currency, held, pendingOut, coins, programs: {NAME: {held, pendingOut, coins}}} in minor units")
 	return cmd
 }
 
@@ -373,7 +415,7 @@ func walletPayCmd() *cobra.Command {
 				return err
 			}
 			defer w.Close()
-			p, err := w.Pay(cmd.Context(), to, value, memo)
+			p, err := w.Pay(cmd.Context(), to, value, memo, wallet.WithProgram(f.program))
 			if err != nil {
 				return err
 			}
@@ -391,6 +433,7 @@ func walletPayCmd() *cobra.Command {
 	f.register(cmd)
 	cmd.Flags().StringVar(&to, "to", "", "payee address, host:port (required)")
 	cmd.Flags().StringVar(&memo, "memo", "", "a note for the payee")
+	f.registerProgram(cmd, "whose coins to pay with")
 	cmd.Flags().BoolVar(&f.yes, "yes", false, "accept the short authentication string without asking")
 	cmd.Flags().BoolVar(&f.json, "json", false, "print the payment as JSON")
 	_ = cmd.MarkFlagRequired("to")

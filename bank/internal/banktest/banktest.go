@@ -21,6 +21,7 @@ import (
 	"github.com/otpcash/otpcash/bank"
 	"github.com/otpcash/otpcash/bank/api"
 	"github.com/otpcash/otpcash/bank/client"
+	"github.com/otpcash/otpcash/bank/storage"
 	"github.com/otpcash/otpcash/bank/storage/sqlite"
 	"github.com/otpcash/otpcash/otp"
 )
@@ -71,8 +72,8 @@ func (l *Logs) String() string {
 // Env is a running test bank.
 type Env struct {
 	Bank   *bank.Bank
-	Store  *sqlite.Store
-	Path   string // the SQLite file
+	Store  *sqlite.Store // nil for NewOn
+	Path   string        // the SQLite file; empty for NewOn
 	Server *httptest.Server
 	Client *client.Client
 	Clock  *Clock
@@ -84,13 +85,23 @@ type Env struct {
 // stands still, so buckets would never refill).
 func New(t testing.TB, cfg bank.Config) *Env {
 	t.Helper()
-	e := &Env{Path: filepath.Join(t.TempDir(), "bank.db"), Clock: &Clock{t: Start}, Logs: &Logs{}}
-	st, err := sqlite.Open(context.Background(), e.Path)
+	path := filepath.Join(t.TempDir(), "bank.db")
+	st, err := sqlite.Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	e.Store = st
+	e := NewOn(t, st, cfg)
+	e.Store, e.Path = st, path
+	return e
+}
+
+// NewOn starts a bank as New does, on the store st (any engine), which
+// the caller closes. Store and Path are left empty.
+func NewOn(t testing.TB, st storage.Store, cfg bank.Config) *Env {
+	t.Helper()
+	e := &Env{Clock: &Clock{t: Start}, Logs: &Logs{}}
+	var err error
 	cfg.AdminToken = AdminToken
 	if cfg.Now == nil {
 		cfg.Now = e.Clock.Now
@@ -157,7 +168,13 @@ func NewKey(t testing.TB) (ed25519.PublicKey, ed25519.PrivateKey) {
 // Withdraw withdraws n coins from the account under a fresh withdrawal id.
 func (e *Env) Withdraw(t testing.TB, id, token string, n int) []Held {
 	t.Helper()
-	req := api.WithdrawRequest{ID: "w-" + bank.NewToken()[:12], Account: id}
+	return e.WithdrawProgram(t, id, token, n, "")
+}
+
+// WithdrawProgram withdraws n coins of the named coin program.
+func (e *Env) WithdrawProgram(t testing.TB, id, token string, n int, program string) []Held {
+	t.Helper()
+	req := api.WithdrawRequest{ID: "w-" + bank.NewToken()[:12], Account: id, Program: program}
 	keys := make([]ed25519.PrivateKey, n)
 	for i := range keys {
 		var pub ed25519.PublicKey
@@ -180,12 +197,20 @@ func (e *Env) Withdraw(t testing.TB, id, token string, n int) []Held {
 // left as they were, so paying them again makes a double spend.
 func (e *Env) Pay(t testing.TB, coins []Held) []Held {
 	t.Helper()
+	return e.PayAccount(t, coins, "", "")
+}
+
+// PayAccount is Pay to exchange keys certified for the account id (with
+// its token), which carry the account's attributes. It does not evaluate
+// the coins' conditions: the bank must, at deposit.
+func (e *Env) PayAccount(t testing.TB, coins []Held, id, token string) []Held {
+	t.Helper()
 	pubs := make([]ed25519.PublicKey, len(coins))
 	privs := make([]ed25519.PrivateKey, len(coins))
 	for i := range coins {
 		pubs[i], privs[i] = NewKey(t)
 	}
-	xks, err := e.Client.CertifyExchangeKeys(context.Background(), pubs)
+	xks, err := e.Client.CertifyAccountKeys(context.Background(), token, id, pubs)
 	if err != nil {
 		t.Fatal(err)
 	}

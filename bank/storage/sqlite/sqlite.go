@@ -11,8 +11,9 @@
 // and withdrawal ids) is enforced by primary keys, so the database is the
 // final arbiter of a double deposit.
 //
-// The schema is created on open and versioned in schema_version; later
-// versions add migrations to the migrations list.
+// The schema is versioned in schema_version and brought up to date on open
+// by the migrations list compiled into the binary (storage.Migrate); a
+// database of a newer program is refused (storage.ErrSchemaTooNew).
 //
 // The file holds the bank's private issuer keys: it is created with mode
 // 0600 and must be protected like a key file.
@@ -40,6 +41,8 @@ const busyTimeout = 10 * time.Second
 type Store struct {
 	w *sql.DB // one connection: all read-write transactions
 	r *sql.DB // query-only connections: snapshots for View
+
+	from, to int // schema versions before and after Open
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -184,6 +187,9 @@ CREATE TABLE issuer_keys (
 	entry   BLOB NOT NULL,
 	created INTEGER NOT NULL
 ) STRICT;
+`, `
+-- Version 2: certified attributes of an account, a JSON object of strings.
+ALTER TABLE accounts ADD COLUMN attrs TEXT NOT NULL DEFAULT '{}';
 `}
 
 // migrate brings the schema to the newest version. It runs in one
@@ -198,28 +204,36 @@ func (s *Store) migrate(ctx context.Context) error {
 	if _, err := t.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL) STRICT`); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	var v int
-	switch err := t.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&v); {
-	case errors.Is(err, sql.ErrNoRows):
-		if _, err := t.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (0)`); err != nil {
-			return fmt.Errorf("migrate: %w", err)
-		}
-	case err != nil:
-		return fmt.Errorf("migrate: %w", err)
-	}
-	if v > len(migrations) {
-		return fmt.Errorf("schema version %d is newer than this program knows (%d)", v, len(migrations))
-	}
-	for ; v < len(migrations); v++ {
-		if _, err := t.ExecContext(ctx, migrations[v]); err != nil {
-			return fmt.Errorf("migrate to version %d: %w", v+1, err)
-		}
-	}
-	if _, err := t.ExecContext(ctx, `UPDATE schema_version SET version = ?`, v); err != nil {
-		return fmt.Errorf("migrate: %w", err)
+	if s.from, s.to, err = storage.Migrate(ctx, schemaTx{t}, migrations); err != nil {
+		return err
 	}
 	if err := t.Commit(); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	return nil
+}
+
+// Schema returns the schema versions before and after Open migrated it.
+func (s *Store) Schema() (from, to int) { return s.from, s.to }
+
+// schemaTx is a migration transaction, for storage.Migrate.
+type schemaTx struct{ t *sql.Tx }
+
+func (m schemaTx) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	err := m.t.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		_, err = m.t.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (0)`)
+	}
+	return v, err
+}
+
+func (m schemaTx) SetSchemaVersion(ctx context.Context, v int) error {
+	_, err := m.t.ExecContext(ctx, `UPDATE schema_version SET version = ?`, v)
+	return err
+}
+
+func (m schemaTx) Exec(ctx context.Context, script string) error {
+	_, err := m.t.ExecContext(ctx, script)
+	return err
 }

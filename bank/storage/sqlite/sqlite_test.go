@@ -76,8 +76,8 @@ func TestReopenKeepsDataAndSchemaVersion(t *testing.T) {
 	}
 	defer db.Close()
 	var v int
-	if err := db.QueryRow(`SELECT version FROM schema_version`).Scan(&v); err != nil || v != 1 {
-		t.Errorf("schema version = %d, %v; want 1", v, err)
+	if err := db.QueryRow(`SELECT version FROM schema_version`).Scan(&v); err != nil || v != 2 {
+		t.Errorf("schema version = %d, %v; want 2", v, err)
 	}
 }
 

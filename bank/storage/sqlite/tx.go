@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -54,18 +55,34 @@ func one(what string, err error) error {
 }
 
 func (x *tx) CreateAccount(ctx context.Context, a storage.Account) error {
+	attrs := []byte("{}")
+	if len(a.Attrs) > 0 {
+		var err error
+		if attrs, err = json.Marshal(a.Attrs); err != nil {
+			return fmt.Errorf("create account %s: attrs: %w", a.ID, err)
+		}
+	}
 	return x.insert(ctx, "create account "+a.ID,
-		`INSERT INTO accounts (id, token_hash, balance, created) VALUES (?, ?, 0, ?)`,
-		a.ID, a.TokenHash, unix(a.Created))
+		`INSERT INTO accounts (id, token_hash, balance, created, attrs) VALUES (?, ?, 0, ?, ?)`,
+		a.ID, a.TokenHash, unix(a.Created), string(attrs))
 }
 
 func (x *tx) Account(ctx context.Context, id string) (storage.Account, error) {
 	a := storage.Account{ID: id}
 	var created int64
-	err := x.t.QueryRowContext(ctx, `SELECT token_hash, balance, created FROM accounts WHERE id = ?`, id).
-		Scan(&a.TokenHash, &a.Balance, &created)
+	var attrs string
+	err := x.t.QueryRowContext(ctx, `SELECT token_hash, balance, created, attrs FROM accounts WHERE id = ?`, id).
+		Scan(&a.TokenHash, &a.Balance, &created, &attrs)
+	if err != nil {
+		return a, one("account "+id, err)
+	}
 	a.Created = fromUnix(created)
-	return a, one("account "+id, err)
+	if attrs != "{}" {
+		if err := json.Unmarshal([]byte(attrs), &a.Attrs); err != nil {
+			return a, fmt.Errorf("account %s: attrs: %w", id, err)
+		}
+	}
+	return a, nil
 }
 
 func (x *tx) Post(ctx context.Context, e storage.Entry) (int64, error) {
@@ -152,14 +169,31 @@ func (x *tx) InsertIssued(ctx context.Context, coins []storage.IssuedCoin) error
 	return nil
 }
 
-func (x *tx) Issued(ctx context.Context, serial string) (storage.IssuedCoin, error) {
-	c := storage.IssuedCoin{Serial: serial}
-	var issued int64
-	err := x.t.QueryRowContext(ctx,
-		`SELECT account, withdrawal, key_id, value, checksum, issued FROM issued WHERE serial = ?`, serial).
-		Scan(&c.Account, &c.Withdrawal, &c.KeyID, &c.Value, &c.Checksum, &issued)
-	c.Issued = fromUnix(issued)
-	return c, one(fmt.Sprintf("issued coin %.8s", serial), err)
+func (x *tx) Issued(ctx context.Context, serials []string) (map[string]storage.IssuedCoin, error) {
+	if err := storage.CheckBatch("issued coins", len(serials)); err != nil {
+		return nil, err
+	}
+	st, err := x.t.PrepareContext(ctx,
+		`SELECT account, withdrawal, key_id, value, checksum, issued FROM issued WHERE serial = ?`)
+	if err != nil {
+		return nil, fmt.Errorf("issued coins: %w", err)
+	}
+	defer st.Close()
+	out := make(map[string]storage.IssuedCoin, len(serials))
+	for _, serial := range serials {
+		c := storage.IssuedCoin{Serial: serial}
+		var issued int64
+		err := st.QueryRowContext(ctx, serial).Scan(&c.Account, &c.Withdrawal, &c.KeyID, &c.Value, &c.Checksum, &issued)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("issued coin %.8s: %w", serial, err)
+		}
+		c.Issued = fromUnix(issued)
+		out[serial] = c
+	}
+	return out, nil
 }
 
 const spentColumns = `serial, key_id, value, account, reference, chain_hash, sandbox, deposited`
@@ -172,26 +206,44 @@ func scanSpent(row interface{ Scan(...any) error }, extra ...any) (storage.Spent
 	return s, err
 }
 
-func (x *tx) InsertSpent(ctx context.Context, s storage.SpentCoin) (storage.SpentCoin, error) {
-	what := fmt.Sprintf("spend %.8s", s.Serial)
-	res, err := x.t.ExecContext(ctx,
-		`INSERT INTO spent (`+spentColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (serial) DO NOTHING`,
-		s.Serial, s.KeyID, s.Value, s.Account, s.Reference, s.ChainHash, s.Sandbox, unix(s.Deposited))
+// InsertSpent inserts row by row: SQLite runs in process, so a batch
+// saves no round trips, and the one writer connection serializes it.
+func (x *tx) InsertSpent(ctx context.Context, coins []storage.SpentCoin) ([]storage.SpentResult, error) {
+	if err := storage.CheckBatch("spend", len(coins)); err != nil {
+		return nil, err
+	}
+	ins, err := x.t.PrepareContext(ctx,
+		`INSERT INTO spent (`+spentColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (serial) DO NOTHING`)
 	if err != nil {
-		return storage.SpentCoin{}, fmt.Errorf("%s: %w", what, err)
+		return nil, fmt.Errorf("spend: %w", err)
 	}
-	n, err := res.RowsAffected()
+	defer ins.Close()
+	sel, err := x.t.PrepareContext(ctx, `SELECT `+spentColumns+` FROM spent WHERE serial = ?`)
 	if err != nil {
-		return storage.SpentCoin{}, fmt.Errorf("%s: %w", what, err)
+		return nil, fmt.Errorf("spend: %w", err)
 	}
-	if n == 1 {
-		return s, nil
+	defer sel.Close()
+	inserted := map[string]bool{}
+	stored := map[string]storage.SpentCoin{}
+	for _, s := range storage.FirstBySerial(coins) {
+		what := fmt.Sprintf("spend %.8s", s.Serial)
+		res, err := ins.ExecContext(ctx, s.Serial, s.KeyID, s.Value, s.Account, s.Reference, s.ChainHash, s.Sandbox, unix(s.Deposited))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		if n == 1 {
+			inserted[s.Serial] = true
+			continue
+		}
+		if stored[s.Serial], err = scanSpent(sel.QueryRowContext(ctx, s.Serial)); err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
 	}
-	stored, err := scanSpent(x.t.QueryRowContext(ctx, `SELECT `+spentColumns+` FROM spent WHERE serial = ?`, s.Serial))
-	if err != nil {
-		return storage.SpentCoin{}, fmt.Errorf("%s: %w", what, err)
-	}
-	return stored, fmt.Errorf("%s: %w", what, storage.ErrAlreadySpent)
+	return storage.SpentResults(coins, inserted, stored)
 }
 
 func (x *tx) InsertConflict(ctx context.Context, c storage.Conflict) error {

@@ -2,8 +2,10 @@
 // must pass: the guarantees documented in package storage, including that
 // the spent set admits a serial exactly once under concurrency.
 //
-// An engine's tests call Run with a function that returns a new, empty
-// store for each subtest.
+// It is the one suite for every engine: bank/storage/sqlite and
+// bank/storage/postgres both run it, so any difference in behaviour between
+// them is a failing test. An engine's tests call Run with a function that
+// returns a new, empty store for each subtest.
 package storagetest
 
 import (
@@ -26,6 +28,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		fn   func(*testing.T, storage.Store)
 	}{
 		{"Accounts", testAccounts},
+		{"AccountAttrs", testAccountAttrs},
 		{"Post", testPost},
 		{"Rollback", testRollback},
 		{"ViewIsReadOnly", testViewIsReadOnly},
@@ -33,7 +36,9 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"Withdrawals", testWithdrawals},
 		{"Issued", testIssued},
 		{"Spent", testSpent},
+		{"SpentBatch", testSpentBatch},
 		{"SpentConcurrent", testSpentConcurrent},
+		{"UsableAfterRefusal", testUsableAfterRefusal},
 		{"PostConcurrent", testPostConcurrent},
 		{"Conflicts", testConflicts},
 		{"IssuerKeys", testIssuerKeys},
@@ -121,6 +126,39 @@ func testAccounts(t *testing.T, st storage.Store) {
 		return tx.CreateAccount(ctx, storage.Account{ID: "a1", TokenHash: []byte("other"), Created: now})
 	})
 	wantErr(t, "duplicate account", err, storage.ErrDuplicate)
+}
+
+// testAccountAttrs checks that certified attributes survive a round trip
+// and that an account created without them reads back with none.
+func testAccountAttrs(t *testing.T, st storage.Store) {
+	ctx := context.Background()
+	tests := []struct {
+		id    string
+		attrs map[string]string
+	}{
+		{"plain", nil},
+		{"shop", map[string]string{"category": "grocery", "name": "Bob's \"Fresh\" Market", "region": "日本"}},
+	}
+	for _, tc := range tests {
+		update(t, st, func(tx storage.Tx) error {
+			return tx.CreateAccount(ctx, storage.Account{ID: tc.id, TokenHash: []byte("h"), Created: now, Attrs: tc.attrs})
+		})
+		view(t, st, func(tx storage.Tx) error {
+			a, err := tx.Account(ctx, tc.id)
+			if err != nil {
+				return err
+			}
+			if len(a.Attrs) != len(tc.attrs) {
+				t.Errorf("%s: attrs = %v, want %v", tc.id, a.Attrs, tc.attrs)
+			}
+			for k, v := range tc.attrs {
+				if a.Attrs[k] != v {
+					t.Errorf("%s: attrs[%q] = %q, want %q", tc.id, k, a.Attrs[k], v)
+				}
+			}
+			return nil
+		})
+	}
 }
 
 func testPost(t *testing.T, st storage.Store) {
@@ -280,16 +318,17 @@ func testIssued(t *testing.T, st storage.Store) {
 	createAccount(t, st, "a1", 0)
 	issue(t, st, "a1", "w1", "s1", "s2")
 	view(t, st, func(tx storage.Tx) error {
-		c, err := tx.Issued(ctx, "s2")
+		got, err := tx.Issued(ctx, []string{"s2", "s3", "s2"})
 		if err != nil {
 			return err
 		}
 		want := storage.IssuedCoin{Serial: "s2", Account: "a1", Withdrawal: "w1", KeyID: "coin-1", Value: 100, Checksum: "sum-s2", Issued: now}
-		if c != want {
-			t.Errorf("issued = %+v, want %+v", c, want)
+		if len(got) != 1 || got["s2"] != want {
+			t.Errorf("issued = %+v, want only %+v", got, want)
 		}
-		_, err = tx.Issued(ctx, "s3")
-		wantErr(t, "unknown serial", err, storage.ErrNotFound)
+		if got, err := tx.Issued(ctx, nil); err != nil || len(got) != 0 {
+			t.Errorf("issued of no serials = %v, %v; want none", got, err)
+		}
 		return nil
 	})
 	err := st.Update(ctx, func(tx storage.Tx) error {
@@ -299,11 +338,12 @@ func testIssued(t *testing.T, st storage.Store) {
 		})
 	})
 	wantErr(t, "reissued serial", err, storage.ErrDuplicate)
-	err = st.View(ctx, func(tx storage.Tx) error {
-		_, err := tx.Issued(ctx, "s3")
-		return err
+	view(t, st, func(tx storage.Tx) error {
+		if got, err := tx.Issued(ctx, []string{"s3"}); err != nil || len(got) != 0 {
+			t.Errorf("coin of a rolled back batch: %v, %v; want none", got, err)
+		}
+		return nil
 	})
-	wantErr(t, "coin of a rolled back batch", err, storage.ErrNotFound)
 }
 
 func spentCoin(serial, account string, chain byte) storage.SpentCoin {
@@ -319,23 +359,114 @@ func testSpent(t *testing.T, st storage.Store) {
 	createAccount(t, st, "a2", 0)
 	first := spentCoin("s1", "a1", 1)
 	update(t, st, func(tx storage.Tx) error {
-		got, err := tx.InsertSpent(ctx, first)
+		got, err := tx.InsertSpent(ctx, []storage.SpentCoin{first})
 		if err != nil {
 			return err
 		}
-		if !equalSpent(got, first) {
+		if len(got) != 1 || !got[0].Inserted || !equalSpent(got[0].Stored, first) {
 			t.Errorf("inserted = %+v, want %+v", got, first)
 		}
 		return nil
 	})
 	update(t, st, func(tx storage.Tx) error {
-		got, err := tx.InsertSpent(ctx, spentCoin("s1", "a2", 2))
-		wantErr(t, "second deposit", err, storage.ErrAlreadySpent)
-		if !equalSpent(got, first) {
-			t.Errorf("stored record = %+v, want %+v", got, first)
+		got, err := tx.InsertSpent(ctx, []storage.SpentCoin{spentCoin("s1", "a2", 2)})
+		if err != nil {
+			return err
+		}
+		if len(got) != 1 || got[0].Inserted || !equalSpent(got[0].Stored, first) {
+			t.Errorf("second deposit = %+v, want not inserted, stored %+v", got, first)
 		}
 		return nil
 	})
+}
+
+// testSpentBatch spends a batch mixing new serials, a spent one and a
+// serial given twice, and checks one result per coin, in order.
+func testSpentBatch(t *testing.T, st storage.Store) {
+	ctx := context.Background()
+	createAccount(t, st, "a1", 0)
+	createAccount(t, st, "a2", 0)
+	old := spentCoin("old", "a1", 1)
+	update(t, st, func(tx storage.Tx) error {
+		_, err := tx.InsertSpent(ctx, []storage.SpentCoin{old})
+		return err
+	})
+	batch := []storage.SpentCoin{
+		spentCoin("n1", "a2", 1), spentCoin("old", "a2", 2), spentCoin("n2", "a2", 3), spentCoin("n1", "a2", 4),
+	}
+	tests := []struct {
+		inserted bool
+		stored   storage.SpentCoin
+	}{
+		{true, batch[0]}, {false, old}, {true, batch[2]}, {false, batch[0]},
+	}
+	update(t, st, func(tx storage.Tx) error {
+		got, err := tx.InsertSpent(ctx, batch)
+		if err != nil {
+			return err
+		}
+		if len(got) != len(tests) {
+			t.Fatalf("%d results for %d coins", len(got), len(tests))
+		}
+		for i, tc := range tests {
+			if got[i].Inserted != tc.inserted || !equalSpent(got[i].Stored, tc.stored) {
+				t.Errorf("coin %d: got %+v, want inserted %v, stored %+v", i, got[i], tc.inserted, tc.stored)
+			}
+		}
+		return nil
+	})
+	view(t, st, func(tx storage.Tx) error {
+		sums, err := tx.AuditSums(ctx)
+		if err != nil {
+			return err
+		}
+		if sums.Spent.Count != 3 {
+			t.Errorf("spent set holds %d serials, want 3", sums.Spent.Count)
+		}
+		return nil
+	})
+	err := st.Update(ctx, func(tx storage.Tx) error {
+		_, err := tx.InsertSpent(ctx, make([]storage.SpentCoin, storage.MaxBatch+1))
+		return err
+	})
+	wantErr(t, "oversized batch", err, storage.ErrBatchTooLarge)
+}
+
+// testUsableAfterRefusal checks that a refused operation leaves the
+// transaction usable, as bank code relies on.
+func testUsableAfterRefusal(t *testing.T, st storage.Store) {
+	ctx := context.Background()
+	createAccount(t, st, "a1", 10)
+	update(t, st, func(tx storage.Tx) error {
+		err := tx.CreateAccount(ctx, storage.Account{ID: "a1", TokenHash: []byte("h"), Created: now})
+		wantErr(t, "duplicate account", err, storage.ErrDuplicate)
+		_, err = tx.Post(ctx, storage.Entry{Account: "a1", Time: now, Kind: storage.KindWithdraw, Amount: -11, Reference: "x"})
+		wantErr(t, "overdraft", err, storage.ErrInsufficientFunds)
+		_, err = tx.Post(ctx, storage.Entry{Account: "nobody", Time: now, Kind: storage.KindCredit, Amount: 1, Reference: "x"})
+		wantErr(t, "unknown account", err, storage.ErrNotFound)
+		_, err = tx.Account(ctx, "nobody")
+		wantErr(t, "unknown account", err, storage.ErrNotFound)
+		_, err = tx.Withdrawal(ctx, "a1", "none")
+		wantErr(t, "unknown withdrawal", err, storage.ErrNotFound)
+		c := storage.Conflict{Serial: "s1", Key: "k", Account: "a1", ChainHash: []byte{2}, Sandbox: []byte("{}"), Detected: now}
+		if _, err := tx.InsertSpent(ctx, []storage.SpentCoin{spentCoin("s1", "a1", 1)}); err != nil {
+			return err
+		}
+		if err := tx.InsertConflict(ctx, c); err != nil {
+			return err
+		}
+		wantErr(t, "same conflict", tx.InsertConflict(ctx, c), storage.ErrDuplicate)
+		k := storage.IssuerKey{KeyID: "k", Use: "coin", Seed: []byte{1}, Entry: []byte("{}"), Created: now}
+		if err := tx.InsertIssuerKey(ctx, k); err != nil {
+			return err
+		}
+		wantErr(t, "same key", tx.InsertIssuerKey(ctx, k), storage.ErrDuplicate)
+		_, err = tx.Post(ctx, storage.Entry{Account: "a1", Time: now, Kind: storage.KindCredit, Amount: 5, Reference: "after"})
+		return err
+	})
+	if got := balance(t, st, "a1"); got != 15 {
+		t.Fatalf("balance %d, want 15: the transaction did not go on after its refusals", got)
+	}
 }
 
 func equalSpent(a, b storage.SpentCoin) bool {
@@ -347,7 +478,7 @@ func equalSpent(a, b storage.SpentCoin) bool {
 // testSpentConcurrent races many transactions depositing one serial: the
 // spent set must admit exactly one.
 func testSpentConcurrent(t *testing.T, st storage.Store) {
-	const n = 32
+	const n = 64
 	createAccount(t, st, "a1", 0)
 	var wins, spent atomic.Int32
 	var wg sync.WaitGroup
@@ -356,17 +487,21 @@ func testSpentConcurrent(t *testing.T, st storage.Store) {
 	for i := range n {
 		wg.Go(func() {
 			<-start
+			var won bool
 			err := st.Update(context.Background(), func(tx storage.Tx) error {
-				_, err := tx.InsertSpent(context.Background(), spentCoin("s1", "a1", byte(i)))
+				r, err := tx.InsertSpent(context.Background(), []storage.SpentCoin{spentCoin("s1", "a1", byte(i))})
+				if err == nil {
+					won = r[0].Inserted
+				}
 				return err
 			})
 			switch {
-			case err == nil:
-				wins.Add(1)
-			case errors.Is(err, storage.ErrAlreadySpent):
-				spent.Add(1)
-			default:
+			case err != nil:
 				errs <- err
+			case won:
+				wins.Add(1)
+			default:
+				spent.Add(1)
 			}
 		})
 	}
@@ -377,7 +512,7 @@ func testSpentConcurrent(t *testing.T, st storage.Store) {
 		t.Errorf("unexpected error: %v", err)
 	}
 	if wins.Load() != 1 || spent.Load() != n-1 {
-		t.Fatalf("%d inserts won and %d saw ErrAlreadySpent; want 1 and %d", wins.Load(), spent.Load(), n-1)
+		t.Fatalf("%d inserts won and %d found the serial spent; want 1 and %d", wins.Load(), spent.Load(), n-1)
 	}
 }
 
@@ -420,7 +555,7 @@ func testConflicts(t *testing.T, st storage.Store) {
 	first := spentCoin("s1", "a1", 1)
 	c := storage.Conflict{Serial: "s1", Key: "key", Index: 1, Account: "a2", ChainHash: []byte{2}, Sandbox: []byte(`{"chain":2}`), Detected: now}
 	update(t, st, func(tx storage.Tx) error {
-		if _, err := tx.InsertSpent(ctx, first); err != nil {
+		if _, err := tx.InsertSpent(ctx, []storage.SpentCoin{first}); err != nil {
 			return err
 		}
 		return tx.InsertConflict(ctx, c)
@@ -483,10 +618,8 @@ func testAuditSums(t *testing.T, st storage.Store) {
 		if _, err := tx.Post(ctx, storage.Entry{Account: "a1", Time: now, Kind: storage.KindWithdraw, Amount: -300, Reference: "w1"}); err != nil {
 			return err
 		}
-		for _, s := range []string{"s1", "s9"} {
-			if _, err := tx.InsertSpent(ctx, spentCoin(s, "a2", 1)); err != nil {
-				return err
-			}
+		if _, err := tx.InsertSpent(ctx, []storage.SpentCoin{spentCoin("s1", "a2", 1), spentCoin("s9", "a2", 1)}); err != nil {
+			return err
 		}
 		_, err := tx.Post(ctx, storage.Entry{Account: "a2", Time: now, Kind: storage.KindDeposit, Amount: 200, Reference: "d"})
 		return err
