@@ -8,9 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,7 +21,6 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/otpcash/otpcash/bank"
-	"github.com/otpcash/otpcash/bank/storage/sqlite"
 )
 
 func newBenchCmd() *cobra.Command {
@@ -213,23 +210,12 @@ func runRamp(ctx context.Context, stdout, stderr io.Writer, f rampFlags, lk link
 
 	// The bank: embedded, on loopback, certifying exchange keys without
 	// the per-client rate limit a public bank has.
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "bank.db"))
+	eb, err := startEmbeddedBank(ctx, dir, bank.Config{CoinValue: coinValue, ExchangeKeyRate: rate.Inf})
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	quiet := slog.New(slog.DiscardHandler)
-	bk, err := bank.New(ctx, st, bank.Config{Logger: quiet, CoinValue: coinValue, ExchangeKeyRate: rate.Inf})
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	served := make(chan error, 1)
-	go func() { served <- bank.Serve(ctx, ln, bk.Handler(), quiet) }()
-	bankURL := "http://" + ln.Addr().String()
+	defer eb.Close()
+	bk, bankURL := eb.Bank, eb.URL
 
 	total := 0
 	for _, n := range f.amounts {
@@ -324,11 +310,7 @@ func runRamp(ctx context.Context, stdout, stderr io.Writer, f rampFlags, lk link
 	if err := errors.Join(payer.stop(), payee.stop()); err != nil {
 		return fmt.Errorf("wallet process: %w", err)
 	}
-	cancel()
-	if err := <-served; err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
-	return nil
+	return eb.Close()
 }
 
 // rampOnce supplies n coins and n exchange keys, untimed, then has the

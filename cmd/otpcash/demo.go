@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/otpcash/otpcash/bank"
-	"github.com/otpcash/otpcash/bank/storage/sqlite"
 	"github.com/otpcash/otpcash/internal/amount"
 	"github.com/otpcash/otpcash/otp"
 	"github.com/otpcash/otpcash/wallet"
@@ -71,23 +69,12 @@ func runDemo(ctx context.Context, out io.Writer, dir string) error {
 	d := &demo{out: out, dir: dir}
 	d.say("otpcash demo: withdraw -> offline payments -> deposit, in %s", dir)
 
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "bank.db"))
+	eb, err := startEmbeddedBank(ctx, dir, bank.Config{})
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	quiet := slog.New(slog.DiscardHandler)
-	d.bank, err = bank.New(ctx, st, bank.Config{Logger: quiet})
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	served := make(chan error, 1)
-	go func() { served <- bank.Serve(ctx, ln, d.bank.Handler(), quiet) }()
-	d.url = "http://" + ln.Addr().String()
+	defer eb.Close()
+	d.bank, d.url = eb.Bank, eb.URL
 	d.say("\n== The bank\nbank %q listening on %s, ledger in SQLite", d.bank.Catalogue().Issuer, d.url)
 
 	alice, bob, carol := &person{name: "Alice"}, &person{name: "Bob"}, &person{name: "Carol"}
@@ -160,11 +147,7 @@ func runDemo(ctx context.Context, out io.Writer, dir string) error {
 		return errors.New("check failed: the audit does not balance")
 	}
 	d.say("\nAll checks passed.")
-	cancel()
-	if err := <-served; err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
-	return nil
+	return eb.Close()
 }
 
 // voucherAct is programmable money: a grocery voucher is refused offline
