@@ -3,6 +3,8 @@ package otp
 import (
 	"crypto/ed25519"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -58,4 +60,20 @@ func TestRevocations(t *testing.T) {
 	if err := f.v.VerifySandbox(f.sandbox); err != nil {
 		t.Fatalf("WithRevocations changed the original verifier: %v", err)
 	}
+}
+
+func FuzzParseRevocations(f *testing.F) {
+	fx := newFixture(f)
+	if b, err := os.ReadFile(filepath.Join("testdata", "revocations.json")); err == nil {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := ParseRevocations(b)
+		if err != nil {
+			return
+		}
+		if r.Verify(fx.cat) == nil && len(r.Keys) != 2 {
+			t.Fatalf("a different list verified: %v", r.Keys)
+		}
+	})
 }
