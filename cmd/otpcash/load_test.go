@@ -18,6 +18,7 @@ import (
 
 	"github.com/otpcash/otpcash/bank/api"
 	"github.com/otpcash/otpcash/bank/client"
+	"github.com/otpcash/otpcash/internal/testpg"
 	"github.com/otpcash/otpcash/otp"
 )
 
@@ -51,41 +52,63 @@ func retry(ctx context.Context, retried *atomic.Int64, op func() error) error {
 }
 
 // TestBankKilledUnderLoad runs 64 clients that withdraw and deposit while
-// the bank is killed with SIGKILL and restarted on the same database. Each
-// client retries every unanswered request unchanged until it is answered.
-// Afterwards the audit holds and every account is back at its starting
-// balance: nothing was applied twice and nothing was lost.
+// a bank node is killed with SIGKILL and restarted on the same database.
+// Each client retries every unanswered request unchanged until it is
+// answered. Afterwards the audit holds and every account is back at its
+// starting balance: nothing was applied twice and nothing was lost. On
+// PostgreSQL two bank processes share the database, each client withdraws
+// through one node and deposits through the other, and one node is killed.
 func TestBankKilledUnderLoad(t *testing.T) {
+	engines := []struct {
+		name  string
+		nodes int
+		db    func(t *testing.T) string
+	}{
+		{"sqlite", 1, func(t *testing.T) string { return "sqlite:" + filepath.Join(t.TempDir(), "bank.db") }},
+		{"postgres", 2, func(t *testing.T) string { return testpg.Schema(t) }},
+	}
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) { bankKilledUnderLoad(t, e.db(t), e.nodes) })
+	}
+}
+
+func bankKilledUnderLoad(t *testing.T, db string, nodes int) {
 	const (
 		clients = 64
 		credit  = 100000
 		coins   = 3
 	)
-	dir := t.TempDir()
-	db := "sqlite:" + filepath.Join(dir, "bank.db")
-	adminFile := filepath.Join(dir, "admin-token")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	adminFile := filepath.Join(t.TempDir(), "admin-token")
+	listen := make([]string, nodes)
+	procs := make([]*proc, nodes)
+	urls := make([]string, nodes)
+	for i := range nodes {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		listen[i] = ln.Addr().String()
+		ln.Close()
+		procs[i], urls[i] = startBank(t, db, listen[i], adminFile)
 	}
-	listen := ln.Addr().String()
-	ln.Close()
-	bankProc, url := startBank(t, db, listen, adminFile)
 	admin, err := os.ReadFile(adminFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	adminToken := strings.TrimSpace(string(admin))
-	c := client.New(url, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	cs := make([]*client.Client, nodes)
+	for i := range nodes {
+		cs[i] = client.New(urls[i], nil)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
 	accounts := make([]api.CreateAccountResponse, clients)
 	for i := range accounts {
-		if accounts[i], err = c.CreateAccount(ctx, adminToken); err != nil {
+		if accounts[i], err = cs[0].CreateAccount(ctx, adminToken); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := c.Credit(ctx, adminToken, accounts[i].ID, credit); err != nil {
+		if _, err := cs[0].Credit(ctx, adminToken, accounts[i].ID, credit); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -104,7 +127,7 @@ func TestBankKilledUnderLoad(t *testing.T) {
 					return
 				default:
 				}
-				if err := withdrawAndDeposit(ctx, c, a, coins, &retried); err != nil {
+				if err := withdrawAndDeposit(ctx, cs[i%nodes], cs[(i+1)%nodes], a, coins, &retried); err != nil {
 					errs <- fmt.Errorf("client %d: %w", i, err)
 					return
 				}
@@ -115,12 +138,12 @@ func TestBankKilledUnderLoad(t *testing.T) {
 
 	time.Sleep(700 * time.Millisecond)
 	before := rounds.Load()
-	if err := bankProc.cmd.Process.Kill(); err != nil {
+	if err := procs[0].cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	bankProc.cmd.Wait()
+	procs[0].cmd.Wait()
 	time.Sleep(200 * time.Millisecond)
-	restarted, _ := startBank(t, db, listen, adminFile)
+	procs[0], _ = startBank(t, db, listen[0], adminFile)
 	time.Sleep(700 * time.Millisecond)
 	close(stop)
 	wg.Wait()
@@ -134,10 +157,11 @@ func TestBankKilledUnderLoad(t *testing.T) {
 	if retried.Load() == 0 {
 		t.Fatal("no request was cut off by the kill: the test did not exercise a retry")
 	}
-	t.Logf("%d withdraw+deposit rounds of %d coins by %d clients, %d before the kill; %d requests retried", rounds.Load(), coins, clients, before, retried.Load())
+	t.Logf("%d bank nodes: %d withdraw+deposit rounds of %d coins by %d clients, %d before the kill; %d requests retried",
+		nodes, rounds.Load(), coins, clients, before, retried.Load())
 
 	for _, a := range accounts {
-		acct, err := c.Account(ctx, a.Token, a.ID)
+		acct, err := cs[0].Account(ctx, a.Token, a.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -145,8 +169,10 @@ func TestBankKilledUnderLoad(t *testing.T) {
 			t.Errorf("account %s: balance %d after withdrawing and depositing the same coins; want %d", a.ID, acct.Balance, credit)
 		}
 	}
-	restarted.cmd.Process.Kill()
-	restarted.cmd.Wait()
+	for _, p := range procs {
+		p.cmd.Process.Kill()
+		p.cmd.Wait()
+	}
 	audit, errOut, err := run(t, nil, "bank", "audit", "--db", db)
 	if err != nil || !strings.Contains(audit, "audit OK") {
 		t.Fatalf("audit after the kill: %v\n%s%s", err, audit, errOut)
@@ -154,8 +180,9 @@ func TestBankKilledUnderLoad(t *testing.T) {
 }
 
 // withdrawAndDeposit withdraws n coins under a fresh withdrawal id and
-// deposits them straight back, retrying each request unchanged.
-func withdrawAndDeposit(ctx context.Context, c *client.Client, a api.CreateAccountResponse, n int, retried *atomic.Int64) error {
+// deposits them straight back through depositTo, retrying each request
+// unchanged.
+func withdrawAndDeposit(ctx context.Context, c, depositTo *client.Client, a api.CreateAccountResponse, n int, retried *atomic.Int64) error {
 	id := make([]byte, 16)
 	rand.Read(id)
 	req := api.WithdrawRequest{ID: base64.RawURLEncoding.EncodeToString(id), Account: a.ID}
@@ -182,7 +209,7 @@ func withdrawAndDeposit(ctx context.Context, c *client.Client, a api.CreateAccou
 		dep.Coins = append(dep.Coins, api.DepositCoin{Sandbox: sb, Proof: proof})
 	}
 	var resp api.DepositResponse
-	if err := retry(ctx, retried, func() (err error) { resp, err = c.Deposit(ctx, a.Token, dep); return err }); err != nil {
+	if err := retry(ctx, retried, func() (err error) { resp, err = depositTo.Deposit(ctx, a.Token, dep); return err }); err != nil {
 		return fmt.Errorf("deposit: %w", err)
 	}
 	for _, r := range resp.Results {
