@@ -13,6 +13,7 @@ import (
 
 	"github.com/otpcash/otpcash/bank/api"
 	"github.com/otpcash/otpcash/bank/storage"
+	"github.com/otpcash/otpcash/internal/fault"
 	"github.com/otpcash/otpcash/otp"
 )
 
@@ -71,6 +72,7 @@ func (b *Bank) deposit(ctx context.Context, req api.DepositRequest) (api.Deposit
 	if err != nil {
 		return api.DepositResponse{}, fmt.Errorf("deposit to %s: %w", req.Account, err)
 	}
+	fault.Point(fault.BankDeposited)
 	for _, r := range conflicts {
 		b.log.WarnContext(ctx, "double deposit refused", "account", req.Account, "token", short(r.Token),
 			"key", short(r.Conflict.Key), "index", r.Conflict.Index)

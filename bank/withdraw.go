@@ -13,6 +13,7 @@ import (
 	"github.com/otpcash/otpcash/bank/api"
 	"github.com/otpcash/otpcash/bank/storage"
 	"github.com/otpcash/otpcash/internal/amount"
+	"github.com/otpcash/otpcash/internal/fault"
 	"github.com/otpcash/otpcash/otp"
 )
 
@@ -100,6 +101,7 @@ func (b *Bank) withdraw(ctx context.Context, req api.WithdrawRequest, holders []
 	if err != nil {
 		return nil, b.withdrawError(req, total, err)
 	}
+	fault.Point(fault.BankWithdrawn)
 	if !fresh {
 		return resp, nil
 	}

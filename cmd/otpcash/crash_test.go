@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,6 +58,9 @@ func killed(err error) bool {
 type crashWorld struct {
 	t                  *testing.T
 	bin, url           string
+	db, listen         string
+	adminFile          string
+	bank               *proc
 	alice, bob         string // wallet directories
 	aliceAcct, bobAcct account
 	withdrawn          int64
@@ -129,11 +133,16 @@ func (w *crashWorld) conserved(after string) (alice, bob walletBalance) {
 
 func newCrashWorld(t *testing.T) *crashWorld {
 	dir := t.TempDir()
-	adminFile := filepath.Join(dir, "admin-token")
-	bank, url := startBank(t, "sqlite:"+filepath.Join(dir, "bank.db"), "127.0.0.1:0", adminFile)
-	t.Cleanup(func() { bank.cmd.Process.Kill(); bank.cmd.Wait() })
-	w := &crashWorld{t: t, bin: faulty(t), url: url, alice: filepath.Join(dir, "alice"), bob: filepath.Join(dir, "bob")}
-	bankArgs := []string{"--bank", url, "--admin-token-file", adminFile}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &crashWorld{t: t, bin: faulty(t), alice: filepath.Join(dir, "alice"), bob: filepath.Join(dir, "bob"),
+		db: "sqlite:" + filepath.Join(dir, "bank.db"), listen: ln.Addr().String(), adminFile: filepath.Join(dir, "admin-token")}
+	ln.Close()
+	w.restartBank("")
+	t.Cleanup(func() { w.bank.cmd.Process.Kill(); w.bank.cmd.Wait() })
+	bankArgs := []string{"--bank", w.url, "--admin-token-file", w.adminFile}
 	for _, a := range []*account{&w.aliceAcct, &w.bobAcct} {
 		out := w.must(nil, append([]string{"bank", "account", "create", "--json"}, bankArgs...)...)
 		if err := json.Unmarshal([]byte(out), a); err != nil {
@@ -141,9 +150,26 @@ func newCrashWorld(t *testing.T) *crashWorld {
 		}
 	}
 	w.must(nil, append([]string{"bank", "account", "credit", w.aliceAcct.ID, "1000"}, bankArgs...)...)
-	w.must(w.env(w.alice), "wallet", "init", "--wallet", w.alice, "--bank", url)
-	w.must(w.env(w.bob), "wallet", "init", "--wallet", w.bob, "--bank", url, "--keys", "1000")
+	w.must(w.env(w.alice), "wallet", "init", "--wallet", w.alice, "--bank", w.url)
+	w.must(w.env(w.bob), "wallet", "init", "--wallet", w.bob, "--bank", w.url, "--keys", "1000")
 	return w
+}
+
+// restartBank stops the bank, if one runs, and starts the faulty binary on
+// the same database and address, set to die at point ("" for never).
+func (w *crashWorld) restartBank(point string) {
+	w.t.Helper()
+	if w.bank != nil && w.bank.cmd.ProcessState == nil {
+		w.bank.cmd.Process.Kill()
+		w.bank.cmd.Wait()
+	}
+	var env []string
+	if point != "" {
+		env = []string{fault.Env + "=" + point}
+	}
+	w.bank = startBinary(w.t, w.bin, env, "bank", "serve", "--db", w.db, "--listen", w.listen, "--admin-token-file", w.adminFile)
+	w.bank.waitFor(w.t, "listening")
+	w.url = "http://" + w.listen
 }
 
 func (w *crashWorld) withdraw(value, point string) error {
@@ -277,4 +303,44 @@ func TestCrashRandom(t *testing.T) {
 		a, _ = w.conserved(fmt.Sprintf("payment %d killed at %q", i, point))
 	}
 	t.Logf("%d payments, %d of them killed at a random point; value conserved after each", n, kills)
+}
+
+// TestCrashBank kills the bank with SIGKILL right after it committed a
+// withdrawal and right after it committed a deposit, before it answered:
+// the wallet's retry must finish the operation without a second debit or
+// credit.
+func TestCrashBank(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash harness skipped in -short mode")
+	}
+	w := newCrashWorld(t)
+	w.restartBank(fault.BankWithdrawn)
+	if err := w.withdraw("5", ""); err == nil {
+		t.Fatal("withdraw succeeded although the bank died before answering")
+	}
+	if err := w.bank.cmd.Wait(); !killed(err) {
+		t.Fatalf("bank: %v; want killed at %s", err, fault.BankWithdrawn)
+	}
+	w.restartBank("")
+	if err := w.withdraw("1", ""); err != nil {
+		t.Fatal(err)
+	}
+	w.withdrawn = 600
+	w.conserved("a bank killed after committing a withdrawal")
+
+	if payErr, recvErr := w.pay(w.alice, w.bob, "4", ""); payErr != nil || recvErr != nil {
+		t.Fatalf("pay: %v, receive %v", payErr, recvErr)
+	}
+	w.restartBank(fault.BankDeposited)
+	bobEnv := w.env(w.bob, "OTPCASH_TOKEN="+w.bobAcct.Token)
+	if _, err := w.cli(bobEnv, "wallet", "deposit", "--wallet", w.bob, "--account", w.bobAcct.ID); err == nil {
+		t.Fatal("deposit succeeded although the bank died before answering")
+	}
+	if err := w.bank.cmd.Wait(); !killed(err) {
+		t.Fatalf("bank: %v; want killed at %s", err, fault.BankDeposited)
+	}
+	w.restartBank("")
+	w.must(bobEnv, "wallet", "deposit", "--wallet", w.bob, "--account", w.bobAcct.ID)
+	w.must(w.env(w.alice, "OTPCASH_TOKEN="+w.aliceAcct.Token), "wallet", "deposit", "--wallet", w.alice, "--account", w.aliceAcct.ID)
+	checkBooks(t, w, 100000)
 }

@@ -16,6 +16,8 @@ const (
 	PayeeStored     = "payee/stored"     // coins and receipts stored, receipts not sent
 	WalletWithdrawn = "wallet/withdrawn" // the bank answered, coins not stored
 	WalletDeposited = "wallet/deposited" // the bank credited, coins not marked deposited
+	BankWithdrawn   = "bank/withdrawn"   // withdrawal committed, no answer sent
+	BankDeposited   = "bank/deposited"   // deposit committed, no answer sent
 )
 
 // PayerStep names the point just after the payer's executor finished step.
