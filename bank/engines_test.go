@@ -195,28 +195,25 @@ func TestTwoNodesOnePostgres(t *testing.T) {
 	const rounds, coins = 10, 5
 	acct, token := n1.Account(t, rounds*coins*100)
 	for round := range rounds {
-		req := api.WithdrawRequest{ID: fmt.Sprint("same-id-", round), Account: acct}
-		for range coins {
-			pub, _ := banktest.NewKey(t)
-			req.Holders = append(req.Holders, otp.EncodeKey(pub))
-		}
+		key, _, blinded := n1.BlindCoins(t, otp.GeneralProgramName, coins)
+		req := api.WithdrawRequest{ID: fmt.Sprint("same-id-", round), Account: acct, KeyID: key.KeyID, Blinded: blinded}
 		var wg sync.WaitGroup
 		got := make([][]string, 2)
 		for i, node := range []*banktest.Env{n1, n2} {
 			wg.Go(func() {
-				cs, err := node.Client.Withdraw(ctx, token, req)
+				sigs, err := node.Client.Withdraw(ctx, token, req)
 				if err != nil {
 					t.Errorf("round %d node %d: %v", round, i+1, err)
 					return
 				}
-				for _, c := range cs {
-					got[i] = append(got[i], c.Data.Token)
+				for _, s := range sigs {
+					got[i] = append(got[i], otp.EncodeBlinded(s))
 				}
 			})
 		}
 		wg.Wait()
 		if len(got[0]) != coins || !reflect.DeepEqual(got[0], got[1]) {
-			t.Fatalf("round %d: the nodes answered %v and %v; want the same %d coins", round, got[0], got[1], coins)
+			t.Fatalf("round %d: the nodes answered %v and %v; want the same %d signatures", round, got[0], got[1], coins)
 		}
 	}
 	if b := n1.Balance(t, acct, token); b != 0 {

@@ -57,18 +57,19 @@ func checkKeys(t *testing.T, text []string, keys [][]byte) {
 func FuzzWithdrawRequest(f *testing.F) {
 	seed(f, "withdraw_request.json")
 	f.Fuzz(func(t *testing.T, data []byte) {
-		req, holders, err := parseWithdrawRequest(bytes.NewReader(data), fuzzMax)
+		req, blinded, err := parseWithdrawRequest(bytes.NewReader(data), fuzzMax)
 		if clientError(t, err) {
 			return
 		}
-		if checkID("id", req.ID) != nil || checkID("account", req.Account) != nil {
+		if checkID("id", req.ID) != nil || checkID("account", req.Account) != nil || checkID("keyId", req.KeyID) != nil {
 			t.Fatalf("bad ids accepted: %+v", req)
 		}
-		keys := make([][]byte, len(holders))
-		for i, h := range holders {
-			keys[i] = h
+		for i, m := range blinded {
+			if len(m) != otp.BlindMessageSize {
+				t.Fatalf("blinded[%d]: %d bytes accepted", i, len(m))
+			}
 		}
-		checkKeys(t, req.Holders, keys)
+		checkKeys(t, req.Blinded, blinded)
 	})
 }
 

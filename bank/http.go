@@ -20,11 +20,12 @@ import (
 	"github.com/otpcash/otpcash/otp"
 )
 
-// Request body limits. A deposit carries whole sandboxes; everything else
-// is small.
+// Request body limits. A deposit carries whole sandboxes and a withdrawal
+// a blinded message per coin; everything else is small.
 const (
-	maxBody        = 64 << 10
-	maxDepositBody = 8 << 20
+	maxBody         = 64 << 10
+	maxWithdrawBody = 1 << 20
+	maxDepositBody  = 8 << 20
 )
 
 // History page size: the default and the most a client may ask for.
@@ -257,19 +258,33 @@ func parseKeys(field string, keys []string, max int) ([]ed25519.PublicKey, error
 	return out, nil
 }
 
-func parseWithdrawRequest(r io.Reader, maxCoins int) (api.WithdrawRequest, []ed25519.PublicKey, error) {
+func parseWithdrawRequest(r io.Reader, maxCoins int) (api.WithdrawRequest, [][]byte, error) {
 	var req api.WithdrawRequest
 	if err := decode(r, &req); err != nil {
 		return req, nil, err
 	}
-	if err := checkID("id", req.ID); err != nil {
+	for _, f := range [][2]string{{"id", req.ID}, {"account", req.Account}, {"keyId", req.KeyID}} {
+		if err := checkID(f[0], f[1]); err != nil {
+			return req, nil, err
+		}
+	}
+	if err := checkCount("blinded", len(req.Blinded), maxCoins); err != nil {
 		return req, nil, err
 	}
-	if err := checkID("account", req.Account); err != nil {
-		return req, nil, err
+	out := make([][]byte, len(req.Blinded))
+	seen := make(map[string]int, len(req.Blinded))
+	for i, s := range req.Blinded {
+		m, err := otp.DecodeBlinded(s)
+		if err != nil {
+			return req, nil, badRequest("blinded[%d]: %v", i, err)
+		}
+		// One spelling per message, so equal messages are equal strings.
+		if j, dup := seen[s]; dup {
+			return req, nil, badRequest("blinded[%d]: same message as blinded[%d]; blind every coin afresh", i, j)
+		}
+		seen[s], out[i] = i, m
 	}
-	holders, err := parseKeys("holders", req.Holders, maxCoins)
-	return req, holders, err
+	return req, out, nil
 }
 
 func parseExchangeKeysRequest(r io.Reader, maxKeys int) (api.ExchangeKeysRequest, []ed25519.PublicKey, error) {
@@ -441,14 +456,14 @@ func (b *Bank) handleWithdraw(w http.ResponseWriter, r *http.Request) error {
 	if _, err := bearer(r); err != nil {
 		return err
 	}
-	req, holders, err := parseWithdrawRequest(http.MaxBytesReader(w, r.Body, maxBody), b.cfg.MaxCoinsPerRequest)
+	req, blinded, err := parseWithdrawRequest(http.MaxBytesReader(w, r.Body, maxWithdrawBody), b.cfg.MaxCoinsPerRequest)
 	if err != nil {
 		return err
 	}
 	if _, err := b.requireOwner(r, req.Account); err != nil {
 		return err
 	}
-	body, err := b.withdraw(r.Context(), req, holders)
+	body, err := b.withdraw(r.Context(), req, blinded)
 	if err != nil {
 		return err
 	}

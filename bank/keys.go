@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -27,9 +29,10 @@ type rootEntry struct {
 type keyring struct {
 	cat      *otp.Catalogue
 	catJSON  []byte
-	verifier *otp.Verifier // trusts every key the bank ever had
-	coin     *otp.Signer   // signs coins now
-	exchange *otp.Signer   // certifies exchange keys now
+	verifier *otp.Verifier          // trusts every key the bank ever had
+	blind    map[string]*otp.Signer // every blind coin key, by key id
+	newest   map[string]*otp.Signer // the newest blind coin key of each program
+	exchange *otp.Signer            // certifies exchange keys now
 	root     ed25519.PrivateKey
 }
 
@@ -38,11 +41,28 @@ func signs(s *otp.Signer, now time.Time) bool {
 	return s != nil && !now.Before(s.Key.NotBefore) && now.Before(s.Key.Expires)
 }
 
-// current reports whether the keyring has keys that sign at now and match
-// the configured coin type.
+// current reports whether the keyring has an exchange key that signs at
+// now and, for every configured program still running, a blind coin key
+// that signs at now the configured coin type.
 func (k *keyring) current(cfg Config, now time.Time) bool {
-	return signs(k.coin, now) && signs(k.exchange, now) &&
-		k.coin.Key.Value == cfg.CoinValue && k.coin.Key.Currency == cfg.Currency
+	return signs(k.exchange, now) && k.missingProgram(cfg, now) == ""
+}
+
+// missingProgram returns a running program without a current coin key, or
+// "" if there is none.
+func (k *keyring) missingProgram(cfg Config, now time.Time) string {
+	for _, name := range cfg.Programs.Names() {
+		def, _ := cfg.Programs.Get(name)
+		if !def.Expires.IsZero() && !def.Expires.Truncate(time.Second).After(now) {
+			continue // ended: its coins stay depositable under the old key
+		}
+		s := k.newest[name]
+		if !signs(s, now) || s.Key.Value != cfg.CoinValue || s.Key.Currency != cfg.Currency ||
+			!otp.SameProgram(s.Key.CoinProgram(), def.Program) {
+			return name
+		}
+	}
+	return ""
 }
 
 // keyring returns the keys to use at now. The first call on a new store
@@ -110,21 +130,47 @@ func (b *Bank) newKey(ring *keyring, now time.Time) (storage.IssuerKey, error) {
 	if !signs(ring.exchange, now) {
 		// Exchange keys it certifies are valid for ExchangeKeyLifetime.
 		k.DepositUntil = k.Expires.Add(b.cfg.ExchangeKeyLifetime)
-	} else {
-		// Coins it signs are payable for CoinLifetime, then depositable
-		// for DepositGrace.
-		k.Use, k.Value, k.Currency = otp.UseCoin, b.cfg.CoinValue, b.cfg.Currency
-		k.DepositUntil = k.Expires.Add(b.cfg.CoinLifetime + b.cfg.DepositGrace)
+		s, priv, err := otp.GenerateSigner(b.cfg.Issuer, k)
+		if err != nil {
+			return storage.IssuerKey{}, err
+		}
+		return storedKey(s, priv.Seed(), now)
 	}
-	s, priv, err := otp.GenerateSigner(b.cfg.Issuer, k)
+	// A blind coin key per program: the coins it signs are payable for
+	// CoinLifetime after its signing period (or until the program ends),
+	// then depositable for DepositGrace.
+	def, err := b.program(ring.missingProgram(b.cfg, now), now)
 	if err != nil {
 		return storage.IssuerKey{}, err
 	}
+	k.Use, k.Value, k.Currency = otp.UseCoin, b.cfg.CoinValue, b.cfg.Currency
+	k.PayableUntil = k.Expires.Add(b.cfg.CoinLifetime).Truncate(time.Second)
+	if !def.Expires.IsZero() && def.Expires.Before(k.PayableUntil) {
+		k.PayableUntil = def.Expires.Truncate(time.Second)
+		if k.PayableUntil.Before(k.Expires) {
+			k.Expires = k.PayableUntil
+		}
+	}
+	k.DepositUntil = k.PayableUntil.Add(b.cfg.DepositGrace)
+	s, priv, err := otp.GenerateBlindSigner(b.cfg.Issuer, k, def.Program)
+	if err != nil {
+		return storage.IssuerKey{}, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return storage.IssuerKey{}, err
+	}
+	return storedKey(s, der, now)
+}
+
+// storedKey is the stored form of the new key s, with its private key
+// (an Ed25519 seed, or a PKCS #8 RSA key).
+func storedKey(s *otp.Signer, private []byte, now time.Time) (storage.IssuerKey, error) {
 	entry, err := json.Marshal(s.Key)
 	if err != nil {
 		return storage.IssuerKey{}, err
 	}
-	return storage.IssuerKey{KeyID: s.Key.KeyID, Use: string(k.Use), Seed: priv.Seed(), Entry: entry, Created: now}, nil
+	return storage.IssuerKey{KeyID: s.Key.KeyID, Use: string(s.Key.Use), Seed: private, Entry: entry, Created: now}, nil
 }
 
 // loadKeyring builds the keyring from the stored keys, oldest first; nil
@@ -143,21 +189,24 @@ func (b *Bank) loadKeyring(stored []storage.IssuerKey) (*keyring, error) {
 	if root.Issuer != b.cfg.Issuer {
 		return nil, fmt.Errorf("the store belongs to issuer %q, not %q", root.Issuer, b.cfg.Issuer)
 	}
-	ring := &keyring{}
+	ring := &keyring{blind: map[string]*otp.Signer{}, newest: map[string]*otp.Signer{}}
 	cat := &otp.Catalogue{Issuer: b.cfg.Issuer, Issued: stored[len(stored)-1].Created, Keys: []otp.IssuerKey{}}
 	for _, sk := range stored[1:] {
 		var k otp.IssuerKey
 		if err := json.Unmarshal(sk.Entry, &k); err != nil {
 			return nil, fmt.Errorf("key %q: %w", sk.KeyID, err)
 		}
-		s, err := otp.NewSigner(b.cfg.Issuer, k, ed25519.NewKeyFromSeed(sk.Seed))
+		s, err := loadSigner(b.cfg.Issuer, k, sk.Seed)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("key %q: %w", sk.KeyID, err)
 		}
-		switch k.Use {
-		case otp.UseCoin:
-			ring.coin = s
-		case otp.UseExchange:
+		switch {
+		case k.Use == otp.UseCoin && k.Alg == otp.AlgBlindRSA:
+			ring.blind[k.KeyID], ring.newest[k.Program] = s, s
+		case k.Use == otp.UseCoin:
+			// An Ed25519 coin key of before blind issuance: its coins
+			// stay depositable, it signs no more.
+		case k.Use == otp.UseExchange:
 			ring.exchange = s
 		default:
 			return nil, fmt.Errorf("key %q: unknown use %q", sk.KeyID, k.Use)
@@ -174,4 +223,27 @@ func (b *Bank) loadKeyring(stored []storage.IssuerKey) (*keyring, error) {
 	}
 	ring.cat, ring.catJSON, ring.verifier = cat, catJSON, otp.NewVerifier(cat)
 	return ring, nil
+}
+
+// loadSigner makes the signer of the stored key k with private key
+// private, by k's algorithm.
+func loadSigner(issuer string, k otp.IssuerKey, private []byte) (*otp.Signer, error) {
+	switch k.Alg {
+	case otp.AlgEd25519:
+		if len(private) != ed25519.SeedSize {
+			return nil, fmt.Errorf("Ed25519 seed of %d bytes", len(private))
+		}
+		return otp.NewSigner(issuer, k, ed25519.NewKeyFromSeed(private))
+	case otp.AlgBlindRSA:
+		priv, err := x509.ParsePKCS8PrivateKey(private)
+		if err != nil {
+			return nil, err
+		}
+		rsaPriv, ok := priv.(*rsa.PrivateKey)
+		if !ok {
+			return nil, fmt.Errorf("a %T, not an RSA key", priv)
+		}
+		return otp.NewBlindSigner(issuer, k, rsaPriv)
+	}
+	return nil, fmt.Errorf("%w %q", otp.ErrAlgorithm, k.Alg)
 }

@@ -130,23 +130,19 @@ func (p *Programs) Names() []string {
 	return names
 }
 
-// program returns the coin program a withdrawal names and the expiry of
-// its coins at now: the coin lifetime, or the program's end if sooner.
-func (b *Bank) program(name string, now time.Time) (otp.Program, time.Time, error) {
+// program returns the coin program a withdrawal's coin key is of, if the
+// bank still runs it at now.
+func (b *Bank) program(name string, now time.Time) (ProgramDef, error) {
 	def, ok := b.cfg.Programs.Get(name)
 	if !ok {
-		return otp.Program{}, time.Time{}, api.Errorf(http.StatusBadRequest, api.CodeUnknownProgram,
+		return ProgramDef{}, api.Errorf(http.StatusBadRequest, api.CodeUnknownProgram,
 			"no coin program %q; this bank has %s", name, strings.Join(b.cfg.Programs.Names(), ", "))
 	}
-	expires := now.Add(b.cfg.CoinLifetime)
-	if !def.Expires.IsZero() && def.Expires.Before(expires) {
-		if !def.Expires.After(now) {
-			return otp.Program{}, time.Time{}, api.Errorf(http.StatusBadRequest, api.CodeUnknownProgram,
-				"coin program %q ended at %s", def.Name, def.Expires.Format(time.RFC3339))
-		}
-		expires = def.Expires
+	if !def.Expires.IsZero() && !def.Expires.After(now) {
+		return ProgramDef{}, api.Errorf(http.StatusBadRequest, api.CodeUnknownProgram,
+			"coin program %q ended at %s", def.Name, def.Expires.Format(time.RFC3339))
 	}
-	return def.Program, expires, nil
+	return def, nil
 }
 
 // Programs returns the bank's coin programs.

@@ -142,28 +142,31 @@ func TestShippedPrograms(t *testing.T) {
 	}
 }
 
+// TestWithdrawProgramRefused: a coin key of a program that has ended, or
+// that the bank no longer runs, signs no more, and nothing is debited.
 func TestWithdrawProgramRefused(t *testing.T) {
-	ended, err := bank.LoadPrograms([]byte(general + "[programs.old]\nexpires = 2025-01-01T00:00:00Z\n"))
+	progs, err := bank.LoadPrograms([]byte(general + "[programs.old]\nexpires = 2026-01-02T04:04:05Z\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := banktest.New(t, bank.Config{Programs: ended})
+	e := banktest.New(t, bank.Config{Programs: progs})
 	id, token := e.Account(t, 500)
-	tests := []struct {
-		program string
-		msg     string
-	}{
-		{"grocery-voucher", `no coin program "grocery-voucher"; this bank has general, old`},
-		{"old", `coin program "old" ended at 2025-01-01T00:00:00Z`},
+	key, _, blinded := e.BlindCoins(t, "old", 2)
+	if !key.PayableUntil.Equal(time.Date(2026, 1, 2, 4, 4, 5, 0, time.UTC)) {
+		t.Fatalf("coins of a program ending at 04:04:05 payable until %s", key.PayableUntil)
 	}
-	for _, tt := range tests {
-		before := state(t, e)
-		r := call(t, e, http.MethodPost, "/v1/withdrawals", token, api.WithdrawRequest{
-			ID: "w-" + tt.program, Account: id, Program: tt.program, Holders: []string{otp.EncodeKey(must(banktest.NewKey(t)))},
-		})
-		wantError(t, r, http.StatusBadRequest, api.CodeUnknownProgram, tt.msg)
-		sameState(t, before, state(t, e))
-	}
+	e.Clock.Advance(2 * time.Hour)
+	before := state(t, e)
+	r := call(t, e, http.MethodPost, "/v1/withdrawals", token, api.WithdrawRequest{ID: "w-old", Account: id, KeyID: key.KeyID, Blinded: blinded})
+	wantError(t, r, http.StatusBadRequest, api.CodeUnknownProgram, `coin program "old" ended at 2026-01-02T04:04:05Z`)
+	sameState(t, before, state(t, e))
+
+	// The same store under a configuration without the program.
+	other := banktest.NewOn(t, e.Store, bank.Config{Programs: bank.DefaultPrograms()})
+	other.Clock.Advance(2 * time.Hour)
+	r = call(t, other, http.MethodPost, "/v1/withdrawals", token, api.WithdrawRequest{ID: "w-old", Account: id, KeyID: key.KeyID, Blinded: blinded})
+	wantError(t, r, http.StatusBadRequest, api.CodeUnknownProgram, `no coin program "old"; this bank has general, grocery-voucher, max-hops`)
+	sameState(t, before, state(t, e))
 }
 
 func must[K any, P any](k K, _ P) K { return k }

@@ -3,12 +3,15 @@ package bank
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
+	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/otpcash/otpcash/bank/api"
 	"github.com/otpcash/otpcash/bank/storage"
@@ -17,15 +20,17 @@ import (
 	"github.com/otpcash/otpcash/otp"
 )
 
-// withdraw issues one coin per holder key, debiting the account, and
-// returns the response body. holders are req.Holders, decoded.
-func (b *Bank) withdraw(ctx context.Context, req api.WithdrawRequest, holders []ed25519.PublicKey) ([]byte, error) {
+// withdraw signs each blinded coin of req (blinded, decoded) under the
+// blind coin key req.KeyID, debiting the account, and returns the response
+// body. It never sees the coins themselves.
+func (b *Bank) withdraw(ctx context.Context, req api.WithdrawRequest, blinded [][]byte) ([]byte, error) {
 	canon, err := otp.Canonical(req)
 	if err != nil {
 		return nil, fmt.Errorf("withdraw: %w", err)
 	}
 	hash := sha256.Sum256(canon)
-	total := int64(len(holders)) * b.cfg.CoinValue
+	// Current coin keys are all of the configured value (keyring.current).
+	total := int64(len(blinded)) * b.cfg.CoinValue
 
 	// Answer a retry, or refuse what the balance cannot cover, before
 	// signing anything.
@@ -47,31 +52,38 @@ func (b *Bank) withdraw(ctx context.Context, req api.WithdrawRequest, holders []
 		return resp, b.withdrawError(req, total, err)
 	}
 
+	// Looked up after the retry check: a retry gets its signatures even
+	// if the key has stopped signing since.
 	now := b.now()
-	// Looked up after the retry check: a retry gets its coins even if the
-	// program has since left the configuration.
-	prog, expires, err := b.program(req.Program, now)
+	signer, err := b.coinSigner(ctx, req.KeyID, now)
 	if err != nil {
 		return nil, err
 	}
-	ring, err := b.keyring(ctx, now)
-	if err != nil {
-		return nil, fmt.Errorf("withdraw: %w", err)
+	sigs := make([]string, len(blinded))
+	issued := make([]storage.IssuedCoin, len(blinded))
+	var g errgroup.Group
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for i, m := range blinded {
+		g.Go(func() error {
+			sig, err := signer.BlindSign(m)
+			if err != nil {
+				return api.Errorf(http.StatusBadRequest, api.CodeBadRequest, "blinded[%d]: %v", i, err)
+			}
+			sigs[i] = otp.EncodeBlinded(sig)
+			// The bank cannot know the coin's serial: it records the
+			// blinded message's hash, and audits coins per key.
+			sum := sha256.Sum256(m)
+			issued[i] = storage.IssuedCoin{
+				Serial: otp.EncodeBlinded(sum[:]), Account: req.Account, Withdrawal: req.ID,
+				KeyID: signer.Key.KeyID, Value: signer.Key.Value, Issued: now,
+			}
+			return nil
+		})
 	}
-	coins := make([]otp.Coin, len(holders))
-	issued := make([]storage.IssuedCoin, len(holders))
-	for i, h := range holders {
-		c, err := ring.coin.Issue(otp.NewSerial(), h, expires, prog)
-		if err != nil {
-			return nil, fmt.Errorf("withdraw: %w", err)
-		}
-		coins[i] = *c
-		issued[i] = storage.IssuedCoin{
-			Serial: c.Data.Token, Account: req.Account, Withdrawal: req.ID,
-			KeyID: c.Data.KeyID, Value: c.Data.Value, Checksum: c.Checksum, Issued: now,
-		}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
-	body, err := json.Marshal(api.WithdrawResponse{Coins: coins})
+	body, err := json.Marshal(api.WithdrawResponse{BlindSignatures: sigs})
 	if err != nil {
 		return nil, fmt.Errorf("withdraw: %w", err)
 	}
@@ -105,9 +117,32 @@ func (b *Bank) withdraw(ctx context.Context, req api.WithdrawRequest, holders []
 	if !fresh {
 		return resp, nil
 	}
-	b.metrics.issued.Add(float64(len(coins)))
-	b.log.InfoContext(ctx, "withdrawal", "account", req.Account, "withdrawal", req.ID, "coins", len(coins), "amount", total)
+	b.metrics.issued.Add(float64(len(blinded)))
+	b.log.InfoContext(ctx, "withdrawal", "account", req.Account, "withdrawal", req.ID, "keyId", req.KeyID, "coins", len(blinded), "amount", total)
 	return resp, nil
+}
+
+// coinSigner returns the blind coin key keyID if it signs at now: it must
+// be the newest key of a program the bank still runs.
+func (b *Bank) coinSigner(ctx context.Context, keyID string, now time.Time) (*otp.Signer, error) {
+	ring, err := b.keyring(ctx, now)
+	if err != nil {
+		return nil, fmt.Errorf("withdraw: %w", err)
+	}
+	s, ok := ring.blind[keyID]
+	if !ok {
+		return nil, api.Errorf(http.StatusBadRequest, api.CodeUnknownKey,
+			"no blind coin key %q in this bank's catalogue; fetch GET /v1/catalogue", keyID)
+	}
+	if _, err := b.program(s.Key.Program, now); err != nil {
+		return nil, err
+	}
+	if ring.newest[s.Key.Program] != s || !signs(s, now) {
+		return nil, api.Errorf(http.StatusBadRequest, api.CodeUnknownKey,
+			"coin key %q no longer signs (its coins stay depositable until %s); withdraw under the newest key of program %q in GET /v1/catalogue",
+			keyID, s.Key.DepositUntil.Format(time.RFC3339), s.Key.Program)
+	}
+	return s, nil
 }
 
 // storedWithdrawal returns the stored response to a repeated request, nil
@@ -133,9 +168,12 @@ func (b *Bank) withdrawError(req api.WithdrawRequest, total int64, err error) er
 		return nil
 	case errors.Is(err, storage.ErrInsufficientFunds):
 		return api.Errorf(http.StatusPaymentRequired, api.CodeInsufficientFunds,
-			"%d coins cost %s %s, more than the account's balance", len(req.Holders), amount.Format(total), b.cfg.Currency)
+			"%d coins cost %s %s, more than the account's balance", len(req.Blinded), amount.Format(total), b.cfg.Currency)
 	case errors.Is(err, storage.ErrNotFound):
 		return unknownAccount(req.Account)
+	case errors.Is(err, storage.ErrDuplicate):
+		return api.Errorf(http.StatusConflict, api.CodeConflict,
+			"a blinded message of withdrawal %q was signed before; blind every coin afresh", req.ID)
 	}
 	var apiErr *api.Error
 	if errors.As(err, &apiErr) {

@@ -4,6 +4,9 @@ import (
 	"crypto/ed25519"
 	"encoding/binary"
 	"fmt"
+	"maps"
+	"reflect"
+	"slices"
 	"time"
 )
 
@@ -28,7 +31,56 @@ type unsignedExchangeKey struct {
 }
 
 func (k *ExchangeKey) payload() ([]byte, error) {
+	if b, ok := k.canonical(false); ok {
+		return b, nil
+	}
 	return Canonical(unsignedExchangeKey{k.Pub, k.Issuer, k.KeyID, k.Expires, k.Attrs})
+}
+
+// canonical writes the JCS form of k (without its signature unless
+// withSig) directly, for the common case where every text field is plain
+// (see plainText): JCS then writes each string as is between quotes, and
+// the members in the order of their names, attrs, expires, issuer, keyId,
+// pub, sig. It saves an encoding/json pass and a JCS parse per use, and
+// several exchange keys are encoded per coin. ok is false when a field is
+// not plain; callers then use Canonical, which TestExchangeKeyCanonical
+// checks this against.
+func (k *ExchangeKey) canonical(withSig bool) ([]byte, bool) {
+	if !exchangeKeyFieldsKnown || !plainText(k.Pub) || !plainText(k.Issuer) || !plainText(k.KeyID) || (withSig && !plainText(k.Sig)) {
+		return nil, false
+	}
+	exp, err := k.Expires.MarshalJSON()
+	if err != nil || !plainText(string(exp[1:len(exp)-1])) {
+		return nil, false
+	}
+	b := make([]byte, 0, 160+len(k.Sig)+32*len(k.Attrs))
+	b = append(b, '{')
+	if len(k.Attrs) > 0 {
+		names := make([]string, 0, len(k.Attrs))
+		for n, v := range k.Attrs {
+			if !plainText(n) || !plainText(v) {
+				return nil, false
+			}
+			names = append(names, n)
+		}
+		slices.Sort(names) // byte order is UTF-16 order for ASCII
+		b = append(b, `"attrs":{`...)
+		for i, n := range names {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(append(append(append(append(b, '"'), n...), `":"`...), k.Attrs[n]...), '"')
+		}
+		b = append(b, "},"...)
+	}
+	b = append(append(b, `"expires":`...), exp...)
+	b = append(append(append(b, `,"issuer":"`...), k.Issuer...), '"')
+	b = append(append(append(b, `,"keyId":"`...), k.KeyID...), '"')
+	b = append(append(append(b, `,"pub":"`...), k.Pub...), '"')
+	if withSig {
+		b = append(append(append(b, `,"sig":"`...), k.Sig...), '"')
+	}
+	return append(b, '}'), true
 }
 
 // PublicKey returns the decoded one-time public key.
@@ -85,9 +137,12 @@ func (s *Sandbox) HolderAt(i int) string {
 func (s *Sandbox) Holder() string { return s.HolderAt(len(s.Chain)) }
 
 func linkPayload(checksum []byte, index int, to *ExchangeKey) ([]byte, []byte, error) {
-	canon, err := Canonical(to)
-	if err != nil {
-		return nil, nil, err
+	canon, ok := to.canonical(true)
+	if !ok {
+		var err error
+		if canon, err = Canonical(to); err != nil {
+			return nil, nil, err
+		}
 	}
 	return binary.BigEndian.AppendUint32(append([]byte(nil), checksum...), uint32(index)), canon, nil
 }
@@ -210,4 +265,37 @@ func Divergence(a, b *Sandbox) (key string, index int, ok bool) {
 		i++
 	}
 	return a.HolderAt(i), i, true
+}
+
+// SameExchangeKey reports whether a and b are the same certificate, field
+// for field, so that they encode, and are signed, alike. It errs towards
+// false: a time in another location, or a field it does not know, makes it
+// report a difference (a caller then verifies instead of trusting).
+func SameExchangeKey(a, b *ExchangeKey) bool {
+	return exchangeKeyFieldsKnown &&
+		a.Pub == b.Pub && a.Issuer == b.Issuer && a.KeyID == b.KeyID && a.Sig == b.Sig &&
+		SameTime(a.Expires, b.Expires) && len(a.Attrs) == len(b.Attrs) && maps.Equal(a.Attrs, b.Attrs)
+}
+
+// SameTime reports whether a and b are one instant in one location, so
+// that they encode alike; false when unsure.
+func SameTime(a, b time.Time) bool {
+	return a.Equal(b) && a.Location() == b.Location()
+}
+
+// exchangeKeyFieldsKnown guards SameExchangeKey against a field added to
+// ExchangeKey and not compared there.
+var exchangeKeyFieldsKnown = fieldsAre(reflect.TypeFor[ExchangeKey](), "Pub", "Issuer", "KeyID", "Expires", "Attrs", "Sig")
+
+// fieldsAre reports whether struct type t has exactly the named fields.
+func fieldsAre(t reflect.Type, names ...string) bool {
+	if t.NumField() != len(names) {
+		return false
+	}
+	for i, n := range names {
+		if t.Field(i).Name != n {
+			return false
+		}
+	}
+	return true
 }

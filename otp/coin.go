@@ -170,6 +170,11 @@ type stepObject struct {
 
 func (s Step) MarshalJSON() ([]byte, error) {
 	if len(s.Args) == 0 {
+		if plainText(s.Method) {
+			// What json.Marshal writes for a string that needs no escape,
+			// without its reflection: every coin carries several steps.
+			return append(append(append(make([]byte, 0, len(s.Method)+2), '"'), s.Method...), '"'), nil
+		}
 		return json.Marshal(s.Method)
 	}
 	return json.Marshal(stepObject{s.Method, s.Args})
@@ -178,6 +183,12 @@ func (s Step) MarshalJSON() ([]byte, error) {
 func (s *Step) UnmarshalJSON(b []byte) error {
 	if len(b) > 0 && b[0] == '"' {
 		*s = Step{}
+		// encoding/json hands over a valid string token; one without
+		// escapes or other than printable ASCII means exactly its bytes.
+		if n := len(b); n >= 2 && b[n-1] == '"' && plainText(string(b[1:n-1])) {
+			s.Method = string(b[1 : n-1])
+			return nil
+		}
 		return json.Unmarshal(b, &s.Method)
 	}
 	var o stepObject
@@ -190,4 +201,17 @@ func (s *Step) UnmarshalJSON(b []byte) error {
 	}
 	*s = Step{Method: o.Method, Args: o.Args}
 	return nil
+}
+
+// plainText reports whether s is printable ASCII that JSON, encoding/json
+// and JCS all write as is between quotes: no quote, backslash, control
+// character, or <, > and & (which encoding/json escapes).
+func plainText(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }

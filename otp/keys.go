@@ -3,6 +3,7 @@ package otp
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"fmt"
 	"time"
@@ -18,12 +19,21 @@ const (
 
 // IssuerKey is one entry of the key catalogue.
 type IssuerKey struct {
-	KeyID        string    `json:"keyId"`
-	Alg          string    `json:"alg"`
-	Public       string    `json:"public"`
-	Use          KeyUse    `json:"use"`
-	Value        int64     `json:"value,omitempty"`    // coin keys: the value of every coin signed
-	Currency     string    `json:"currency,omitempty"` // coin keys: the currency of every coin signed
+	KeyID    string `json:"keyId"`
+	Alg      string `json:"alg"`
+	Public   string `json:"public"`
+	Use      KeyUse `json:"use"`
+	Value    int64  `json:"value,omitempty"`    // coin keys: the value of every coin signed
+	Currency string `json:"currency,omitempty"` // coin keys: the currency of every coin signed
+	// Blind coin keys (AlgBlindRSA) sign one coin type: besides value and
+	// currency, the program (name, steps and conditions), which every coin
+	// signed carries, and the time until which every coin signed is
+	// payable. The bank cannot see these fields when it signs, so the key
+	// binds them.
+	Program      string    `json:"program,omitempty"`
+	CallMethod   []Step    `json:"callMethod,omitempty"`
+	Conditions   []string  `json:"conditions,omitempty"`
+	PayableUntil time.Time `json:"payableUntil,omitzero"`
 	NotBefore    time.Time `json:"notBefore"`
 	Expires      time.Time `json:"expires"`      // signs until then
 	DepositUntil time.Time `json:"depositUntil"` // coin keys: its coins are accepted for deposit until then
@@ -88,8 +98,18 @@ func (c *Catalogue) Verify(pinnedRoot string) error {
 		return fmt.Errorf("catalogue of %q: %w", c.Issuer, err)
 	}
 	for i := range c.Keys {
-		if c.Keys[i].Alg != AlgEd25519 {
-			return fmt.Errorf("catalogue key %q: %w %q", c.Keys[i].KeyID, ErrAlgorithm, c.Keys[i].Alg)
+		k := &c.Keys[i]
+		switch k.Alg {
+		case AlgEd25519:
+			if k.Program != "" || k.CallMethod != nil || k.Conditions != nil || !k.PayableUntil.IsZero() {
+				return fmt.Errorf("catalogue key %q: %w: coin type fields on an %s key", k.KeyID, ErrKeyMismatch, k.Alg)
+			}
+		case AlgBlindRSA:
+			if err := checkBlindKey(k); err != nil {
+				return fmt.Errorf("catalogue key %q: %w", k.KeyID, err)
+			}
+		default:
+			return fmt.Errorf("catalogue key %q: %w %q", k.KeyID, ErrAlgorithm, k.Alg)
 		}
 	}
 	return nil
@@ -121,10 +141,13 @@ func ParseCatalogue(data []byte) (*Catalogue, error) {
 }
 
 // Signer is an issuer key with its private half: it lives only in the bank.
+// An Ed25519 key signs (Issue, Certify); a blind coin key signs blindly
+// (BlindSign).
 type Signer struct {
 	Issuer string
 	Key    IssuerKey
 	priv   ed25519.PrivateKey
+	blind  *rsa.PrivateKey
 }
 
 // NewSigner wraps an existing private key (for example one loaded from the
@@ -163,8 +186,8 @@ func signerFor(issuer string, k IssuerKey, priv ed25519.PrivateKey) *Signer {
 // Issue makes a coin of the signer's value and currency for the first holder
 // key holder, of program p, payable until expires.
 func (s *Signer) Issue(serial Serial, holder ed25519.PublicKey, expires time.Time, p Program) (*Coin, error) {
-	if s.Key.Use != UseCoin {
-		return nil, fmt.Errorf("issue: key %q is not a coin key", s.Key.KeyID)
+	if s.Key.Use != UseCoin || s.priv == nil {
+		return nil, fmt.Errorf("issue: key %q is not an %s coin key", s.Key.KeyID, AlgEd25519)
 	}
 	if expires.After(s.Key.DepositUntil) {
 		return nil, fmt.Errorf("issue: expiry %s after the key's deposit deadline", expires.Format(time.RFC3339))
@@ -203,7 +226,7 @@ func (s *Signer) Issue(serial Serial, holder ed25519.PublicKey, expires time.Tim
 // Certify makes an exchange key for the payee's one-time public key pub,
 // valid until expires, with bank-certified attributes attrs (may be nil).
 func (s *Signer) Certify(pub ed25519.PublicKey, expires time.Time, attrs map[string]string) (ExchangeKey, error) {
-	if s.Key.Use != UseExchange {
+	if s.Key.Use != UseExchange || s.priv == nil {
 		return ExchangeKey{}, fmt.Errorf("certify: key %q is not an exchange-certification key", s.Key.KeyID)
 	}
 	if err := CheckAttrs(attrs); err != nil {

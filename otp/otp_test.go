@@ -21,11 +21,13 @@ var update = flag.Bool("update", false, "rewrite the golden test vectors in test
 type fixture struct {
 	cat      *Catalogue
 	coinKey  *Signer
+	blindKey *Signer // blind coin key of the general program
 	exchKey  *Signer
 	holder   ed25519.PrivateKey
 	payee    ed25519.PrivateKey
 	exchange ExchangeKey
 	coin     *Coin
+	blind    *Coin    // blind-signed coin
 	sandbox  *Sandbox // coin transferred once, to exchange
 	v        *Verifier
 	now      time.Time
@@ -45,7 +47,9 @@ func newFixture(t testing.TB) *fixture {
 		NotBefore: t0, Expires: t0.AddDate(1, 0, 0), DepositUntil: t0.AddDate(1, 3, 0)}, seedKey("coin"))
 	f.exchKey = signerFor("test-bank", IssuerKey{Use: UseExchange,
 		NotBefore: t0, Expires: t0.AddDate(1, 0, 0), DepositUntil: t0.AddDate(1, 3, 0)}, seedKey("exchange"))
-	f.cat = &Catalogue{Issuer: "test-bank", Issued: t0, Keys: []IssuerKey{f.coinKey.Key, f.exchKey.Key}}
+	f.blindKey = testBlindSigner(t, "blind-coin-key.pk8.txt", IssuerKey{Use: UseCoin, Value: 100, Currency: "EUR",
+		NotBefore: t0, Expires: t0.AddDate(1, 0, 0), PayableUntil: t0.AddDate(2, 0, 0), DepositUntil: t0.AddDate(2, 3, 0)})
+	f.cat = &Catalogue{Issuer: "test-bank", Issued: t0, Keys: []IssuerKey{f.coinKey.Key, f.exchKey.Key, f.blindKey.Key}}
 	if err := f.cat.Sign(seedKey("root")); err != nil {
 		t.Fatal(err)
 	}
@@ -59,6 +63,7 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.blind = blindWithdraw(t, f.blindKey, f.holder.Public().(ed25519.PublicKey), WithdrawalRand([]byte("wallet secret"), "w-1", 0))
 	f.exchange, err = f.exchKey.Certify(f.payee.Public().(ed25519.PublicKey), t0.AddDate(0, 3, 0), map[string]string{"category": "grocery"})
 	if err != nil {
 		t.Fatal(err)
@@ -115,6 +120,13 @@ func TestGoldenVectors(t *testing.T) {
 			return c.Verify(f.cat.Root)
 		}},
 		{"coin.json", f.coin, func(b []byte) error {
+			c, err := ParseCoin(b)
+			if err != nil {
+				return err
+			}
+			return f.v.VerifyCoin(c)
+		}},
+		{"blind-coin.json", f.blind, func(b []byte) error {
 			c, err := ParseCoin(b)
 			if err != nil {
 				return err
@@ -195,7 +207,8 @@ func TestFlipEveryByte(t *testing.T) {
 		t.Fatal(err)
 	}
 	check["voucher coin"] = check["coin"]
-	docs := map[string]any{"catalogue": f.cat, "coin": f.coin, "voucher coin": voucherCoin, "exchange key": f.exchange, "sandbox": f.sandbox}
+	check["blind coin"] = check["coin"]
+	docs := map[string]any{"catalogue": f.cat, "coin": f.coin, "voucher coin": voucherCoin, "blind coin": f.blind, "exchange key": f.exchange, "sandbox": f.sandbox}
 	for name, doc := range docs {
 		b, err := Canonical(doc)
 		if err != nil {

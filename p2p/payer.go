@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/otpcash/otpcash/otp"
 )
@@ -19,9 +18,12 @@ import (
 // returns (otp.Sandbox.VerifyAck) before it records those coins as spent.
 type Payer struct {
 	c *Conn
+	// posted holds, for every Post whose receipts Receipts has not read
+	// yet, the number of coins of each message it wrote.
+	posted [][]int
 }
 
-var _ otp.Peer = (*Payer)(nil)
+var _ otp.PipelinedPeer = (*Payer)(nil)
 
 // NewPayer returns a Payer for the established channel c.
 func NewPayer(c *Conn) *Payer { return &Payer{c: c} }
@@ -86,6 +88,34 @@ func (p *Payer) Send(ctx context.Context, sealed []otp.Sandbox) ([]otp.Ack, erro
 	return acks, nil
 }
 
+// Post delivers coins sealed to the keys of the current round, as Send
+// does, but returns once they are written, without waiting for the
+// receipts: Receipts reads them. The payee handles messages in order, so
+// the payer can seal the next chunk meanwhile (otp.PipelinedPeer).
+func (p *Payer) Post(ctx context.Context, sealed []otp.Sandbox) error {
+	counts, err := p.post(ctx, sealed, false, nil)
+	if err != nil {
+		return fmt.Errorf("p2p: send: %w", err)
+	}
+	p.posted = append(p.posted, counts)
+	return nil
+}
+
+// Receipts returns the receipts for the oldest Post whose receipts have
+// not been read, one per coin, in order.
+func (p *Payer) Receipts(ctx context.Context) ([]otp.Ack, error) {
+	if len(p.posted) == 0 {
+		return nil, errors.New("p2p: receipts: nothing was posted")
+	}
+	counts := p.posted[0]
+	p.posted = p.posted[1:]
+	acks, err := p.collect(ctx, counts)
+	if err != nil {
+		return nil, fmt.Errorf("p2p: send: %w", err)
+	}
+	return acks, nil
+}
+
 // Done ends the session and waits for the payee to confirm.
 func (p *Payer) Done(ctx context.Context) error {
 	if _, err := roundTrip[*doneMsg](ctx, p.c, &doneMsg{}); err != nil {
@@ -97,42 +127,58 @@ func (p *Payer) Done(ctx context.Context) error {
 // deliver sends coins in as many messages as the limits on count and size
 // require, halving a batch until it fits, and collects the receipts.
 func (p *Payer) deliver(ctx context.Context, coins []otp.Sandbox, resend bool) ([]otp.Ack, error) {
+	counts, err := p.post(ctx, coins, resend, nil)
+	if err != nil {
+		return nil, err
+	}
+	return p.collect(ctx, counts)
+}
+
+// post writes coins in as many messages as the limits on count and size
+// require, halving a batch until it fits, and appends the number of coins
+// of each message to counts. It does not wait for receipts: the payee
+// answers each message in turn, and collect reads the answers.
+func (p *Payer) post(ctx context.Context, coins []otp.Sandbox, resend bool, counts []int) ([]int, error) {
 	if len(coins) == 0 {
-		return nil, nil
+		return counts, nil
 	}
 	if len(coins) <= MaxBatch {
 		m := &coinsMsg{Coins: coins, Resend: resend}
 		b, err := encodeMessage(m)
 		if err == nil {
-			return p.deliverOne(ctx, b, len(coins))
+			if err := p.c.writeMessage(ctx, b); err != nil {
+				return nil, err
+			}
+			return append(counts, len(coins)), nil
 		}
 		if len(coins) == 1 || !errors.Is(err, ErrMessageTooLarge) {
 			return nil, err
 		}
 	}
 	half := len(coins) / 2
-	first, err := p.deliver(ctx, coins[:half], resend)
+	counts, err := p.post(ctx, coins[:half], resend, counts)
 	if err != nil {
 		return nil, err
 	}
-	rest, err := p.deliver(ctx, coins[half:], resend)
-	if err != nil {
-		return nil, err
-	}
-	return slices.Concat(first, rest), nil
+	return p.post(ctx, coins[half:], resend, counts)
 }
 
-func (p *Payer) deliverOne(ctx context.Context, coins []byte, n int) ([]otp.Ack, error) {
-	if err := p.c.writeMessage(ctx, coins); err != nil {
-		return nil, err
+// collect reads the payee's receipts for messages of counts coins.
+func (p *Payer) collect(ctx context.Context, counts []int) ([]otp.Ack, error) {
+	var acks []otp.Ack
+	for _, n := range counts {
+		reply, err := expect[*acksMsg](ctx, p.c)
+		if err != nil {
+			return nil, err
+		}
+		if len(reply.Acks) != n {
+			err := violation("%d receipts for %d coins", len(reply.Acks), n)
+			return nil, p.c.reject(ctx, err, CodeProtocol)
+		}
+		if acks == nil && len(counts) == 1 {
+			return reply.Acks, nil
+		}
+		acks = append(acks, reply.Acks...)
 	}
-	reply, err := expect[*acksMsg](ctx, p.c)
-	if err != nil {
-		return nil, err
-	}
-	if len(reply.Acks) != n {
-		err := violation("%d receipts for %d coins", len(reply.Acks), n)
-		return nil, p.c.reject(ctx, err, CodeProtocol)
-	}
-	return reply.Acks, nil
+	return acks, nil
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -72,12 +73,21 @@ func (t *tx) latest(token string) (row[holding], error) {
 }
 
 // extends reports whether full is prefix, possibly with more transfers.
-// Both are compared as JSON: the formats' Go types encode deterministically,
-// and JCS on top would only cost time.
+// Both are compared as their JSON encodings would be: field by field when
+// that is certain to give the same answer (sameCoin, sameLinks), which is
+// most of the time and costs nothing, else as JSON (the formats' Go types
+// encode deterministically, and JCS on top would only cost time).
 func extends(full, prefix *otp.Sandbox) (bool, error) {
 	n := len(prefix.Chain)
 	if len(full.Chain) < n {
 		return false, nil
+	}
+	if same, sure := sameCoin(&full.Coin, &prefix.Coin); sure && !same {
+		return false, nil
+	} else if sure {
+		if same, sure := sameLinks(full.Chain[:n], prefix.Chain); sure {
+			return same, nil
+		}
 	}
 	a, err := sandboxJSON(&full.Coin, full.Chain[:n])
 	if err != nil {
@@ -88,6 +98,81 @@ func extends(full, prefix *otp.Sandbox) (bool, error) {
 		return false, err
 	}
 	return bytes.Equal(a, b), nil
+}
+
+// sameCoin compares two coins field by field. sure is false when it cannot
+// tell cheaply whether their JSON encodings are equal: a step with
+// arguments, times in different locations, or a field of the coin format
+// this function does not know (coinFieldsKnown).
+func sameCoin(a, b *otp.Coin) (same, sure bool) {
+	if !coinFieldsKnown {
+		return false, false
+	}
+	da, db := &a.Data, &b.Data
+	if a.SchemaVersion != b.SchemaVersion || a.Checksum != b.Checksum || a.Signature != b.Signature ||
+		da.Token != db.Token || da.Value != db.Value || da.Currency != db.Currency ||
+		da.Issuer != db.Issuer || da.KeyID != db.KeyID || da.Holder != db.Holder ||
+		da.Program != db.Program || !sameStrings(da.Conditions, db.Conditions) ||
+		(a.CallMethod == nil) != (b.CallMethod == nil) || len(a.CallMethod) != len(b.CallMethod) {
+		return false, true
+	}
+	if !otp.SameTime(da.Expires, db.Expires) {
+		return false, false
+	}
+	for i := range a.CallMethod {
+		if len(a.CallMethod[i].Args) > 0 || len(b.CallMethod[i].Args) > 0 {
+			return false, false
+		}
+		if a.CallMethod[i].Method != b.CallMethod[i].Method {
+			return false, true
+		}
+	}
+	return true, true
+}
+
+// sameStrings compares two lists as JSON would: null and [] differ.
+func sameStrings(a, b []string) bool {
+	return (a == nil) == (b == nil) && slices.Equal(a, b)
+}
+
+// sameLinks compares two chains link by link; sure is false when an
+// exchange key cannot be compared cheaply (see otp.SameExchangeKey).
+func sameLinks(a, b []otp.Link) (same, sure bool) {
+	if len(a) != len(b) || !linkFieldsKnown {
+		return false, linkFieldsKnown
+	}
+	for i := range a {
+		if a[i].Sig != b[i].Sig {
+			return false, true
+		}
+		if !otp.SameExchangeKey(&a[i].To, &b[i].To) {
+			return false, false
+		}
+	}
+	return true, true
+}
+
+// coinFieldsKnown and linkFieldsKnown guard sameCoin and sameLinks against
+// a field added to the formats and not compared there: they then fall back
+// to JSON.
+var (
+	coinFieldsKnown = fieldsAre(reflect.TypeFor[otp.Coin](), "SchemaVersion", "Data", "CallMethod", "Checksum", "Signature") &&
+		fieldsAre(reflect.TypeFor[otp.Data](), "Token", "Value", "Currency", "Issuer", "KeyID", "Holder", "Expires", "Program", "Conditions") &&
+		fieldsAre(reflect.TypeFor[otp.Signature](), "Alg", "Value") &&
+		fieldsAre(reflect.TypeFor[otp.Step](), "Method", "Args")
+	linkFieldsKnown = fieldsAre(reflect.TypeFor[otp.Link](), "To", "Sig")
+)
+
+func fieldsAre(t reflect.Type, names ...string) bool {
+	if t.NumField() != len(names) {
+		return false
+	}
+	for i, n := range names {
+		if t.Field(i).Name != n {
+			return false
+		}
+	}
+	return true
 }
 
 // sandboxJSON encodes a coin and chain, writing no chain and an empty one
@@ -237,7 +322,7 @@ func (t *tx) receive(peer string, in *otp.Sandbox) (otp.Ack, error) {
 	default:
 		return otp.Ack{}, fmt.Errorf("transferred to key %.12s: %w: a %s key, not an exchange key", in.Holder(), ErrState, state)
 	}
-	ack, err := in.Acknowledge(ed25519.NewKeyFromSeed(k.Seed))
+	ack, err := in.Acknowledge(privateKey(k.Seed, in.Holder()))
 	if err != nil {
 		return otp.Ack{}, err
 	}
@@ -331,28 +416,58 @@ func (p purse) Destroy(ctx context.Context, sealed []otp.Sandbox, acks []otp.Ack
 		return fmt.Errorf("destroy: %d receipts for %d coins", len(acks), len(sealed))
 	}
 	return p.v.update(ctx, func(t *tx) error {
+		// Load every coin first, then verify the receipts of those still
+		// pending-out, all of them on all CPUs, against the vault's own
+		// copies, and only then record any: a bad receipt changes nothing.
+		type pending struct {
+			id []byte
+			h  holding
+			i  int
+		}
+		todo := make([]pending, 0, len(sealed))
 		for i := range sealed {
-			if err := t.destroy(&sealed[i], acks[i]); err != nil {
+			id, h, state, err := t.toDestroy(&sealed[i])
+			if err != nil {
 				return fmt.Errorf("destroy %.12s: %w", sealed[i].Coin.Data.Token, err)
+			}
+			if state == PendingOut {
+				todo = append(todo, pending{id, h, i})
+			}
+		}
+		coins := make([]otp.Sandbox, len(todo))
+		their := make([]otp.Ack, len(todo))
+		for j := range todo {
+			coins[j], their[j] = todo[j].h.Sandbox, acks[todo[j].i]
+		}
+		if err := otp.VerifyAcks(coins, their); err != nil {
+			return fmt.Errorf("destroy: %w", err)
+		}
+		for j := range todo {
+			h := &todo[j].h
+			h.Ack = &their[j]
+			if err := t.putHolding(todo[j].id, Spent, h); err != nil {
+				return fmt.Errorf("destroy %.12s: %w", sealed[todo[j].i].Coin.Data.Token, err)
 			}
 		}
 		return nil
 	})
 }
 
-func (t *tx) destroy(sb *otp.Sandbox, ack otp.Ack) error {
+// Authenticated reports that the vault's purse is an
+// otp.AuthenticatedPurse: every coin in the vault was verified in full
+// before it was stored (AddWithdrawn's and Receive's callers verify, and
+// the records are authenticated by the AEAD), Seal signs only the vault's
+// own copy and refuses a coin that differs from it (tx.stored), and
+// Destroy verifies every receipt before it records any.
+func (p purse) Authenticated() bool { return true }
+
+// toDestroy loads the holding that sealed coin sb is the vault's copy of:
+// pending-out, or spent when the payment is settled twice.
+func (t *tx) toDestroy(sb *otp.Sandbox) ([]byte, holding, State, error) {
 	if len(sb.Chain) == 0 {
-		return fmt.Errorf("%w: the coin was never sealed", ErrState)
+		return nil, holding{}, "", fmt.Errorf("%w: the coin was never sealed", ErrState)
 	}
-	id, h, state, err := t.stored(sb, len(sb.Chain)-1, PendingOut, Spent)
-	if err != nil || state == Spent {
-		return err
-	}
-	if err := h.Sandbox.VerifyAck(ack); err != nil {
-		return err
-	}
-	h.Ack = &ack
-	return t.putHolding(id, Spent, &h)
+	return t.stored(sb, len(sb.Chain)-1, PendingOut, Spent)
 }
 
 // PendingOut returns the coins sealed to peer ("" for any payee) whose
@@ -530,4 +645,19 @@ func (t *tx) markDeposited(token string) error {
 		return err
 	}
 	return t.putHolding(last.id, Deposited, &last.val)
+}
+
+// privateKey rebuilds the one-time private key with seed whose public key
+// is pub (text form), without ed25519.NewKeyFromSeed's scalar
+// multiplication: an Ed25519 private key is the seed followed by the public
+// key. The key record is found by a MAC of pub and authenticated by the
+// AEAD, so the seed is the one made with pub; were they ever to disagree,
+// the signature would simply not verify. A pub that does not decode falls
+// back to deriving it.
+func privateKey(seed []byte, pub string) ed25519.PrivateKey {
+	raw, err := otp.DecodeKey(pub)
+	if err != nil || len(seed) != ed25519.SeedSize {
+		return ed25519.NewKeyFromSeed(seed)
+	}
+	return ed25519.PrivateKey(append(append(make([]byte, 0, ed25519.PrivateKeySize), seed...), raw...))
 }

@@ -71,7 +71,7 @@ func (t *tx) holderKey(sb *otp.Sandbox) (id []byte, priv ed25519.PrivateKey, err
 	if state != keyHolder {
 		return nil, nil, fmt.Errorf("key %.12s: %w: %s, not a coin's holder key", sb.Holder(), ErrState, state)
 	}
-	return id, ed25519.NewKeyFromSeed(k.Seed), nil
+	return id, privateKey(k.Seed, sb.Holder()), nil
 }
 
 // withdrawal is a withdrawal whose holder keys exist. It is pending until
@@ -79,7 +79,14 @@ func (t *tx) holderKey(sb *otp.Sandbox) (id []byte, priv ed25519.PrivateKey, err
 type withdrawal struct {
 	ID   string   `json:"id"`
 	Keys []string `json:"keys"`
+	// Secret is the withdrawal's secret: the serials and blinding of its
+	// coins are derived from it (otp.WithdrawalRand), so that asking the
+	// bank again rebuilds the same blinded coins.
+	Secret []byte `json:"secret"`
 }
+
+// withdrawalSecretSize is the size of a withdrawal's secret in bytes.
+const withdrawalSecretSize = 32
 
 const (
 	withdrawalPending = "pending"
@@ -121,7 +128,10 @@ func (v *Vault) HolderKeys(ctx context.Context, withdrawalID string, n int) ([]e
 		if err := checkCount(n); err != nil {
 			return err
 		}
-		w = withdrawal{ID: withdrawalID, Keys: make([]string, n)}
+		w = withdrawal{ID: withdrawalID, Keys: make([]string, n), Secret: make([]byte, withdrawalSecretSize)}
+		if _, err := rand.Read(w.Secret); err != nil {
+			return err
+		}
 		for i := range n {
 			pub, err := t.newKey(keyWithdrawal)
 			if err != nil {
@@ -136,6 +146,24 @@ func (v *Vault) HolderKeys(ctx context.Context, withdrawalID string, n int) ([]e
 		return nil, fmt.Errorf("holder keys of withdrawal %q: %w", withdrawalID, err)
 	}
 	return pubs, nil
+}
+
+// WithdrawalSecret returns the secret of withdrawal withdrawalID, made
+// with its holder keys (HolderKeys), from which the wallet derives the
+// serials and blinding of its coins (otp.WithdrawalRand).
+func (v *Vault) WithdrawalSecret(ctx context.Context, withdrawalID string) ([]byte, error) {
+	var w withdrawal
+	err := v.update(ctx, func(t *tx) error {
+		_, err := t.get(kindWithdrawal, t.s.id(kindWithdrawal, []byte(withdrawalID)), &w)
+		return err
+	})
+	if err == nil && len(w.Secret) != withdrawalSecretSize {
+		err = fmt.Errorf("%w: made before blind withdrawals, it has no secret", ErrState)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("secret of withdrawal %q: %w", withdrawalID, err)
+	}
+	return w.Secret, nil
 }
 
 // PendingWithdrawals returns the ids of withdrawals with keys but no coins

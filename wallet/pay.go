@@ -70,8 +70,11 @@ func (w *Wallet) Pay(ctx context.Context, addr string, value int64, memo string,
 			w.emit(Event{Kind: "sealed", Coins: len(run.Sealed), Peer: p.Peer})
 		}
 		if err != nil {
-			if run.Sealed != nil && run.Acks == nil {
-				err = fmt.Errorf("%w (%d coins sealed to this payee stay pending-out and are re-sent when you meet again)", err, len(run.Sealed))
+			if n := len(run.Sealed) - len(run.Acks); run.Sealed != nil && (run.Acks == nil || n > 0) {
+				if run.Acks == nil {
+					n = len(run.Sealed)
+				}
+				err = fmt.Errorf("%w (%d coins sealed to this payee stay pending-out and are re-sent when you meet again)", err, n)
 			}
 			return p, fmt.Errorf("pay: %w", err)
 		}
@@ -199,6 +202,10 @@ type payee struct {
 	w     *Wallet
 	p     Payment
 	offer p2p.Offer
+	// offered holds the exchange keys handed out in the current round, by
+	// public key: certificates read from this wallet's vault, verified
+	// when the bank issued them (RefillKeys).
+	offered map[string]otp.ExchangeKey
 }
 
 func (h *payee) Hello(_ context.Context, _ p2p.Hello) (p2p.Hello, error) { return h.w.hello(), nil }
@@ -231,6 +238,10 @@ func (h *payee) ExchangeKeys(ctx context.Context, n int) ([]otp.ExchangeKey, err
 	if errors.Is(err, vault.ErrNoExchangeKeys) {
 		return nil, fmt.Errorf("%w: the payee must refill while online", err)
 	}
+	h.offered = make(map[string]otp.ExchangeKey, len(keys))
+	for _, k := range keys {
+		h.offered[k.Pub] = k
+	}
 	return keys, err
 }
 
@@ -252,8 +263,17 @@ func (h *payee) Receive(ctx context.Context, coins []otp.Sandbox) ([]otp.Ack, er
 func (h *payee) accept(ctx context.Context, coins []otp.Sandbox, payable bool) ([]otp.Ack, error) {
 	now := h.w.now()
 	// The signatures first, all of the batch on all CPUs: they are most of
-	// the payee's work.
-	if err := h.w.ver.VerifySandboxes(coins); err != nil {
+	// the payee's work. The bank's certificate of the last link is not
+	// verified again when it is, field for field, one of the keys this
+	// wallet handed out in this round: it verified that very certificate
+	// when the bank issued it, and reads it back from its authenticated
+	// vault. A certificate differing in any field (a forged one for one of
+	// this wallet's public keys, say) is verified, and refused.
+	own := func(k *otp.ExchangeKey) bool {
+		mine, ok := h.offered[k.Pub]
+		return ok && otp.SameExchangeKey(&mine, k)
+	}
+	if err := h.w.ver.VerifyReceived(coins, own); err != nil {
 		return nil, err
 	}
 	for i := range coins {

@@ -2,6 +2,7 @@ package wallet
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -285,24 +286,37 @@ func TestReceiveWithoutExchangeKeys(t *testing.T) {
 }
 
 // TestWithdrawResumes plays a wallet that crashed after the bank debited
-// the account and before the coins were stored.
+// the account and before the coins were stored: asking again under the
+// same id rebuilds the same blinded coins from the withdrawal's secret,
+// and the bank answers with the same signatures.
 func TestWithdrawResumes(t *testing.T) {
 	ctx := context.Background()
 	b := newTestBank(t)
 	alice := b.newHolder(t, 500)
 	id := newID()
-	if err := alice.w.v.SetSetting(ctx, withdrawalSetting(id), []byte(alice.account)); err != nil {
+	key, err := alice.w.cat.CoinKey(otp.GeneralProgramName, alice.w.now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw, err := json.Marshal(pendingWithdrawal{Account: alice.account, KeyID: key.KeyID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.w.v.SetSetting(ctx, withdrawalSetting(id), pw); err != nil {
 		t.Fatal(err)
 	}
 	pubs, err := alice.w.v.HolderKeys(ctx, id, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := api.WithdrawRequest{ID: id, Account: alice.account}
-	for _, p := range pubs {
-		req.Holders = append(req.Holders, otp.EncodeKey(p))
+	secret, err := alice.w.v.WithdrawalSecret(ctx, id)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := alice.w.bank.Withdraw(ctx, alice.token, req); err != nil {
+	// The crashed run: the bank signed, the wallet stored nothing.
+	lost, err := alice.w.bank.WithdrawCoins(ctx, alice.token, id, alice.account, alice.w.cat.Issuer, key, pubs,
+		func(i int) io.Reader { return otp.WithdrawalRand(secret, id, i) })
+	if err != nil {
 		t.Fatal(err)
 	}
 	res, err := alice.w.Withdraw(ctx, alice.account, alice.token, 100)
@@ -314,6 +328,19 @@ func TestWithdrawResumes(t *testing.T) {
 	}
 	if acct, err := b.Balance(ctx, alice.account); err != nil || acct != 200 {
 		t.Fatalf("account after resuming = %d, %v; want 2.00 (debited once)", acct, err)
+	}
+	items, err := alice.w.v.DepositItems(ctx, alice.account)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := map[string]bool{}
+	for _, it := range items {
+		held[it.Sandbox.Coin.Data.Token] = true
+	}
+	for _, c := range lost {
+		if !held[c.Data.Token] {
+			t.Errorf("coin %.12s of the interrupted withdrawal not finished", c.Data.Token)
+		}
 	}
 }
 

@@ -30,7 +30,11 @@ const (
 	CodeRateLimited       = "rate_limited"
 	CodeTooLarge          = "too_large"
 	CodeUnknownProgram    = "unknown_program"
-	CodeInternal          = "internal"
+	// CodeUnknownKey: a withdrawal names a coin key that is not in the
+	// catalogue or no longer signs; fetch the catalogue and use the
+	// newest key of the program.
+	CodeUnknownKey = "unknown_key"
+	CodeInternal   = "internal"
 	// CodeUnavailable (503, with Retry-After): the bank's database is
 	// unreachable or was restarted. Retry the same request (same
 	// withdrawal id, same coins): nothing is applied twice.
@@ -111,19 +115,23 @@ type History struct {
 
 // WithdrawRequest is the body of POST /v1/withdrawals. ID is chosen by the
 // client and makes the request idempotent: a repeated request with the same
-// ID gets the same coins. Holders are the wallet's one-time Ed25519 public
-// keys (text form of otp.EncodeKey), one per coin.
+// ID gets the same blind signatures. KeyID names the coin type: the newest
+// blind coin key of a program in the catalogue (value, currency, program
+// and expiry of the coins). Blinded are the coins the wallet built and
+// blinded (otp.NewBlindCoin), one per coin: RFC 9474 blinded messages of
+// otp.BlindMessageSize bytes, unpadded base64url. The bank sees neither
+// the serials nor the holder keys of the coins it signs.
 type WithdrawRequest struct {
 	ID      string   `json:"id"`
 	Account string   `json:"account"`
-	Holders []string `json:"holders"`
-	// Program names the coin program of the coins; empty is "general".
-	Program string `json:"program,omitempty"`
+	KeyID   string   `json:"keyId"`
+	Blinded []string `json:"blinded"`
 }
 
-// WithdrawResponse carries the issued coins, in the order of the holders.
+// WithdrawResponse carries the blind signatures, in the order of the
+// blinded messages; the wallet unblinds them into its coins.
 type WithdrawResponse struct {
-	Coins []otp.Coin `json:"coins"`
+	BlindSignatures []string `json:"blindSignatures"`
 }
 
 // ExchangeKeysRequest is the body of POST /v1/exchange-keys: one-time

@@ -90,13 +90,56 @@ func (c *Client) History(ctx context.Context, token, id string) ([]api.Entry, er
 	return out.Entries, err
 }
 
-// Withdraw asks for one coin per holder key, debiting the account. Repeat
-// a request that failed in transit with the same ID: the bank answers with
-// the same coins and debits once.
-func (c *Client) Withdraw(ctx context.Context, token string, req api.WithdrawRequest) ([]otp.Coin, error) {
+// Withdraw asks for a blind signature on each blinded coin of req,
+// debiting the account, and returns them decoded, in order. Repeat a
+// request that failed in transit with the same ID: the bank answers with
+// the same signatures and debits once.
+func (c *Client) Withdraw(ctx context.Context, token string, req api.WithdrawRequest) ([][]byte, error) {
 	var out api.WithdrawResponse
-	err := c.do(ctx, http.MethodPost, "/v1/withdrawals", token, req, &out)
-	return out.Coins, err
+	if err := c.do(ctx, http.MethodPost, "/v1/withdrawals", token, req, &out); err != nil {
+		return nil, err
+	}
+	if len(out.BlindSignatures) != len(req.Blinded) {
+		return nil, fmt.Errorf("withdraw: bank sent %d blind signatures for %d blinded coins", len(out.BlindSignatures), len(req.Blinded))
+	}
+	sigs := make([][]byte, len(out.BlindSignatures))
+	for i, s := range out.BlindSignatures {
+		var err error
+		if sigs[i], err = otp.DecodeBlinded(s); err != nil {
+			return nil, fmt.Errorf("withdraw: blind signature %d: %w", i, err)
+		}
+	}
+	return sigs, nil
+}
+
+// WithdrawCoins builds one coin of the blind coin key k of issuer per
+// holder key, reading the serial and blinding of coin i from rnd(i)
+// (otp.WithdrawalRand, or crypto/rand), has the bank sign them blindly
+// under withdrawal id, and returns them unblinded, in order. Asked again
+// with the same id and the same randomness, it gets the same coins.
+func (c *Client) WithdrawCoins(ctx context.Context, token, id, account, issuer string, k *otp.IssuerKey, holders []ed25519.PublicKey, rnd func(i int) io.Reader) ([]otp.Coin, error) {
+	blind := make([]*otp.BlindCoin, len(holders))
+	req := api.WithdrawRequest{ID: id, Account: account, KeyID: k.KeyID, Blinded: make([]string, len(holders))}
+	for i, h := range holders {
+		var err error
+		if blind[i], err = otp.NewBlindCoin(issuer, k, h, rnd(i)); err != nil {
+			return nil, fmt.Errorf("withdraw: %w", err)
+		}
+		req.Blinded[i] = otp.EncodeBlinded(blind[i].Blinded())
+	}
+	sigs, err := c.Withdraw(ctx, token, req)
+	if err != nil {
+		return nil, err
+	}
+	coins := make([]otp.Coin, len(sigs))
+	for i := range sigs {
+		coin, err := blind[i].Finish(sigs[i])
+		if err != nil {
+			return nil, fmt.Errorf("withdraw: the bank's blind signature does not fit: %w", err)
+		}
+		coins[i] = *coin
+	}
+	return coins, nil
 }
 
 // CertifyExchangeKeys has one-time public keys certified as anonymous

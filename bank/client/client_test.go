@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -40,9 +41,19 @@ func TestClient(t *testing.T) {
 		t.Fatalf("credit: %d, %v", bal, err)
 	}
 	pub, priv := banktest.NewKey(t)
-	coins, err := c.Withdraw(ctx, acct.Token, api.WithdrawRequest{ID: "w1", Account: acct.ID, Holders: []string{otp.EncodeKey(pub)}})
+	key, err := cat.CoinKey(otp.GeneralProgramName, e.Clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	coins, err := c.WithdrawCoins(ctx, acct.Token, "w1", acct.ID, cat.Issuer, key, []ed25519.PublicKey{pub},
+		func(i int) io.Reader { return otp.WithdrawalRand([]byte("secret"), "w1", i) })
 	if err != nil || len(coins) != 1 {
 		t.Fatalf("withdraw: %d coins, %v", len(coins), err)
+	}
+	again, err := c.WithdrawCoins(ctx, acct.Token, "w1", acct.ID, cat.Issuer, key, []ed25519.PublicKey{pub},
+		func(i int) io.Reader { return otp.WithdrawalRand([]byte("secret"), "w1", i) })
+	if err != nil || len(again) != 1 || again[0].Data.Token != coins[0].Data.Token || again[0].Signature != coins[0].Signature {
+		t.Fatalf("withdrawal asked again: %+v, %v; want the same coin", again, err)
 	}
 	if a, err := c.Account(ctx, acct.Token, acct.ID); err != nil || a.Balance != 150 || a.Currency != "EUR" {
 		t.Fatalf("account: %+v, %v", a, err)
@@ -76,7 +87,6 @@ func TestClientAPIErrors(t *testing.T) {
 	e := banktest.New(t, bank.Config{})
 	ctx := context.Background()
 	id, token := e.Account(t, 0)
-	pub, _ := banktest.NewKey(t)
 	tests := []struct {
 		name   string
 		call   func() error
@@ -88,7 +98,8 @@ func TestClientAPIErrors(t *testing.T) {
 		{"bad amount", func() error { _, err := e.Client.Credit(ctx, banktest.AdminToken, id, 0); return err }, 400, api.CodeBadRequest},
 		{"wrong token", func() error { _, err := e.Client.Account(ctx, "wrong", id); return err }, 401, api.CodeUnauthorized},
 		{"insufficient funds", func() error {
-			_, err := e.Client.Withdraw(ctx, token, api.WithdrawRequest{ID: "w", Account: id, Holders: []string{otp.EncodeKey(pub)}})
+			key, _, blinded := e.BlindCoins(t, otp.GeneralProgramName, 1)
+			_, err := e.Client.Withdraw(ctx, token, api.WithdrawRequest{ID: "w", Account: id, KeyID: key.KeyID, Blinded: blinded})
 			return err
 		}, 402, api.CodeInsufficientFunds},
 		{"no keys", func() error { _, err := e.Client.CertifyExchangeKeys(ctx, nil); return err }, 400, api.CodeBadRequest},

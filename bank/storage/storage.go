@@ -155,12 +155,14 @@ type Withdrawal struct {
 
 // IssuedCoin records one coin the bank signed.
 type IssuedCoin struct {
-	Serial     string // the coin's token
+	// Serial is the coin's token; for a blind-signed coin, which the bank
+	// never sees, the SHA-256 of its blinded message, in the same form.
+	Serial     string
 	Account    string
 	Withdrawal string
 	KeyID      string
 	Value      int64
-	Checksum   string
+	Checksum   string // empty for a blind-signed coin
 	Issued     time.Time
 }
 
@@ -196,8 +198,9 @@ type Conflict struct {
 	First     SpentCoin
 }
 
-// IssuerKey is one of the bank's signing keys: Seed is the Ed25519 private
-// key seed and Entry the key's public description, as the bank encodes it.
+// IssuerKey is one of the bank's signing keys: Seed is the private key (an
+// Ed25519 seed, or a PKCS #8 RSA key for a blind coin key) and Entry the
+// key's public description, as the bank encodes it.
 type IssuerKey struct {
 	KeyID   string
 	Use     string
@@ -214,10 +217,13 @@ type Figure struct {
 
 // AuditSums are the totals the audit compares.
 type AuditSums struct {
-	Issued      Figure // every issued coin
-	Spent       Figure // the spent set
-	Outstanding Figure // issued coins not in the spent set
-	Unissued    Figure // spent serials never issued
+	Issued Figure // every issued coin
+	Spent  Figure // the spent set
+	// Outstanding and Unissued compare, per coin key, the coins issued
+	// with the coins spent: a blind coin key's coins cannot be matched by
+	// serial, as the bank never sees the serials it signs.
+	Outstanding Figure // per key, the issued coins beyond those spent
+	Unissued    Figure // per key, the spent coins beyond those issued
 	// Sums of ledger entries by kind (withdrawals are negative).
 	Credits, Withdrawals, Deposits int64
 	Accounts                       int64

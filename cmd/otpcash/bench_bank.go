@@ -181,6 +181,14 @@ type benchHeld struct {
 // benchBankLevel measures n concurrent clients.
 func benchBankLevel(ctx context.Context, b *bank.Bank, c *client.Client, admin string, n int, f benchBankFlags) (benchBankRow, error) {
 	row := benchBankRow{Clients: n, Coins: f.coins}
+	cat, err := c.Catalogue(ctx)
+	if err != nil {
+		return row, err
+	}
+	coinKey, err := cat.CoinKey(otp.GeneralProgramName, time.Now())
+	if err != nil {
+		return row, err
+	}
 	clients := make([]*benchClient, n)
 	for i := range clients {
 		bc := &benchClient{}
@@ -206,17 +214,17 @@ func benchBankLevel(ctx context.Context, b *bank.Bank, c *client.Client, admin s
 	d, err := timed(ctx, clients, func(ctx context.Context, bc *benchClient) error {
 		for len(bc.held) < cap(bc.held) {
 			k := min(f.batch, cap(bc.held)-len(bc.held))
-			req := api.WithdrawRequest{ID: "bench-" + bank.NewToken()[:16], Account: bc.payer}
 			keys := make([]ed25519.PrivateKey, k)
+			pubs := make([]ed25519.PublicKey, k)
 			for j := range keys {
 				pub, priv, err := ed25519.GenerateKey(rand.Reader)
 				if err != nil {
 					return err
 				}
-				keys[j] = priv
-				req.Holders = append(req.Holders, otp.EncodeKey(pub))
+				keys[j], pubs[j] = priv, pub
 			}
-			coins, err := c.Withdraw(ctx, bc.payerToken, req)
+			coins, err := c.WithdrawCoins(ctx, bc.payerToken, "bench-"+bank.NewToken()[:16], bc.payer, cat.Issuer, coinKey, pubs,
+				func(int) io.Reader { return rand.Reader })
 			if err != nil {
 				return err
 			}

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -183,20 +184,34 @@ func bankKilledUnderLoad(t *testing.T, db string, nodes int) {
 // deposits them straight back through depositTo, retrying each request
 // unchanged.
 func withdrawAndDeposit(ctx context.Context, c, depositTo *client.Client, a api.CreateAccountResponse, n int, retried *atomic.Int64) error {
-	id := make([]byte, 16)
-	rand.Read(id)
-	req := api.WithdrawRequest{ID: base64.RawURLEncoding.EncodeToString(id), Account: a.ID}
+	raw := make([]byte, 16)
+	rand.Read(raw)
+	id := base64.RawURLEncoding.EncodeToString(raw)
 	privs := map[string]ed25519.PrivateKey{}
-	for range n {
+	pubs := make([]ed25519.PublicKey, n)
+	for i := range pubs {
 		pub, priv, err := ed25519.GenerateKey(rand.Reader)
 		if err != nil {
 			return err
 		}
-		req.Holders = append(req.Holders, otp.EncodeKey(pub))
-		privs[otp.EncodeKey(pub)] = priv
+		pubs[i], privs[otp.EncodeKey(pub)] = pub, priv
 	}
+	var cat *otp.Catalogue
+	if err := retry(ctx, retried, func() (err error) { cat, err = c.Catalogue(ctx); return err }); err != nil {
+		return fmt.Errorf("catalogue: %w", err)
+	}
+	key, err := cat.CoinKey(otp.GeneralProgramName, time.Now())
+	if err != nil {
+		return err
+	}
+	// Every retry blinds the same coins, from the same secret.
+	secret := make([]byte, 32)
+	rand.Read(secret)
 	var got []otp.Coin
-	if err := retry(ctx, retried, func() (err error) { got, err = c.Withdraw(ctx, a.Token, req); return err }); err != nil {
+	if err := retry(ctx, retried, func() (err error) {
+		got, err = c.WithdrawCoins(ctx, a.Token, id, a.ID, cat.Issuer, key, pubs, func(i int) io.Reader { return otp.WithdrawalRand(secret, id, i) })
+		return err
+	}); err != nil {
 		return fmt.Errorf("withdraw: %w", err)
 	}
 	dep := api.DepositRequest{Account: a.ID}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,13 +51,25 @@ func TestTwoBankProcessesOnePostgres(t *testing.T) {
 	}
 
 	// The same withdrawal id, 16 times on each node at once.
+	// Every request blinds the same coin, from the same secret.
 	holderPub, holder, _ := ed25519.GenerateKey(rand.Reader)
-	req := api.WithdrawRequest{ID: "same-id-on-both-nodes", Account: payer.ID, Holders: []string{otp.EncodeKey(holderPub)}}
+	cat, err := nodes[0].Catalogue(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := cat.CoinKey(otp.GeneralProgramName, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const id = "same-id-on-both-nodes"
 	got := make([][]otp.Coin, 32)
 	errs := make([]error, 32)
-	race(32, func(i int) { got[i], errs[i] = nodes[i%2].Withdraw(ctx, payer.Token, req) })
+	race(32, func(i int) {
+		got[i], errs[i] = nodes[i%2].WithdrawCoins(ctx, payer.Token, id, payer.ID, cat.Issuer, key, []ed25519.PublicKey{holderPub},
+			func(i int) io.Reader { return otp.WithdrawalRand([]byte("secret"), id, i) })
+	})
 	for i := range got {
-		if errs[i] != nil || len(got[i]) != 1 || got[i][0].Checksum != got[0][0].Checksum {
+		if errs[i] != nil || len(got[i]) != 1 || got[i][0].Signature != got[0][0].Signature {
 			t.Fatalf("withdrawal %d on node %d: %v; want the same one coin from every answer", i, i%2, errs[i])
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"io"
 	"log/slog"
 	"net/http/httptest"
 	"path/filepath"
@@ -171,17 +172,29 @@ func (e *Env) Withdraw(t testing.TB, id, token string, n int) []Held {
 	return e.WithdrawProgram(t, id, token, n, "")
 }
 
-// WithdrawProgram withdraws n coins of the named coin program.
+// WithdrawProgram withdraws n coins of the named coin program ("" is
+// general), blind-signed under the program's newest coin key.
 func (e *Env) WithdrawProgram(t testing.TB, id, token string, n int, program string) []Held {
 	t.Helper()
-	req := api.WithdrawRequest{ID: "w-" + bank.NewToken()[:12], Account: id, Program: program}
-	keys := make([]ed25519.PrivateKey, n)
-	for i := range keys {
-		var pub ed25519.PublicKey
-		pub, keys[i] = NewKey(t)
-		req.Holders = append(req.Holders, otp.EncodeKey(pub))
+	ctx := context.Background()
+	if program == "" {
+		program = otp.GeneralProgramName
 	}
-	coins, err := e.Client.Withdraw(context.Background(), token, req)
+	cat, err := e.Client.Catalogue(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := cat.CoinKey(program, e.Clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := make([]ed25519.PrivateKey, n)
+	pubs := make([]ed25519.PublicKey, n)
+	for i := range keys {
+		pubs[i], keys[i] = NewKey(t)
+	}
+	coins, err := e.Client.WithdrawCoins(ctx, token, "w-"+bank.NewToken()[:12], id, cat.Issuer, key, pubs,
+		func(int) io.Reader { return rand.Reader })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,6 +203,29 @@ func (e *Env) WithdrawProgram(t testing.TB, id, token string, n int, program str
 		held[i] = Held{Sandbox: otp.Sandbox{Coin: coins[i], Chain: []otp.Link{}}, Key: keys[i]}
 	}
 	return held
+}
+
+// BlindCoins builds n coins of the newest coin key of program for fresh
+// holder keys and blinds them, as a wallet does before it withdraws. It
+// returns the key, the blinded coins and their text forms for
+// api.WithdrawRequest.Blinded.
+func (e *Env) BlindCoins(t testing.TB, program string, n int) (*otp.IssuerKey, []*otp.BlindCoin, []string) {
+	t.Helper()
+	cat := e.Bank.Catalogue()
+	key, err := cat.CoinKey(program, e.Clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	coins := make([]*otp.BlindCoin, n)
+	text := make([]string, n)
+	for i := range coins {
+		pub, _ := NewKey(t)
+		if coins[i], err = otp.NewBlindCoin(cat.Issuer, key, pub, rand.Reader); err != nil {
+			t.Fatal(err)
+		}
+		text[i] = otp.EncodeBlinded(coins[i].Blinded())
+	}
+	return key, coins, text
 }
 
 // Pay transfers each coin to a fresh exchange key certified by the bank

@@ -310,13 +310,17 @@ func (x *tx) IssuerKeys(ctx context.Context) ([]storage.IssuerKey, error) {
 func (x *tx) AuditSums(ctx context.Context) (storage.AuditSums, error) {
 	var a storage.AuditSums
 	err := x.t.QueryRowContext(ctx, `
+		WITH perkey AS (
+			SELECT key_id, sum(n) AS n, sum(v) AS v FROM (
+				SELECT key_id, count(*) AS n, sum(value) AS v FROM issued GROUP BY key_id
+				UNION ALL
+				SELECT key_id, -count(*), -sum(value) FROM spent GROUP BY key_id
+			) GROUP BY key_id)
 		SELECT
 			(SELECT count(*) FROM issued), (SELECT coalesce(sum(value), 0) FROM issued),
 			(SELECT count(*) FROM spent), (SELECT coalesce(sum(value), 0) FROM spent),
-			(SELECT count(*) FROM issued i WHERE NOT EXISTS (SELECT 1 FROM spent s WHERE s.serial = i.serial)),
-			(SELECT coalesce(sum(value), 0) FROM issued i WHERE NOT EXISTS (SELECT 1 FROM spent s WHERE s.serial = i.serial)),
-			(SELECT count(*) FROM spent s WHERE NOT EXISTS (SELECT 1 FROM issued i WHERE i.serial = s.serial)),
-			(SELECT coalesce(sum(value), 0) FROM spent s WHERE NOT EXISTS (SELECT 1 FROM issued i WHERE i.serial = s.serial)),
+			(SELECT coalesce(sum(n), 0) FROM perkey WHERE n > 0), (SELECT coalesce(sum(v), 0) FROM perkey WHERE n > 0),
+			(SELECT coalesce(-sum(n), 0) FROM perkey WHERE n < 0), (SELECT coalesce(-sum(v), 0) FROM perkey WHERE n < 0),
 			(SELECT coalesce(sum(amount), 0) FROM ledger WHERE kind = 'credit'),
 			(SELECT coalesce(sum(amount), 0) FROM ledger WHERE kind = 'withdraw'),
 			(SELECT coalesce(sum(amount), 0) FROM ledger WHERE kind = 'deposit'),

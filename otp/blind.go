@@ -1,0 +1,369 @@
+package otp
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cloudflare/circl/blindsign/blindrsa"
+	"golang.org/x/crypto/hkdf"
+)
+
+// AlgBlindRSA names an RFC 9474 blind RSA signature, variant
+// RSABSSA-SHA384-PSS-Randomized, with an RSA-2048 key. The issuer signs
+// the coin blindly: it never sees the serial, the holder key or the
+// checksum. A coin key of this algorithm signs one coin type only (value,
+// currency, program and payable-until time, all in its catalogue entry),
+// so the signature still binds every public field of the coin.
+//
+// The signed message is the label otpcash/v1/coin, a zero byte and the
+// 32-byte checksum. The signature field's value is the unpadded base64url
+// of the RFC's 32-byte message randomizer (msg_prefix) followed by the
+// 256-byte RSA signature over msg_prefix || message.
+const AlgBlindRSA = "RSABSSA-SHA384-PSS-Randomized"
+
+const (
+	// BlindRSABits is the modulus size of blind coin keys.
+	BlindRSABits = 2048
+	// BlindMessageSize is the size of a blinded message and of a blind
+	// signature, in bytes.
+	BlindMessageSize = BlindRSABits / 8
+	blindPrefixSize  = 32 // RFC 9474 msg_prefix of the randomized variants
+	blindRSAExponent = 65537
+)
+
+// ErrBlind is the error of a blind signing request that cannot be signed:
+// a blinded message of the wrong size, or a key that does not sign blindly.
+var ErrBlind = errors.New("invalid blind signing request")
+
+const blindVariant = blindrsa.SHA384PSSRandomized
+
+// encodeRSAKey returns the text form of a blind coin key: the unpadded
+// base64url of its DER SubjectPublicKeyInfo.
+func encodeRSAKey(pub *rsa.PublicKey) (string, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return "", fmt.Errorf("rsa public key: %w", err)
+	}
+	return b64.EncodeToString(der), nil
+}
+
+// decodeRSAKey parses the text form of a blind coin key. Only the one
+// encoding of an RSA-2048 key with exponent 65537 is accepted.
+func decodeRSAKey(s string) (*rsa.PublicKey, error) {
+	der, err := b64.Strict().DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("rsa public key: not unpadded base64url: %w", err)
+	}
+	k, err := x509.ParsePKIXPublicKey(der)
+	if err != nil {
+		return nil, fmt.Errorf("rsa public key: %w", err)
+	}
+	pub, ok := k.(*rsa.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("rsa public key: a %T", k)
+	}
+	if pub.N.BitLen() != BlindRSABits || pub.E != blindRSAExponent {
+		return nil, fmt.Errorf("rsa public key: %d bits, exponent %d; want %d bits, exponent %d", pub.N.BitLen(), pub.E, BlindRSABits, blindRSAExponent)
+	}
+	again, err := encodeRSAKey(pub)
+	if err != nil || again != s {
+		return nil, errors.New("rsa public key: not in its only encoding")
+	}
+	return pub, nil
+}
+
+// CoinProgram returns the program every coin of the blind coin key k
+// carries.
+func (k *IssuerKey) CoinProgram() Program {
+	return Program{Name: k.Program, Steps: k.CallMethod, Conditions: k.Conditions}
+}
+
+// SameProgram reports whether two programs are the same: same name, steps
+// and conditions (nil and empty conditions are the same). Step arguments
+// are compared in canonical form; arguments that cannot be encoded are
+// never the same. It runs for every coin verified, so it compares fields
+// rather than encoding whole programs.
+func SameProgram(a, b Program) bool {
+	if a.Name != b.Name || !slices.Equal(a.Conditions, b.Conditions) || len(a.Steps) != len(b.Steps) {
+		return false
+	}
+	for i := range a.Steps {
+		sa, sb := &a.Steps[i], &b.Steps[i]
+		if sa.Method != sb.Method {
+			return false
+		}
+		if len(sa.Args) == 0 && len(sb.Args) == 0 {
+			continue
+		}
+		ca, err := Canonical(sa.Args)
+		if err != nil {
+			return false
+		}
+		cb, err := Canonical(sb.Args)
+		if err != nil || !bytes.Equal(ca, cb) {
+			return false
+		}
+	}
+	return true
+}
+
+// checkBlindKey checks the fields a blind coin key's catalogue entry must
+// carry.
+func checkBlindKey(k *IssuerKey) error {
+	if k.Use != UseCoin {
+		return fmt.Errorf("%w: a %s key cannot be %s", ErrAlgorithm, k.Use, AlgBlindRSA)
+	}
+	if _, err := decodeRSAKey(k.Public); err != nil {
+		return err
+	}
+	if err := k.CoinProgram().Validate(); err != nil {
+		return fmt.Errorf("program %q: %w", k.Program, err)
+	}
+	if k.PayableUntil.IsZero() || k.PayableUntil.After(k.DepositUntil) || !k.PayableUntil.Truncate(time.Second).Equal(k.PayableUntil) {
+		return errors.New("payableUntil missing, after depositUntil or not in whole seconds")
+	}
+	return nil
+}
+
+// GenerateBlindSigner makes a fresh blind coin key for the catalogue entry
+// k (value, currency, validity and payable-until time) and program p,
+// filling in the algorithm, public key, key id and program. It takes an
+// RSA-2048 key generation: about a second of CPU.
+func GenerateBlindSigner(issuer string, k IssuerKey, p Program) (*Signer, *rsa.PrivateKey, error) {
+	priv, err := rsa.GenerateKey(rand.Reader, BlindRSABits)
+	if err != nil {
+		return nil, nil, fmt.Errorf("blind coin key: %w", err)
+	}
+	k.Alg, k.Program, k.CallMethod, k.Conditions = AlgBlindRSA, p.Name, p.Steps, p.Conditions
+	if len(k.Conditions) == 0 {
+		k.Conditions = nil // one spelling in the catalogue
+	}
+	if k.Public, err = encodeRSAKey(&priv.PublicKey); err != nil {
+		return nil, nil, err
+	}
+	der, _ := b64.DecodeString(k.Public)
+	sum := sha256.Sum256(der)
+	k.KeyID = string(k.Use) + "-" + b64.EncodeToString(sum[:12])
+	s, err := NewBlindSigner(issuer, k, priv)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, priv, nil
+}
+
+// NewBlindSigner wraps an existing RSA private key (for example one loaded
+// from the bank's database) as the Signer of the blind coin key k.
+func NewBlindSigner(issuer string, k IssuerKey, priv *rsa.PrivateKey) (*Signer, error) {
+	if k.Alg != AlgBlindRSA {
+		return nil, fmt.Errorf("blind signer %q: %w %q", k.KeyID, ErrAlgorithm, k.Alg)
+	}
+	if err := checkBlindKey(&k); err != nil {
+		return nil, fmt.Errorf("blind signer %q: %w", k.KeyID, err)
+	}
+	pub, err := encodeRSAKey(&priv.PublicKey)
+	if err != nil || pub != k.Public {
+		return nil, fmt.Errorf("blind signer %q: private key does not match public key", k.KeyID)
+	}
+	return &Signer{Issuer: issuer, Key: k, blind: priv}, nil
+}
+
+// DecodeBlinded parses the text form of a blinded message (or of a blind
+// signature): the unpadded base64url of BlindMessageSize bytes.
+func DecodeBlinded(s string) ([]byte, error) {
+	b, err := decodeFixed(s, BlindMessageSize)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBlind, err)
+	}
+	return b, nil
+}
+
+// EncodeBlinded returns the text form of a blinded message or blind
+// signature.
+func EncodeBlinded(b []byte) string { return b64.EncodeToString(b) }
+
+// BlindSign signs a blinded coin checksum (the bank's half of a blind
+// withdrawal). It learns nothing about the coin.
+func (s *Signer) BlindSign(blinded []byte) ([]byte, error) {
+	if s.blind == nil {
+		return nil, fmt.Errorf("blind sign: %w: key %q is %s", ErrBlind, s.Key.KeyID, s.Key.Alg)
+	}
+	if len(blinded) != BlindMessageSize {
+		return nil, fmt.Errorf("blind sign: %w: blinded message of %d bytes, want %d", ErrBlind, len(blinded), BlindMessageSize)
+	}
+	sig, err := blindrsa.NewSigner(s.blind).BlindSign(blinded)
+	if err != nil {
+		return nil, fmt.Errorf("blind sign: %w: %w", ErrBlind, err)
+	}
+	return sig, nil
+}
+
+// WithdrawalRand returns the deterministic randomness of coin index of a
+// withdrawal: HKDF-SHA256 of a secret the wallet's vault keeps, with the
+// withdrawal id and the index. The same inputs give the same serial and
+// blinding, so a wallet that crashed before storing its coins can ask the
+// bank again under the same id and finish them.
+func WithdrawalRand(secret []byte, withdrawalID string, index int) io.Reader {
+	info := fmt.Appendf(nil, "otpcash/v1/withdrawal\x00%s\x00%d", withdrawalID, index)
+	return hkdf.New(sha256.New, secret, nil, info)
+}
+
+// BlindCoin is a coin the wallet has built and blinded, waiting for the
+// issuer's blind signature.
+type BlindCoin struct {
+	coin    Coin
+	client  blindrsa.Client
+	prefix  []byte
+	blinded []byte
+	state   blindrsa.State
+}
+
+// NewBlindCoin builds a coin of the blind coin key k of issuer (taken from
+// its verified catalogue) for the first holder key holder, and blinds it.
+// The coin's value, currency, program and expiry are the key's. The
+// serial, the message randomizer and the blinding are read from rnd
+// (WithdrawalRand, or crypto/rand).
+func NewBlindCoin(issuer string, k *IssuerKey, holder ed25519.PublicKey, rnd io.Reader) (*BlindCoin, error) {
+	if k.Alg != AlgBlindRSA {
+		return nil, fmt.Errorf("blind coin: key %q: %w %q", k.KeyID, ErrAlgorithm, k.Alg)
+	}
+	if err := checkBlindKey(k); err != nil {
+		return nil, fmt.Errorf("blind coin: key %q: %w", k.KeyID, err)
+	}
+	p := k.CoinProgram()
+	var serial Serial
+	if _, err := io.ReadFull(rnd, serial[:]); err != nil {
+		return nil, fmt.Errorf("blind coin: serial: %w", err)
+	}
+	conditions := p.Conditions
+	if conditions == nil {
+		conditions = []string{}
+	}
+	b := &BlindCoin{coin: Coin{
+		SchemaVersion: SchemaVersion,
+		Data: Data{
+			Token: serial.String(), Value: k.Value, Currency: k.Currency, Issuer: issuer,
+			KeyID: k.KeyID, Holder: EncodeKey(holder), Expires: k.PayableUntil.UTC(),
+			Program: p.Name, Conditions: conditions,
+		},
+		CallMethod: p.Steps,
+	}}
+	sum, err := b.coin.ComputeChecksum()
+	if err != nil {
+		return nil, fmt.Errorf("blind coin: %w", err)
+	}
+	b.coin.Checksum = b64.EncodeToString(sum[:])
+	pub, _ := decodeRSAKey(k.Public) // checked by checkBlindKey
+	if b.client, err = blindrsa.NewClient(blindVariant, pub); err != nil {
+		return nil, fmt.Errorf("blind coin: %w", err)
+	}
+	prepared, err := b.client.Prepare(rnd, signed(labelCoin, sum[:]))
+	if err != nil {
+		return nil, fmt.Errorf("blind coin: prepare: %w", err)
+	}
+	b.prefix = prepared[:blindPrefixSize]
+	if b.blinded, b.state, err = b.client.Blind(rnd, prepared); err != nil {
+		return nil, fmt.Errorf("blind coin: blind: %w", err)
+	}
+	return b, nil
+}
+
+// Blinded returns the blinded message to send to the issuer.
+func (b *BlindCoin) Blinded() []byte { return b.blinded }
+
+// Serial returns the coin's serial.
+func (b *BlindCoin) Serial() string { return b.coin.Data.Token }
+
+// Finish unblinds the issuer's blind signature and returns the signed coin.
+// The signature is checked as it is unblinded (circl's Finalize).
+func (b *BlindCoin) Finish(blindSig []byte) (*Coin, error) {
+	if len(blindSig) != BlindMessageSize {
+		return nil, fmt.Errorf("coin %.12s: %w: blind signature of %d bytes, want %d", b.coin.Data.Token, ErrSignature, len(blindSig), BlindMessageSize)
+	}
+	sig, err := b.client.Finalize(b.state, blindSig)
+	if err != nil {
+		return nil, fmt.Errorf("coin %.12s: %w: %w", b.coin.Data.Token, ErrSignature, err)
+	}
+	c := b.coin
+	c.Data.Conditions = append([]string{}, b.coin.Data.Conditions...)
+	c.Signature = Signature{Alg: AlgBlindRSA, Value: b64.EncodeToString(append(append([]byte{}, b.prefix...), sig...))}
+	return &c, nil
+}
+
+// verifyBlindCoin checks that the public fields of c are the coin type of
+// the blind coin key k, and the signature.
+func verifyBlindCoin(c *Coin, k *IssuerKey) error {
+	if err := checkBlindFields(c, k); err != nil {
+		return err
+	}
+	pub, err := decodeRSAKey(k.Public)
+	if err != nil {
+		return err
+	}
+	return verifyBlindSignature(pub, c)
+}
+
+// checkBlindFields checks the public fields of c that the blind coin key k
+// fixes beyond value and currency: the expiry and the program.
+func checkBlindFields(c *Coin, k *IssuerKey) error {
+	if !c.Data.Expires.Equal(k.PayableUntil) {
+		return fmt.Errorf("%w: coin payable until %s, key %q signs coins payable until %s", ErrKeyMismatch,
+			c.Data.Expires.Format(time.RFC3339), k.KeyID, k.PayableUntil.Format(time.RFC3339))
+	}
+	if !SameProgram(Program{c.Data.Program, c.CallMethod, c.Data.Conditions}, k.CoinProgram()) {
+		return fmt.Errorf("%w: coin of program %q, key %q signs program %q", ErrKeyMismatch, c.Data.Program, k.KeyID, k.Program)
+	}
+	return nil
+}
+
+func verifyBlindSignature(pub *rsa.PublicKey, c *Coin) error {
+	raw, err := decodeFixed(c.Signature.Value, blindPrefixSize+BlindMessageSize)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrSignature, err)
+	}
+	sum, err := c.checksumBytes()
+	if err != nil {
+		return err
+	}
+	v, err := blindrsa.NewVerifier(blindVariant, pub)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrSignature, err)
+	}
+	prepared := append(bytes.Clone(raw[:blindPrefixSize]), signed(labelCoin, sum)...)
+	if err := v.Verify(prepared, raw[blindPrefixSize:]); err != nil {
+		return fmt.Errorf("%w: %w", ErrSignature, err)
+	}
+	return nil
+}
+
+// CoinKey returns the blind coin key to withdraw coins of program under
+// at now: the newest such key of the catalogue that signs at now.
+func (c *Catalogue) CoinKey(program string, now time.Time) (*IssuerKey, error) {
+	var best *IssuerKey
+	var programs []string
+	for i := range c.Keys {
+		k := &c.Keys[i]
+		if k.Use != UseCoin || k.Alg != AlgBlindRSA || now.Before(k.NotBefore) || !now.Before(k.Expires) {
+			continue
+		}
+		programs = append(programs, k.Program)
+		if k.Program == program && (best == nil || k.NotBefore.After(best.NotBefore)) {
+			best = k
+		}
+	}
+	if best == nil {
+		slices.Sort(programs)
+		return nil, fmt.Errorf("%w: no coin key of program %q signs at %s; the catalogue of %q has %s", ErrUnknownKey,
+			program, now.Format(time.RFC3339), c.Issuer, strings.Join(slices.Compact(programs), ", "))
+	}
+	return best, nil
+}
