@@ -299,19 +299,6 @@ func (b *BlindCoin) Finish(blindSig []byte) (*Coin, error) {
 	return &c, nil
 }
 
-// verifyBlindCoin checks that the public fields of c are the coin type of
-// the blind coin key k, and the signature.
-func verifyBlindCoin(c *Coin, k *IssuerKey) error {
-	if err := checkBlindFields(c, k); err != nil {
-		return err
-	}
-	pub, err := decodeRSAKey(k.Public)
-	if err != nil {
-		return err
-	}
-	return verifyBlindSignature(pub, c)
-}
-
 // checkBlindFields checks the public fields of c that the blind coin key k
 // fixes beyond value and currency: the expiry and the program.
 func checkBlindFields(c *Coin, k *IssuerKey) error {

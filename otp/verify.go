@@ -51,26 +51,16 @@ func (v *Verifier) VerifyCoin(c *Coin) error {
 }
 
 func (v *Verifier) verifyIssuerSignature(c *Coin) error {
-	k, err := v.key(c.Data.Issuer, c.Data.KeyID, UseCoin)
+	k, err := v.issuerKey(c)
 	if err != nil {
 		return err
 	}
-	if c.Data.Value != k.Value || c.Data.Currency != k.Currency {
-		return fmt.Errorf("%w: coin says %d %s, key %q signs %d %s", ErrKeyMismatch,
-			c.Data.Value, c.Data.Currency, k.KeyID, k.Value, k.Currency)
-	}
-	if c.Data.Expires.After(k.DepositUntil) {
-		return fmt.Errorf("%w: coin expires after its key's deposit deadline", ErrKeyMismatch)
-	}
-	if c.Signature.Alg != k.Alg {
-		return fmt.Errorf("%w %q", ErrAlgorithm, c.Signature.Alg)
-	}
-	switch k.Alg {
-	case AlgBlindRSA:
-		return verifyBlindCoin(c, k)
-	case AlgEd25519:
-	default:
-		return fmt.Errorf("%w %q", ErrAlgorithm, k.Alg)
+	if k.Alg == AlgBlindRSA {
+		pub, err := decodeRSAKey(k.Public)
+		if err != nil {
+			return err
+		}
+		return verifyBlindSignature(pub, c)
 	}
 	pub, err := DecodeKey(k.Public)
 	if err != nil {
@@ -86,27 +76,40 @@ func (v *Verifier) verifyIssuerSignature(c *Coin) error {
 // checkIssuerKey is verifyIssuerSignature without the signature: the coin's
 // issuer key is in the catalogue and matches the coin's public fields. It is
 // for coins whose signature was verified when they entered an authenticated
-// store (see AuthenticatedPurse); keep it in step with
-// verifyIssuerSignature.
+// store (see AuthenticatedPurse).
 func (v *Verifier) checkIssuerKey(c *Coin) error {
+	_, err := v.issuerKey(c)
+	return err
+}
+
+// issuerKey returns the catalogue entry of the key that signed c, once the
+// coin's public fields and algorithm are known to match it.
+func (v *Verifier) issuerKey(c *Coin) (*IssuerKey, error) {
 	k, err := v.key(c.Data.Issuer, c.Data.KeyID, UseCoin)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if c.Data.Value != k.Value || c.Data.Currency != k.Currency {
-		return fmt.Errorf("%w: coin says %d %s, key %q signs %d %s", ErrKeyMismatch,
+		return nil, fmt.Errorf("%w: coin says %d %s, key %q signs %d %s", ErrKeyMismatch,
 			c.Data.Value, c.Data.Currency, k.KeyID, k.Value, k.Currency)
 	}
 	if c.Data.Expires.After(k.DepositUntil) {
-		return fmt.Errorf("%w: coin expires after its key's deposit deadline", ErrKeyMismatch)
+		return nil, fmt.Errorf("%w: coin expires after its key's deposit deadline", ErrKeyMismatch)
 	}
 	if c.Signature.Alg != k.Alg {
-		return fmt.Errorf("%w %q", ErrAlgorithm, c.Signature.Alg)
+		return nil, fmt.Errorf("%w %q", ErrAlgorithm, c.Signature.Alg)
 	}
-	if k.Alg == AlgBlindRSA {
-		return checkBlindFields(c, k)
+	switch k.Alg {
+	case AlgBlindRSA:
+		if err := checkBlindFields(c, k); err != nil {
+			return nil, err
+		}
+		return k, nil
+	case AlgEd25519:
+		return k, nil
+	default:
+		return nil, fmt.Errorf("%w %q", ErrAlgorithm, k.Alg)
 	}
-	return nil
 }
 
 // CheckPayable reports whether a coin may still be paid on at now.
