@@ -58,6 +58,17 @@ func (f *walletFlags) register(cmd *cobra.Command) {
 	_ = cmd.MarkFlagRequired("wallet")
 }
 
+// with opens the wallet named by --wallet, asking for the PIN, runs fn on
+// it and closes it.
+func (f *walletFlags) with(cmd *cobra.Command, fn func(w *wallet.Wallet) error) error {
+	w, err := f.open(cmd)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	return fn(w)
+}
+
 // open opens the wallet named by --wallet, asking for the PIN.
 func (f *walletFlags) open(cmd *cobra.Command) (*wallet.Wallet, error) {
 	pin, err := readPIN(cmd, false)
@@ -195,21 +206,18 @@ func walletRefillCmd() *cobra.Command {
 		Short: "Top up the pool of exchange keys (needs the bank)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			w, err := f.open(cmd)
-			if err != nil {
-				return err
-			}
-			defer w.Close()
-			added, err := w.RefillKeys(cmd.Context(), keys)
-			if err != nil {
-				return err
-			}
-			n, err := w.ExchangeKeys(cmd.Context())
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "added %d exchange keys; %d on hand\n", added, n)
-			return nil
+			return f.with(cmd, func(w *wallet.Wallet) error {
+				added, err := w.RefillKeys(cmd.Context(), keys)
+				if err != nil {
+					return err
+				}
+				n, err := w.ExchangeKeys(cmd.Context())
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "added %d exchange keys; %d on hand\n", added, n)
+				return nil
+			})
 		},
 	}
 	f.register(cmd)
@@ -255,21 +263,18 @@ func walletWithdrawCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			w, err := f.open(cmd)
-			if err != nil {
-				return err
-			}
-			defer w.Close()
-			res, err := w.Withdraw(cmd.Context(), a.account, token, value, wallet.WithProgram(f.program))
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "withdrew %s %s in %d %s coins", amount.Format(res.Amount), w.Currency(), res.Coins, f.program)
-			if res.Resumed > 0 {
-				fmt.Fprintf(cmd.OutOrStdout(), " (%d of them finish an interrupted withdrawal)", res.Resumed)
-			}
-			fmt.Fprintln(cmd.OutOrStdout())
-			return nil
+			return f.with(cmd, func(w *wallet.Wallet) error {
+				res, err := w.Withdraw(cmd.Context(), a.account, token, value, wallet.WithProgram(f.program))
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "withdrew %s %s in %d %s coins", amount.Format(res.Amount), w.Currency(), res.Coins, f.program)
+				if res.Resumed > 0 {
+					fmt.Fprintf(cmd.OutOrStdout(), " (%d of them finish an interrupted withdrawal)", res.Resumed)
+				}
+				fmt.Fprintln(cmd.OutOrStdout())
+				return nil
+			})
 		},
 	}
 	f.register(cmd)
@@ -285,31 +290,28 @@ func walletBalanceCmd() *cobra.Command {
 		Short: "Show the coins held and in flight",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			w, err := f.open(cmd)
-			if err != nil {
-				return err
-			}
-			defer w.Close()
-			b, err := w.Balance(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if f.json {
-				return printJSON(cmd, b)
-			}
-			keys, err := w.ExchangeKeys(cmd.Context())
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "held:        %s %s (%d coins)\npending-out: %s %s\n",
-				amount.Format(b.Held), b.Currency, b.Coins, amount.Format(b.PendingOut), b.Currency)
-			names := slices.Sorted(maps.Keys(b.Programs))
-			for _, n := range names {
-				p := b.Programs[n]
-				fmt.Fprintf(cmd.OutOrStdout(), "  %-20s held %s (%d coins), pending-out %s\n", n+":", amount.Format(p.Held), p.Coins, amount.Format(p.PendingOut))
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "exchange keys on hand: %d\n", keys)
-			return nil
+			return f.with(cmd, func(w *wallet.Wallet) error {
+				b, err := w.Balance(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if f.json {
+					return printJSON(cmd, b)
+				}
+				keys, err := w.ExchangeKeys(cmd.Context())
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "held:        %s %s (%d coins)\npending-out: %s %s\n",
+					amount.Format(b.Held), b.Currency, b.Coins, amount.Format(b.PendingOut), b.Currency)
+				names := slices.Sorted(maps.Keys(b.Programs))
+				for _, n := range names {
+					p := b.Programs[n]
+					fmt.Fprintf(cmd.OutOrStdout(), "  %-20s held %s (%d coins), pending-out %s\n", n+":", amount.Format(p.Held), p.Coins, amount.Format(p.PendingOut))
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "exchange keys on hand: %d\n", keys)
+				return nil
+			})
 		},
 	}
 	f.register(cmd)
@@ -324,22 +326,19 @@ func walletHistoryCmd() *cobra.Command {
 		Short: "Show the wallet's payments, withdrawals and deposits",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			w, err := f.open(cmd)
-			if err != nil {
-				return err
-			}
-			defer w.Close()
-			events, err := w.History(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if f.json {
-				return printJSON(cmd, events)
-			}
-			for _, e := range events {
-				fmt.Fprintf(cmd.OutOrStdout(), "%s  %-8s %10s %s  %s\n", e.Time.Format("2006-01-02 15:04:05"), e.Kind, amount.Format(e.Amount), e.Currency, e.Detail)
-			}
-			return nil
+			return f.with(cmd, func(w *wallet.Wallet) error {
+				events, err := w.History(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if f.json {
+					return printJSON(cmd, events)
+				}
+				for _, e := range events {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s  %-8s %10s %s  %s\n", e.Time.Format("2006-01-02 15:04:05"), e.Kind, amount.Format(e.Amount), e.Currency, e.Detail)
+				}
+				return nil
+			})
 		},
 	}
 	f.register(cmd)
@@ -356,38 +355,35 @@ func walletReceiveCmd() *cobra.Command {
 		Short: "Wait for payers on the local network and receive their coins",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			w, err := f.open(cmd)
-			if err != nil {
-				return err
-			}
-			defer w.Close()
-			ln, err := net.Listen("tcp", listen)
-			if err != nil {
-				return fmt.Errorf("receive: %w", err)
-			}
-			defer ln.Close()
-			fmt.Fprintf(cmd.ErrOrStderr(), "listening on %s\n", ln.Addr())
-			for {
-				p, err := w.Receive(cmd.Context(), ln)
+			return f.with(cmd, func(w *wallet.Wallet) error {
+				ln, err := net.Listen("tcp", listen)
 				if err != nil {
-					if once || cmd.Context().Err() != nil {
-						return err
+					return fmt.Errorf("receive: %w", err)
+				}
+				defer ln.Close()
+				fmt.Fprintf(cmd.ErrOrStderr(), "listening on %s\n", ln.Addr())
+				for {
+					p, err := w.Receive(cmd.Context(), ln)
+					if err != nil {
+						if once || cmd.Context().Err() != nil {
+							return err
+						}
+						fmt.Fprintln(cmd.ErrOrStderr(), "otpcash:", err)
+						continue
 					}
-					fmt.Fprintln(cmd.ErrOrStderr(), "otpcash:", err)
-					continue
-				}
-				if f.json {
-					if err := printJSON(cmd, p); err != nil {
-						return err
+					if f.json {
+						if err := printJSON(cmd, p); err != nil {
+							return err
+						}
+					} else {
+						fmt.Fprintf(cmd.OutOrStdout(), "received %s %s in %d coins (%d re-sent from an earlier session)\n",
+							amount.Format(p.Amount), w.Currency(), p.Coins, p.Resent)
 					}
-				} else {
-					fmt.Fprintf(cmd.OutOrStdout(), "received %s %s in %d coins (%d re-sent from an earlier session)\n",
-						amount.Format(p.Amount), w.Currency(), p.Coins, p.Resent)
+					if once {
+						return nil
+					}
 				}
-				if once {
-					return nil
-				}
-			}
+			})
 		},
 	}
 	f.register(cmd)
@@ -410,24 +406,21 @@ func walletPayCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			w, err := f.open(cmd)
-			if err != nil {
-				return err
-			}
-			defer w.Close()
-			p, err := w.Pay(cmd.Context(), to, value, memo, wallet.WithProgram(f.program))
-			if err != nil {
-				return err
-			}
-			if f.json {
-				return printJSON(cmd, p)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "paid %s %s in %d coins", amount.Format(p.Amount), w.Currency(), p.Coins)
-			if p.Resent > 0 {
-				fmt.Fprintf(cmd.OutOrStdout(), " (and delivered %d coins left in flight earlier)", p.Resent)
-			}
-			fmt.Fprintln(cmd.OutOrStdout())
-			return nil
+			return f.with(cmd, func(w *wallet.Wallet) error {
+				p, err := w.Pay(cmd.Context(), to, value, memo, wallet.WithProgram(f.program))
+				if err != nil {
+					return err
+				}
+				if f.json {
+					return printJSON(cmd, p)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "paid %s %s in %d coins", amount.Format(p.Amount), w.Currency(), p.Coins)
+				if p.Resent > 0 {
+					fmt.Fprintf(cmd.OutOrStdout(), " (and delivered %d coins left in flight earlier)", p.Resent)
+				}
+				fmt.Fprintln(cmd.OutOrStdout())
+				return nil
+			})
 		},
 	}
 	f.register(cmd)
@@ -452,30 +445,27 @@ func walletDepositCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			w, err := f.open(cmd)
-			if err != nil {
-				return err
-			}
-			defer w.Close()
-			res, err := w.Deposit(cmd.Context(), a.account, token)
-			if err != nil {
-				return err
-			}
-			if f.json {
-				if err := printJSON(cmd, res); err != nil {
+			return f.with(cmd, func(w *wallet.Wallet) error {
+				res, err := w.Deposit(cmd.Context(), a.account, token)
+				if err != nil {
 					return err
 				}
-			} else {
-				fmt.Fprintf(cmd.OutOrStdout(), "deposited %s %s in %d coins; account balance %s\n",
-					amount.Format(res.Credited), w.Currency(), res.Coins, amount.Format(res.Balance))
-				for _, r := range res.Refused {
-					fmt.Fprintf(cmd.OutOrStdout(), "refused coin %.12s: %s: %s\n", r.Token, r.Code, r.Message)
+				if f.json {
+					if err := printJSON(cmd, res); err != nil {
+						return err
+					}
+				} else {
+					fmt.Fprintf(cmd.OutOrStdout(), "deposited %s %s in %d coins; account balance %s\n",
+						amount.Format(res.Credited), w.Currency(), res.Coins, amount.Format(res.Balance))
+					for _, r := range res.Refused {
+						fmt.Fprintf(cmd.OutOrStdout(), "refused coin %.12s: %s: %s\n", r.Token, r.Code, r.Message)
+					}
 				}
-			}
-			if len(res.Refused) > 0 {
-				return errors.New("some coins were refused")
-			}
-			return nil
+				if len(res.Refused) > 0 {
+					return errors.New("some coins were refused")
+				}
+				return nil
+			})
 		},
 	}
 	f.register(cmd)
