@@ -50,6 +50,21 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// supply gives the payer n fresh coins of 1.00 and the payee n exchange
+// keys, outside the timed part of a benchmark.
+func supply(b *testing.B, bk *testBank, payer, payee *holder, n int64) {
+	ctx := context.Background()
+	if _, err := bk.Credit(ctx, payer.account, n*100); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := payer.w.Withdraw(ctx, payer.account, payer.token, n*100); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := payee.w.RefillKeys(ctx, int(n)); err != nil {
+		b.Fatal(err)
+	}
+}
+
 // BenchmarkPay500 pays 500 coins between two wallets over loopback TCP with
 // durable vault writes on both sides: the whole protocol, both sides in this
 // process. Coins and exchange keys are supplied outside the timed part.
@@ -62,15 +77,7 @@ func BenchmarkPay500(b *testing.B) {
 	var wire int64
 	for b.Loop() {
 		b.StopTimer()
-		if _, err := bk.Credit(ctx, alice.account, coins*100); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, coins*100); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := bob.w.RefillKeys(ctx, coins); err != nil {
-			b.Fatal(err)
-		}
+		supply(b, bk, alice, bob, coins)
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			b.Fatal(err)
@@ -118,15 +125,7 @@ func BenchmarkDeposit500(b *testing.B) {
 	var elapsed time.Duration
 	for b.Loop() {
 		b.StopTimer()
-		if _, err := bk.Credit(ctx, alice.account, coins*100); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, coins*100); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := bob.w.RefillKeys(ctx, coins); err != nil {
-			b.Fatal(err)
-		}
+		supply(b, bk, alice, bob, coins)
 		if _, payErr, _, recvErr := pay(b, alice, bob, coins*100, nil); payErr != nil || recvErr != nil {
 			b.Fatal(payErr, recvErr)
 		}
