@@ -30,7 +30,8 @@
 //     returned to the caller wrapping one of the sentinel errors.
 //
 // What the package does not do: it does not verify coins, exchange keys or
-// receipts (the otp executor and the wallet do), and it does not persist
-// anything: the payer records sealed coins as pending-out before Send, and the
-// payee persists received coins before its Handler returns the receipts.
+// receipts (the otp executor, the wallet and its vault do), and it does not
+// persist anything: the payer records sealed coins as pending-out before
+// Send, and the payee persists received coins before its Handler returns
+// the receipts.
 package p2p
