@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"strconv"
 	"time"
 )
 
@@ -106,11 +108,91 @@ type checksummed struct {
 // ComputeChecksum returns SHA-256 over the canonical
 // {schemaVersion, data, callMethod} of c.
 func (c *Coin) ComputeChecksum() ([sha256.Size]byte, error) {
-	canon, err := Canonical(checksummed{c.SchemaVersion, c.Data, c.CallMethod})
-	if err != nil {
-		return [sha256.Size]byte{}, fmt.Errorf("checksum: %w", err)
+	canon, ok := c.checksummedCanonical()
+	if !ok {
+		var err error
+		if canon, err = Canonical(checksummed{c.SchemaVersion, c.Data, c.CallMethod}); err != nil {
+			return [sha256.Size]byte{}, fmt.Errorf("checksum: %w", err)
+		}
 	}
 	return sha256.Sum256(canon), nil
+}
+
+// maxExactInt is the largest integer JCS writes as is: it reads numbers as
+// IEEE 754 doubles.
+const maxExactInt = 1 << 53
+
+// coinFieldsKnown guards checksummedCanonical against a field added to a
+// coin and not written there.
+var coinFieldsKnown = fieldsAre(reflect.TypeFor[checksummed](), "SchemaVersion", "Data", "CallMethod") &&
+	fieldsAre(reflect.TypeFor[Data](), "Token", "Value", "Currency", "Issuer", "KeyID", "Holder", "Expires", "Program", "Conditions")
+
+// checksummedCanonical writes the JCS form of the checksummed part of c
+// directly, for the common case: every text field plain (see plainText),
+// steps without arguments, integers JCS writes exactly. JCS then writes
+// each string as is between quotes and the members in the order of their
+// names. Every payer, payee and bank computes it for every coin, and this
+// saves an encoding/json pass and a JCS parse each time. ok is false
+// otherwise; ComputeChecksum then uses Canonical, which
+// TestChecksummedCanonical checks this against.
+func (c *Coin) checksummedCanonical() ([]byte, bool) {
+	d := &c.Data
+	if !coinFieldsKnown || d.Value > maxExactInt || d.Value < -maxExactInt ||
+		c.SchemaVersion > maxExactInt || c.SchemaVersion < -maxExactInt {
+		return nil, false
+	}
+	for _, f := range [...]string{d.Token, d.Currency, d.Issuer, d.KeyID, d.Holder, d.Program} {
+		if !plainText(f) {
+			return nil, false
+		}
+	}
+	exp, err := d.Expires.MarshalJSON()
+	if err != nil || !plainText(string(exp[1:len(exp)-1])) {
+		return nil, false
+	}
+	b := make([]byte, 0, 512)
+	b = append(b, `{"callMethod":`...)
+	if c.CallMethod == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, st := range c.CallMethod {
+			if len(st.Args) > 0 || !plainText(st.Method) {
+				return nil, false
+			}
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(append(append(b, '"'), st.Method...), '"')
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"data":{"conditions":`...)
+	if d.Conditions == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, cond := range d.Conditions {
+			if !plainText(cond) {
+				return nil, false
+			}
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(append(append(b, '"'), cond...), '"')
+		}
+		b = append(b, ']')
+	}
+	b = append(append(append(b, `,"currency":"`...), d.Currency...), '"')
+	b = append(append(b, `,"expires":`...), exp...)
+	b = append(append(append(b, `,"holder":"`...), d.Holder...), '"')
+	b = append(append(append(b, `,"issuer":"`...), d.Issuer...), '"')
+	b = append(append(append(b, `,"keyId":"`...), d.KeyID...), '"')
+	b = append(append(append(b, `,"program":"`...), d.Program...), '"')
+	b = append(append(append(b, `,"token":"`...), d.Token...), '"')
+	b = strconv.AppendInt(append(b, `,"value":`...), d.Value, 10)
+	b = strconv.AppendInt(append(b, `},"schemaVersion":`...), int64(c.SchemaVersion), 10)
+	return append(b, '}'), true
 }
 
 // checksumBytes returns the decoded checksum field.
