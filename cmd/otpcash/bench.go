@@ -28,7 +28,7 @@ func newBenchCmd() *cobra.Command {
 		Use:   "bench",
 		Short: "Benchmarks: the paper's ramp test",
 	}
-	cmd.AddCommand(newBenchRampCmd(), newBenchRampPeerCmd(), newBenchBankCmd())
+	cmd.AddCommand(newBenchRampCmd(), newBenchRampPeerCmd(), newBenchBankCmd(), newBenchChangeCmd())
 	return cmd
 }
 
