@@ -12,26 +12,27 @@ import (
 // benchPayee hands out keys made in advance and answers with receipts made
 // in advance, so that the benchmark measures the session, not signatures.
 type benchPayee struct {
+	NoChange
 	keys []otp.ExchangeKey
 	acks map[string]otp.Ack
 }
 
-func (*benchPayee) Hello(context.Context, Hello) (Hello, error) { return Hello{}, nil }
-func (*benchPayee) Offer(context.Context, Offer) error          { return nil }
+func (*benchPayee) Hello(context.Context, Hello) (Hello, error)          { return Hello{}, nil }
+func (*benchPayee) Offer(context.Context, Offer) ([]Denomination, error) { return nil, nil }
 
 func (h *benchPayee) ExchangeKeys(_ context.Context, n int) ([]otp.ExchangeKey, error) {
 	return h.keys[:n], nil
 }
 
-func (h *benchPayee) Receive(_ context.Context, coins []otp.Sandbox) ([]otp.Ack, error) {
+func (h *benchPayee) Receive(_ context.Context, coins []otp.Sandbox) ([]otp.Ack, []otp.Sandbox, error) {
 	acks := make([]otp.Ack, len(coins))
 	for i := range coins {
 		acks[i] = h.acks[coins[i].Coin.Data.Token]
 	}
-	return acks, nil
+	return acks, nil, nil
 }
 
-func (h *benchPayee) Resend(ctx context.Context, coins []otp.Sandbox) ([]otp.Ack, error) {
+func (h *benchPayee) Resend(ctx context.Context, coins []otp.Sandbox) ([]otp.Ack, []otp.Sandbox, error) {
 	return h.Receive(ctx, coins)
 }
 
@@ -99,7 +100,7 @@ func payOnce(ctx context.Context, p *Payer, sealed []otp.Sandbox) error {
 	if _, err := p.Hello(ctx, Hello{}); err != nil {
 		return err
 	}
-	if err := p.Offer(ctx, Offer{Amount: int64(100 * len(sealed)), Currency: "EUR"}); err != nil {
+	if _, err := p.Offer(ctx, Offer{Amount: int64(100 * len(sealed)), Currency: "EUR"}); err != nil {
 		return err
 	}
 	if _, err := p.ExchangeKeys(ctx, len(sealed)); err != nil {

@@ -116,6 +116,7 @@ func (b *bank) pay(t testing.TB, label string, n int) []paid {
 // payee is a Handler backed by an in-memory wallet that checks everything
 // it receives, as a real one would.
 type payee struct {
+	NoChange
 	bank    *bank
 	decline error // returned by Offer when set
 	keys    map[string]ed25519.PrivateKey
@@ -132,9 +133,9 @@ func (p *payee) Hello(_ context.Context, h Hello) (Hello, error) {
 	return Hello{Issuers: []string{issuer}}, nil
 }
 
-func (p *payee) Offer(_ context.Context, o Offer) error {
+func (p *payee) Offer(_ context.Context, o Offer) ([]Denomination, error) {
 	p.offers = append(p.offers, o)
-	return p.decline
+	return nil, p.decline
 }
 
 func (p *payee) ExchangeKeys(_ context.Context, n int) ([]otp.ExchangeKey, error) {
@@ -153,31 +154,31 @@ func (p *payee) ExchangeKeys(_ context.Context, n int) ([]otp.ExchangeKey, error
 	return keys, nil
 }
 
-func (p *payee) Receive(_ context.Context, coins []otp.Sandbox) ([]otp.Ack, error) {
+func (p *payee) Receive(_ context.Context, coins []otp.Sandbox) ([]otp.Ack, []otp.Sandbox, error) {
 	p.batches = append(p.batches, len(coins))
 	acks := make([]otp.Ack, len(coins))
 	for i := range coins {
 		s := &coins[i]
 		if err := p.bank.verifier.VerifySandbox(s); err != nil {
-			return nil, &RemoteError{Code: "invalid-coin", Message: err.Error()}
+			return nil, nil, &RemoteError{Code: "invalid-coin", Message: err.Error()}
 		}
 		priv, ok := p.keys[s.Holder()]
 		if !ok {
-			return nil, &RemoteError{Code: "unknown-key", Message: "coin sealed to a key this payee never issued"}
+			return nil, nil, &RemoteError{Code: "unknown-key", Message: "coin sealed to a key this payee never issued"}
 		}
 		ack, err := s.Acknowledge(priv)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		p.held[s.Coin.Data.Token] = *s
 		acks[i] = ack
 	}
-	return acks, nil
+	return acks, nil, nil
 }
 
 // Resend is Receive: the payee recognises a duplicate by serial and simply
 // acknowledges it again.
-func (p *payee) Resend(ctx context.Context, coins []otp.Sandbox) ([]otp.Ack, error) {
+func (p *payee) Resend(ctx context.Context, coins []otp.Sandbox) ([]otp.Ack, []otp.Sandbox, error) {
 	return p.Receive(ctx, coins)
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 
 	"github.com/otpcash/otpcash/otp"
@@ -25,6 +26,9 @@ const (
 	maxIssuers  = 64
 	maxText     = 1024 // memo and error message, in bytes
 	maxCode     = 64
+	// maxDenominations bounds the change a payee lists: a currency has
+	// about fifteen.
+	maxDenominations = 64
 )
 
 // message is the body of one protocol message.
@@ -46,9 +50,41 @@ type Offer struct {
 	Amount   int64  `json:"amount"`   // minor units
 	Currency string `json:"currency"` // ISO 4217
 	Memo     string `json:"memo"`
+	Program  string `json:"program"` // the coin program paid with
 }
 
-type acceptMsg struct{}
+// Denomination is a count of coins of one value.
+type Denomination struct {
+	Value int64 `json:"value"`
+	Count int   `json:"count"`
+}
+
+// acceptMsg accepts an offer and lists the coins of the offer's program
+// the payee can give in change, so that the payer can plan a payment that
+// is not exact.
+type acceptMsg struct {
+	Change []Denomination `json:"change,omitempty"`
+}
+
+// ChangeProposal is how the payer proposes to pay an amount it cannot pay
+// exactly: it sends coins of the values Send, and the payee returns coins
+// of the values Change, sealed to the payer's exchange keys Keys (one per
+// change coin). Send adds up to the amount offered plus Change.
+type ChangeProposal struct {
+	Send   []int64           `json:"send"`
+	Change []int64           `json:"change"`
+	Keys   []otp.ExchangeKey `json:"keys"`
+}
+
+type agreedMsg struct{}
+
+type collectMsg struct{}
+
+type receiptsMsg struct {
+	Acks []otp.Ack `json:"acks"`
+}
+
+type settledMsg struct{}
 
 type keysRequestMsg struct {
 	N int `json:"n"`
@@ -63,8 +99,12 @@ type coinsMsg struct {
 	Resend bool          `json:"resend"`
 }
 
+// acksMsg carries the payee's receipts and, when the coins completed a
+// payment with change, or answer a collect, the change sealed to the
+// payer's keys.
 type acksMsg struct {
-	Acks []otp.Ack `json:"acks"`
+	Acks   []otp.Ack     `json:"acks"`
+	Change []otp.Sandbox `json:"change,omitempty"`
 }
 
 type doneMsg struct{}
@@ -77,6 +117,11 @@ func (*keysMsg) kind() string        { return "keys" }
 func (*coinsMsg) kind() string       { return "coins" }
 func (*acksMsg) kind() string        { return "acks" }
 func (*doneMsg) kind() string        { return "done" }
+func (*ChangeProposal) kind() string { return "change" }
+func (*agreedMsg) kind() string      { return "agreed" }
+func (*collectMsg) kind() string     { return "collect" }
+func (*receiptsMsg) kind() string    { return "receipts" }
+func (*settledMsg) kind() string     { return "settled" }
 func (*RemoteError) kind() string    { return "error" }
 
 func (h *Hello) check() error {
@@ -96,7 +141,56 @@ func (o *Offer) check() error {
 	if !isCurrencyCode(o.Currency) {
 		return violation("offer currency %q is not an ISO 4217 code", o.Currency)
 	}
+	if err := checkLen("offer program", o.Program, maxCode); err != nil {
+		return err
+	}
 	return checkLen("offer memo", o.Memo, maxText)
+}
+
+func (a *acceptMsg) check() error {
+	if len(a.Change) > maxDenominations {
+		return violation("accept lists %d denominations, limit %d", len(a.Change), maxDenominations)
+	}
+	seen := make(map[int64]bool, len(a.Change))
+	for _, d := range a.Change {
+		if d.Value <= 0 || d.Count < 1 || d.Count > MaxBatch || seen[d.Value] {
+			return violation("accept: change of %d coins of %d: want distinct positive values and 1 to %d coins", d.Count, d.Value, MaxBatch)
+		}
+		seen[d.Value] = true
+	}
+	return nil
+}
+
+func (p *ChangeProposal) check() error {
+	if err := checkCount("change send", len(p.Send), 1); err != nil {
+		return err
+	}
+	if err := checkCount("change", len(p.Change), 1); err != nil {
+		return err
+	}
+	if len(p.Keys) != len(p.Change) {
+		return violation("change: %d exchange keys for %d coins", len(p.Keys), len(p.Change))
+	}
+	if _, ok := Total(p.Send); !ok {
+		return violation("change: the coins sent are not positive values of a representable total")
+	}
+	if _, ok := Total(p.Change); !ok {
+		return violation("change: the change coins are not positive values of a representable total")
+	}
+	return nil
+}
+
+// Total adds up coin values, reporting false for a value that is not
+// positive or a total that overflows.
+func Total(values []int64) (int64, bool) {
+	var sum int64
+	for _, v := range values {
+		if v <= 0 || sum > math.MaxInt64-v {
+			return 0, false
+		}
+		sum += v
+	}
+	return sum, true
 }
 
 func isCurrencyCode(s string) bool {
@@ -108,13 +202,21 @@ func isCurrencyCode(s string) bool {
 	return len(s) == 3
 }
 
-func (*acceptMsg) check() error { return nil }
-func (*doneMsg) check() error   { return nil }
+func (*doneMsg) check() error    { return nil }
+func (*agreedMsg) check() error  { return nil }
+func (*collectMsg) check() error { return nil }
+func (*settledMsg) check() error { return nil }
 
 func (k *keysRequestMsg) check() error { return checkCount("keysRequest n", k.N, 1) }
 func (k *keysMsg) check() error        { return checkCount("keys", len(k.Keys), 0) }
 func (c *coinsMsg) check() error       { return checkCount("coins", len(c.Coins), 1) }
-func (a *acksMsg) check() error        { return checkCount("acks", len(a.Acks), 0) }
+func (a *acksMsg) check() error {
+	if err := checkCount("acks", len(a.Acks), 0); err != nil {
+		return err
+	}
+	return checkCount("change", len(a.Change), 0)
+}
+func (r *receiptsMsg) check() error { return checkCount("receipts", len(r.Acks), 1) }
 
 func (e *RemoteError) check() error {
 	if e.Code == "" {
@@ -151,6 +253,11 @@ var kinds = byKind(
 	func() message { return new(acksMsg) },
 	func() message { return new(doneMsg) },
 	func() message { return new(RemoteError) },
+	func() message { return new(ChangeProposal) },
+	func() message { return new(agreedMsg) },
+	func() message { return new(collectMsg) },
+	func() message { return new(receiptsMsg) },
+	func() message { return new(settledMsg) },
 )
 
 func byKind(makers ...func() message) map[string]func() message {

@@ -9,9 +9,13 @@ import (
 )
 
 // Payer drives a session from the payer's side: Hello, then Resend for coins
-// left pending-out by an earlier broken session with the same payee, then
-// Offer, then rounds of ExchangeKeys and Send (the otp executor's calls),
-// then Done. The payee enforces the order.
+// left pending-out by an earlier broken session with the same payee and
+// Collect for coins the payee left pending-out to this payer, then Offer,
+// then ProposeChange if the payment needs change, then rounds of
+// ExchangeKeys and Send (the otp executor's calls), then Done. Change the
+// payee sends (with receipts, or in answer to Collect) waits in Change
+// until SettleChange returns the payer's receipts for it; no other request
+// can be made meanwhile. The payee enforces the order.
 //
 // Payer does not verify what it receives: the otp executor checks exchange
 // keys and receipts for Send, and the caller checks the receipts Resend
@@ -21,12 +25,24 @@ type Payer struct {
 	// posted holds, for every Post whose receipts Receipts has not read
 	// yet, the number of coins of each message it wrote.
 	posted [][]int
+	// change is the change the payee sent and the payer has not settled.
+	change []otp.Sandbox
 }
+
+// errUnsettled refuses a request while change awaits the payer's receipts.
+var errUnsettled = errors.New("change from the payee awaits receipts (SettleChange)")
 
 var _ otp.PipelinedPeer = (*Payer)(nil)
 
 // NewPayer returns a Payer for the established channel c.
 func NewPayer(c *Conn) *Payer { return &Payer{c: c} }
+
+func (p *Payer) settled() error {
+	if len(p.change) > 0 {
+		return errUnsettled
+	}
+	return nil
+}
 
 // Hello exchanges hellos, the payer speaking first, and returns the payee's.
 // h.Versions is ignored: the package fills in the versions it speaks.
@@ -48,24 +64,82 @@ func (p *Payer) Hello(ctx context.Context, h Hello) (Hello, error) {
 // It is allowed only between Hello and Offer.
 func (p *Payer) Resend(ctx context.Context, coins []otp.Sandbox) ([]otp.Ack, error) {
 	acks, err := p.deliver(ctx, coins, true)
+	if err == nil && len(acks) != len(coins) {
+		err = violation("%d receipts for %d coins", len(acks), len(coins))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("p2p: resend: %w", err)
 	}
 	return acks, nil
 }
 
-// Offer proposes a payment and waits for the payee to accept it. A payee
-// that declines returns a *RemoteError with Code CodeDeclined.
-func (p *Payer) Offer(ctx context.Context, o Offer) error {
-	if _, err := roundTrip[*acceptMsg](ctx, p.c, &o); err != nil {
-		return fmt.Errorf("p2p: offer: %w", err)
+// Collect asks the payee for coins it sealed to this payer in earlier
+// sessions and never got receipts for (change, mostly), and returns them;
+// they wait in Change until SettleChange. It is allowed only between Hello
+// and Offer.
+func (p *Payer) Collect(ctx context.Context) ([]otp.Sandbox, error) {
+	if err := p.settled(); err != nil {
+		return nil, fmt.Errorf("p2p: collect: %w", err)
 	}
+	reply, err := roundTrip[*acksMsg](ctx, p.c, &collectMsg{})
+	if err == nil && len(reply.Acks) != 0 {
+		err = p.c.reject(ctx, violation("%d receipts in answer to a collect", len(reply.Acks)), CodeProtocol)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("p2p: collect: %w", err)
+	}
+	p.change = reply.Change
+	return reply.Change, nil
+}
+
+// Offer proposes a payment and waits for the payee to accept it; it
+// returns the coins the payee can give in change. A payee that declines
+// returns a *RemoteError with Code CodeDeclined.
+func (p *Payer) Offer(ctx context.Context, o Offer) ([]Denomination, error) {
+	if err := p.settled(); err != nil {
+		return nil, fmt.Errorf("p2p: offer: %w", err)
+	}
+	reply, err := roundTrip[*acceptMsg](ctx, p.c, &o)
+	if err != nil {
+		return nil, fmt.Errorf("p2p: offer: %w", err)
+	}
+	return reply.Change, nil
+}
+
+// ProposeChange proposes to pay the accepted offer with change and waits
+// for the payee to agree. The payment that follows must be one round of
+// exactly len(c.Send) coins.
+func (p *Payer) ProposeChange(ctx context.Context, c ChangeProposal) error {
+	if _, err := roundTrip[*agreedMsg](ctx, p.c, &c); err != nil {
+		return fmt.Errorf("p2p: change: %w", err)
+	}
+	return nil
+}
+
+// Change returns the change the payee has sent and the payer has not
+// settled yet: coins sealed to the payer's exchange keys, not verified.
+func (p *Payer) Change() []otp.Sandbox { return p.change }
+
+// SettleChange sends the payer's receipts for the change it holds, one
+// per coin of Change, in order, once the payer has stored those coins;
+// then other requests can be made again.
+func (p *Payer) SettleChange(ctx context.Context, acks []otp.Ack) error {
+	if len(acks) != len(p.change) {
+		return fmt.Errorf("p2p: settle change: %d receipts for %d coins", len(acks), len(p.change))
+	}
+	if _, err := roundTrip[*settledMsg](ctx, p.c, &receiptsMsg{Acks: acks}); err != nil {
+		return fmt.Errorf("p2p: settle change: %w", err)
+	}
+	p.change = nil
 	return nil
 }
 
 // ExchangeKeys asks the payee for n exchange keys, 1 <= n <= MaxBatch,
 // starting a round of the payment.
 func (p *Payer) ExchangeKeys(ctx context.Context, n int) ([]otp.ExchangeKey, error) {
+	if err := p.settled(); err != nil {
+		return nil, fmt.Errorf("p2p: exchange keys: %w", err)
+	}
 	reply, err := roundTrip[*keysMsg](ctx, p.c, &keysRequestMsg{N: n})
 	if err == nil && len(reply.Keys) != n {
 		err = violation("%d exchange keys for a request of %d", len(reply.Keys), n)
@@ -118,6 +192,9 @@ func (p *Payer) Receipts(ctx context.Context) ([]otp.Ack, error) {
 
 // Done ends the session and waits for the payee to confirm.
 func (p *Payer) Done(ctx context.Context) error {
+	if err := p.settled(); err != nil {
+		return fmt.Errorf("p2p: done: %w", err)
+	}
 	if _, err := roundTrip[*doneMsg](ctx, p.c, &doneMsg{}); err != nil {
 		return fmt.Errorf("p2p: done: %w", err)
 	}
@@ -141,6 +218,9 @@ func (p *Payer) deliver(ctx context.Context, coins []otp.Sandbox, resend bool) (
 func (p *Payer) post(ctx context.Context, coins []otp.Sandbox, resend bool, counts []int) ([]int, error) {
 	if len(coins) == 0 {
 		return counts, nil
+	}
+	if err := p.settled(); err != nil {
+		return nil, err
 	}
 	if len(coins) <= MaxBatch {
 		m := &coinsMsg{Coins: coins, Resend: resend}
@@ -174,6 +254,12 @@ func (p *Payer) collect(ctx context.Context, counts []int) ([]otp.Ack, error) {
 		if len(reply.Acks) != n {
 			err := violation("%d receipts for %d coins", len(reply.Acks), n)
 			return nil, p.c.reject(ctx, err, CodeProtocol)
+		}
+		if len(reply.Change) > 0 {
+			if len(p.change) > 0 {
+				return nil, p.c.reject(ctx, violation("change sent twice"), CodeProtocol)
+			}
+			p.change = reply.Change
 		}
 		if acks == nil && len(counts) == 1 {
 			return reply.Acks, nil

@@ -2,6 +2,7 @@ package p2p
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/otpcash/otpcash/otp"
@@ -20,15 +21,28 @@ type Handler interface {
 	Hello(ctx context.Context, h Hello) (Hello, error)
 	// Resend receives coins sealed to this payee in an earlier session;
 	// coins it already holds (by serial) are acknowledged again. It
-	// persists the coins before it returns one receipt per coin, in order.
-	Resend(ctx context.Context, coins []otp.Sandbox) ([]otp.Ack, error)
-	// Offer asks the user to confirm the payment.
-	Offer(ctx context.Context, o Offer) error
+	// persists the coins before it returns one receipt per coin, in order,
+	// and the change sealed to the payer if they complete a payment with
+	// change.
+	Resend(ctx context.Context, coins []otp.Sandbox) ([]otp.Ack, []otp.Sandbox, error)
+	// Collect returns the coins sealed to the payer in earlier sessions
+	// whose receipts never came back (change, mostly), to deliver again.
+	Collect(ctx context.Context) ([]otp.Sandbox, error)
+	// Offer asks the user to confirm the payment and returns the coins of
+	// the offer's program it can give in change.
+	Offer(ctx context.Context, o Offer) ([]Denomination, error)
+	// Change checks the payer's proposal to pay the offer with change:
+	// the values add up, the payee can give the change, the payer's keys
+	// are good. The next ExchangeKeys is for the payment it agreed to.
+	Change(ctx context.Context, p ChangeProposal) error
 	// ExchangeKeys returns n fresh certified exchange keys.
 	ExchangeKeys(ctx context.Context, n int) ([]otp.ExchangeKey, error)
 	// Receive checks coins sealed to keys of the current round, persists
-	// them, and returns one receipt per coin, in order.
-	Receive(ctx context.Context, coins []otp.Sandbox) ([]otp.Ack, error)
+	// them, and returns one receipt per coin, in order, and the change
+	// sealed to the payer if they complete a payment with change.
+	Receive(ctx context.Context, coins []otp.Sandbox) ([]otp.Ack, []otp.Sandbox, error)
+	// Settle records the payer's receipts for change it was sent.
+	Settle(ctx context.Context, change []otp.Sandbox, acks []otp.Ack) error
 }
 
 // Serve runs one session as the payee until the payer's done, which it
@@ -36,10 +50,13 @@ type Handler interface {
 // payer about and returns. A *RemoteError in the returned chain is the
 // payer's reason for ending the session.
 //
-// The payer must send hello first; then any number of resends; then an
-// offer; then rounds of a keysRequest followed by coins, at most as many as
-// the keys of the round, possibly over several messages; and done last, when
-// no round is waiting for its first coins. Anything else is refused with
+// The payer must send hello first; then any number of resends and
+// collects; then an offer; then, for a payment with change, one change
+// proposal; then rounds of a keysRequest followed by coins, at most as many
+// as the keys of the round, possibly over several messages; and done last,
+// when no round is waiting for its first coins. Whenever the payee has sent
+// change (with receipts, or in answer to a collect), the payer's next
+// message must be its receipts for it. Anything else is refused with
 // CodeProtocol.
 //
 // Every read waits until ctx is done, so give ctx a deadline: a payer that
@@ -69,8 +86,13 @@ type session struct {
 
 	greeted  bool // hellos exchanged
 	accepted bool // the offer was accepted
+	proposed bool // a change proposal was agreed
+	rounds   int  // keysRequests answered
 	keysLeft int  // exchange keys of the current round not yet paid with
 	awaiting bool // keys were handed out and no coins have come for them yet
+	send     int  // coins of the agreed change proposal
+	// owed is the change sent whose receipts the payer owes next.
+	owed []otp.Sandbox
 }
 
 // handle acts on one message from the payer and reports whether the session
@@ -82,9 +104,21 @@ func (s *session) handle(ctx context.Context, m message) (finished bool, err err
 		}
 		return false, s.refuse(ctx, "%s before hello", m.kind())
 	}
+	if s.owed != nil {
+		if r, ok := m.(*receiptsMsg); ok {
+			return false, s.settle(ctx, r.Acks)
+		}
+		return false, s.refuse(ctx, "%s while %d change coins await receipts", m.kind(), len(s.owed))
+	}
 	switch m := m.(type) {
 	case *Hello:
 		return false, s.refuse(ctx, "second hello")
+	case *collectMsg:
+		return false, s.collect(ctx)
+	case *ChangeProposal:
+		return false, s.change(ctx, m)
+	case *receiptsMsg:
+		return false, s.refuse(ctx, "receipts for change that was not sent")
 	case *coinsMsg:
 		if m.Resend {
 			return false, s.resend(ctx, m.Coins)
@@ -121,19 +155,56 @@ func (s *session) resend(ctx context.Context, coins []otp.Sandbox) error {
 	if s.accepted {
 		return s.refuse(ctx, "resend after the offer")
 	}
-	acks, err := s.h.Resend(ctx, coins)
-	return s.acknowledge(ctx, len(coins), acks, err)
+	acks, change, err := s.h.Resend(ctx, coins)
+	return s.acknowledge(ctx, len(coins), acks, change, err)
+}
+
+func (s *session) collect(ctx context.Context) error {
+	if s.accepted {
+		return s.refuse(ctx, "collect after the offer")
+	}
+	change, err := s.h.Collect(ctx)
+	return s.acknowledge(ctx, 0, nil, change, err)
+}
+
+func (s *session) change(ctx context.Context, p *ChangeProposal) error {
+	switch {
+	case !s.accepted:
+		return s.refuse(ctx, "change before an accepted offer")
+	case s.proposed || s.rounds > 0:
+		return s.refuse(ctx, "change proposal after the payment began")
+	}
+	if err := s.h.Change(ctx, *p); err != nil {
+		return s.c.abort(ctx, err, refusal(err, CodeRefused, "change refused"))
+	}
+	s.proposed, s.send = true, len(p.Send)
+	return s.c.send(ctx, &agreedMsg{})
+}
+
+func (s *session) settle(ctx context.Context, acks []otp.Ack) error {
+	if len(acks) != len(s.owed) {
+		return s.refuse(ctx, "%d receipts for %d change coins", len(acks), len(s.owed))
+	}
+	if err := s.h.Settle(ctx, s.owed, acks); err != nil {
+		return s.c.abort(ctx, err, refusal(err, CodeRefused, "receipts refused"))
+	}
+	s.owed = nil
+	return s.c.send(ctx, &settledMsg{})
 }
 
 func (s *session) offer(ctx context.Context, o *Offer) error {
 	if s.accepted {
 		return s.refuse(ctx, "second offer")
 	}
-	if err := s.h.Offer(ctx, *o); err != nil {
+	change, err := s.h.Offer(ctx, *o)
+	if err == nil {
+		err = (&acceptMsg{Change: change}).check()
+	}
+	if err != nil {
 		return s.c.abort(ctx, err, refusal(err, CodeDeclined, "offer declined"))
 	}
 	s.accepted = true
-	return s.c.send(ctx, &acceptMsg{})
+	return s.c.send(ctx, &acceptMsg{Change: change})
 }
 
 func (s *session) keys(ctx context.Context, n int) error {
@@ -142,6 +213,9 @@ func (s *session) keys(ctx context.Context, n int) error {
 		return s.refuse(ctx, "keysRequest before an accepted offer")
 	case s.awaiting:
 		return s.refuse(ctx, "keysRequest while %d exchange keys await coins", s.keysLeft)
+	case s.proposed && (s.rounds > 0 || n != s.send):
+		// The change was agreed for exactly these coins, in one round.
+		return s.refuse(ctx, "keysRequest for %d coins in round %d of a payment with change agreed for %d coins in one round", n, s.rounds+1, s.send)
 	}
 	keys, err := s.h.ExchangeKeys(ctx, n)
 	if err == nil && len(keys) != n {
@@ -153,6 +227,7 @@ func (s *session) keys(ctx context.Context, n int) error {
 	// Keys left over from the previous round are forgotten: coins sealed to
 	// them now would be out of order.
 	s.keysLeft, s.awaiting = n, true
+	s.rounds++
 	return s.c.send(ctx, &keysMsg{Keys: keys})
 }
 
@@ -162,22 +237,46 @@ func (s *session) receive(ctx context.Context, coins []otp.Sandbox) error {
 	}
 	s.keysLeft -= len(coins)
 	s.awaiting = false
-	acks, err := s.h.Receive(ctx, coins)
-	return s.acknowledge(ctx, len(coins), acks, err)
+	acks, change, err := s.h.Receive(ctx, coins)
+	return s.acknowledge(ctx, len(coins), acks, change, err)
 }
 
-// acknowledge sends the handler's receipts for n coins.
-func (s *session) acknowledge(ctx context.Context, n int, acks []otp.Ack, err error) error {
+// acknowledge sends the handler's receipts for n coins, with the change
+// the handler sealed to the payer, whose receipts the payer owes next.
+func (s *session) acknowledge(ctx context.Context, n int, acks []otp.Ack, change []otp.Sandbox, err error) error {
 	if err == nil && len(acks) != n {
 		err = fmt.Errorf("handler made %d receipts for %d coins", len(acks), n)
 	}
 	if err != nil {
 		return s.c.abort(ctx, err, refusal(err, CodeRefused, "coins refused"))
 	}
-	return s.c.send(ctx, &acksMsg{Acks: acks})
+	if acks == nil {
+		acks = []otp.Ack{}
+	}
+	if err := s.c.send(ctx, &acksMsg{Acks: acks, Change: change}); err != nil {
+		return err
+	}
+	if len(change) > 0 {
+		s.owed = change
+	}
+	return nil
 }
 
 // refuse ends the session over a message out of order.
 func (s *session) refuse(ctx context.Context, format string, args ...any) error {
 	return s.c.reject(ctx, violation(format, args...), CodeProtocol)
+}
+
+// NoChange completes a Handler that never gives change: it has none to
+// collect, refuses every change proposal, and so is never sent receipts.
+type NoChange struct{}
+
+func (NoChange) Collect(context.Context) ([]otp.Sandbox, error) { return nil, nil }
+
+func (NoChange) Change(context.Context, ChangeProposal) error {
+	return &RemoteError{Code: CodeRefused, Message: "this payee gives no change"}
+}
+
+func (NoChange) Settle(context.Context, []otp.Sandbox, []otp.Ack) error {
+	return errors.New("receipts for change that was never sent")
 }

@@ -32,7 +32,7 @@ func TestSession(t *testing.T) {
 		t.Fatalf("payee hello = %+v", hello)
 	}
 	offer := Offer{Amount: 500, Currency: "EUR", Memo: "groceries"}
-	if err := p.Offer(ctx, offer); err != nil {
+	if _, err := p.Offer(ctx, offer); err != nil {
 		t.Fatal(err)
 	}
 	// Two rounds, as a wallet paying coins of two programs runs them.
@@ -82,7 +82,7 @@ func TestResend(t *testing.T) {
 	if _, err := p.Hello(ctx, Hello{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Offer(ctx, Offer{Amount: 200, Currency: "EUR"}); err != nil {
+	if _, err := p.Offer(ctx, Offer{Amount: 200, Currency: "EUR"}); err != nil {
 		t.Fatal(err)
 	}
 	keys, err := p.ExchangeKeys(ctx, 2)
@@ -140,10 +140,23 @@ type stub struct {
 	helloErr, offerErr, keysErr, receiveErr error
 	keysShort                               bool // hand out one key too few
 	batches                                 []int
+	give                                    int // change coins Receive and Collect give
+	settled                                 int // change coins settled
 }
 
-func (s *stub) Hello(context.Context, Hello) (Hello, error) { return Hello{}, s.helloErr }
-func (s *stub) Offer(context.Context, Offer) error          { return s.offerErr }
+func (s *stub) Change(context.Context, ChangeProposal) error { return nil }
+
+func (s *stub) Collect(context.Context) ([]otp.Sandbox, error) {
+	return make([]otp.Sandbox, s.give), nil
+}
+
+func (s *stub) Settle(_ context.Context, change []otp.Sandbox, _ []otp.Ack) error {
+	s.settled += len(change)
+	return nil
+}
+
+func (s *stub) Hello(context.Context, Hello) (Hello, error)          { return Hello{}, s.helloErr }
+func (s *stub) Offer(context.Context, Offer) ([]Denomination, error) { return nil, s.offerErr }
 
 func (s *stub) ExchangeKeys(_ context.Context, n int) ([]otp.ExchangeKey, error) {
 	if s.keysShort {
@@ -152,12 +165,12 @@ func (s *stub) ExchangeKeys(_ context.Context, n int) ([]otp.ExchangeKey, error)
 	return make([]otp.ExchangeKey, n), s.keysErr
 }
 
-func (s *stub) Receive(_ context.Context, coins []otp.Sandbox) ([]otp.Ack, error) {
+func (s *stub) Receive(_ context.Context, coins []otp.Sandbox) ([]otp.Ack, []otp.Sandbox, error) {
 	s.batches = append(s.batches, len(coins))
-	return make([]otp.Ack, len(coins)), s.receiveErr
+	return make([]otp.Ack, len(coins)), make([]otp.Sandbox, s.give), s.receiveErr
 }
 
-func (s *stub) Resend(ctx context.Context, coins []otp.Sandbox) ([]otp.Ack, error) {
+func (s *stub) Resend(ctx context.Context, coins []otp.Sandbox) ([]otp.Ack, []otp.Sandbox, error) {
 	return s.Receive(ctx, coins)
 }
 
@@ -168,6 +181,11 @@ var (
 	keysReq  = func(n int) message { return &keysRequestMsg{N: n} }
 	coinsOf  = func(n int, resend bool) message { return &coinsMsg{Coins: make([]otp.Sandbox, n), Resend: resend} }
 	done     = func() message { return &doneMsg{} }
+	propose  = func(n int) message {
+		return &ChangeProposal{Send: slices.Repeat([]int64{100}, n), Change: []int64{50}, Keys: make([]otp.ExchangeKey, 1)}
+	}
+	receipts = func(n int) message { return &receiptsMsg{Acks: make([]otp.Ack, n)} }
+	collect  = func() message { return &collectMsg{} }
 )
 
 // exchange sends m and returns the payee's reply.
@@ -181,22 +199,27 @@ func exchange(ctx context.Context, c *Conn, m message) (message, error) {
 func TestServeAcceptsOrder(t *testing.T) {
 	tests := []struct {
 		name    string
+		give    int
 		msgs    []message
 		batches []int
 	}{
-		{"hello and done", []message{helloMsg(), done()}, nil},
-		{"resends only", []message{helloMsg(), coinsOf(2, true), coinsOf(1, true), done()}, []int{2, 1}},
-		{"offer without rounds", []message{helloMsg(), offerMsg(), done()}, nil},
-		{"resend then pay", []message{helloMsg(), coinsOf(1, true), offerMsg(), keysReq(2), coinsOf(2, false), done()}, []int{1, 2}},
-		{"round over two messages", []message{helloMsg(), offerMsg(), keysReq(3), coinsOf(1, false), coinsOf(2, false), done()}, []int{1, 2}},
-		{"round paid in part", []message{helloMsg(), offerMsg(), keysReq(3), coinsOf(1, false), done()}, []int{1}},
-		{"two rounds", []message{helloMsg(), offerMsg(), keysReq(1), coinsOf(1, false), keysReq(2), coinsOf(2, false), done()}, []int{1, 2}},
+		{"hello and done", 0, []message{helloMsg(), done()}, nil},
+		{"resends only", 0, []message{helloMsg(), coinsOf(2, true), coinsOf(1, true), done()}, []int{2, 1}},
+		{"offer without rounds", 0, []message{helloMsg(), offerMsg(), done()}, nil},
+		{"resend then pay", 0, []message{helloMsg(), coinsOf(1, true), offerMsg(), keysReq(2), coinsOf(2, false), done()}, []int{1, 2}},
+		{"round over two messages", 0, []message{helloMsg(), offerMsg(), keysReq(3), coinsOf(1, false), coinsOf(2, false), done()}, []int{1, 2}},
+		{"round paid in part", 0, []message{helloMsg(), offerMsg(), keysReq(3), coinsOf(1, false), done()}, []int{1}},
+		{"two rounds", 0, []message{helloMsg(), offerMsg(), keysReq(1), coinsOf(1, false), keysReq(2), coinsOf(2, false), done()}, []int{1, 2}},
+		{"payment with change", 1, []message{helloMsg(), offerMsg(), propose(2), keysReq(2), coinsOf(2, false), receipts(1), done()}, []int{2}},
+		{"change over two messages", 1, []message{helloMsg(), offerMsg(), propose(2), keysReq(2), coinsOf(1, false), receipts(1), done()}, []int{1}},
+		{"collect then pay", 2, []message{helloMsg(), collect(), receipts(2), offerMsg(), done()}, nil},
+		{"nothing to collect", 0, []message{helloMsg(), collect(), collect(), offerMsg(), done()}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := testContext(t)
 			payerConn, payeeConn := connect(t, newKeypair(t), newKeypair(t))
-			h := &stub{}
+			h := &stub{give: tt.give}
 			served := serve(ctx, payeeConn, h)
 			for _, m := range tt.msgs {
 				if _, err := exchange(ctx, payerConn, m); err != nil {
@@ -216,32 +239,43 @@ func TestServeAcceptsOrder(t *testing.T) {
 func TestServeRefusesOutOfOrder(t *testing.T) {
 	tests := []struct {
 		name string
+		give int       // change coins the payee gives
 		ok   []message // accepted first
 		bad  message
 		want string
 	}{
-		{"offer before hello", nil, offerMsg(), "offer before hello"},
-		{"resend before hello", nil, coinsOf(1, true), "coins before hello"},
-		{"done before hello", nil, done(), "done before hello"},
-		{"second hello", []message{helloMsg()}, helloMsg(), "second hello"},
-		{"keys before offer", []message{helloMsg()}, keysReq(1), "keysRequest before an accepted offer"},
-		{"coins before keys", []message{helloMsg(), offerMsg()}, coinsOf(1, false), "1 coins for 0 exchange keys"},
-		{"coins without offer", []message{helloMsg()}, coinsOf(1, false), "1 coins for 0 exchange keys"},
-		{"resend after offer", []message{helloMsg(), offerMsg()}, coinsOf(1, true), "resend after the offer"},
-		{"second offer", []message{helloMsg(), offerMsg()}, offerMsg(), "second offer"},
-		{"more coins than keys", []message{helloMsg(), offerMsg(), keysReq(1)}, coinsOf(2, false), "2 coins for 1 exchange keys"},
-		{"round overpaid over two messages", []message{helloMsg(), offerMsg(), keysReq(2), coinsOf(1, false)}, coinsOf(2, false), "2 coins for 1 exchange keys"},
-		{"keys while keys await coins", []message{helloMsg(), offerMsg(), keysReq(1)}, keysReq(1), "while 1 exchange keys await coins"},
-		{"done while keys await coins", []message{helloMsg(), offerMsg(), keysReq(1)}, done(), "done while 1 exchange keys await coins"},
-		{"accept from the payer", []message{helloMsg()}, &acceptMsg{}, "accept comes only from the payee"},
-		{"keys from the payer", []message{helloMsg()}, &keysMsg{}, "keys comes only from the payee"},
-		{"acks from the payer", []message{helloMsg()}, &acksMsg{}, "acks comes only from the payee"},
+		{"offer before hello", 0, nil, offerMsg(), "offer before hello"},
+		{"resend before hello", 0, nil, coinsOf(1, true), "coins before hello"},
+		{"done before hello", 0, nil, done(), "done before hello"},
+		{"second hello", 0, []message{helloMsg()}, helloMsg(), "second hello"},
+		{"keys before offer", 0, []message{helloMsg()}, keysReq(1), "keysRequest before an accepted offer"},
+		{"coins before keys", 0, []message{helloMsg(), offerMsg()}, coinsOf(1, false), "1 coins for 0 exchange keys"},
+		{"coins without offer", 0, []message{helloMsg()}, coinsOf(1, false), "1 coins for 0 exchange keys"},
+		{"resend after offer", 0, []message{helloMsg(), offerMsg()}, coinsOf(1, true), "resend after the offer"},
+		{"second offer", 0, []message{helloMsg(), offerMsg()}, offerMsg(), "second offer"},
+		{"more coins than keys", 0, []message{helloMsg(), offerMsg(), keysReq(1)}, coinsOf(2, false), "2 coins for 1 exchange keys"},
+		{"round overpaid over two messages", 0, []message{helloMsg(), offerMsg(), keysReq(2), coinsOf(1, false)}, coinsOf(2, false), "2 coins for 1 exchange keys"},
+		{"keys while keys await coins", 0, []message{helloMsg(), offerMsg(), keysReq(1)}, keysReq(1), "while 1 exchange keys await coins"},
+		{"done while keys await coins", 0, []message{helloMsg(), offerMsg(), keysReq(1)}, done(), "done while 1 exchange keys await coins"},
+		{"accept from the payer", 0, []message{helloMsg()}, &acceptMsg{}, "accept comes only from the payee"},
+		{"keys from the payer", 0, []message{helloMsg()}, &keysMsg{}, "keys comes only from the payee"},
+		{"acks from the payer", 0, []message{helloMsg()}, &acksMsg{}, "acks comes only from the payee"},
+		{"change before offer", 0, []message{helloMsg()}, propose(1), "change before an accepted offer"},
+		{"change after keys", 0, []message{helloMsg(), offerMsg(), keysReq(1)}, propose(1), "change proposal after the payment began"},
+		{"second proposal", 0, []message{helloMsg(), offerMsg(), propose(1)}, propose(1), "change proposal after the payment began"},
+		{"keys for other coins than agreed", 0, []message{helloMsg(), offerMsg(), propose(2)}, keysReq(3), "keysRequest for 3 coins in round 1"},
+		{"second round of a payment with change", 0, []message{helloMsg(), offerMsg(), propose(1), keysReq(1), coinsOf(1, false)}, keysReq(1), "round 2"},
+		{"done while change awaits receipts", 1, []message{helloMsg(), offerMsg(), propose(1), keysReq(1), coinsOf(1, false)}, done(), "done while 1 change coins await receipts"},
+		{"collect after offer", 0, []message{helloMsg(), offerMsg()}, collect(), "collect after the offer"},
+		{"receipts for other change", 1, []message{helloMsg(), offerMsg(), propose(1), keysReq(1), coinsOf(1, false)}, receipts(2), "2 receipts for 1 change coins"},
+		{"offer while change awaits receipts", 1, []message{helloMsg(), collect()}, offerMsg(), "offer while 1 change coins await receipts"},
+		{"receipts without change", 0, []message{helloMsg()}, receipts(1), "receipts for change that was not sent"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := testContext(t)
 			payerConn, payeeConn := connect(t, newKeypair(t), newKeypair(t))
-			served := serve(ctx, payeeConn, &stub{})
+			served := serve(ctx, payeeConn, &stub{give: tt.give})
 			for _, m := range tt.ok {
 				if _, err := exchange(ctx, payerConn, m); err != nil {
 					t.Fatalf("%s: %v", m.kind(), err)
@@ -343,7 +377,7 @@ func pay(n int) func(context.Context, *Payer) error {
 		if err := hello(ctx, p); err != nil {
 			return err
 		}
-		if err := p.Offer(ctx, Offer{Amount: 100, Currency: "EUR"}); err != nil || n == 0 {
+		if _, err := p.Offer(ctx, Offer{Amount: 100, Currency: "EUR"}); err != nil || n == 0 {
 			return err
 		}
 		if _, err := p.ExchangeKeys(ctx, n); err != nil {
@@ -404,7 +438,8 @@ func TestPayerRefusesWrongReplies(t *testing.T) {
 		want  string
 	}{
 		{"keys for an offer", &keysMsg{}, func(ctx context.Context, p *Payer) error {
-			return p.Offer(ctx, Offer{Amount: 1, Currency: "EUR"})
+			_, err := p.Offer(ctx, Offer{Amount: 1, Currency: "EUR"})
+			return err
 		}, "unexpected keys from the peer, wanted accept"},
 		{"too few keys", &keysMsg{Keys: make([]otp.ExchangeKey, 1)}, func(ctx context.Context, p *Payer) error {
 			_, err := p.ExchangeKeys(ctx, 2)
@@ -467,7 +502,7 @@ func TestPayerSplitsBatches(t *testing.T) {
 			coins := slices.Repeat([]otp.Sandbox{sandbox}, tt.n)
 			deliver := p.Resend
 			if !tt.resend {
-				if err := p.Offer(ctx, Offer{Amount: 100, Currency: "EUR"}); err != nil {
+				if _, err := p.Offer(ctx, Offer{Amount: 100, Currency: "EUR"}); err != nil {
 					t.Fatal(err)
 				}
 				if _, err := p.ExchangeKeys(ctx, tt.n); err != nil {
@@ -501,5 +536,62 @@ func TestServeHonoursContext(t *testing.T) {
 	_, payeeConn := connect(t, newKeypair(t), newKeypair(t))
 	if err := Serve(ctx, payeeConn, &stub{}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Serve with a silent payer = %v, want %v", err, context.DeadlineExceeded)
+	}
+}
+
+// TestPayerChange drives a payment with change and a collect through the
+// Payer: change waits in Change, and nothing else can be asked until the
+// payer settles it.
+func TestPayerChange(t *testing.T) {
+	ctx := testContext(t)
+	payerConn, payeeConn := connect(t, newKeypair(t), newKeypair(t))
+	h := &stub{give: 1}
+	served := serve(ctx, payeeConn, h)
+	p := NewPayer(payerConn)
+	if _, err := p.Hello(ctx, Hello{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := p.Collect(ctx)
+	if err != nil || len(got) != 1 || len(p.Change()) != 1 {
+		t.Fatalf("collect: %d coins, %v", len(got), err)
+	}
+	if _, err := p.Offer(ctx, Offer{Amount: 150, Currency: "EUR"}); !errors.Is(err, errUnsettled) {
+		t.Fatalf("offer with change unsettled: %v, want errUnsettled", err)
+	}
+	if err := p.SettleChange(ctx, make([]otp.Ack, 2)); err == nil {
+		t.Fatal("two receipts for one change coin were sent")
+	}
+	if err := p.SettleChange(ctx, make([]otp.Ack, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Offer(ctx, Offer{Amount: 150, Currency: "EUR"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ProposeChange(ctx, ChangeProposal{Send: []int64{100, 100}, Change: []int64{50}, Keys: make([]otp.ExchangeKey, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.ExchangeKeys(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Send(ctx, make([]otp.Sandbox, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Change()) != 1 {
+		t.Fatalf("change after the payment: %d coins, want 1", len(p.Change()))
+	}
+	if err := p.Done(ctx); !errors.Is(err, errUnsettled) {
+		t.Fatalf("done with change unsettled: %v, want errUnsettled", err)
+	}
+	if err := p.SettleChange(ctx, make([]otp.Ack, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Done(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	if h.settled != 2 {
+		t.Errorf("payee settled %d change coins, want 2", h.settled)
 	}
 }

@@ -34,7 +34,7 @@ func BenchmarkPayment(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				acks, err := bob.Receive(ctx, "alice", sealed)
+				acks, _, err := bob.Receive(ctx, "alice", sealed)
 				if err != nil {
 					b.Fatal(err)
 				}

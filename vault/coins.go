@@ -272,64 +272,81 @@ func (t *tx) addWithdrawn(keys []string, c *otp.Coin) error {
 // lost is answered with the same receipt, even if it has moved on since;
 // the same serial with a different chain is refused, and then nothing is
 // stored.
-func (v *Vault) Receive(ctx context.Context, peer string, coins []otp.Sandbox) ([]otp.Ack, error) {
+//
+// When the coins complete a payment this vault promised change for
+// (PromiseExchangeKeys), the same transaction seals the change to the
+// payer's keys and records it pending-out; Receive returns it, to be sent
+// with the receipts.
+func (v *Vault) Receive(ctx context.Context, peer string, coins []otp.Sandbox) ([]otp.Ack, []otp.Sandbox, error) {
 	acks := make([]otp.Ack, len(coins))
+	var change []otp.Sandbox
 	err := v.update(ctx, func(t *tx) error {
+		var agreements [][]byte
 		for i := range coins {
-			var err error
-			if acks[i], err = t.receive(peer, &coins[i]); err != nil {
+			var (
+				err       error
+				agreement []byte
+			)
+			if acks[i], agreement, err = t.receive(peer, &coins[i]); err != nil {
 				return fmt.Errorf("coin %.12s: %w", coins[i].Coin.Data.Token, err)
 			}
+			if agreement != nil {
+				agreements = append(agreements, agreement)
+			}
 		}
-		return nil
+		var err error
+		change, err = t.giveChange(agreements)
+		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("receive: %w", err)
+		return nil, nil, fmt.Errorf("receive: %w", err)
 	}
-	return acks, nil
+	return acks, change, nil
 }
 
-func (t *tx) receive(peer string, in *otp.Sandbox) (otp.Ack, error) {
+func (t *tx) receive(peer string, in *otp.Sandbox) (otp.Ack, []byte, error) {
 	hop := len(in.Chain)
 	if hop == 0 {
-		return otp.Ack{}, fmt.Errorf("%w: the coin was never transferred", otp.ErrChain)
+		return otp.Ack{}, nil, fmt.Errorf("%w: the coin was never transferred", otp.ErrChain)
 	}
 	id, h, _, err := t.getHolding(in.Coin.Data.Token, hop)
 	switch {
 	case err == nil:
 		same, err := extends(&h.Sandbox, in)
 		if err != nil {
-			return otp.Ack{}, err
+			return otp.Ack{}, nil, err
 		}
 		if !same || h.Received == nil {
-			return otp.Ack{}, fmt.Errorf("%w: this vault received the coin with a different chain", ErrExists)
+			return otp.Ack{}, nil, fmt.Errorf("%w: this vault received the coin with a different chain", ErrExists)
 		}
-		return *h.Received, nil
+		return *h.Received, nil, nil
 	case !errors.Is(err, ErrNotFound):
-		return otp.Ack{}, err
+		return otp.Ack{}, nil, err
 	}
 	if err := t.checkReturn(in); err != nil {
-		return otp.Ack{}, err
+		return otp.Ack{}, nil, err
 	}
 	kid, k, state, err := t.key(in.Holder())
 	if err != nil {
-		return otp.Ack{}, fmt.Errorf("transferred to exchange %w", err)
+		return otp.Ack{}, nil, fmt.Errorf("transferred to exchange %w", err)
 	}
 	switch state {
-	case keyUncertified, keyCertified:
+	case keyUncertified, keyCertified, keyPromised:
 	case keyHolder:
-		return otp.Ack{}, fmt.Errorf("transferred to key %.12s: %w: a coin has already arrived on it", in.Holder(), ErrState)
+		return otp.Ack{}, nil, fmt.Errorf("transferred to key %.12s: %w: a coin has already arrived on it", in.Holder(), ErrState)
 	default:
-		return otp.Ack{}, fmt.Errorf("transferred to key %.12s: %w: a %s key, not an exchange key", in.Holder(), ErrState, state)
+		return otp.Ack{}, nil, fmt.Errorf("transferred to key %.12s: %w: a %s key, not an exchange key", in.Holder(), ErrState, state)
 	}
 	ack, err := in.Acknowledge(privateKey(k.Seed, in.Holder()))
 	if err != nil {
-		return otp.Ack{}, err
+		return otp.Ack{}, nil, err
 	}
+	agreement := k.Agreement
+	k.Agreement = nil
 	if err := t.put(kindKey, kid, keyHolder, nil, k); err != nil {
-		return otp.Ack{}, err
+		return otp.Ack{}, nil, err
 	}
-	return ack, t.putHolding(id, Held, &holding{Sandbox: *in, Hop: hop, Received: &ack, Peer: peer})
+	return ack, agreement, t.putHolding(id, Held, &holding{Sandbox: *in, Hop: hop, Received: &ack, Peer: peer})
 }
 
 // checkReturn lets a coin this vault held before come back only along the
@@ -531,26 +548,10 @@ func (v *Vault) SelectProgram(ctx context.Context, amt int64, currency, program 
 	if amt <= 0 {
 		return nil, fmt.Errorf("select: amount %d is not positive", amt)
 	}
-	var held []otp.Sandbox
-	err := v.update(ctx, func(t *tx) error {
-		rows, err := list[holding](t, kindCoin, byState, string(Held))
-		for _, r := range rows {
-			c := &r.val.Sandbox.Coin
-			if c.Data.Currency == currency && (program == "" || c.Data.Program == program) && otp.CheckPayable(c, t.now) == nil {
-				held = append(held, r.val.Sandbox)
-			}
-		}
-		return err
-	})
+	held, err := v.Payable(ctx, currency, program)
 	if err != nil {
 		return nil, fmt.Errorf("select: %w", err)
 	}
-	// Larger coins first; among equals, spend those expiring first.
-	slices.SortFunc(held, func(a, b otp.Sandbox) int {
-		return cmp.Or(cmp.Compare(b.Coin.Data.Value, a.Coin.Data.Value),
-			a.Coin.Data.Expires.Compare(b.Coin.Data.Expires),
-			strings.Compare(a.Coin.Data.Token, b.Coin.Data.Token))
-	})
 	values := make([]int64, len(held))
 	var have int64
 	for i := range held {
@@ -569,6 +570,32 @@ func (v *Vault) SelectProgram(ctx context.Context, amt int64, currency, program 
 		out[i] = held[j]
 	}
 	return out, nil
+}
+
+// Payable returns the held coins of currency and program (any program
+// when program is "") that can be paid now: larger coins first, and among
+// equals those expiring first.
+func (v *Vault) Payable(ctx context.Context, currency, program string) ([]otp.Sandbox, error) {
+	var held []otp.Sandbox
+	err := v.update(ctx, func(t *tx) error {
+		rows, err := list[holding](t, kindCoin, byState, string(Held))
+		for _, r := range rows {
+			c := &r.val.Sandbox.Coin
+			if c.Data.Currency == currency && (program == "" || c.Data.Program == program) && otp.CheckPayable(c, t.now) == nil {
+				held = append(held, r.val.Sandbox)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("payable coins: %w", err)
+	}
+	slices.SortFunc(held, func(a, b otp.Sandbox) int {
+		return cmp.Or(cmp.Compare(b.Coin.Data.Value, a.Coin.Data.Value),
+			a.Coin.Data.Expires.Compare(b.Coin.Data.Expires),
+			strings.Compare(a.Coin.Data.Token, b.Coin.Data.Token))
+	})
+	return held, nil
 }
 
 // DepositItem is a held coin with the holder's signed request to credit it

@@ -143,7 +143,7 @@ func settle(t testing.TB, vs []*Vault) {
 		if len(pending) == 0 {
 			continue
 		}
-		acks, err := vs[1-i].Receive(ctx, "payer", pending)
+		acks, _, err := vs[1-i].Receive(ctx, "payer", pending)
 		if err != nil {
 			t.Fatal(err)
 		}

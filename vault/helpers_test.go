@@ -126,7 +126,7 @@ func (is *issuer) pay(t testing.TB, payer, payee *Vault, coins []otp.Sandbox) []
 	if err != nil {
 		t.Fatal(err)
 	}
-	acks, err := payee.Receive(ctx, "payer", sealed)
+	acks, _, err := payee.Receive(ctx, "payer", sealed)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,12 +19,16 @@ const (
 	keyWithdrawal  = "withdrawal"  // first holder of a coin being withdrawn
 	keyUncertified = "uncertified" // exchange key waiting for the bank's certificate
 	keyCertified   = "certified"   // exchange key that can be offered to a payer
+	keyPromised    = "promised"    // exchange key handed to one payer for good (PromiseExchangeKeys)
 	keyHolder      = "holder"      // holds a coin of this vault
 )
 
 type keyRecord struct {
 	Seed []byte           `json:"seed"`
 	Cert *otp.ExchangeKey `json:"cert,omitempty"`
+	// Agreement is the change agreement a promised key was handed out
+	// under, if any.
+	Agreement []byte `json:"agreement,omitempty"`
 }
 
 // maxKeys bounds one request for new keys, so a wrong count cannot exhaust

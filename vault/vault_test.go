@@ -291,7 +291,8 @@ func (p vaultPeer) Send(ctx context.Context, sealed []otp.Sandbox) ([]otp.Ack, e
 			return nil, err
 		}
 	}
-	return p.v.Receive(ctx, "alice", sealed)
+	acks, _, err := p.v.Receive(ctx, "alice", sealed)
+	return acks, err
 }
 
 // A coin paid away and paid back is held again, and the receipt of the
@@ -339,7 +340,7 @@ func TestReceiveAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	acks, err := bob.Receive(ctx, "alice", sealed)
+	acks, _, err := bob.Receive(ctx, "alice", sealed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -353,7 +354,7 @@ func TestReceiveAgain(t *testing.T) {
 	}
 	is.pay(t, bob, carol, held(t, bob)[:1])
 
-	again, err := bob.Receive(ctx, "alice", pending)
+	again, _, err := bob.Receive(ctx, "alice", pending)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,7 +396,7 @@ func TestBadInput(t *testing.T) {
 			t.Fatal(err)
 		}
 		f.sealed = sealed[0]
-		acks, err := f.bob.Receive(ctx, "alice", sealed)
+		acks, _, err := f.bob.Receive(ctx, "alice", sealed)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -415,11 +416,11 @@ func TestBadInput(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			_, err = f.bob.Receive(ctx, "alice", sb)
+			_, _, err = f.bob.Receive(ctx, "alice", sb)
 			return err
 		}},
 		{"receive a coin never transferred", otp.ErrChain, "never transferred", func(t *testing.T, f *fixture) error {
-			_, err := f.bob.Receive(ctx, "alice", []otp.Sandbox{f.coin})
+			_, _, err := f.bob.Receive(ctx, "alice", []otp.Sandbox{f.coin})
 			return err
 		}},
 		{"receive on a used key", ErrState, "already arrived", func(t *testing.T, f *fixture) error {
@@ -431,25 +432,25 @@ func TestBadInput(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			_, err = f.bob.Receive(ctx, "alice", sb)
+			_, _, err = f.bob.Receive(ctx, "alice", sb)
 			return err
 		}},
 		{"receive a fork of a coin we received", ErrExists, "received the coin with a different chain", func(t *testing.T, f *fixture) error {
 			fork := f.sealed
 			fork.Chain = []otp.Link{{To: f.cert, Sig: f.sealed.Chain[0].Sig}}
-			_, err := f.bob.Receive(ctx, "alice", []otp.Sandbox{fork})
+			_, _, err := f.bob.Receive(ctx, "alice", []otp.Sandbox{fork})
 			return err
 		}},
 		{"receive a coin we hold, extended elsewhere", ErrExists, "holds the coin", func(t *testing.T, f *fixture) error {
 			fork := f.sealed
 			fork.Chain = append(slices.Clone(f.sealed.Chain), otp.Link{To: f.cert, Sig: f.sealed.Chain[0].Sig})
-			_, err := f.bob.Receive(ctx, "alice", []otp.Sandbox{fork})
+			_, _, err := f.bob.Receive(ctx, "alice", []otp.Sandbox{fork})
 			return err
 		}},
 		{"receive a coin we paid, back along another chain", ErrExists, "paid the coin away along a different chain", func(t *testing.T, f *fixture) error {
 			fork := f.sealed
 			fork.Chain = []otp.Link{{To: f.cert, Sig: f.sealed.Chain[0].Sig}, f.sealed.Chain[0]}
-			_, err := f.alice.Receive(ctx, "bob", []otp.Sandbox{fork})
+			_, _, err := f.alice.Receive(ctx, "bob", []otp.Sandbox{fork})
 			return err
 		}},
 		{"seal a coin not held", ErrState, "pending-out, not held", func(t *testing.T, f *fixture) error {
@@ -612,7 +613,7 @@ func TestReceiveAllOrNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bob.Receive(ctx, "alice", sealed); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), sealed[1].Coin.Data.Token[:12]) {
+	if _, _, err := bob.Receive(ctx, "alice", sealed); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), sealed[1].Coin.Data.Token[:12]) {
 		t.Fatalf("Receive: %v", err)
 	}
 	if c, err := bob.Coins(ctx); err != nil || len(c) != 0 {

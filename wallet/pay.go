@@ -1,11 +1,15 @@
 package wallet
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 
+	"github.com/otpcash/otpcash/denom"
 	"github.com/otpcash/otpcash/internal/amount"
 	"github.com/otpcash/otpcash/internal/fault"
 	"github.com/otpcash/otpcash/otp"
@@ -15,8 +19,9 @@ import (
 
 // Payment is the outcome of one offline session.
 type Payment struct {
-	Amount int64  // value paid or received in this session
+	Amount int64  // value paid or received in this session, net of change
 	Coins  int    // coins paid or received
+	Change int64  // change received (payer) or given (payee) in this session
 	Resent int    // coins of an earlier broken session delivered first
 	SAS    string // the short authentication string both screens showed
 	Peer   string // the other wallet's identity key
@@ -24,19 +29,38 @@ type Payment struct {
 
 // Pay pays value to the wallet listening at addr, offline: the only traffic
 // is the encrypted session between the two wallets. Coins left in flight by
-// an earlier broken session with the same payee are delivered first.
+// an earlier broken session with the same payee are delivered first, in
+// both directions.
+//
+// When the wallet cannot pay value exactly, the payee gives change in the
+// same session: the payer plans the coins moved in both directions from
+// its own coins and those the payee lists (denom.Best, fewest coins in
+// all), proposes the plan with exchange keys of its own for the change,
+// and seals exactly the agreed coins. A plan that neither side's coins can
+// make is refused before anything is sealed, saying what is missing. A
+// payee that keeps the payment without the agreed change, or gives other
+// change, is reported (ErrChange, with the amounts) and recorded in the
+// history; change it gave is kept.
 //
 // When Pay fails after coins were sealed, those coins stay pending-out and
 // are re-sent on the next meeting; the error says so.
 //
 // Pay spends coins of one program: "general" unless WithProgram names
-// another. A coin whose program's conditions refuse this payee is refused
-// before anything is sealed, with the condition and the values it saw
-// (otp.ErrCondition), and stays held.
+// another; change comes in coins of the same program. A coin whose
+// program's conditions refuse this payee is refused before anything is
+// sealed, with the condition and the values it saw (otp.ErrCondition), and
+// stays held.
 func (w *Wallet) Pay(ctx context.Context, addr string, value int64, memo string, opts ...Option) (Payment, error) {
-	coins, err := w.v.SelectProgram(ctx, value, w.Currency(), applyOptions(opts).program)
+	program := applyOptions(opts).program
+	if value <= 0 {
+		return Payment{}, fmt.Errorf("pay %d: %w: the amount must be positive", value, ErrAmount)
+	}
+	held, err := w.v.Payable(ctx, w.Currency(), program)
 	if err != nil {
 		return Payment{}, fmt.Errorf("pay %s: %w", amount.Format(value), err)
+	}
+	if have := countsOf(held).Total(); have < value {
+		return Payment{}, fmt.Errorf("pay %s: %w: have %s %s of program %q", amount.Format(value), ErrInsufficient, amount.Format(have), w.Currency(), program)
 	}
 	conn, err := w.dial(ctx, addr)
 	if err != nil {
@@ -51,15 +75,31 @@ func (w *Wallet) Pay(ctx context.Context, addr string, value int64, memo string,
 	if _, err := payer.Hello(ctx, w.hello()); err != nil {
 		return p, fmt.Errorf("pay: %w", err)
 	}
-	if p.Resent, err = w.resend(ctx, payer, p.Peer); err != nil {
-		return p, fmt.Errorf("pay: resend coins of an earlier session: %w", err)
+	if err := w.settleEarlier(ctx, payer, &p); err != nil {
+		return p, fmt.Errorf("pay: coins of an earlier session: %w", err)
 	}
-	if err := payer.Offer(ctx, p2p.Offer{Amount: value, Currency: w.Currency(), Memo: memo}); err != nil {
+	change, err := payer.Offer(ctx, p2p.Offer{Amount: value, Currency: w.Currency(), Memo: memo, Program: program})
+	if err != nil {
 		var re *p2p.RemoteError
 		if errors.As(err, &re) {
 			return p, fmt.Errorf("pay: %w: %s", ErrDeclined, re.Message)
 		}
 		return p, fmt.Errorf("pay: %w", err)
+	}
+	// The coins this wallet held may have changed while the resent and
+	// collected ones settled.
+	if held, err = w.v.Payable(ctx, w.Currency(), program); err != nil {
+		return p, fmt.Errorf("pay: %w", err)
+	}
+	plan, err := denom.Best(value, countsOf(held), wireCounts(change))
+	if err != nil {
+		return p, fmt.Errorf("pay: %w: %w", ErrInsufficient, err)
+	}
+	coins := pick(held, plan.Send)
+	if plan.Change.Len() > 0 {
+		if err := w.proposeChange(ctx, payer, p.Peer, coins, plan.Change); err != nil {
+			return p, fmt.Errorf("pay %s with %s change: %w", amount.Format(value), amount.Format(plan.Change.Total()), err)
+		}
 	}
 	purse := w.v.Purse(p.Peer)
 	for _, batch := range byProgram(coins) {
@@ -84,11 +124,143 @@ func (w *Wallet) Pay(ctx context.Context, addr string, value int64, memo string,
 		p.Coins += len(batch)
 		w.emit(Event{Kind: "acked", Coins: len(batch), Peer: p.Peer})
 	}
+	var changeErr error
+	if plan.Change.Len() > 0 {
+		p.Change, changeErr = w.takeChange(ctx, payer, p.Peer, plan.Change)
+		p.Amount -= p.Change
+	}
+	w.record(ctx, vault.Event{Kind: "pay", Amount: p.Amount, Peer: p.Peer, Detail: memo})
+	if changeErr != nil {
+		return p, fmt.Errorf("pay: %w", changeErr)
+	}
 	if err := payer.Done(ctx); err != nil {
 		return p, fmt.Errorf("pay: coins delivered and acknowledged, closing the session: %w", err)
 	}
-	w.record(ctx, vault.Event{Kind: "pay", Amount: p.Amount, Peer: p.Peer, Detail: memo})
 	return p, nil
+}
+
+// settleEarlier delivers the coins an earlier broken session with the
+// payee left in flight: this wallet's, re-sent (which may complete a
+// payment with change, and bring the change), then the payee's, collected.
+func (w *Wallet) settleEarlier(ctx context.Context, payer *p2p.Payer, p *Payment) error {
+	var err error
+	if p.Resent, err = w.resend(ctx, payer, p.Peer); err != nil {
+		return err
+	}
+	if _, err := w.takeChange(ctx, payer, p.Peer, nil); err != nil {
+		return err
+	}
+	if _, err := payer.Collect(ctx); err != nil {
+		return err
+	}
+	_, err = w.takeChange(ctx, payer, p.Peer, nil)
+	return err
+}
+
+// proposeChange promises exchange keys of this wallet for the change and
+// proposes the plan to the payee.
+func (w *Wallet) proposeChange(ctx context.Context, payer *p2p.Payer, peer string, coins []otp.Sandbox, change denom.Counts) error {
+	keys, err := w.v.PromiseExchangeKeys(ctx, change.Len(), nil)
+	if errors.Is(err, vault.ErrNoExchangeKeys) {
+		return fmt.Errorf("%w: receiving change takes %d of this wallet's exchange keys; refill while online", err, change.Len())
+	}
+	if err != nil {
+		return err
+	}
+	send := make([]int64, len(coins))
+	for i := range coins {
+		send[i] = coins[i].Coin.Data.Value
+	}
+	return payer.ProposeChange(ctx, p2p.ChangeProposal{Send: send, Change: valuesOf(change), Keys: keys})
+}
+
+// takeChange verifies and stores the coins the payee sealed to this
+// wallet (the change agreed, want, or coins left from an earlier session
+// when want is nil), sends the receipts, and returns their value. Change
+// that is missing or other than agreed is reported with the amounts and
+// recorded in the history; valid coins are kept whatever they are.
+func (w *Wallet) takeChange(ctx context.Context, payer *p2p.Payer, peer string, want denom.Counts) (int64, error) {
+	coins := payer.Change()
+	if len(coins) == 0 {
+		if want == nil {
+			return 0, nil
+		}
+		err := fmt.Errorf("%w: the payee acknowledged the payment and sent no change; it owes %s (%s)", ErrChange, amount.Format(want.Total()), want)
+		w.record(ctx, vault.Event{Kind: "change-missing", Amount: want.Total(), Peer: peer, Detail: err.Error()})
+		return 0, err
+	}
+	fault.Point(fault.PayerChange)
+	now := w.now()
+	if err := w.ver.VerifyReceived(coins, nil); err != nil {
+		w.record(ctx, vault.Event{Kind: "change-refused", Peer: peer, Detail: err.Error()})
+		return 0, fmt.Errorf("%w: the payee's change is invalid: %w", ErrChange, err)
+	}
+	for i := range coins {
+		if err := coins[i].CheckConditions(otp.Payment{}, now); err != nil {
+			w.record(ctx, vault.Event{Kind: "change-refused", Peer: peer, Detail: err.Error()})
+			return 0, fmt.Errorf("%w: the payee's change is refused: %w", ErrChange, err)
+		}
+	}
+	acks, _, err := w.v.Receive(ctx, peer, coins)
+	if err != nil {
+		return 0, fmt.Errorf("store change: %w", err)
+	}
+	fault.Point(fault.PayerChangeKept)
+	if err := payer.SettleChange(ctx, acks); err != nil {
+		return 0, err
+	}
+	got := countsOf(coins)
+	w.emit(Event{Kind: "change", Amount: got.Total(), Coins: len(coins), Peer: peer})
+	w.record(ctx, vault.Event{Kind: "change", Amount: got.Total(), Peer: peer})
+	if want != nil && !maps.Equal(got, want) {
+		err := fmt.Errorf("%w: the payee sent %s (%s) in change, not the %s (%s) agreed", ErrChange,
+			amount.Format(got.Total()), got, amount.Format(want.Total()), want)
+		w.record(ctx, vault.Event{Kind: "change-mismatch", Amount: want.Total() - got.Total(), Peer: peer, Detail: err.Error()})
+		return got.Total(), err
+	}
+	return got.Total(), nil
+}
+
+// countsOf counts coins by value.
+func countsOf(coins []otp.Sandbox) denom.Counts {
+	c := denom.Counts{}
+	for i := range coins {
+		c[coins[i].Coin.Data.Value]++
+	}
+	return c
+}
+
+// valuesOf lists the value of every coin of c, largest first.
+func valuesOf(c denom.Counts) []int64 {
+	var vs []int64
+	for _, v := range slices.Sorted(maps.Keys(c)) {
+		vs = append(vs, slices.Repeat([]int64{v}, c[v])...)
+	}
+	slices.Reverse(vs)
+	return vs
+}
+
+// wireCounts is the change a payee listed, as counts.
+func wireCounts(ds []p2p.Denomination) denom.Counts {
+	c := denom.Counts{}
+	for _, d := range ds {
+		c[d.Value] += d.Count
+	}
+	return c
+}
+
+// pick takes from held, which is in Payable's order, the coins of each
+// value want asks for: those expiring first.
+func pick(held []otp.Sandbox, want denom.Counts) []otp.Sandbox {
+	left := maps.Clone(want)
+	var out []otp.Sandbox
+	for _, c := range held {
+		if v := c.Coin.Data.Value; left[v] > 0 {
+			left[v]--
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 func (w *Wallet) dial(ctx context.Context, addr string) (*p2p.Conn, error) {
@@ -190,6 +362,7 @@ func (w *Wallet) Receive(ctx context.Context, ln net.Listener) (Payment, error) 
 	if err := p2p.Serve(ctx, conn, h); err != nil {
 		return h.p, fmt.Errorf("receive: %w", err)
 	}
+	h.p.Amount -= h.p.Change
 	if h.p.Amount != h.offer.Amount {
 		w.log.Warn("payment differs from offer", "offered", h.offer.Amount, "received", h.p.Amount)
 	}
@@ -206,35 +379,117 @@ type payee struct {
 	// public key: certificates read from this wallet's vault, verified
 	// when the bank issued them (RefillKeys).
 	offered map[string]otp.ExchangeKey
+	// agreement is the change agreed for the payment, which the next
+	// exchange keys are promised under.
+	agreement *vault.ChangeAgreement
 }
 
 func (h *payee) Hello(_ context.Context, _ p2p.Hello) (p2p.Hello, error) { return h.w.hello(), nil }
 
-func (h *payee) Resend(ctx context.Context, coins []otp.Sandbox) ([]otp.Ack, error) {
+func (h *payee) Resend(ctx context.Context, coins []otp.Sandbox) ([]otp.Ack, []otp.Sandbox, error) {
 	// A re-sent coin was payable when it was sealed; it may have expired
 	// while in flight and is still the payee's to deposit.
-	acks, err := h.accept(ctx, coins, false)
+	acks, change, err := h.accept(ctx, coins, false)
 	if err == nil {
 		h.p.Resent += len(coins)
 	}
-	return acks, err
+	return acks, change, err
 }
 
-func (h *payee) Offer(ctx context.Context, o p2p.Offer) error {
+// Collect returns what this wallet sealed to the payer and never got
+// receipts for: change of an earlier broken session, or a payment to it.
+func (h *payee) Collect(ctx context.Context) ([]otp.Sandbox, error) {
+	return h.w.v.PendingOut(ctx, h.p.Peer)
+}
+
+// Offer lists, with the acceptance, the coins of the offer's program this
+// wallet can give in change: a count per value, which is all the payer
+// learns of its purse.
+func (h *payee) Offer(ctx context.Context, o p2p.Offer) ([]p2p.Denomination, error) {
 	if o.Currency != h.w.Currency() {
-		return fmt.Errorf("this wallet takes %s, not %s", h.w.Currency(), o.Currency)
+		return nil, fmt.Errorf("this wallet takes %s, not %s", h.w.Currency(), o.Currency)
 	}
 	h.w.emit(Event{Kind: "offer", Amount: o.Amount, Peer: h.p.Peer, Detail: o.Memo})
 	if h.w.opts.ConfirmOffer != nil && !h.w.opts.ConfirmOffer(ctx, Offer{Amount: o.Amount, Currency: o.Currency, Memo: o.Memo, Peer: h.p.Peer}) {
-		return ErrDeclined
+		return nil, ErrDeclined
 	}
 	h.offer = o
 	fault.Point(fault.PayeeOffered)
+	held, err := h.w.v.Payable(ctx, o.Currency, o.Program)
+	if err != nil {
+		return nil, err
+	}
+	counts := countsOf(held)
+	change := make([]p2p.Denomination, 0, len(counts))
+	for _, v := range slices.Sorted(maps.Keys(counts)) {
+		change = append(change, p2p.Denomination{Value: v, Count: min(counts[v], p2p.MaxBatch)})
+	}
+	return change, nil
+}
+
+// Change agrees to give the change proposed if the values add up to the
+// offer, this wallet holds the coins, and the payer's keys are good and
+// acceptable to the change coins' conditions. The change is promised, and
+// given, only when the payment arrives (vault.ChangeAgreement).
+func (h *payee) Change(ctx context.Context, p p2p.ChangeProposal) error {
+	send, _ := p2p.Total(p.Send)
+	back, _ := p2p.Total(p.Change)
+	if send-back != h.offer.Amount {
+		return &p2p.RemoteError{Code: p2p.CodeRefused, Message: fmt.Sprintf("change of %s from %s paid does not make the %s offered",
+			amount.Format(back), amount.Format(send), amount.Format(h.offer.Amount))}
+	}
+	held, err := h.w.v.Payable(ctx, h.offer.Currency, h.offer.Program)
+	if err != nil {
+		return err
+	}
+	want := denom.Counts{}
+	for _, v := range p.Change {
+		want[v]++
+	}
+	coins := pick(held, want)
+	if !maps.Equal(countsOf(coins), want) {
+		return &p2p.RemoteError{Code: p2p.CodeRefused, Message: fmt.Sprintf("cannot give %s in change: holds %s", want, countsOf(held))}
+	}
+	// The proposal lists values largest first; give each coin to the key
+	// in the same place.
+	slices.SortStableFunc(coins, func(a, b otp.Sandbox) int { return cmp.Compare(b.Coin.Data.Value, a.Coin.Data.Value) })
+	now := h.w.now()
+	seen := make(map[string]bool, len(p.Keys))
+	a := &vault.ChangeAgreement{Peer: h.p.Peer, To: p.Keys}
+	for i := range p.Keys {
+		k := &p.Keys[i]
+		if seen[k.Pub] {
+			return &p2p.RemoteError{Code: p2p.CodeRefused, Message: "the same exchange key twice for change"}
+		}
+		seen[k.Pub] = true
+		if err := h.w.ver.VerifyExchangeKey(k, now); err != nil {
+			return &p2p.RemoteError{Code: p2p.CodeRefused, Message: "exchange key for change: " + err.Error()}
+		}
+		if coins[i].Coin.Data.Value != p.Change[i] {
+			return &p2p.RemoteError{Code: p2p.CodeRefused, Message: "change values must be listed largest first"}
+		}
+		j := otp.Judgement{Coin: &coins[i].Coin, Hops: len(coins[i].Chain) + 1, Payee: k.Attrs,
+			Payment: otp.Payment{Amount: h.offer.Amount, Memo: h.offer.Memo}, Now: now}
+		if err := j.Check(); err != nil {
+			return &p2p.RemoteError{Code: p2p.CodeRefused, Message: "change coin: " + err.Error()}
+		}
+		a.Change = append(a.Change, coins[i].Coin.Data.Token)
+	}
+	h.agreement = a
 	return nil
 }
 
 func (h *payee) ExchangeKeys(ctx context.Context, n int) ([]otp.ExchangeKey, error) {
-	keys, err := h.w.v.OfferExchangeKeys(ctx, n)
+	var (
+		keys []otp.ExchangeKey
+		err  error
+	)
+	if h.agreement != nil {
+		keys, err = h.w.v.PromiseExchangeKeys(ctx, n, h.agreement)
+		h.agreement = nil
+	} else {
+		keys, err = h.w.v.OfferExchangeKeys(ctx, n)
+	}
 	if errors.Is(err, vault.ErrNoExchangeKeys) {
 		return nil, fmt.Errorf("%w: the payee must refill while online", err)
 	}
@@ -245,22 +500,33 @@ func (h *payee) ExchangeKeys(ctx context.Context, n int) ([]otp.ExchangeKey, err
 	return keys, err
 }
 
-func (h *payee) Receive(ctx context.Context, coins []otp.Sandbox) ([]otp.Ack, error) {
-	acks, err := h.accept(ctx, coins, true)
+func (h *payee) Receive(ctx context.Context, coins []otp.Sandbox) ([]otp.Ack, []otp.Sandbox, error) {
+	acks, change, err := h.accept(ctx, coins, true)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, c := range coins {
 		h.p.Amount += c.Coin.Data.Value
 	}
 	h.p.Coins += len(coins)
 	h.w.emit(Event{Kind: "received", Amount: h.p.Amount, Coins: len(coins), Peer: h.p.Peer})
-	return acks, nil
+	return acks, change, nil
+}
+
+// Settle records the payer's receipts for coins this wallet sealed to it:
+// they are spent.
+func (h *payee) Settle(ctx context.Context, change []otp.Sandbox, acks []otp.Ack) error {
+	if err := h.w.v.Purse(h.p.Peer).Destroy(ctx, change, acks); err != nil {
+		return err
+	}
+	h.w.emit(Event{Kind: "settled", Amount: countsOf(change).Total(), Coins: len(change), Peer: h.p.Peer})
+	return nil
 }
 
 // accept verifies every coin before any is stored, so a bad coin in a batch
-// changes nothing.
-func (h *payee) accept(ctx context.Context, coins []otp.Sandbox, payable bool) ([]otp.Ack, error) {
+// changes nothing. It returns the change the coins completed, if any,
+// sealed to the payer.
+func (h *payee) accept(ctx context.Context, coins []otp.Sandbox, payable bool) ([]otp.Ack, []otp.Sandbox, error) {
 	now := h.w.now()
 	// The signatures first, all of the batch on all CPUs: they are most of
 	// the payee's work. The bank's certificate of the last link is not
@@ -274,24 +540,29 @@ func (h *payee) accept(ctx context.Context, coins []otp.Sandbox, payable bool) (
 		return ok && otp.SameExchangeKey(&mine, k)
 	}
 	if err := h.w.ver.VerifyReceived(coins, own); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for i := range coins {
 		if payable {
 			if err := otp.CheckPayable(&coins[i].Coin, now); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 		// Judge the transfer to this wallet's key as the bank will at
 		// deposit, with the payment offered (none for a re-sent coin).
 		if err := coins[i].CheckConditions(otp.Payment{Amount: h.offer.Amount, Memo: h.offer.Memo}, now); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	fault.Point(fault.PayeeVerified)
-	acks, err := h.w.v.Receive(ctx, h.p.Peer, coins)
-	if err == nil {
-		fault.Point(fault.PayeeStored)
+	acks, change, err := h.w.v.Receive(ctx, h.p.Peer, coins)
+	if err != nil {
+		return nil, nil, err
 	}
-	return acks, err
+	fault.Point(fault.PayeeStored)
+	if len(change) > 0 {
+		h.p.Change += countsOf(change).Total()
+		h.w.emit(Event{Kind: "change", Amount: countsOf(change).Total(), Coins: len(change), Peer: h.p.Peer})
+	}
+	return acks, change, nil
 }

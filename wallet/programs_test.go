@@ -131,7 +131,7 @@ func TestPayeeChecksConditions(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := &payee{w: shop.w, p: Payment{Peer: "alice"}, offer: p2p.Offer{Amount: 100, Currency: "EUR"}}
-	_, err = h.accept(ctx, sealed, true)
+	_, _, err = h.accept(ctx, sealed, true)
 	if !errors.Is(err, otp.ErrCondition) || !strings.Contains(err.Error(), `payee.category = "electronics"`) {
 		t.Fatalf("accept = %v; want %v naming the category", err, otp.ErrCondition)
 	}

@@ -23,6 +23,9 @@ var (
 	ErrWrongPIN       = vault.ErrWrongPIN
 	ErrDeclined       = errors.New("payment declined")
 	ErrAmount         = errors.New("amount cannot be paid in whole coins")
+	// ErrChange reports a payee that gave change other than agreed, or
+	// none: the error gives the amounts, and the history records them.
+	ErrChange = errors.New("change not as agreed")
 )
 
 // DefaultKeyPool is how many exchange keys Init and RefillKeys keep on hand:

@@ -173,7 +173,7 @@ func (p *rampPeer) payBare(ctx context.Context, req peerRequest) (peerReply, err
 	if _, err := payer.Hello(ctx, p2p.Hello{Issuers: []string{"otpcash-bank"}}); err != nil {
 		return peerReply{}, err
 	}
-	if err := payer.Offer(ctx, p2p.Offer{Amount: int64(req.N) * coinValue, Currency: "EUR"}); err != nil {
+	if _, err := payer.Offer(ctx, p2p.Offer{Amount: int64(req.N) * coinValue, Currency: "EUR"}); err != nil {
 		return peerReply{}, err
 	}
 	keys, err := payer.ExchangeKeys(ctx, req.N)
@@ -194,13 +194,18 @@ func (p *rampPeer) payBare(ctx context.Context, req peerRequest) (peerReply, err
 }
 
 // bareHandler is a payee that checks and stores nothing.
-type bareHandler struct{ coins int }
+type bareHandler struct {
+	p2p.NoChange
+	coins int
+}
 
 func (*bareHandler) Hello(context.Context, p2p.Hello) (p2p.Hello, error) {
 	return p2p.Hello{Issuers: []string{"otpcash-bank"}}, nil
 }
-func (*bareHandler) Resend(context.Context, []otp.Sandbox) ([]otp.Ack, error) { return nil, nil }
-func (*bareHandler) Offer(context.Context, p2p.Offer) error                   { return nil }
+func (*bareHandler) Resend(context.Context, []otp.Sandbox) ([]otp.Ack, []otp.Sandbox, error) {
+	return nil, nil, nil
+}
+func (*bareHandler) Offer(context.Context, p2p.Offer) ([]p2p.Denomination, error) { return nil, nil }
 
 func (*bareHandler) ExchangeKeys(_ context.Context, n int) ([]otp.ExchangeKey, error) {
 	keys := make([]otp.ExchangeKey, n)
@@ -210,13 +215,13 @@ func (*bareHandler) ExchangeKeys(_ context.Context, n int) ([]otp.ExchangeKey, e
 	return keys, nil
 }
 
-func (h *bareHandler) Receive(_ context.Context, coins []otp.Sandbox) ([]otp.Ack, error) {
+func (h *bareHandler) Receive(_ context.Context, coins []otp.Sandbox) ([]otp.Ack, []otp.Sandbox, error) {
 	acks := make([]otp.Ack, len(coins))
 	for i := range coins {
 		acks[i] = otp.Ack{Token: coins[i].Coin.Data.Token, Link: 0, Sig: fakeB64(64)}
 	}
 	h.coins += len(coins)
-	return acks, nil
+	return acks, nil, nil
 }
 
 // fakeB64 is n random bytes in the formats' text form: the size of a key,

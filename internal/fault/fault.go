@@ -11,13 +11,15 @@ package fault
 // steps: PayerStep("buildSandbox") is the moment after that step. The
 // protocol document (docs/PROTOCOL.md) says what each side holds at each.
 const (
-	PayeeOffered    = "payee/offered"    // offer accepted, no keys handed out
-	PayeeVerified   = "payee/verified"   // coins verified, not stored
-	PayeeStored     = "payee/stored"     // coins and receipts stored, receipts not sent
-	WalletWithdrawn = "wallet/withdrawn" // the bank answered, coins not stored
-	WalletDeposited = "wallet/deposited" // the bank credited, coins not marked deposited
-	BankWithdrawn   = "bank/withdrawn"   // withdrawal committed, no answer sent
-	BankDeposited   = "bank/deposited"   // deposit committed, no answer sent
+	PayeeOffered    = "payee/offered"      // offer accepted, no keys handed out
+	PayeeVerified   = "payee/verified"     // coins verified, not stored
+	PayeeStored     = "payee/stored"       // coins and receipts stored, receipts not sent
+	PayerChange     = "payer/change"       // change arrived, not stored
+	PayerChangeKept = "payer/changeStored" // change stored, receipts not sent
+	WalletWithdrawn = "wallet/withdrawn"   // the bank answered, coins not stored
+	WalletDeposited = "wallet/deposited"   // the bank credited, coins not marked deposited
+	BankWithdrawn   = "bank/withdrawn"     // withdrawal committed, no answer sent
+	BankDeposited   = "bank/deposited"     // deposit committed, no answer sent
 )
 
 // PayerStep names the point just after the payer's executor finished step.
