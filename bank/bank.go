@@ -45,6 +45,7 @@ import (
 
 	"github.com/otpcash/otpcash/bank/api"
 	"github.com/otpcash/otpcash/bank/storage"
+	"github.com/otpcash/otpcash/denom"
 	"github.com/otpcash/otpcash/otp"
 )
 
@@ -62,8 +63,10 @@ type Config struct {
 	Issuer string
 	// Currency is the ISO 4217 code of accounts and coins ("EUR").
 	Currency string
-	// CoinValue is the value of every coin in minor units (100).
-	CoinValue int64
+	// Denominations are the values of coins in minor units: every program
+	// has a blind coin key for each (denom.Default(Currency): the euro's
+	// 0.01 to 500.00 for EUR; other currencies must set them).
+	Denominations denom.Set
 	// CoinLifetime is how long a coin can be paid with after it is
 	// issued (365 days). It is also how long a coin key signs before a
 	// fresh one replaces it.
@@ -95,7 +98,6 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	setDefault(&c.Issuer, "otpcash-bank")
 	setDefault(&c.Currency, "EUR")
-	setDefault(&c.CoinValue, 100)
 	setDefault(&c.CoinLifetime, 365*24*time.Hour)
 	setDefault(&c.DepositGrace, 90*24*time.Hour)
 	setDefault(&c.ExchangeKeyLifetime, 90*24*time.Hour)
@@ -104,6 +106,10 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.ExchangeKeyBurst, 20)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Denominations == nil {
+		// Left empty for a currency without defaults: validate says so.
+		c.Denominations, _ = denom.Default(c.Currency)
 	}
 	if c.Programs == nil {
 		c.Programs = DefaultPrograms()
@@ -127,10 +133,14 @@ func (c Config) validate() error {
 		return errors.New("admin token shorter than 16 characters")
 	case !isCurrency(c.Currency):
 		return fmt.Errorf("currency %q is not an ISO 4217 code", c.Currency)
-	case c.CoinValue < 0 || c.MaxCoinsPerRequest < 0:
-		return errors.New("coin value and coins per request must be positive")
-	case c.CoinValue > math.MaxInt64/int64(c.MaxCoinsPerRequest):
-		return errors.New("coin value times coins per request overflows")
+	case c.MaxCoinsPerRequest < 0:
+		return errors.New("coins per request must be positive")
+	case len(c.Denominations) == 0:
+		return fmt.Errorf("no denominations configured, and %s has no defaults", c.Currency)
+	case c.Denominations.Validate() != nil:
+		return fmt.Errorf("denominations: %w", c.Denominations.Validate())
+	case c.Denominations[len(c.Denominations)-1] > math.MaxInt64/int64(c.MaxCoinsPerRequest):
+		return errors.New("the largest denomination times coins per request overflows")
 	case c.CoinLifetime < time.Second || c.DepositGrace < 0 || c.ExchangeKeyLifetime < time.Second:
 		// Key times are whole seconds: a shorter lifetime could end
 		// before it began.

@@ -25,6 +25,7 @@ import (
 	"github.com/otpcash/otpcash/bank/internal/banktest"
 	"github.com/otpcash/otpcash/bank/storage"
 	"github.com/otpcash/otpcash/bank/storage/sqlite"
+	"github.com/otpcash/otpcash/denom"
 	"github.com/otpcash/otpcash/otp"
 )
 
@@ -70,7 +71,7 @@ func TestHealthAndCatalogue(t *testing.T) {
 	}
 
 	// A restart on the same store serves the same keys under the same root.
-	again, err := bank.New(context.Background(), e.Store, bank.Config{AdminToken: banktest.AdminToken, Now: e.Clock.Now})
+	again, err := bank.New(context.Background(), e.Store, bank.Config{AdminToken: banktest.AdminToken, Now: e.Clock.Now, Denominations: denom.Set{banktest.TestValue}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +93,9 @@ func TestNewRefusesBadConfig(t *testing.T) {
 	for _, cfg := range []bank.Config{
 		{AdminToken: "short"},
 		{AdminToken: banktest.AdminToken, Currency: "euro"},
-		{AdminToken: banktest.AdminToken, CoinValue: -1},
+		{AdminToken: banktest.AdminToken, Denominations: denom.Set{0, 100}},
+		{AdminToken: banktest.AdminToken, Denominations: denom.Set{200, 100}},
+		{AdminToken: banktest.AdminToken, Currency: "XTS"}, // no default denominations
 		{AdminToken: banktest.AdminToken, CoinLifetime: time.Millisecond},
 	} {
 		if _, err := bank.New(context.Background(), e.Store, cfg); err == nil {
@@ -103,7 +106,7 @@ func TestNewRefusesBadConfig(t *testing.T) {
 
 func TestAdminRoutesOffWithoutToken(t *testing.T) {
 	e := banktest.New(t, bank.Config{})
-	b, err := bank.New(context.Background(), e.Store, bank.Config{Now: e.Clock.Now})
+	b, err := bank.New(context.Background(), e.Store, bank.Config{Now: e.Clock.Now, Denominations: denom.Set{banktest.TestValue}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -419,7 +422,7 @@ func TestWithdrawKeyStopsSigning(t *testing.T) {
 	if again := call(t, e, "POST", "/v1/withdrawals", token, done); again.status != 200 || string(again.body) != string(first.body) {
 		t.Fatalf("retry after the key stopped signing: %d %s", again.status, again.body)
 	}
-	if newKey, err := e.Bank.Catalogue().CoinKey(otp.GeneralProgramName, e.Clock.Now()); err != nil || newKey.KeyID == key.KeyID {
+	if newKey, err := e.Bank.Catalogue().CoinKey(otp.GeneralProgramName, banktest.TestValue, e.Clock.Now()); err != nil || newKey.KeyID == key.KeyID {
 		t.Fatalf("no fresh coin key after rotation: %v", err)
 	}
 }

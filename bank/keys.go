@@ -8,7 +8,10 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/otpcash/otpcash/bank/storage"
 	"github.com/otpcash/otpcash/otp"
@@ -29,10 +32,10 @@ type rootEntry struct {
 type keyring struct {
 	cat      *otp.Catalogue
 	catJSON  []byte
-	verifier *otp.Verifier          // trusts every key the bank ever had
-	blind    map[string]*otp.Signer // every blind coin key, by key id
-	newest   map[string]*otp.Signer // the newest blind coin key of each program
-	exchange *otp.Signer            // certifies exchange keys now
+	verifier *otp.Verifier            // trusts every key the bank ever had
+	blind    map[string]*otp.Signer   // every blind coin key, by key id
+	newest   map[coinType]*otp.Signer // the newest blind coin key of each coin type
+	exchange *otp.Signer              // certifies exchange keys now
 	root     ed25519.PrivateKey
 }
 
@@ -41,28 +44,38 @@ func signs(s *otp.Signer, now time.Time) bool {
 	return s != nil && !now.Before(s.Key.NotBefore) && now.Before(s.Key.Expires)
 }
 
-// current reports whether the keyring has an exchange key that signs at
-// now and, for every configured program still running, a blind coin key
-// that signs at now the configured coin type.
-func (k *keyring) current(cfg Config, now time.Time) bool {
-	return signs(k.exchange, now) && k.missingProgram(cfg, now) == ""
+// coinType is what one blind coin key signs: coins of one program and
+// value.
+type coinType struct {
+	program string
+	value   int64
 }
 
-// missingProgram returns a running program without a current coin key, or
-// "" if there is none.
-func (k *keyring) missingProgram(cfg Config, now time.Time) string {
+// current reports whether the keyring has an exchange key that signs at
+// now and, for every configured program still running and every
+// denomination, a blind coin key that signs at now the configured coin
+// type.
+func (k *keyring) current(cfg Config, now time.Time) bool {
+	return signs(k.exchange, now) && len(k.missing(cfg, now)) == 0
+}
+
+// missing returns the coin types of running programs without a current
+// coin key.
+func (k *keyring) missing(cfg Config, now time.Time) []coinType {
+	var out []coinType
 	for _, name := range cfg.Programs.Names() {
 		def, _ := cfg.Programs.Get(name)
 		if !def.Expires.IsZero() && !def.Expires.Truncate(time.Second).After(now) {
-			continue // ended: its coins stay depositable under the old key
+			continue // ended: its coins stay depositable under the old keys
 		}
-		s := k.newest[name]
-		if !signs(s, now) || s.Key.Value != cfg.CoinValue || s.Key.Currency != cfg.Currency ||
-			!otp.SameProgram(s.Key.CoinProgram(), def.Program) {
-			return name
+		for _, v := range cfg.Denominations {
+			s := k.newest[coinType{name, v}]
+			if !signs(s, now) || s.Key.Currency != cfg.Currency || !otp.SameProgram(s.Key.CoinProgram(), def.Program) {
+				out = append(out, coinType{name, v})
+			}
 		}
 	}
-	return ""
+	return out
 }
 
 // keyring returns the keys to use at now. The first call on a new store
@@ -92,17 +105,19 @@ func (b *Bank) keyring(ctx context.Context, now time.Time) (*keyring, error) {
 			if ring != nil && ring.current(b.cfg, now) {
 				return nil
 			}
-			// One missing key per round: the root first, as everything
-			// else is published under it.
-			k, err := b.newKey(ring, now)
+			// The root first, as everything else is published under
+			// it, then the exchange key, then every missing coin key.
+			keys, err := b.newKeys(ring, now)
 			if err != nil {
 				return err
 			}
-			if err := tx.InsertIssuerKey(ctx, k); err != nil {
-				return err
+			for _, k := range keys {
+				if err := tx.InsertIssuerKey(ctx, k); err != nil {
+					return err
+				}
+				b.log.InfoContext(ctx, "issuer key generated", "keyId", k.KeyID, "use", k.Use)
 			}
-			b.log.InfoContext(ctx, "issuer key generated", "keyId", k.KeyID, "use", k.Use)
-			stored = append(stored, k)
+			stored = append(stored, keys...)
 		}
 	})
 	if err != nil {
@@ -112,19 +127,22 @@ func (b *Bank) keyring(ctx context.Context, now time.Time) (*keyring, error) {
 	return ring, nil
 }
 
-// newKey generates the first key the keyring lacks at now.
-func (b *Bank) newKey(ring *keyring, now time.Time) (storage.IssuerKey, error) {
+// newKeys generates the keys the keyring lacks at now: the root key if
+// there is none, else the exchange key if it lacks one, else every missing
+// blind coin key, on all cores (an RSA-2048 key takes tens of
+// milliseconds, and a bank has one per program and denomination).
+func (b *Bank) newKeys(ring *keyring, now time.Time) ([]storage.IssuerKey, error) {
 	now = now.Truncate(time.Second)
 	if ring == nil {
 		_, priv, err := ed25519.GenerateKey(rand.Reader)
 		if err != nil {
-			return storage.IssuerKey{}, err
+			return nil, err
 		}
 		entry, err := json.Marshal(rootEntry{Issuer: b.cfg.Issuer})
 		if err != nil {
-			return storage.IssuerKey{}, err
+			return nil, err
 		}
-		return storage.IssuerKey{KeyID: useRoot, Use: useRoot, Seed: priv.Seed(), Entry: entry, Created: now}, nil
+		return []storage.IssuerKey{{KeyID: useRoot, Use: useRoot, Seed: priv.Seed(), Entry: entry, Created: now}}, nil
 	}
 	k := otp.IssuerKey{Use: otp.UseExchange, NotBefore: now, Expires: now.Add(b.cfg.CoinLifetime)}
 	if !signs(ring.exchange, now) {
@@ -132,18 +150,34 @@ func (b *Bank) newKey(ring *keyring, now time.Time) (storage.IssuerKey, error) {
 		k.DepositUntil = k.Expires.Add(b.cfg.ExchangeKeyLifetime)
 		s, priv, err := otp.GenerateSigner(b.cfg.Issuer, k)
 		if err != nil {
-			return storage.IssuerKey{}, err
+			return nil, err
 		}
-		return storedKey(s, priv.Seed(), now)
+		sk, err := storedKey(s, priv.Seed(), now)
+		return []storage.IssuerKey{sk}, err
 	}
-	// A blind coin key per program: the coins it signs are payable for
-	// CoinLifetime after its signing period (or until the program ends),
-	// then depositable for DepositGrace.
-	def, err := b.program(ring.missingProgram(b.cfg, now), now)
+	missing := ring.missing(b.cfg, now)
+	keys := make([]storage.IssuerKey, len(missing))
+	var g errgroup.Group
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for i, ct := range missing {
+		g.Go(func() error {
+			var err error
+			keys[i], err = b.newCoinKey(ct, k, now)
+			return err
+		})
+	}
+	return keys, g.Wait()
+}
+
+// newCoinKey generates the blind coin key for ct, from the template k:
+// the coins it signs are payable for CoinLifetime after its signing
+// period (or until the program ends), then depositable for DepositGrace.
+func (b *Bank) newCoinKey(ct coinType, k otp.IssuerKey, now time.Time) (storage.IssuerKey, error) {
+	def, err := b.program(ct.program, now)
 	if err != nil {
 		return storage.IssuerKey{}, err
 	}
-	k.Use, k.Value, k.Currency = otp.UseCoin, b.cfg.CoinValue, b.cfg.Currency
+	k.Use, k.Value, k.Currency = otp.UseCoin, ct.value, b.cfg.Currency
 	k.PayableUntil = k.Expires.Add(b.cfg.CoinLifetime).Truncate(time.Second)
 	if !def.Expires.IsZero() && def.Expires.Before(k.PayableUntil) {
 		k.PayableUntil = def.Expires.Truncate(time.Second)
@@ -189,7 +223,7 @@ func (b *Bank) loadKeyring(stored []storage.IssuerKey) (*keyring, error) {
 	if root.Issuer != b.cfg.Issuer {
 		return nil, fmt.Errorf("the store belongs to issuer %q, not %q", root.Issuer, b.cfg.Issuer)
 	}
-	ring := &keyring{blind: map[string]*otp.Signer{}, newest: map[string]*otp.Signer{}}
+	ring := &keyring{blind: map[string]*otp.Signer{}, newest: map[coinType]*otp.Signer{}}
 	cat := &otp.Catalogue{Issuer: b.cfg.Issuer, Issued: stored[len(stored)-1].Created, Keys: []otp.IssuerKey{}}
 	for _, sk := range stored[1:] {
 		var k otp.IssuerKey
@@ -202,7 +236,7 @@ func (b *Bank) loadKeyring(stored []storage.IssuerKey) (*keyring, error) {
 		}
 		switch {
 		case k.Use == otp.UseCoin && k.Alg == otp.AlgBlindRSA:
-			ring.blind[k.KeyID], ring.newest[k.Program] = s, s
+			ring.blind[k.KeyID], ring.newest[coinType{k.Program, k.Value}] = s, s
 		case k.Use == otp.UseCoin:
 			// An Ed25519 coin key of before blind issuance: its coins
 			// stay depositable, it signs no more.

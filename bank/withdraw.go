@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"runtime"
 	"time"
@@ -29,8 +30,20 @@ func (b *Bank) withdraw(ctx context.Context, req api.WithdrawRequest, blinded []
 		return nil, fmt.Errorf("withdraw: %w", err)
 	}
 	hash := sha256.Sum256(canon)
-	// Current coin keys are all of the configured value (keyring.current).
-	total := int64(len(blinded)) * b.cfg.CoinValue
+	now := b.now()
+	ring, err := b.keyring(ctx, now)
+	if err != nil {
+		return nil, fmt.Errorf("withdraw: %w", err)
+	}
+	// An unknown key costs nothing here, and is refused below after the
+	// retry check.
+	var total int64
+	if s, ok := ring.blind[req.KeyID]; ok {
+		if s.Key.Value > math.MaxInt64/int64(max(len(blinded), 1)) {
+			return nil, api.Errorf(http.StatusBadRequest, api.CodeBadRequest, "%d coins of %s overflow", len(blinded), amount.Format(s.Key.Value))
+		}
+		total = int64(len(blinded)) * s.Key.Value
+	}
 
 	// Answer a retry, or refuse what the balance cannot cover, before
 	// signing anything.
@@ -52,9 +65,8 @@ func (b *Bank) withdraw(ctx context.Context, req api.WithdrawRequest, blinded []
 		return resp, b.withdrawError(req, total, err)
 	}
 
-	// Looked up after the retry check: a retry gets its signatures even
-	// if the key has stopped signing since.
-	now := b.now()
+	// Checked after the retry check: a retry gets its signatures even if
+	// the key has stopped signing since.
 	signer, err := b.coinSigner(ctx, req.KeyID, now)
 	if err != nil {
 		return nil, err
@@ -137,7 +149,7 @@ func (b *Bank) coinSigner(ctx context.Context, keyID string, now time.Time) (*ot
 	if _, err := b.program(s.Key.Program, now); err != nil {
 		return nil, err
 	}
-	if ring.newest[s.Key.Program] != s || !signs(s, now) {
+	if ring.newest[coinType{s.Key.Program, s.Key.Value}] != s || !signs(s, now) || !b.cfg.Denominations.Contains(s.Key.Value) {
 		return nil, api.Errorf(http.StatusBadRequest, api.CodeUnknownKey,
 			"coin key %q no longer signs (its coins stay depositable until %s); withdraw under the newest key of program %q in GET /v1/catalogue",
 			keyID, s.Key.DepositUntil.Format(time.RFC3339), s.Key.Program)

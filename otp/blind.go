@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -332,10 +333,11 @@ func verifyBlindSignature(pub *rsa.PublicKey, c *Coin) error {
 	return nil
 }
 
-// CoinKey returns the blind coin key to withdraw coins of program under
-// at now: the newest such key of the catalogue that signs at now.
-func (c *Catalogue) CoinKey(program string, now time.Time) (*IssuerKey, error) {
-	var best *IssuerKey
+// CoinKeys returns the blind coin keys to withdraw coins of program under
+// at now, one per value, smallest value first: for each value, the newest
+// key of the catalogue that signs at now.
+func (c *Catalogue) CoinKeys(program string, now time.Time) ([]*IssuerKey, error) {
+	newest := map[int64]*IssuerKey{}
 	var programs []string
 	for i := range c.Keys {
 		k := &c.Keys[i]
@@ -343,14 +345,33 @@ func (c *Catalogue) CoinKey(program string, now time.Time) (*IssuerKey, error) {
 			continue
 		}
 		programs = append(programs, k.Program)
-		if k.Program == program && (best == nil || k.NotBefore.After(best.NotBefore)) {
-			best = k
+		if best := newest[k.Value]; k.Program == program && (best == nil || k.NotBefore.After(best.NotBefore)) {
+			newest[k.Value] = k
 		}
 	}
-	if best == nil {
+	if len(newest) == 0 {
 		slices.Sort(programs)
 		return nil, fmt.Errorf("%w: no coin key of program %q signs at %s; the catalogue of %q has %s", ErrUnknownKey,
 			program, now.Format(time.RFC3339), c.Issuer, strings.Join(slices.Compact(programs), ", "))
 	}
-	return best, nil
+	keys := make([]*IssuerKey, 0, len(newest))
+	for _, v := range slices.Sorted(maps.Keys(newest)) {
+		keys = append(keys, newest[v])
+	}
+	return keys, nil
+}
+
+// CoinKey returns the blind coin key to withdraw coins of program and value
+// under at now (see CoinKeys).
+func (c *Catalogue) CoinKey(program string, value int64, now time.Time) (*IssuerKey, error) {
+	keys, err := c.CoinKeys(program, now)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range keys {
+		if k.Value == value {
+			return k, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: program %q has no coins of %d at %s", ErrUnknownKey, program, value, now.Format(time.RFC3339))
 }

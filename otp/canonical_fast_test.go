@@ -3,8 +3,8 @@ package otp
 import (
 	"bytes"
 	"crypto/sha256"
-	"slices"
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 )

@@ -66,5 +66,5 @@ func Example() {
 	p := <-received
 	held, _ := alice.Balance(ctx)
 	fmt.Printf("Bob received %s %s in %d coins; Alice holds %s\n", amount.Format(p.Amount), alice.Currency(), p.Coins, amount.Format(held.Held))
-	// Output: Bob received 7.00 EUR in 7 coins; Alice holds 3.00
+	// Output: Bob received 7.00 EUR in 2 coins; Alice holds 3.00
 }

@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 
 	"github.com/otpcash/otpcash/bank/api"
+	"github.com/otpcash/otpcash/denom"
 	"github.com/otpcash/otpcash/internal/amount"
 	"github.com/otpcash/otpcash/internal/fault"
 	"github.com/otpcash/otpcash/otp"
@@ -41,43 +44,83 @@ func applyOptions(opts []Option) callOptions {
 	return o
 }
 
-// Withdraw debits amount from the bank account and stores the coins. The
-// wallet builds the coins itself, of the program's newest coin key in the
-// catalogue, and has the bank sign them blindly (RFC 9474): the bank never
-// sees their serials or holder keys, so it cannot link them to this
-// withdrawal when they are deposited. The holder keys and a secret the
-// serials and blinding are derived from are stored in the vault before the
-// bank is asked, and the request carries a fresh withdrawal id the bank
-// honours only once, so a withdrawal interrupted by a crash or a lost reply
-// is finished, without a second debit, by the next Withdraw on the same
-// account.
+// Withdraw debits amount from the bank account and stores the coins, in
+// the mix of denominations denom.Set.Withdrawal makes (enough small coins
+// to make change). The wallet builds the coins itself, of the program's
+// newest coin keys in the catalogue, and has the bank sign them blindly
+// (RFC 9474): the bank never sees their serials or holder keys, so it
+// cannot link them to this withdrawal when they are deposited.
+//
+// Each denomination is one withdrawal at the bank, with its own id; all
+// are recorded in the vault (holder keys, and a secret the serials and
+// blinding are derived from) before the bank is asked for any, and the
+// bank honours an id only once. A withdrawal interrupted by a crash or a
+// lost reply is finished, without a second debit, by the next Withdraw on
+// the same account, whole. When the bank refuses one (say for want of
+// funds), the ones not yet asked are forgotten and the error says what was
+// withdrawn.
 func (w *Wallet) Withdraw(ctx context.Context, account, token string, value int64, opts ...Option) (WithdrawResult, error) {
 	o := applyOptions(opts)
-	k, err := w.cat.CoinKey(o.program, w.now())
+	keys, err := w.cat.CoinKeys(o.program, w.now())
 	if err != nil {
 		return WithdrawResult{}, fmt.Errorf("withdraw: %w", err)
 	}
-	if value <= 0 || value%k.Value != 0 {
-		return WithdrawResult{}, fmt.Errorf("withdraw %s: %w of %s %s", amount.Format(value), ErrAmount, amount.Format(k.Value), k.Currency)
+	set := make(denom.Set, len(keys))
+	byValue := make(map[int64]*otp.IssuerKey, len(keys))
+	for i, k := range keys {
+		set[i], byValue[k.Value] = k.Value, k
+	}
+	if value <= 0 {
+		return WithdrawResult{}, fmt.Errorf("withdraw %d: %w: the amount must be positive", value, ErrAmount)
+	}
+	mix, err := set.Withdrawal(value)
+	if err != nil {
+		return WithdrawResult{}, fmt.Errorf("withdraw %s: %w in coins of %s %s", amount.Format(value), ErrAmount, set, keys[0].Currency)
 	}
 	var res WithdrawResult
 	if err := w.resumeWithdrawals(ctx, account, token, &res); err != nil {
 		return res, err
 	}
-	id := newID()
-	pw, err := json.Marshal(pendingWithdrawal{Account: account, KeyID: k.KeyID})
-	if err != nil {
-		return res, fmt.Errorf("withdraw: %w", err)
+	type part struct {
+		id  string
+		key *otp.IssuerKey
+		n   int
 	}
-	if err := w.v.SetSetting(ctx, withdrawalSetting(id), pw); err != nil {
-		return res, fmt.Errorf("withdraw: %w", err)
+	var parts []part
+	for _, v := range slices.Backward(slices.Sorted(maps.Keys(mix))) {
+		p := part{id: newID(), key: byValue[v], n: mix[v]}
+		pw, err := json.Marshal(pendingWithdrawal{Account: account, KeyID: p.key.KeyID})
+		if err != nil {
+			return res, fmt.Errorf("withdraw: %w", err)
+		}
+		if err := w.v.SetSetting(ctx, withdrawalSetting(p.id), pw); err != nil {
+			return res, fmt.Errorf("withdraw: %w", err)
+		}
+		if _, err := w.v.HolderKeys(ctx, p.id, p.n); err != nil {
+			return res, fmt.Errorf("withdraw: %w", err)
+		}
+		parts = append(parts, p)
 	}
-	n := int(value / k.Value)
-	if err := w.finishWithdrawal(ctx, id, account, token, k.KeyID, n, &res); err != nil {
-		return res, err
+	for i, p := range parts {
+		if err := w.finishWithdrawal(ctx, p.id, account, token, p.key.KeyID, p.n, &res); err != nil {
+			// A refusal ends the withdrawal: the parts after it were
+			// never asked for. Any other failure leaves them, with it,
+			// to be finished by the next Withdraw.
+			if refused(err) {
+				for _, q := range parts[i+1:] {
+					if ferr := w.v.ForgetWithdrawal(ctx, q.id); ferr != nil {
+						w.log.Warn("withdrawal not asked for not forgotten", "err", ferr)
+					}
+				}
+			}
+			if res.Amount > 0 {
+				err = fmt.Errorf("%w (withdrew %s of %s)", err, amount.Format(res.Amount), amount.Format(value))
+			}
+			return res, err
+		}
 	}
 	w.emit(Event{Kind: "withdrawn", Amount: res.Amount, Coins: res.Coins})
-	w.record(ctx, vault.Event{Kind: "withdraw", Amount: res.Amount, Detail: fmt.Sprintf("%d coins from account %s", res.Coins, account)})
+	w.record(ctx, vault.Event{Kind: "withdraw", Amount: res.Amount, Detail: fmt.Sprintf("%d coins (%s) from account %s", res.Coins, mix, account)})
 	return res, nil
 }
 
@@ -146,8 +189,7 @@ func (w *Wallet) finishWithdrawal(ctx context.Context, id, account, token, keyID
 	coins, err := w.bank.WithdrawCoins(ctx, token, id, account, w.cat.Issuer, k, pubs,
 		func(i int) io.Reader { return otp.WithdrawalRand(secret, id, i) })
 	if err != nil {
-		var ae *api.Error
-		if errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500 {
+		if refused(err) {
 			if ferr := w.v.ForgetWithdrawal(ctx, id); ferr != nil {
 				w.log.Warn("refused withdrawal not forgotten", "err", ferr)
 			}
@@ -163,6 +205,13 @@ func (w *Wallet) finishWithdrawal(ctx context.Context, id, account, token, keyID
 	}
 	res.Coins += len(coins)
 	return nil
+}
+
+// refused reports whether the bank refused a request, so that nothing
+// was done.
+func refused(err error) bool {
+	var ae *api.Error
+	return errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500
 }
 
 // DepositResult says what a deposit did.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/otpcash/otpcash/bank/client"
+	"github.com/otpcash/otpcash/denom"
 	"github.com/otpcash/otpcash/otp"
 	"github.com/otpcash/otpcash/vault"
 )
@@ -302,6 +303,8 @@ type Balance struct {
 	Held       int64  `json:"held"`
 	PendingOut int64  `json:"pendingOut"`
 	Coins      int    `json:"coins"`
+	// Denominations counts the coins held by value.
+	Denominations denom.Counts `json:"denominations"`
 	// Programs splits the totals by coin program: coins of different
 	// programs buy different things.
 	Programs map[string]ProgramBalance `json:"programs"`
@@ -320,7 +323,7 @@ func (w *Wallet) Balance(ctx context.Context) (Balance, error) {
 	if err != nil {
 		return Balance{}, fmt.Errorf("balance: %w", err)
 	}
-	b := Balance{Currency: w.Currency(), Programs: map[string]ProgramBalance{}}
+	b := Balance{Currency: w.Currency(), Denominations: denom.Counts{}, Programs: map[string]ProgramBalance{}}
 	for _, c := range coins {
 		d := &c.Sandbox.Coin.Data
 		p := b.Programs[d.Program]
@@ -328,6 +331,7 @@ func (w *Wallet) Balance(ctx context.Context) (Balance, error) {
 		case vault.Held:
 			b.Held += d.Value
 			b.Coins++
+			b.Denominations[d.Value]++
 			p.Held += d.Value
 			p.Coins++
 		case vault.PendingOut:

@@ -17,6 +17,7 @@ import (
 	"github.com/otpcash/otpcash/bank"
 	"github.com/otpcash/otpcash/bank/api"
 	"github.com/otpcash/otpcash/bank/storage/sqlite"
+	"github.com/otpcash/otpcash/denom"
 	"github.com/otpcash/otpcash/otp"
 	"github.com/otpcash/otpcash/vault"
 )
@@ -29,7 +30,11 @@ type testBank struct {
 	url string
 }
 
-func newTestBank(t testing.TB) *testBank {
+// newTestBank starts a bank of 1.00 coins only, as the paper's.
+func newTestBank(t testing.TB) *testBank { return newTestBankOf(t, denom.Set{100}) }
+
+// newTestBankOf starts a bank with coins of the given denominations.
+func newTestBankOf(t testing.TB, set denom.Set) *testBank {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "bank.db"))
@@ -37,7 +42,7 @@ func newTestBank(t testing.TB) *testBank {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	b, err := bank.New(ctx, st, bank.Config{Logger: slog.New(slog.DiscardHandler), ExchangeKeyRate: rate.Inf, AdminToken: testAdminToken})
+	b, err := bank.New(ctx, st, bank.Config{Logger: slog.New(slog.DiscardHandler), ExchangeKeyRate: rate.Inf, AdminToken: testAdminToken, Denominations: set})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +299,7 @@ func TestWithdrawResumes(t *testing.T) {
 	b := newTestBank(t)
 	alice := b.newHolder(t, 500)
 	id := newID()
-	key, err := alice.w.cat.CoinKey(otp.GeneralProgramName, alice.w.now())
+	key, err := alice.w.cat.CoinKey(otp.GeneralProgramName, 100, alice.w.now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,7 @@ func TestClient(t *testing.T) {
 		t.Fatalf("credit: %d, %v", bal, err)
 	}
 	pub, priv := banktest.NewKey(t)
-	key, err := cat.CoinKey(otp.GeneralProgramName, e.Clock.Now())
+	key, err := cat.CoinKey(otp.GeneralProgramName, banktest.TestValue, e.Clock.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/otpcash/otpcash/bank/storage"
 	"github.com/otpcash/otpcash/bank/storage/postgres"
 	"github.com/otpcash/otpcash/bank/storage/sqlite"
+	"github.com/otpcash/otpcash/denom"
 	"github.com/otpcash/otpcash/internal/amount"
 )
 
@@ -41,11 +42,11 @@ deposits with double-deposit detection, accounts) and its admin tools.`,
 
 func bankServeCmd() *cobra.Command {
 	var (
-		db, listen, tokenFile     string
-		logFormat, logLevel       string
-		tlsCert, tlsKey           string
-		issuer, currency, coinVal string
-		programsFile              string
+		db, listen, tokenFile    string
+		logFormat, logLevel      string
+		tlsCert, tlsKey          string
+		issuer, currency, denoms string
+		programsFile             string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -76,9 +77,9 @@ file. Logs go to stderr; the line with msg=listening gives the address.`,
 					return fmt.Errorf("--config %s: %w", programsFile, err)
 				}
 			}
-			if coinVal != "" {
-				if cfg.CoinValue, err = amount.Parse(coinVal); err != nil {
-					return fmt.Errorf("--coin-value: %w", err)
+			if denoms != "" {
+				if cfg.Denominations, err = denom.Parse(denoms); err != nil {
+					return fmt.Errorf("%w: --denominations: %w", errUsage, err)
 				}
 			}
 			if cfg.AdminToken, err = bankAdminToken(tokenFile, true); err != nil {
@@ -118,7 +119,7 @@ file. Logs go to stderr; the line with msg=listening gives the address.`,
 	f.StringVar(&tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	f.StringVar(&issuer, "issuer", "", `issuer name in coins (default "otpcash-bank"); fixed for the life of the database`)
 	f.StringVar(&currency, "currency", "", `ISO 4217 currency of accounts and coins (default "EUR")`)
-	f.StringVar(&coinVal, "coin-value", "", `value of one coin, like 1.00 (default 1.00)`)
+	f.StringVar(&denoms, "denominations", "", `coin values, like 0.01,0.02,0.05,1,2 (default: the currency's; for EUR its coins and notes, 0.01 to 500.00)`)
 	f.StringVar(&programsFile, "config", "", "TOML file of coin programs (docs/PROGRAMS.md); default: general, grocery-voucher, max-hops")
 	_ = cmd.MarkFlagRequired("db")
 	_ = cmd.MarkFlagRequired("admin-token-file")

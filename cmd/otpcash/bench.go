@@ -21,6 +21,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/otpcash/otpcash/bank"
+	"github.com/otpcash/otpcash/denom"
 )
 
 func newBenchCmd() *cobra.Command {
@@ -36,7 +37,8 @@ func newBenchCmd() *cobra.Command {
 // coins sent 50 times in a row.
 var paperAmounts = []int{5, 10, 20, 30, 40, 50, 100, 200, 300, 400, 500}
 
-// coinValue is the value of every coin of the ramp's bank, in cents.
+// coinValue is the value of every coin of the ramp's bank, in cents: the
+// paper's one coin per euro.
 const coinValue = 100
 
 type rampFlags struct {
@@ -210,7 +212,7 @@ func runRamp(ctx context.Context, stdout, stderr io.Writer, f rampFlags, lk link
 
 	// The bank: embedded, on loopback, certifying exchange keys without
 	// the per-client rate limit a public bank has.
-	eb, err := startEmbeddedBank(ctx, dir, bank.Config{CoinValue: coinValue, ExchangeKeyRate: rate.Inf})
+	eb, err := startEmbeddedBank(ctx, dir, bank.Config{Denominations: denom.Set{coinValue}, ExchangeKeyRate: rate.Inf})
 	if err != nil {
 		return err
 	}

@@ -185,7 +185,7 @@ func benchBankLevel(ctx context.Context, b *bank.Bank, c *client.Client, admin s
 	if err != nil {
 		return row, err
 	}
-	coinKey, err := cat.CoinKey(otp.GeneralProgramName, time.Now())
+	coinKey, err := cat.CoinKey(otp.GeneralProgramName, 100, time.Now())
 	if err != nil {
 		return row, err
 	}

@@ -170,7 +170,7 @@ func TestEndToEnd(t *testing.T) {
 	if err := payee.cmd.Wait(); err != nil {
 		t.Fatalf("receive --once: %v", err)
 	}
-	if !strings.Contains(payOut, "paid 7.00 EUR in 7 coins") || !strings.Contains(payee.stdout.String(), "received 7.00 EUR") {
+	if !strings.Contains(payOut, "paid 7.00 EUR in 2 coins") || !strings.Contains(payee.stdout.String(), "received 7.00 EUR") {
 		t.Errorf("pay printed %q, receive printed %q", payOut, payee.stdout.String())
 	}
 

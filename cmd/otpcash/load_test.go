@@ -200,7 +200,7 @@ func withdrawAndDeposit(ctx context.Context, c, depositTo *client.Client, a api.
 	if err := retry(ctx, retried, func() (err error) { cat, err = c.Catalogue(ctx); return err }); err != nil {
 		return fmt.Errorf("catalogue: %w", err)
 	}
-	key, err := cat.CoinKey(otp.GeneralProgramName, time.Now())
+	key, err := cat.CoinKey(otp.GeneralProgramName, 100, time.Now())
 	if err != nil {
 		return err
 	}

@@ -57,7 +57,7 @@ func TestTwoBankProcessesOnePostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := cat.CoinKey(otp.GeneralProgramName, time.Now())
+	key, err := cat.CoinKey(otp.GeneralProgramName, 100, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,11 +24,16 @@ import (
 	"github.com/otpcash/otpcash/bank/client"
 	"github.com/otpcash/otpcash/bank/storage"
 	"github.com/otpcash/otpcash/bank/storage/sqlite"
+	"github.com/otpcash/otpcash/denom"
 	"github.com/otpcash/otpcash/otp"
 )
 
 // AdminToken is the admin token of every test bank.
 const AdminToken = "test-admin-token-0123456789abcdef"
+
+// TestValue is the one coin value of a test bank unless its
+// configuration sets denominations.
+const TestValue = 100
 
 // Start is the test clock's initial time.
 var Start = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -83,7 +88,9 @@ type Env struct {
 
 // New starts a bank with cfg, filling in the admin token, the clock, the
 // logger and, unless set, an unlimited exchange-key rate (the test clock
-// stands still, so buckets would never refill).
+// stands still, so buckets would never refill) and one denomination, 1.00
+// (TestValue): a key per program instead of fifteen, for tests that are
+// not about denominations.
 func New(t testing.TB, cfg bank.Config) *Env {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "bank.db")
@@ -109,6 +116,9 @@ func NewOn(t testing.TB, st storage.Store, cfg bank.Config) *Env {
 	}
 	if cfg.ExchangeKeyRate == 0 {
 		cfg.ExchangeKeyRate = rate.Inf
+	}
+	if cfg.Denominations == nil {
+		cfg.Denominations = denom.Set{TestValue}
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(e.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.Bank, err = bank.New(context.Background(), st, cfg)
@@ -184,7 +194,7 @@ func (e *Env) WithdrawProgram(t testing.TB, id, token string, n int, program str
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := cat.CoinKey(program, e.Clock.Now())
+	key, err := cat.CoinKey(program, TestValue, e.Clock.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +222,7 @@ func (e *Env) WithdrawProgram(t testing.TB, id, token string, n int, program str
 func (e *Env) BlindCoins(t testing.TB, program string, n int) (*otp.IssuerKey, []*otp.BlindCoin, []string) {
 	t.Helper()
 	cat := e.Bank.Catalogue()
-	key, err := cat.CoinKey(program, e.Clock.Now())
+	key, err := cat.CoinKey(program, TestValue, e.Clock.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
