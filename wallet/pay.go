@@ -341,6 +341,12 @@ func byProgram(coins []otp.Sandbox) [][]otp.Sandbox {
 // every coin offline against the pinned catalogue, stores it and returns a
 // signed receipt for it.
 func (w *Wallet) Receive(ctx context.Context, ln net.Listener) (Payment, error) {
+	return w.receive(ctx, ln, func(h *payee) p2p.Handler { return h })
+}
+
+// receive is Receive with the session served by as(payee): tests play a
+// dishonest payee through it.
+func (w *Wallet) receive(ctx context.Context, ln net.Listener, as func(*payee) p2p.Handler) (Payment, error) {
 	if n, err := w.v.ExchangeKeyCount(ctx); err != nil {
 		return Payment{}, fmt.Errorf("receive: %w", err)
 	} else if n == 0 {
@@ -359,7 +365,7 @@ func (w *Wallet) Receive(ctx context.Context, ln net.Listener) (Payment, error) 
 	if err := w.confirmSAS(ctx, h.p); err != nil {
 		return h.p, fmt.Errorf("receive: %w", err)
 	}
-	if err := p2p.Serve(ctx, conn, h); err != nil {
+	if err := p2p.Serve(ctx, conn, as(h)); err != nil {
 		return h.p, fmt.Errorf("receive: %w", err)
 	}
 	h.p.Amount -= h.p.Change

@@ -84,26 +84,37 @@ func runDemo(ctx context.Context, out io.Writer, dir string) error {
 		}
 		defer p.w.Close()
 	}
-	if _, err := d.bank.Credit(ctx, alice.account, 1000); err != nil {
+	if _, err := d.bank.Credit(ctx, alice.account, 1234); err != nil {
 		return err
 	}
-	d.say("accounts opened for Alice, Bob and Carol; Alice's account credited with %s", eur(1000))
+	if _, err := d.bank.Credit(ctx, carol.account, 500); err != nil {
+		return err
+	}
+	d.say("accounts opened for Alice, Bob and Carol; Alice's account credited with %s, Carol's with %s", eur(1234), eur(500))
 
-	d.say("\n== Alice withdraws 10.00 (online)")
-	res, err := alice.w.Withdraw(ctx, alice.account, alice.token, 1000)
-	if err != nil {
-		return err
-	}
-	d.say("Alice's wallet now holds %d coins of %s each, signed one-time programs", res.Coins, eur(res.Amount/int64(res.Coins)))
-	if err := d.expectHeld(ctx, alice, 1000); err != nil {
-		return err
+	d.say("\n== Alice withdraws 12.34 and Carol, who keeps a shop, a float of 5.00 (online)")
+	for _, w := range []struct {
+		p     *person
+		value int64
+	}{{alice, 1234}, {carol, 500}} {
+		if _, err := w.p.w.Withdraw(ctx, w.p.account, w.p.token, w.value); err != nil {
+			return err
+		}
+		bal, err := w.p.w.Balance(ctx)
+		if err != nil {
+			return err
+		}
+		d.say("%s's wallet holds %s in %d blind-signed one-time programs: %s", w.p.name, eur(bal.Held), bal.Coins, bal.Denominations)
+		if err := d.expectHeld(ctx, w.p, w.value); err != nil {
+			return err
+		}
 	}
 
 	d.say("\n== Alice pays Bob 7.00 (offline: only the two wallets talk)")
 	if err := d.pay(ctx, alice, bob, 700); err != nil {
 		return err
 	}
-	d.say("\n== Bob pays 3.00 of it on to Carol (a second hop)")
+	d.say("\n== Bob pays Carol 3.00 of it (a second hop); he cannot pay 3.00 exactly, so Carol gives change")
 	if err := d.pay(ctx, bob, carol, 300); err != nil {
 		return err
 	}
@@ -120,7 +131,7 @@ func runDemo(ctx context.Context, out io.Writer, dir string) error {
 		d.say("%s deposits %d coins: %s credited, account balance %s", p.name, r.Coins, eur(r.Credited), eur(r.Balance))
 	}
 	for i, p := range []*person{alice, bob, carol} {
-		want := []int64{300, 400, 300}[i]
+		want := []int64{534, 400, 800}[i]
 		if err := d.expectHeld(ctx, p, 0); err != nil {
 			return err
 		}
@@ -278,7 +289,10 @@ func (d *demo) pay(ctx context.Context, from, to *person, value int64, opts ...w
 		return errors.New("check failed: short authentication strings differ")
 	}
 	d.say("%s sealed %d coins to %s's exchange keys, destroyed the keys that could sign them again, and holds %d signed receipts", from.name, paid.Coins, to.name, paid.Coins)
-	d.say("%s checked every coin offline (issuer signature, checksum, program, transfer chain) and stored %s", to.name, eur(received.Amount))
+	if paid.Change > 0 {
+		d.say("%s gave %s change, sealed to exchange keys %s handed over, in the same offline session; %s stored it and sent receipts", to.name, eur(paid.Change), from.name, from.name)
+	}
+	d.say("%s checked every coin offline (issuer signature, checksum, program, transfer chain) and is %s richer", to.name, eur(received.Amount))
 	if received.Amount != value || paid.Amount != value {
 		return fmt.Errorf("check failed: paid %s, received %s, want %s", eur(paid.Amount), eur(received.Amount), eur(value))
 	}

@@ -1,0 +1,219 @@
+package wallet
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/otpcash/otpcash/denom"
+	"github.com/otpcash/otpcash/otp"
+	"github.com/otpcash/otpcash/p2p"
+	"github.com/otpcash/otpcash/vault"
+)
+
+// changeWorld: a bank of 1.00 and 5.00 coins; Alice holds one 5.00 coin,
+// Bob two 1.00 coins (what Withdrawal gives for 5.00 and 2.00 there).
+func changeWorld(t *testing.T) (*testBank, *holder, *holder) {
+	t.Helper()
+	ctx := context.Background()
+	b := newTestBankOf(t, denom.Set{100, 500})
+	alice, bob := b.newHolder(t, 500), b.newHolder(t, 200)
+	if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, 500); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.w.Withdraw(ctx, bob.account, bob.token, 200); err != nil {
+		t.Fatal(err)
+	}
+	if got := coinsHeld(t, alice); got.String() != "1x5.00" {
+		t.Fatalf("Alice holds %s, want one 5.00 coin", got)
+	}
+	if got := coinsHeld(t, bob); got.String() != "2x1.00" {
+		t.Fatalf("Bob holds %s, want two 1.00 coins", got)
+	}
+	return b, alice, bob
+}
+
+func coinsHeld(t testing.TB, h *holder) denom.Counts {
+	t.Helper()
+	coins, err := h.w.v.Coins(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := denom.Counts{}
+	for _, coin := range coins {
+		if coin.State == vault.Held {
+			c[coin.Sandbox.Coin.Data.Value]++
+		}
+	}
+	return c
+}
+
+func events(t testing.TB, h *holder, kind string) []vault.Event {
+	t.Helper()
+	all, err := h.w.History(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []vault.Event
+	for _, e := range all {
+		if e.Kind == kind {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func TestPayWithChange(t *testing.T) {
+	ctx := context.Background()
+	b, alice, bob := changeWorld(t)
+	paid, payErr, got, recvErr := pay(t, alice, bob, 300, nil)
+	if payErr != nil || recvErr != nil {
+		t.Fatalf("pay: %v; receive: %v", payErr, recvErr)
+	}
+	if paid.Amount != 300 || paid.Change != 200 || paid.Coins != 1 || got.Amount != 300 || got.Change != 200 {
+		t.Errorf("paid %+v, received %+v", paid, got)
+	}
+	if a, bb := coinsHeld(t, alice), coinsHeld(t, bob); a.String() != "2x1.00" || bb.String() != "1x5.00" {
+		t.Errorf("after paying 3.00 with a 5.00 coin: Alice holds %s, Bob %s", a, bb)
+	}
+	for _, h := range []*holder{alice, bob} {
+		if bal := h.balance(t); bal.PendingOut != 0 {
+			t.Errorf("coins left pending-out: %+v", bal)
+		}
+	}
+	if len(events(t, alice, "change")) != 1 {
+		t.Error("Alice's history has no change received")
+	}
+	// The change is Alice's money: both deposit everything.
+	for _, h := range []*holder{alice, bob} {
+		if _, err := h.w.Deposit(ctx, h.account, h.token); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		h    *holder
+		want int64
+	}{{alice, 200}, {bob, 500}} {
+		if bal, err := b.Balance(ctx, tt.h.account); err != nil || bal != tt.want {
+			t.Errorf("account balance %d, %v; want %d", bal, err, tt.want)
+		}
+	}
+}
+
+func TestPayRefusedWithoutChange(t *testing.T) {
+	_, alice, bob := changeWorld(t)
+	keysBefore, _ := alice.w.ExchangeKeys(context.Background())
+	_, payErr, _, _ := pay(t, alice, bob, 350, nil)
+	if !errors.Is(payErr, ErrInsufficient) || !errors.Is(payErr, denom.ErrUnpayable) ||
+		!strings.Contains(payErr.Error(), "cannot give 1.50 in change from its 2x1.00") {
+		t.Fatalf("paying 3.50 with a 5.00 coin to a payee with two 1.00 coins: %v", payErr)
+	}
+	if a, bb := coinsHeld(t, alice), coinsHeld(t, bob); a.String() != "1x5.00" || bb.String() != "2x1.00" {
+		t.Errorf("a refused payment moved coins: Alice holds %s, Bob %s", a, bb)
+	}
+	if keys, _ := alice.w.ExchangeKeys(context.Background()); keys != keysBefore {
+		t.Errorf("a refused payment used exchange keys: %d before, %d after", keysBefore, keys)
+	}
+}
+
+// dishonest is a payee that tampers with the change it sends.
+type dishonest struct {
+	*payee
+	change func([]otp.Sandbox) []otp.Sandbox
+}
+
+func (d dishonest) Receive(ctx context.Context, coins []otp.Sandbox) ([]otp.Ack, []otp.Sandbox, error) {
+	acks, change, err := d.payee.Receive(ctx, coins)
+	return acks, d.change(change), err
+}
+
+func payDishonest(t *testing.T, from, to *holder, value int64, change func([]otp.Sandbox) []otp.Sandbox) (Payment, error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		to.w.receive(context.Background(), ln, func(h *payee) p2p.Handler { return dishonest{h, change} })
+	}()
+	defer wg.Wait()
+	return from.w.Pay(context.Background(), ln.Addr().String(), value, "dishonest")
+}
+
+func TestPayeeKeepsTheChange(t *testing.T) {
+	_, alice, bob := changeWorld(t)
+	paid, err := payDishonest(t, alice, bob, 300, func([]otp.Sandbox) []otp.Sandbox { return nil })
+	if !errors.Is(err, ErrChange) || !strings.Contains(err.Error(), "sent no change; it owes 2.00 (2x1.00)") {
+		t.Fatalf("payee kept the change: %v", err)
+	}
+	if paid.Amount != 500 || paid.Change != 0 {
+		t.Errorf("payment %+v, want 5.00 paid and no change", paid)
+	}
+	if ev := events(t, alice, "change-missing"); len(ev) != 1 || ev[0].Amount != 200 {
+		t.Errorf("history of the missing change: %+v", ev)
+	}
+	// Alice sealed only the agreed 5.00 coin.
+	if a := alice.balance(t); a.Held != 0 || a.PendingOut != 0 {
+		t.Errorf("Alice %+v", a)
+	}
+}
+
+func TestPayeeGivesWrongChange(t *testing.T) {
+	_, alice, bob := changeWorld(t)
+	_, err := payDishonest(t, alice, bob, 300, func(c []otp.Sandbox) []otp.Sandbox { return c[:1] })
+	if !errors.Is(err, ErrChange) || !strings.Contains(err.Error(), "sent 1.00 (1x1.00) in change, not the 2.00 (2x1.00) agreed") {
+		t.Fatalf("payee gave half the change: %v", err)
+	}
+	// The coin it did give is Alice's.
+	if a := coinsHeld(t, alice); a.String() != "1x1.00" {
+		t.Errorf("Alice holds %s, want the 1.00 coin given", a)
+	}
+	if ev := events(t, alice, "change-mismatch"); len(ev) != 1 || ev[0].Amount != 100 {
+		t.Errorf("history of the short change: %+v", ev)
+	}
+}
+
+// TestChangeCollectedAtNextMeeting: the link drops after the payee stored
+// the payment and sealed the change; at the next meeting the change is
+// collected, and nothing is lost or doubled.
+func TestChangeCollectedAtNextMeeting(t *testing.T) {
+	ctx := context.Background()
+	b, alice, bob := changeWorld(t)
+	if _, err := b.Credit(ctx, alice.account, 100); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, 100); err != nil {
+		t.Fatal(err)
+	}
+	_, err := payDishonest(t, alice, bob, 300, func([]otp.Sandbox) []otp.Sandbox { return nil })
+	if !errors.Is(err, ErrChange) {
+		t.Fatalf("first meeting: %v", err)
+	}
+	if bb := bob.balance(t); bb.PendingOut != 200 {
+		t.Fatalf("Bob's change in flight: %+v, want 2.00 pending-out", bb)
+	}
+	if _, err := bob.w.ExchangeKeys(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Alice pays Bob 1.00 more; the change is collected first in the
+	// same session.
+	paid, payErr, _, recvErr := pay(t, alice, bob, 100, nil)
+	if payErr != nil || recvErr != nil {
+		t.Fatalf("second meeting: pay %v, receive %v", payErr, recvErr)
+	}
+	if a, bb := coinsHeld(t, alice), coinsHeld(t, bob); a.String() != "2x1.00" || bb.String() != "1x5.00 + 1x1.00" {
+		t.Errorf("after collecting the change and paying 1.00: Alice %s, Bob %s (paid %+v)", a, bb, paid)
+	}
+	for _, h := range []*holder{alice, bob} {
+		if bal := h.balance(t); bal.PendingOut != 0 {
+			t.Errorf("coins left pending-out: %+v", bal)
+		}
+	}
+}
