@@ -23,6 +23,9 @@ type Payment struct {
 	Coins  int    // coins paid or received
 	Change int64  // change received (payer) or given (payee) in this session
 	Resent int    // coins of an earlier broken session delivered first
+	// Collected is the value the payer received, before paying, that an
+	// earlier broken session left in flight towards it (change).
+	Collected int64
 	SAS    string // the short authentication string both screens showed
 	Peer   string // the other wallet's identity key
 }
@@ -62,22 +65,11 @@ func (w *Wallet) Pay(ctx context.Context, addr string, value int64, memo string,
 	if have := countsOf(held).Total(); have < value {
 		return Payment{}, fmt.Errorf("pay %s: %w: have %s %s of program %q", amount.Format(value), ErrInsufficient, amount.Format(have), w.Currency(), program)
 	}
-	conn, err := w.dial(ctx, addr)
+	conn, payer, p, err := w.meet(ctx, addr)
 	if err != nil {
-		return Payment{}, fmt.Errorf("pay %s: %w", amount.Format(value), err)
+		return p, fmt.Errorf("pay %s: %w", amount.Format(value), err)
 	}
 	defer conn.Close()
-	p := Payment{SAS: conn.SAS(), Peer: conn.PeerID()}
-	if err := w.confirmSAS(ctx, p); err != nil {
-		return p, fmt.Errorf("pay: %w", err)
-	}
-	payer := p2p.NewPayer(conn)
-	if _, err := payer.Hello(ctx, w.hello()); err != nil {
-		return p, fmt.Errorf("pay: %w", err)
-	}
-	if err := w.settleEarlier(ctx, payer, &p); err != nil {
-		return p, fmt.Errorf("pay: coins of an earlier session: %w", err)
-	}
 	change, err := payer.Offer(ctx, p2p.Offer{Amount: value, Currency: w.Currency(), Memo: memo, Program: program})
 	if err != nil {
 		var re *p2p.RemoteError
@@ -139,22 +131,67 @@ func (w *Wallet) Pay(ctx context.Context, addr string, value int64, memo string,
 	return p, nil
 }
 
-// settleEarlier delivers the coins an earlier broken session with the
-// payee left in flight: this wallet's, re-sent (which may complete a
-// payment with change, and bring the change), then the payee's, collected.
-func (w *Wallet) settleEarlier(ctx context.Context, payer *p2p.Payer, p *Payment) error {
+// Settle meets the wallet at addr only to deliver what earlier broken
+// sessions with it left in flight, in both directions: this wallet's coins
+// sealed to it are re-sent, and coins it sealed to this wallet (change,
+// mostly) are collected. No payment is made; it needs no coins, so a
+// wallet whose every coin is in flight can still get its change.
+func (w *Wallet) Settle(ctx context.Context, addr string) (Payment, error) {
+	conn, payer, p, err := w.meet(ctx, addr)
+	if err != nil {
+		return p, fmt.Errorf("settle: %w", err)
+	}
+	defer conn.Close()
+	if err := payer.Done(ctx); err != nil {
+		return p, fmt.Errorf("settle: %w", err)
+	}
+	return p, nil
+}
+
+// meet opens a session with the wallet at addr as the payer, once the
+// user has confirmed the short authentication string, and delivers what
+// earlier broken sessions with it left in flight: this wallet's coins,
+// re-sent (which may complete a payment with change, and bring the
+// change), then the peer's, collected. The caller closes the connection.
+func (w *Wallet) meet(ctx context.Context, addr string) (*p2p.Conn, *p2p.Payer, Payment, error) {
+	conn, err := w.dial(ctx, addr)
+	if err != nil {
+		return nil, nil, Payment{}, err
+	}
+	p := Payment{SAS: conn.SAS(), Peer: conn.PeerID()}
+	payer, err := w.settleEarlier(ctx, conn, &p)
+	if err != nil {
+		conn.Close()
+		return nil, nil, p, err
+	}
+	return conn, payer, p, nil
+}
+
+func (w *Wallet) settleEarlier(ctx context.Context, conn *p2p.Conn, p *Payment) (*p2p.Payer, error) {
+	if err := w.confirmSAS(ctx, *p); err != nil {
+		return nil, err
+	}
+	payer := p2p.NewPayer(conn)
+	if _, err := payer.Hello(ctx, w.hello()); err != nil {
+		return nil, err
+	}
 	var err error
 	if p.Resent, err = w.resend(ctx, payer, p.Peer); err != nil {
-		return err
+		return nil, fmt.Errorf("re-send coins of an earlier session: %w", err)
 	}
-	if _, err := w.takeChange(ctx, payer, p.Peer, nil); err != nil {
-		return err
+	change, err := w.takeChange(ctx, payer, p.Peer, nil)
+	if err != nil {
+		return nil, fmt.Errorf("change of an earlier session: %w", err)
 	}
 	if _, err := payer.Collect(ctx); err != nil {
-		return err
+		return nil, fmt.Errorf("collect coins of an earlier session: %w", err)
 	}
-	_, err = w.takeChange(ctx, payer, p.Peer, nil)
-	return err
+	collected, err := w.takeChange(ctx, payer, p.Peer, nil)
+	if err != nil {
+		return nil, fmt.Errorf("collect coins of an earlier session: %w", err)
+	}
+	p.Collected = change + collected
+	return payer, nil
 }
 
 // proposeChange promises exchange keys of this wallet for the change and

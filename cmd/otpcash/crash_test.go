@@ -60,6 +60,7 @@ type crashWorld struct {
 	bin, url           string
 	db, listen         string
 	adminFile          string
+	bankArgs           []string // extra arguments of bank serve
 	bank               *proc
 	alice, bob         string // wallet directories
 	aliceAcct, bobAcct account
@@ -131,25 +132,26 @@ func (w *crashWorld) conserved(after string) (alice, bob walletBalance) {
 	return a, b
 }
 
-func newCrashWorld(t *testing.T) *crashWorld {
+func newCrashWorld(t *testing.T, bankArgs ...string) *crashWorld {
 	dir := t.TempDir()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	w := &crashWorld{t: t, bin: faulty(t), alice: filepath.Join(dir, "alice"), bob: filepath.Join(dir, "bob"),
-		db: "sqlite:" + filepath.Join(dir, "bank.db"), listen: ln.Addr().String(), adminFile: filepath.Join(dir, "admin-token")}
+		db: "sqlite:" + filepath.Join(dir, "bank.db"), listen: ln.Addr().String(), adminFile: filepath.Join(dir, "admin-token"),
+		bankArgs: bankArgs}
 	ln.Close()
 	w.restartBank("")
 	t.Cleanup(func() { w.bank.cmd.Process.Kill(); w.bank.cmd.Wait() })
-	bankArgs := []string{"--bank", w.url, "--admin-token-file", w.adminFile}
+	admin := []string{"--bank", w.url, "--admin-token-file", w.adminFile}
 	for _, a := range []*account{&w.aliceAcct, &w.bobAcct} {
-		out := w.must(nil, append([]string{"bank", "account", "create", "--json"}, bankArgs...)...)
+		out := w.must(nil, append([]string{"bank", "account", "create", "--json"}, admin...)...)
 		if err := json.Unmarshal([]byte(out), a); err != nil {
 			t.Fatal(err)
 		}
 	}
-	w.must(nil, append([]string{"bank", "account", "credit", w.aliceAcct.ID, "1000"}, bankArgs...)...)
+	w.must(nil, append([]string{"bank", "account", "credit", w.aliceAcct.ID, "1000"}, admin...)...)
 	w.must(w.env(w.alice), "wallet", "init", "--wallet", w.alice, "--bank", w.url)
 	w.must(w.env(w.bob), "wallet", "init", "--wallet", w.bob, "--bank", w.url, "--keys", "1000")
 	return w
@@ -167,18 +169,30 @@ func (w *crashWorld) restartBank(point string) {
 	if point != "" {
 		env = []string{fault.Env + "=" + point}
 	}
-	w.bank = startBinary(w.t, w.bin, env, "bank", "serve", "--db", w.db, "--listen", w.listen, "--admin-token-file", w.adminFile)
+	w.bank = startBinary(w.t, w.bin, env, append([]string{"bank", "serve", "--db", w.db, "--listen", w.listen, "--admin-token-file", w.adminFile}, w.bankArgs...)...)
 	w.bank.waitFor(w.t, "listening")
 	w.url = "http://" + w.listen
 }
 
 func (w *crashWorld) withdraw(value, point string) error {
-	env := w.env(w.alice, "OTPCASH_TOKEN="+w.aliceAcct.Token)
+	return w.withdrawTo(w.alice, w.aliceAcct, value, point)
+}
+
+func (w *crashWorld) withdrawTo(dir string, a account, value, point string) error {
+	env := w.env(dir, "OTPCASH_TOKEN="+a.Token)
 	if point != "" {
 		env = append(env, fault.Env+"="+point)
 	}
-	_, err := w.cli(env, "wallet", "withdraw", value, "--wallet", w.alice, "--account", w.aliceAcct.ID)
+	_, err := w.cli(env, "wallet", "withdraw", value, "--wallet", dir, "--account", a.ID)
 	return err
+}
+
+// settle has from meet to again, only to deliver what is in flight.
+func (w *crashWorld) settle(from, to string) (settleErr, recvErr error) {
+	payee := startBinary(w.t, w.bin, w.env(to), "wallet", "receive", "--wallet", to, "--listen", "127.0.0.1:0", "--yes", "--once")
+	addr := strings.TrimPrefix(payee.waitFor(w.t, "listening on "), "listening on ")
+	_, settleErr = w.cli(w.env(from), "wallet", "settle", "--wallet", from, "--to", addr, "--yes")
+	return settleErr, payee.cmd.Wait()
 }
 
 // TestCrashAtEveryPoint kills one side of a payment at each fault point in
@@ -303,6 +317,52 @@ func TestCrashRandom(t *testing.T) {
 		a, _ = w.conserved(fmt.Sprintf("payment %d killed at %q", i, point))
 	}
 	t.Logf("%d payments, %d of them killed at a random point; value conserved after each", n, kills)
+}
+
+// TestCrashChange kills one side of a payment with change at each fault
+// point in turn: with 1.00 and 5.00 coins only, the holder of the 5.00
+// coin pays 3.00 to the holder of two 1.00 coins, who gives them back as
+// change. After each kill the two wallets meet again (settle) and every
+// coin must be held in exactly one of them, nothing pending-out.
+func TestCrashChange(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash harness skipped in -short mode")
+	}
+	w := newCrashWorld(t, "--denominations", "1,5")
+	w.must(nil, "bank", "account", "credit", w.bobAcct.ID, "2", "--bank", w.url, "--admin-token-file", w.adminFile)
+	if err := w.withdraw("5", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.withdrawTo(w.bob, w.bobAcct, "2", ""); err != nil {
+		t.Fatal(err)
+	}
+	w.must(w.env(w.alice), "wallet", "refill", "--wallet", w.alice, "--keys", "200")
+	w.withdrawn = 700
+	var points []string
+	for _, s := range otp.DefaultProgram() {
+		points = append(points, fault.PayerStep(s.Method))
+	}
+	points = append(points, fault.PayeeOffered, fault.PayeeVerified, fault.PayeeStored, fault.PayerChange, fault.PayerChangeKept, "")
+	for _, point := range points {
+		from, to := w.alice, w.bob
+		if a, _ := w.conserved("the last meeting"); a.Held != 500 {
+			from, to = to, from
+		}
+		payErr, recvErr := w.pay(from, to, "3", point)
+		if point == "" && (payErr != nil || recvErr != nil) {
+			t.Fatalf("payment with change: pay %v, receive %v", payErr, recvErr)
+		}
+		if point != "" && !killed(payErr) && !killed(recvErr) {
+			t.Fatalf("%s was not reached (pay: %v, receive: %v)", point, payErr, recvErr)
+		}
+		if settleErr, recvErr := w.settle(from, to); settleErr != nil || recvErr != nil {
+			t.Fatalf("meeting again after a kill at %s: settle %v, receive %v", point, settleErr, recvErr)
+		}
+		a, b := w.conserved("a payment with change killed at " + point)
+		if a.Held+b.Held != 700 || (a.Held != 500 && a.Held != 200) {
+			t.Fatalf("after a kill at %s: Alice holds %d, Bob %d; want 5.00 and 2.00 between them", point, a.Held, b.Held)
+		}
+	}
 }
 
 // TestCrashBank kills the bank with SIGKILL right after it committed a

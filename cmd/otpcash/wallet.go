@@ -49,7 +49,7 @@ func newWalletCmd() *cobra.Command {
 or, when it is unset, from a prompt on the terminal.`,
 	}
 	cmd.AddCommand(walletInitCmd(), walletRefillCmd(), walletWithdrawCmd(), walletBalanceCmd(),
-		walletHistoryCmd(), walletReceiveCmd(), walletPayCmd(), walletDepositCmd())
+		walletHistoryCmd(), walletReceiveCmd(), walletPayCmd(), walletSettleCmd(), walletDepositCmd())
 	return cmd
 }
 
@@ -415,10 +415,10 @@ func walletPayCmd() *cobra.Command {
 					return printJSON(cmd, p)
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "paid %s %s in %d coins", amount.Format(p.Amount), w.Currency(), p.Coins)
-				if p.Resent > 0 {
-					fmt.Fprintf(cmd.OutOrStdout(), " (and delivered %d coins left in flight earlier)", p.Resent)
+				if p.Change > 0 {
+					fmt.Fprintf(cmd.OutOrStdout(), ", %s change received", amount.Format(p.Change))
 				}
-				fmt.Fprintln(cmd.OutOrStdout())
+				printInFlight(cmd, p)
 				return nil
 			})
 		},
@@ -431,6 +431,51 @@ func walletPayCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&f.json, "json", false, "print the payment as JSON")
 	_ = cmd.MarkFlagRequired("to")
 	return cmd
+}
+
+func walletSettleCmd() *cobra.Command {
+	var f walletFlags
+	var to string
+	cmd := &cobra.Command{
+		Use:   "settle --wallet DIR --to ADDR",
+		Short: "Meet a wallet, offline, only to deliver coins earlier broken sessions left in flight",
+		Long: `settle connects to a wallet that is receiving, re-sends this wallet's coins
+pending-out to it and collects the coins it sealed to this wallet (change it
+owes after a broken session), and pays nothing. It works with no coins held.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return f.with(cmd, func(w *wallet.Wallet) error {
+				p, err := w.Settle(cmd.Context(), to)
+				if err != nil {
+					return err
+				}
+				if f.json {
+					return printJSON(cmd, p)
+				}
+				fmt.Fprint(cmd.OutOrStdout(), "settled")
+				printInFlight(cmd, p)
+				return nil
+			})
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().StringVar(&to, "to", "", "the other wallet's address, host:port (required)")
+	cmd.Flags().BoolVar(&f.yes, "yes", false, "accept the short authentication string without asking")
+	cmd.Flags().BoolVar(&f.json, "json", false, "print the result as JSON")
+	_ = cmd.MarkFlagRequired("to")
+	return cmd
+}
+
+// printInFlight ends a pay or settle line with what earlier sessions left
+// in flight and this one delivered.
+func printInFlight(cmd *cobra.Command, p wallet.Payment) {
+	if p.Resent > 0 {
+		fmt.Fprintf(cmd.OutOrStdout(), " (and delivered %d coins left in flight earlier)", p.Resent)
+	}
+	if p.Collected > 0 {
+		fmt.Fprintf(cmd.OutOrStdout(), " (and collected %s left in flight earlier)", amount.Format(p.Collected))
+	}
+	fmt.Fprintln(cmd.OutOrStdout())
 }
 
 func walletDepositCmd() *cobra.Command {
