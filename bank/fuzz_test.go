@@ -134,3 +134,32 @@ func FuzzDepositRequest(f *testing.F) {
 		}
 	})
 }
+
+func FuzzExchangeRequest(f *testing.F) {
+	seed(f, "exchange_request.json")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		req, blinded, err := parseExchangeRequest(bytes.NewReader(data), fuzzMax)
+		if clientError(t, err) {
+			return
+		}
+		if checkID("id", req.ID) != nil || checkID("account", req.Account) != nil || len(req.Coins) == 0 || len(req.Coins) > fuzzMax {
+			t.Fatalf("bad request accepted: %+v", req)
+		}
+		n := 0
+		for i, w := range req.Withdraw {
+			if checkID("keyId", w.KeyID) != nil || len(w.Blinded) == 0 {
+				t.Fatalf("withdraw[%d] accepted: %+v", i, w)
+			}
+			for j, m := range blinded[i] {
+				if len(m) != otp.BlindMessageSize {
+					t.Fatalf("withdraw[%d].blinded[%d]: %d bytes accepted", i, j, len(m))
+				}
+			}
+			checkKeys(t, w.Blinded, blinded[i])
+			n += len(w.Blinded)
+		}
+		if n > fuzzMax {
+			t.Fatalf("%d blinded coins accepted, limit %d", n, fuzzMax)
+		}
+	})
+}

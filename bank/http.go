@@ -52,6 +52,7 @@ func (b *Bank) Handler() http.Handler {
 		{http.MethodGet, "/v1/accounts/{id}", b.handleAccount},
 		{http.MethodGet, "/v1/accounts/{id}/history", b.handleHistory},
 		{http.MethodPost, "/v1/withdrawals", b.handleWithdraw},
+		{http.MethodPost, "/v1/exchanges", b.handleExchange},
 		{http.MethodPost, "/v1/exchange-keys", b.handleExchangeKeys},
 		{http.MethodPost, "/v1/deposits", b.handleDeposit},
 		{http.MethodGet, "/v1/admin/conflicts", b.handleConflicts},
@@ -271,20 +272,67 @@ func parseWithdrawRequest(r io.Reader, maxCoins int) (api.WithdrawRequest, [][]b
 	if err := checkCount("blinded", len(req.Blinded), maxCoins); err != nil {
 		return req, nil, err
 	}
-	out := make([][]byte, len(req.Blinded))
-	seen := make(map[string]int, len(req.Blinded))
-	for i, s := range req.Blinded {
+	out, err := parseBlinded("blinded", req.Blinded, map[string]string{})
+	return req, out, err
+}
+
+// parseBlinded decodes blinded messages, refusing one already in seen
+// (which it adds them to, by their names in the request).
+func parseBlinded(field string, blinded []string, seen map[string]string) ([][]byte, error) {
+	out := make([][]byte, len(blinded))
+	for i, s := range blinded {
+		name := fmt.Sprintf("%s[%d]", field, i)
 		m, err := otp.DecodeBlinded(s)
 		if err != nil {
-			return req, nil, badRequest("blinded[%d]: %v", i, err)
+			return nil, badRequest("%s: %v", name, err)
 		}
 		// One spelling per message, so equal messages are equal strings.
-		if j, dup := seen[s]; dup {
-			return req, nil, badRequest("blinded[%d]: same message as blinded[%d]; blind every coin afresh", i, j)
+		if other, dup := seen[s]; dup {
+			return nil, badRequest("%s: same message as %s; blind every coin afresh", name, other)
 		}
-		seen[s], out[i] = i, m
+		seen[s], out[i] = name, m
 	}
-	return req, out, nil
+	return out, nil
+}
+
+// parseExchangeRequest decodes a re-denomination and its blinded coins,
+// batch by batch.
+func parseExchangeRequest(r io.Reader, maxCoins int) (api.ExchangeRequest, [][][]byte, error) {
+	var req api.ExchangeRequest
+	if err := decode(r, &req); err != nil {
+		return req, nil, err
+	}
+	for _, f := range [][2]string{{"id", req.ID}, {"account", req.Account}} {
+		if err := checkID(f[0], f[1]); err != nil {
+			return req, nil, err
+		}
+	}
+	if err := checkCount("coins", len(req.Coins), maxCoins); err != nil {
+		return req, nil, err
+	}
+	if err := checkCount("withdraw", len(req.Withdraw), maxCoins); err != nil {
+		return req, nil, err
+	}
+	n := 0
+	blinded := make([][][]byte, len(req.Withdraw))
+	seen := map[string]string{}
+	for i, w := range req.Withdraw {
+		field := fmt.Sprintf("withdraw[%d]", i)
+		if err := checkID(field+".keyId", w.KeyID); err != nil {
+			return req, nil, err
+		}
+		if err := checkCount(field+".blinded", len(w.Blinded), maxCoins); err != nil {
+			return req, nil, err
+		}
+		if n += len(w.Blinded); n > maxCoins {
+			return req, nil, checkCount("blinded coins", n, maxCoins)
+		}
+		var err error
+		if blinded[i], err = parseBlinded(field+".blinded", w.Blinded, seen); err != nil {
+			return req, nil, err
+		}
+	}
+	return req, blinded, nil
 }
 
 func parseExchangeKeysRequest(r io.Reader, maxKeys int) (api.ExchangeKeysRequest, []ed25519.PublicKey, error) {
@@ -464,6 +512,25 @@ func (b *Bank) handleWithdraw(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	body, err := b.withdraw(r.Context(), req, blinded)
+	if err != nil {
+		return err
+	}
+	writeBody(w, http.StatusOK, body)
+	return nil
+}
+
+func (b *Bank) handleExchange(w http.ResponseWriter, r *http.Request) error {
+	if _, err := bearer(r); err != nil {
+		return err
+	}
+	req, blinded, err := parseExchangeRequest(http.MaxBytesReader(w, r.Body, maxDepositBody), b.cfg.MaxCoinsPerRequest)
+	if err != nil {
+		return err
+	}
+	if _, err := b.requireOwner(r, req.Account); err != nil {
+		return err
+	}
+	body, err := b.exchange(r.Context(), req, blinded)
 	if err != nil {
 		return err
 	}

@@ -71,28 +71,8 @@ func (b *Bank) withdraw(ctx context.Context, req api.WithdrawRequest, blinded []
 	if err != nil {
 		return nil, err
 	}
-	sigs := make([]string, len(blinded))
-	issued := make([]storage.IssuedCoin, len(blinded))
-	var g errgroup.Group
-	g.SetLimit(runtime.GOMAXPROCS(0))
-	for i, m := range blinded {
-		g.Go(func() error {
-			sig, err := signer.BlindSign(m)
-			if err != nil {
-				return api.Errorf(http.StatusBadRequest, api.CodeBadRequest, "blinded[%d]: %v", i, err)
-			}
-			sigs[i] = otp.EncodeBlinded(sig)
-			// The bank cannot know the coin's serial: it records the
-			// blinded message's hash, and audits coins per key.
-			sum := sha256.Sum256(m)
-			issued[i] = storage.IssuedCoin{
-				Serial: otp.EncodeBlinded(sum[:]), Account: req.Account, Withdrawal: req.ID,
-				KeyID: signer.Key.KeyID, Value: signer.Key.Value, Issued: now,
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
+	sigs, issued, err := signBlinded(signer, "blinded", blinded, req.Account, req.ID, now)
+	if err != nil {
 		return nil, err
 	}
 	body, err := json.Marshal(api.WithdrawResponse{BlindSignatures: sigs})
@@ -132,6 +112,34 @@ func (b *Bank) withdraw(ctx context.Context, req api.WithdrawRequest, blinded []
 	b.metrics.issued.Add(float64(len(blinded)))
 	b.log.InfoContext(ctx, "withdrawal", "account", req.Account, "withdrawal", req.ID, "keyId", req.KeyID, "coins", len(blinded), "amount", total)
 	return resp, nil
+}
+
+// signBlinded signs each blinded message with signer, on all cores, and
+// returns the signatures and the records of the coins issued, for
+// withdrawal id of account. field names the messages in errors.
+func signBlinded(signer *otp.Signer, field string, blinded [][]byte, account, id string, now time.Time) ([]string, []storage.IssuedCoin, error) {
+	sigs := make([]string, len(blinded))
+	issued := make([]storage.IssuedCoin, len(blinded))
+	var g errgroup.Group
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for i, m := range blinded {
+		g.Go(func() error {
+			sig, err := signer.BlindSign(m)
+			if err != nil {
+				return api.Errorf(http.StatusBadRequest, api.CodeBadRequest, "%s[%d]: %v", field, i, err)
+			}
+			sigs[i] = otp.EncodeBlinded(sig)
+			// The bank cannot know the coin's serial: it records the
+			// blinded message's hash, and audits coins per key.
+			sum := sha256.Sum256(m)
+			issued[i] = storage.IssuedCoin{
+				Serial: otp.EncodeBlinded(sum[:]), Account: account, Withdrawal: id,
+				KeyID: signer.Key.KeyID, Value: signer.Key.Value, Issued: now,
+			}
+			return nil
+		})
+	}
+	return sigs, issued, g.Wait()
 }
 
 // coinSigner returns the blind coin key keyID if it signs at now: it must

@@ -217,3 +217,112 @@ func TestChangeCollectedAtNextMeeting(t *testing.T) {
 		}
 	}
 }
+
+// TestExchange re-denominates at the bank: Bob, paid 4.00 in two 2.00
+// coins, swaps one for two 1.00 coins (the mix a 4.00 withdrawal gives
+// there), in one transaction that leaves his account as it was; asked
+// again, nothing moves.
+func TestExchange(t *testing.T) {
+	ctx := context.Background()
+	b := newTestBankOf(t, denom.Set{100, 200, 500})
+	alice, bob := b.newHolder(t, 500), b.newHolder(t, 0)
+	if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, 500); err != nil {
+		t.Fatal(err)
+	}
+	if _, payErr, _, recvErr := pay(t, alice, bob, 400, nil); payErr != nil || recvErr != nil {
+		t.Fatalf("pay %v, receive %v", payErr, recvErr)
+	}
+	if got := coinsHeld(t, bob); got.String() != "2x2.00" {
+		t.Fatalf("Bob holds %s, want two 2.00 coins", got)
+	}
+	res, err := bob.w.Exchange(ctx, bob.account, bob.token)
+	if err != nil || res.In != 1 || res.Out != 2 || res.Value != 200 {
+		t.Fatalf("exchange = %+v, %v; want one 2.00 coin for two 1.00 coins", res, err)
+	}
+	if got := coinsHeld(t, bob); got.String() != "1x2.00 + 2x1.00" {
+		t.Errorf("after the exchange Bob holds %s", got)
+	}
+	if bal, err := b.Balance(ctx, bob.account); err != nil || bal != 0 {
+		t.Errorf("Bob's account after an exchange: %d, %v; want 0", bal, err)
+	}
+	if again, err := bob.w.Exchange(ctx, bob.account, bob.token); err != nil || again.In != 0 {
+		t.Errorf("second exchange = %+v, %v; want nothing to do", again, err)
+	}
+	if r, err := bob.w.Deposit(ctx, bob.account, bob.token); err != nil || r.Credited != 400 || len(r.Refused) != 0 {
+		t.Fatalf("deposit after the exchange: %+v, %v", r, err)
+	}
+	rep, err := b.Audit(ctx)
+	if err != nil || !rep.OK() {
+		t.Fatalf("audit after an exchange: %v, %v", rep, err)
+	}
+}
+
+// TestExchangeRepeatedAndRefused replays one exchange request: the bank
+// answers it twice with the same signatures and applies it once; requests
+// of unequal value, or with a coin already deposited, are refused and
+// change nothing.
+func TestExchangeRepeatedAndRefused(t *testing.T) {
+	ctx := context.Background()
+	b := newTestBankOf(t, denom.Set{100, 200, 500})
+	alice, bob := b.newHolder(t, 500), b.newHolder(t, 0)
+	if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, 500); err != nil {
+		t.Fatal(err)
+	}
+	if _, payErr, _, recvErr := pay(t, alice, bob, 400, nil); payErr != nil || recvErr != nil {
+		t.Fatalf("pay %v, receive %v", payErr, recvErr)
+	}
+	held, err := bob.w.v.Payable(ctx, "EUR", otp.GeneralProgramName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := bob.w.cat.CoinKeys(otp.GeneralProgramName, bob.w.now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := keys[0] // 1.00
+	pe := pendingExchange{Account: bob.account, ID: "exchange-test", Tokens: []string{held[0].Coin.Data.Token},
+		Parts: []exchangePart{{ID: "exchange-test/100", KeyID: one.KeyID, N: 2}}}
+	if pe.Request, err = bob.w.exchangeRequest(ctx, pe); err != nil {
+		t.Fatal(err)
+	}
+	first, err := bob.w.bank.Exchange(ctx, bob.token, pe.Request)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := bob.w.bank.Exchange(ctx, bob.token, pe.Request)
+	if err != nil || len(second) != 1 || string(second[0][0]) != string(first[0][0]) {
+		t.Fatalf("repeated exchange: %v; want the same signatures", err)
+	}
+	if bal, _ := b.Balance(ctx, bob.account); bal != 0 {
+		t.Errorf("account after a repeated exchange: %d", bal)
+	}
+	rep, err := b.Audit(ctx)
+	if err != nil || !rep.OK() {
+		t.Fatalf("audit after a repeated exchange: %v, %v", rep, err)
+	}
+	// The same coin again, in a new exchange: already deposited.
+	again := pe
+	again.ID, again.Parts = "exchange-test-2", []exchangePart{{ID: "exchange-test-2/100", KeyID: one.KeyID, N: 2}}
+	req := pe.Request
+	req.ID = again.ID
+	if _, err := bob.w.bank.Exchange(ctx, bob.token, req); err == nil || !strings.Contains(err.Error(), "nothing exchanged") {
+		t.Errorf("exchange of a coin already exchanged: %v", err)
+	}
+	// Unequal value: the other 2.00 coin for three 1.00 coins.
+	pe3 := pendingExchange{Account: bob.account, ID: "exchange-test-3", Tokens: []string{held[1].Coin.Data.Token},
+		Parts: []exchangePart{{ID: "exchange-test-3/100", KeyID: one.KeyID, N: 3}}}
+	if pe3.Request, err = bob.w.exchangeRequest(ctx, pe3); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.w.bank.Exchange(ctx, bob.token, pe3.Request); err == nil || !strings.Contains(err.Error(), "coins of 2.00 for coins of 3.00") {
+		t.Errorf("exchange of unequal value: %v", err)
+	}
+	if bal, _ := b.Balance(ctx, bob.account); bal != 0 {
+		t.Errorf("account after refused exchanges: %d", bal)
+	}
+	// The coin the refused exchange offered is still Bob's to deposit; the
+	// one exchanged above (behind the wallet's back) is already credited.
+	if r, err := bob.w.Deposit(ctx, bob.account, bob.token); err != nil || r.Balance != 200 || len(r.Refused) != 0 {
+		t.Errorf("deposit after refused exchanges: %+v, %v; want a balance of 2.00", r, err)
+	}
+}

@@ -134,6 +134,30 @@ type WithdrawResponse struct {
 	BlindSignatures []string `json:"blindSignatures"`
 }
 
+// ExchangeRequest is the body of POST /v1/exchanges: a re-denomination.
+// The coins are deposited to the account and the blinded coins withdrawn
+// from it in one transaction, so the account does not change: they must
+// be of equal value and of one coin program. A repeated ID gets the same
+// answer. Deposit proofs bind the coins to the account, as for a deposit.
+type ExchangeRequest struct {
+	ID       string          `json:"id"`
+	Account  string          `json:"account"`
+	Coins    []DepositCoin   `json:"coins"`
+	Withdraw []WithdrawBatch `json:"withdraw"`
+}
+
+// WithdrawBatch is blinded coins of one coin key.
+type WithdrawBatch struct {
+	KeyID   string   `json:"keyId"`
+	Blinded []string `json:"blinded"`
+}
+
+// ExchangeResponse carries the blind signatures, batch by batch, in the
+// order of the request.
+type ExchangeResponse struct {
+	BlindSignatures [][]string `json:"blindSignatures"`
+}
+
 // ExchangeKeysRequest is the body of POST /v1/exchange-keys: one-time
 // Ed25519 public keys to certify. Without Account the keys are anonymous;
 // with it the request must carry that account's bearer token, and the keys

@@ -49,7 +49,7 @@ func newWalletCmd() *cobra.Command {
 or, when it is unset, from a prompt on the terminal.`,
 	}
 	cmd.AddCommand(walletInitCmd(), walletRefillCmd(), walletWithdrawCmd(), walletBalanceCmd(),
-		walletHistoryCmd(), walletReceiveCmd(), walletPayCmd(), walletSettleCmd(), walletDepositCmd())
+		walletHistoryCmd(), walletReceiveCmd(), walletPayCmd(), walletSettleCmd(), walletExchangeCmd(), walletDepositCmd())
 	return cmd
 }
 
@@ -476,6 +476,47 @@ func printInFlight(cmd *cobra.Command, p wallet.Payment) {
 		fmt.Fprintf(cmd.OutOrStdout(), " (and collected %s left in flight earlier)", amount.Format(p.Collected))
 	}
 	fmt.Fprintln(cmd.OutOrStdout())
+}
+
+func walletExchangeCmd() *cobra.Command {
+	var f walletFlags
+	var a accountFlags
+	cmd := &cobra.Command{
+		Use:   "exchange --wallet DIR --account ID",
+		Short: "Swap held coins for a better mix of denominations at the bank (online)",
+		Long: `exchange swaps the coins of a program that differ from the mix a fresh
+withdrawal of their total would give (enough small coins to make change) for
+that mix, at the bank, in one transaction: the coins are deposited to the
+account and the new ones withdrawn from it, so its balance does not change.
+Interrupted, it is finished by the next exchange, with nothing done twice.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			token, err := a.bearer()
+			if err != nil {
+				return err
+			}
+			return f.with(cmd, func(w *wallet.Wallet) error {
+				res, err := w.Exchange(cmd.Context(), a.account, token, wallet.WithProgram(f.program))
+				if err != nil {
+					return err
+				}
+				if f.json {
+					return printJSON(cmd, res)
+				}
+				if res.In == 0 {
+					fmt.Fprintln(cmd.OutOrStdout(), "the coins held are already a good mix: nothing exchanged")
+					return nil
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "exchanged %d coins of %s %s for %d coins\n", res.In, amount.Format(res.Value), w.Currency(), res.Out)
+				return nil
+			})
+		},
+	}
+	f.register(cmd)
+	a.register(cmd)
+	f.registerProgram(cmd, "whose coins to exchange")
+	cmd.Flags().BoolVar(&f.json, "json", false, "print the result as JSON")
+	return cmd
 }
 
 func walletDepositCmd() *cobra.Command {
