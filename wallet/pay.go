@@ -19,15 +19,15 @@ import (
 
 // Payment is the outcome of one offline session.
 type Payment struct {
-	Amount int64  // value paid or received in this session, net of change
-	Coins  int    // coins paid or received
-	Change int64  // change received (payer) or given (payee) in this session
-	Resent int    // coins of an earlier broken session delivered first
+	Amount int64 // value paid or received in this session, net of change
+	Coins  int   // coins paid or received
+	Change int64 // change received (payer) or given (payee) in this session
+	Resent int   // coins of an earlier broken session delivered first
 	// Collected is the value the payer received, before paying, that an
 	// earlier broken session left in flight towards it (change).
 	Collected int64
-	SAS    string // the short authentication string both screens showed
-	Peer   string // the other wallet's identity key
+	SAS       string // the short authentication string both screens showed
+	Peer      string // the other wallet's identity key
 }
 
 // Pay pays value to the wallet listening at addr, offline: the only traffic
