@@ -4,8 +4,11 @@ import (
 	"cmp"
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http/httptest"
@@ -275,8 +278,13 @@ type outcome struct {
 // pay runs one session of value from payer to payee, through the relay via
 // starts when it is not nil.
 func pay(t testing.TB, payer, payee *party, value int64, via func(ln net.Listener, target string)) outcome {
+	return payWithin(t, 10*time.Second, payer, payee, value, via)
+}
+
+// payWithin is pay with both sides' deadline.
+func payWithin(t testing.TB, timeout time.Duration, payer, payee *party, value int64, via func(ln net.Listener, target string)) outcome {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	listen := func() net.Listener {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -607,20 +615,205 @@ func judge(t testing.TB, f flip, orig []byte, o outcome, before [2]snapshot, pay
 		}
 		return "paid, harmless: " + why, nil
 	}
+	return afterFailure(t, st, f.kind == "done", o, payer, payee)
+}
+
+// afterFailure checks where a failed session left the coin: untouched, or
+// in flight and delivered at the next meeting, or paid when the failure
+// came from the closing done, which follows the receipts.
+func afterFailure(t testing.TB, st state, closing bool, o outcome, payer, payee *party) (string, error) {
 	switch st {
 	case untouched:
 		return "refused, nothing changed", nil
 	case inFlight:
 		return "refused, coin in flight, delivered at the next meeting", meetAgain(t, payer, payee)
 	default:
-		// Only the closing done comes after the receipts, and the payer
-		// says the coins were delivered.
-		if f.kind != "done" {
+		if !closing {
 			return "", fmt.Errorf("the session failed and the coin was paid")
 		}
-		if f.from == "payee" && (o.recvErr != nil || !strings.Contains(o.payErr.Error(), "coins delivered and acknowledged")) {
-			return "", fmt.Errorf("a flipped closing done: pay %v, receive %v", o.payErr, o.recvErr)
+		if o.payErr == nil || !strings.Contains(o.payErr.Error(), "coins delivered and acknowledged") {
+			return "", fmt.Errorf("a broken closing done: pay %v; want the payer told the coins were delivered", o.payErr)
 		}
 		return "refused after the coin was paid", conserved(payer.snapshot(t), payee.snapshot(t), payer.withdrawn)
 	}
+}
+
+// tap relays the bytes of one session frame by frame, flipping byte at of
+// the stream side from sends (the handshake included) with mask, or none
+// when at is negative. It records the length of every frame it relays.
+type tap struct {
+	from   string
+	at     int
+	mask   byte
+	done   chan struct{}
+	mu     sync.Mutex
+	frames map[string][]int // frame lengths, prefix included, by sender
+	hit    string           // what the flip hit; "" if the stream was shorter
+}
+
+func tapWire(ln net.Listener, target, from string, at int, mask byte) *tap {
+	tp := &tap{from: from, at: at, mask: mask, done: make(chan struct{}), frames: map[string][]int{}}
+	go func() {
+		defer close(tp.done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		s, err := net.Dial("tcp", target)
+		if err != nil {
+			return
+		}
+		defer s.Close()
+		var wg sync.WaitGroup
+		wg.Go(func() { tp.relay("payer", c, s) })
+		wg.Go(func() { tp.relay("payee", s, c) })
+		wg.Wait()
+	}()
+	return tp
+}
+
+// relay copies frames from src to dst until either fails, then closes
+// both, as a link that drops does.
+func (tp *tap) relay(from string, src, dst net.Conn) {
+	defer src.Close()
+	defer dst.Close()
+	off := 0
+	for {
+		frame := make([]byte, 2, 2+65535)
+		if _, err := io.ReadFull(src, frame); err != nil {
+			return
+		}
+		frame = frame[:2+int(binary.BigEndian.Uint16(frame))]
+		if _, err := io.ReadFull(src, frame[2:]); err != nil {
+			return
+		}
+		tp.mu.Lock()
+		n := len(tp.frames[from])
+		tp.frames[from] = append(tp.frames[from], len(frame))
+		if i := tp.at - off; from == tp.from && i >= 0 && i < len(frame) {
+			frame[i] ^= tp.mask
+			tp.hit = fmt.Sprintf("frame %d byte %d of %d", n, i, len(frame))
+		}
+		tp.mu.Unlock()
+		off += len(frame)
+		if _, err := dst.Write(frame); err != nil {
+			return
+		}
+	}
+}
+
+// TestTamperWire flips bytes of the encrypted stream of a payment of one
+// coin between two wallets: every byte of the three handshake messages,
+// and of every record both length bytes, with two masks, 16 bytes spread
+// over its ciphertext and the 16 bytes of its tag. Every session must fail,
+// the reader naming the handshake or the record's authentication, or, for
+// a length that grew, waiting until its deadline; and the wallets must be
+// as TestTamperEveryMessage requires.
+func TestTamperWire(t *testing.T) {
+	b := newTestBank(t)
+	payer, payee := b.newParty(t, 2), b.newParty(t, 0)
+	var learn *tap
+	o := pay(t, payer, payee, 100, func(ln net.Listener, target string) { learn = tapWire(ln, target, "", -1, 0) })
+	<-learn.done
+	if o.payErr != nil || o.recvErr != nil {
+		t.Fatalf("a clean session through the tap: %v, %v", o.payErr, o.recvErr)
+	}
+	var mu sync.Mutex
+	counts := map[string]int{}
+	t.Run("frames", func(t *testing.T) {
+		for _, from := range []string{"payer", "payee"} {
+			off := 0
+			for i, n := range learn.frames[from] {
+				handshake := i < 2 && from == "payer" || i < 1 && from == "payee"
+				last := i == len(learn.frames[from])-1
+				start := off
+				off += n
+				t.Run(fmt.Sprintf("%s-%d", from, i), func(t *testing.T) {
+					t.Parallel()
+					payer, payee := b.newParty(t, 2), b.newParty(t, 0)
+					for _, at := range wireOffsets(n, handshake) {
+						for _, mask := range wireMasks(at) {
+							supply(t, b, payer, payee)
+							before := [2]snapshot{payer.snapshot(t), payee.snapshot(t)}
+							var tp *tap
+							o := payWithin(t, time.Second, payer, payee, 100, func(ln net.Listener, target string) {
+								tp = tapWire(ln, target, from, start+at, mask)
+							})
+							<-tp.done
+							name := fmt.Sprintf("%s's stream, %s ^ %#x", from, tp.hit, mask)
+							outcome, err := judgeWire(t, handshake, last, at, from, o, before, payer, payee)
+							if err != nil {
+								t.Fatalf("%s: %v\npay: %v\nreceive: %v", name, err, o.payErr, o.recvErr)
+							}
+							mu.Lock()
+							counts[outcome]++
+							mu.Unlock()
+						}
+					}
+				})
+			}
+		}
+	})
+	total := 0
+	for outcome, n := range counts {
+		t.Logf("%d %s", n, outcome)
+		total += n
+	}
+	t.Logf("%d sessions with a flipped byte on the wire", total)
+}
+
+// wireOffsets are the positions flipped in a frame of n bytes.
+func wireOffsets(n int, handshake bool) []int {
+	if handshake {
+		offsets := make([]int, n)
+		for i := range offsets {
+			offsets[i] = i
+		}
+		return offsets
+	}
+	offsets := []int{0, 1}
+	body := n - 2 - 16
+	for k := range 16 {
+		offsets = append(offsets, 2+k*body/16)
+	}
+	for i := n - 16; i < n; i++ {
+		offsets = append(offsets, i)
+	}
+	return offsets
+}
+
+// wireMasks: a length byte is flipped both ways, to make the frame shorter
+// and longer; any flip of an authenticated byte is as good as another.
+func wireMasks(at int) []byte {
+	if at < 2 {
+		return []byte{0x01, 0x20}
+	}
+	return []byte{0x01}
+}
+
+func judgeWire(t testing.TB, handshake, closing bool, at int, from string, o outcome, before [2]snapshot, payer, payee *party) (string, error) {
+	if o.payErr == nil && o.recvErr == nil {
+		return "", fmt.Errorf("a session with a flipped byte on the wire succeeded")
+	}
+	reader := o.recvErr
+	if from == "payee" {
+		reader = o.payErr
+	}
+	switch {
+	case at < 2:
+		// A shorter frame fails authentication, a longer one waits for
+		// bytes that never come, or is too long for the handshake.
+	case handshake:
+		if !errors.Is(o.payErr, p2p.ErrHandshake) && !errors.Is(o.recvErr, p2p.ErrHandshake) {
+			return "", fmt.Errorf("a flipped handshake byte: want %v on either side", p2p.ErrHandshake)
+		}
+	case !errors.Is(reader, p2p.ErrDecrypt):
+		return "", fmt.Errorf("the %s's reader: %v; want %v", from, reader, p2p.ErrDecrypt)
+	}
+	st, err := settle(before, payer, payee, t)
+	if err != nil {
+		return "", err
+	}
+	return afterFailure(t, st, closing, o, payer, payee)
 }
