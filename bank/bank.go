@@ -247,7 +247,9 @@ func (b *Bank) CreateAccountWithAttrs(ctx context.Context, attrs map[string]stri
 	if err := otp.CheckAttrs(attrs); err != nil {
 		return "", "", api.Errorf(http.StatusBadRequest, api.CodeBadRequest, "attrs: %v", err)
 	}
-	id, token = randomText(16), NewToken()
+	// The prefix keeps an id from starting with "-", which a command
+	// line would take for a flag.
+	id, token = "acct-"+randomText(16), NewToken()
 	h := hashToken(token)
 	err = b.st.Update(ctx, func(tx storage.Tx) error {
 		return tx.CreateAccount(ctx, storage.Account{ID: id, TokenHash: h[:], Created: b.now(), Attrs: attrs})
