@@ -36,12 +36,19 @@ func (b *Bank) deposit(ctx context.Context, req api.DepositRequest) (api.Deposit
 	if err != nil {
 		return api.DepositResponse{}, fmt.Errorf("deposit: %w", err)
 	}
-	checked := b.checkCoins(ring.verifier, req, now)
-	reference := "dep-" + randomText(12)
+	return b.credit(ctx, req.Account, b.checkCoins(ring.verifier, req, now), "deposit", now)
+}
+
+// credit enters the coins that passed their checks into the spent set and
+// credits their value to account, in one transaction; what is logged and
+// counted is named op ("deposit", "reclaim").
+func (b *Bank) credit(ctx context.Context, account string, checked []checkedCoin, op string, now time.Time) (api.DepositResponse, error) {
+	req := api.DepositRequest{Account: account}
+	reference := op[:3] + "-" + randomText(12)
 
 	var resp api.DepositResponse
 	var conflicts []api.DepositResult
-	err = b.st.Update(ctx, func(tx storage.Tx) error {
+	err := b.st.Update(ctx, func(tx storage.Tx) error {
 		// Set afresh: the store may run this function again.
 		resp = api.DepositResponse{Results: make([]api.DepositResult, len(checked))}
 		conflicts = conflicts[:0]
@@ -70,7 +77,7 @@ func (b *Bank) deposit(ctx context.Context, req api.DepositRequest) (api.Deposit
 		return api.DepositResponse{}, unknownAccount(req.Account)
 	}
 	if err != nil {
-		return api.DepositResponse{}, fmt.Errorf("deposit to %s: %w", req.Account, err)
+		return api.DepositResponse{}, fmt.Errorf("%s to %s: %w", op, req.Account, err)
 	}
 	fault.Point(fault.BankDeposited)
 	for _, r := range conflicts {
@@ -82,7 +89,7 @@ func (b *Bank) deposit(ctx context.Context, req api.DepositRequest) (api.Deposit
 		counts[r.Status]++
 	}
 	b.metrics.deposited(resp.Results)
-	b.log.InfoContext(ctx, "deposit", "account", req.Account, "reference", reference, "credited", counts[api.StatusCredited],
+	b.log.InfoContext(ctx, op, "account", req.Account, "reference", reference, "credited", counts[api.StatusCredited],
 		"alreadyCredited", counts[api.StatusAlreadyCredited], "refused", counts[api.StatusRefused])
 	return resp, nil
 }
@@ -149,15 +156,7 @@ func checkCoin(v *otp.Verifier, dc *api.DepositCoin, account string, now time.Ti
 	if err := sb.VerifyDepositProof(dc.Proof, account); err != nil {
 		return c.refuse(api.CodeInvalidProof, err)
 	}
-	evidence, err := json.Marshal(sb)
-	if err != nil {
-		return c.refuse(api.CodeInvalidCoin, err)
-	}
-	c.spent = storage.SpentCoin{
-		Serial: sb.Coin.Data.Token, KeyID: sb.Coin.Data.KeyID, Value: sb.Coin.Data.Value,
-		Account: account, ChainHash: chainHash(sb), Sandbox: evidence,
-	}
-	return c
+	return c.accept(account)
 }
 
 // chainHash identifies a verified sandbox: its coin by the checksum, and
@@ -171,6 +170,21 @@ func chainHash(sb *otp.Sandbox) []byte {
 		h.Write([]byte(l.Sig))
 	}
 	return h.Sum(nil)
+}
+
+// accept records the checked coin's entry in the spent set, keeping its
+// sandbox as evidence, to be credited to account.
+func (c checkedCoin) accept(account string) checkedCoin {
+	sb := c.sandbox
+	evidence, err := json.Marshal(sb)
+	if err != nil {
+		return c.refuse(api.CodeInvalidCoin, err)
+	}
+	c.spent = storage.SpentCoin{
+		Serial: sb.Coin.Data.Token, KeyID: sb.Coin.Data.KeyID, Value: sb.Coin.Data.Value,
+		Account: account, ChainHash: chainHash(sb), Sandbox: evidence,
+	}
+	return c
 }
 
 func (c checkedCoin) refuse(code string, err error) checkedCoin {

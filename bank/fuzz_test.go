@@ -163,3 +163,16 @@ func FuzzExchangeRequest(f *testing.F) {
 		}
 	})
 }
+
+func FuzzReclaimRequest(f *testing.F) {
+	seed(f, "reclaim_request.json")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		req, err := parseReclaimRequest(bytes.NewReader(data), fuzzMax)
+		if clientError(t, err) {
+			return
+		}
+		if checkID("account", req.Account) != nil || len(req.Coins) == 0 || len(req.Coins) > fuzzMax {
+			t.Fatalf("bad request accepted: %d coins for %q", len(req.Coins), req.Account)
+		}
+	})
+}

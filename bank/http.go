@@ -53,6 +53,7 @@ func (b *Bank) Handler() http.Handler {
 		{http.MethodGet, "/v1/accounts/{id}/history", b.handleHistory},
 		{http.MethodPost, "/v1/withdrawals", b.handleWithdraw},
 		{http.MethodPost, "/v1/exchanges", b.handleExchange},
+		{http.MethodPost, "/v1/reclaims", b.handleReclaim},
 		{http.MethodPost, "/v1/exchange-keys", b.handleExchangeKeys},
 		{http.MethodPost, "/v1/deposits", b.handleDeposit},
 		{http.MethodGet, "/v1/admin/conflicts", b.handleConflicts},
@@ -360,6 +361,17 @@ func parseDepositRequest(r io.Reader, maxCoins int) (api.DepositRequest, error) 
 	return req, checkCount("coins", len(req.Coins), maxCoins)
 }
 
+func parseReclaimRequest(r io.Reader, maxCoins int) (api.ReclaimRequest, error) {
+	var req api.ReclaimRequest
+	if err := decode(r, &req); err != nil {
+		return req, err
+	}
+	if err := checkID("account", req.Account); err != nil {
+		return req, err
+	}
+	return req, checkCount("coins", len(req.Coins), maxCoins)
+}
+
 func parseCreditRequest(r io.Reader) (api.CreditRequest, error) {
 	var req api.CreditRequest
 	return req, decode(r, &req)
@@ -578,6 +590,25 @@ func (b *Bank) handleDeposit(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	resp, err := b.deposit(r.Context(), req)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+func (b *Bank) handleReclaim(w http.ResponseWriter, r *http.Request) error {
+	if _, err := bearer(r); err != nil {
+		return err
+	}
+	req, err := parseReclaimRequest(http.MaxBytesReader(w, r.Body, maxDepositBody), b.cfg.MaxCoinsPerRequest)
+	if err != nil {
+		return err
+	}
+	if _, err := b.requireOwner(r, req.Account); err != nil {
+		return err
+	}
+	resp, err := b.reclaim(r.Context(), req)
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,8 @@ const (
 	labelAck         = "otpcash/v1/ack"
 	labelDeposit     = "otpcash/v1/deposit"
 	labelRevocations = "otpcash/v1/revocations"
+	labelReclaimKey  = "otpcash/v1/reclaim-key"
+	labelReclaim     = "otpcash/v1/reclaim"
 )
 
 // Canonical returns the RFC 8785 (JCS) form of v's JSON encoding.

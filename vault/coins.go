@@ -31,6 +31,16 @@ type holding struct {
 	Peer     string    `json:"peer,omitempty"`
 	Ack      *otp.Ack  `json:"ack,omitempty"` // the payee's receipt
 	Updated  time.Time `json:"updated"`
+	// Reclaim lets the payer reclaim a sealed coin that never reached
+	// its payee, after the coin's deposit deadline (otp/reclaim.go).
+	Reclaim *reclaimRecord `json:"reclaim,omitempty"`
+}
+
+// reclaimRecord is a reclaim key and the authorisation the coin's holder
+// key signed for it when it sealed the coin.
+type reclaimRecord struct {
+	Auth string `json:"auth"`
+	Seed []byte `json:"seed"`
 }
 
 // Coin is a coin as the vault lists it. Peer is the payer of a received
@@ -418,6 +428,9 @@ func (t *tx) seal(peer string, sb *otp.Sandbox, to otp.ExchangeKey) (otp.Sandbox
 	if err := h.Sandbox.Transfer(priv, to); err != nil {
 		return otp.Sandbox{}, err
 	}
+	if h.Reclaim, err = newReclaim(&h.Sandbox, priv); err != nil {
+		return otp.Sandbox{}, err
+	}
 	if err := t.delete(kindKey, kid); err != nil {
 		return otp.Sandbox{}, err
 	}
@@ -461,7 +474,7 @@ func (p purse) Destroy(ctx context.Context, sealed []otp.Sandbox, acks []otp.Ack
 		}
 		for j := range todo {
 			h := &todo[j].h
-			h.Ack = &their[j]
+			h.Ack, h.Reclaim = &their[j], nil
 			if err := t.putHolding(todo[j].id, Spent, h); err != nil {
 				return fmt.Errorf("destroy %.12s: %w", sealed[todo[j].i].Coin.Data.Token, err)
 			}

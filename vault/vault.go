@@ -35,6 +35,7 @@ const (
 	PendingOut State = "pending-out" // sealed to a payee, receipt not yet back
 	Spent      State = "spent"       // paid; kept with the payee's receipt
 	Deposited  State = "deposited"   // credited by the bank
+	Reclaimed  State = "reclaimed"   // sealed, never delivered, credited back by the bank
 )
 
 // Vault is an open vault. It is safe for concurrent use, and SQLite's

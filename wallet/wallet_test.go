@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/time/rate"
 
@@ -28,13 +29,18 @@ const testAdminToken = "admin-token-for-tests-only"
 type testBank struct {
 	*bank.Bank
 	url string
+	now func() time.Time // the bank's and its holders' clock; nil for time.Now
 }
 
 // newTestBank starts a bank of 1.00 coins only, as the paper's.
 func newTestBank(t testing.TB) *testBank { return newTestBankOf(t, denom.Set{100}) }
 
 // newTestBankOf starts a bank with coins of the given denominations.
-func newTestBankOf(t testing.TB, set denom.Set) *testBank {
+func newTestBankOf(t testing.TB, set denom.Set) *testBank { return newClockedBank(t, set, nil) }
+
+// newClockedBank starts a bank whose clock, and its holders' wallets', is
+// now (time.Now if nil).
+func newClockedBank(t testing.TB, set denom.Set, now func() time.Time) *testBank {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "bank.db"))
@@ -42,13 +48,13 @@ func newTestBankOf(t testing.TB, set denom.Set) *testBank {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	b, err := bank.New(ctx, st, bank.Config{Logger: slog.New(slog.DiscardHandler), ExchangeKeyRate: rate.Inf, AdminToken: testAdminToken, Denominations: set})
+	b, err := bank.New(ctx, st, bank.Config{Logger: slog.New(slog.DiscardHandler), ExchangeKeyRate: rate.Inf, AdminToken: testAdminToken, Denominations: set, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(b.Handler())
 	t.Cleanup(srv.Close)
-	return &testBank{Bank: b, url: srv.URL}
+	return &testBank{Bank: b, url: srv.URL, now: now}
 }
 
 // holder is a bank customer with a wallet.
@@ -76,6 +82,7 @@ func (b *testBank) newHolder(t testing.TB, credit int64) *holder {
 	w, err := Init(ctx, dir, b.url, []byte("1234"), Options{
 		Vault:      cheap,
 		ConfirmSAS: func(context.Context, string) bool { return true },
+		Now:        b.now,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -134,6 +134,26 @@ type WithdrawResponse struct {
 	BlindSignatures []string `json:"blindSignatures"`
 }
 
+// ReclaimRequest is the body of POST /v1/reclaims: coins a payer sealed
+// and that never reached their payee, to be credited back to the payer's
+// account once their deposit deadline has passed, if nobody deposited
+// them. The answer is a DepositResponse: a coin deposited already is
+// refused as a double deposit.
+type ReclaimRequest struct {
+	Account string        `json:"account"`
+	Coins   []ReclaimCoin `json:"coins"`
+}
+
+// ReclaimCoin is one sealed coin with the authorisation its payer's holder
+// key signed when it sealed it, naming the reclaim key Key, and Key's
+// signature of the request for this account (otp/reclaim.go).
+type ReclaimCoin struct {
+	Sandbox       otp.Sandbox `json:"sandbox"`
+	Authorization string      `json:"authorization"`
+	Key           string      `json:"key"`
+	Proof         string      `json:"proof"`
+}
+
 // ExchangeRequest is the body of POST /v1/exchanges: a re-denomination.
 // The coins are deposited to the account and the blinded coins withdrawn
 // from it in one transaction, so the account does not change: they must
@@ -206,6 +226,7 @@ const (
 	CodeUnknownIssuer = "unknown_issuer" // issuer or issuer key not in this bank's catalogue
 	CodeUnknownCoin   = "unknown_coin"   // validly signed but never issued by this bank as such
 	CodeExpired       = "expired"        // past its key's deposit deadline
+	CodeNotYet        = "not_yet"        // a reclaim before the coin's deposit deadline
 	CodeCondition     = "condition"      // one of the coin's program conditions is not met
 )
 

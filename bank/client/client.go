@@ -205,6 +205,17 @@ func (c *Client) Deposit(ctx context.Context, token string, req api.DepositReque
 	return out, err
 }
 
+// Reclaim asks for sealed coins that never reached their payee to be
+// credited back to the payer's account (POST /v1/reclaims).
+func (c *Client) Reclaim(ctx context.Context, token string, req api.ReclaimRequest) (api.DepositResponse, error) {
+	var out api.DepositResponse
+	err := c.do(ctx, http.MethodPost, "/v1/reclaims", token, req, &out)
+	if err == nil && len(out.Results) != len(req.Coins) {
+		err = fmt.Errorf("reclaim: bank returned %d results for %d coins", len(out.Results), len(req.Coins))
+	}
+	return out, err
+}
+
 // Conflicts returns the evidence of refused double deposits (admin).
 func (c *Client) Conflicts(ctx context.Context, adminToken string) ([]api.Conflict, error) {
 	var out api.Conflicts

@@ -49,7 +49,7 @@ func newWalletCmd() *cobra.Command {
 or, when it is unset, from a prompt on the terminal.`,
 	}
 	cmd.AddCommand(walletInitCmd(), walletRefillCmd(), walletWithdrawCmd(), walletBalanceCmd(),
-		walletHistoryCmd(), walletReceiveCmd(), walletPayCmd(), walletSettleCmd(), walletExchangeCmd(), walletDepositCmd())
+		walletHistoryCmd(), walletReceiveCmd(), walletPayCmd(), walletSettleCmd(), walletExchangeCmd(), walletReclaimCmd(), walletDepositCmd())
 	return cmd
 }
 
@@ -515,6 +515,45 @@ Interrupted, it is finished by the next exchange, with nothing done twice.`,
 	f.register(cmd)
 	a.register(cmd)
 	f.registerProgram(cmd, "whose coins to exchange")
+	cmd.Flags().BoolVar(&f.json, "json", false, "print the result as JSON")
+	return cmd
+}
+
+func walletReclaimCmd() *cobra.Command {
+	var f walletFlags
+	var a accountFlags
+	cmd := &cobra.Command{
+		Use:   "reclaim --wallet DIR --account ID",
+		Short: "Have coins sealed to a payee that vanished credited back, after their deposit deadline (online)",
+		Long: `reclaim asks the bank to credit back to the account the coins this wallet
+sealed to a payee that never acknowledged them, once their deposit deadline
+has passed (from then on the payee cannot deposit them). A coin the payee did
+deposit in time is recorded spent, as paid.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			token, err := a.bearer()
+			if err != nil {
+				return err
+			}
+			return f.with(cmd, func(w *wallet.Wallet) error {
+				res, err := w.Reclaim(cmd.Context(), a.account, token)
+				if err != nil {
+					return err
+				}
+				if f.json {
+					return printJSON(cmd, res)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "reclaimed %d coins, %s %s credited; %d had been deposited by their payee; %d refused\n",
+					res.Coins, amount.Format(res.Credited), w.Currency(), res.Spent, len(res.Refused))
+				for _, r := range res.Refused {
+					fmt.Fprintf(cmd.ErrOrStderr(), "refused %.12s: %s: %s\n", r.Token, r.Code, r.Message)
+				}
+				return nil
+			})
+		},
+	}
+	f.register(cmd)
+	a.register(cmd)
 	cmd.Flags().BoolVar(&f.json, "json", false, "print the result as JSON")
 	return cmd
 }
