@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -47,8 +48,8 @@ func TestHealthAndCatalogue(t *testing.T) {
 	if err := cat.Verify(""); err != nil {
 		t.Fatal(err)
 	}
-	if cat.Issuer != "otpcash-bank" || len(cat.Keys) != 4 {
-		t.Fatalf("catalogue %+v: want issuer otpcash-bank with 4 keys", cat)
+	if cat.Issuer != "otpcash-bank" || len(cat.Keys) != 5 {
+		t.Fatalf("catalogue of %q with %d keys: want issuer otpcash-bank with 5 keys", cat.Issuer, len(cat.Keys))
 	}
 	var exchangeKeys int
 	programs := map[string]bool{}
@@ -66,7 +67,8 @@ func TestHealthAndCatalogue(t *testing.T) {
 			exchangeKeys++
 		}
 	}
-	if want := bank.DefaultPrograms().Names(); len(programs) != len(want) || exchangeKeys != 1 {
+	// One certifies merchants' keys in the clear, one anonymous keys blindly.
+	if want := bank.DefaultPrograms().Names(); len(programs) != len(want) || exchangeKeys != 2 {
 		t.Errorf("coin keys of programs %v and %d exchange keys, want one of each of %v and 1", programs, exchangeKeys, want)
 	}
 
@@ -253,7 +255,6 @@ func TestBadInput(t *testing.T) {
 	id, token := e.Account(t, 1000)
 	pub, _ := banktest.NewKey(t)
 	key := otp.EncodeKey(pub)
-	key2 := func() string { p, _ := banktest.NewKey(t); return otp.EncodeKey(p) }
 	coinKey, _, blinded := e.BlindCoins(t, otp.GeneralProgramName, 4)
 	m, kid := blinded[0], coinKey.KeyID
 	withdraw := func(fields string) string {
@@ -296,10 +297,13 @@ func TestBadInput(t *testing.T) {
 		{"credit huge", "POST", "/v1/accounts/" + id + "/credit", banktest.AdminToken, `{"amount": 9223372036854775807}`, 400, api.CodeBadRequest, "amount must be between 1"},
 		{"credit float", "POST", "/v1/accounts/" + id + "/credit", banktest.AdminToken, `{"amount": 1.5}`, 400, api.CodeBadRequest, "CreditRequest.amount"},
 		{"credit string", "POST", "/v1/accounts/" + id + "/credit", banktest.AdminToken, `{"amount": "10.00"}`, 400, api.CodeBadRequest, "CreditRequest.amount"},
-		{"exchange keys none", "POST", "/v1/exchange-keys", "", `{"pubs": []}`, 400, api.CodeBadRequest, "pubs: empty"},
-		{"exchange keys bad key", "POST", "/v1/exchange-keys", "", `{"pubs": ["AAAA"]}`, 400, api.CodeBadRequest, "pubs[0]: public key"},
-		{"exchange keys too many", "POST", "/v1/exchange-keys", "", api.ExchangeKeysRequest{Pubs: []string{key, key2(), key2(), key2()}}, 413, api.CodeTooLarge, "pubs: 4 given"},
-		{"exchange keys duplicate", "POST", "/v1/exchange-keys", "", api.ExchangeKeysRequest{Pubs: []string{key, key}}, 400, api.CodeBadRequest, "pubs[1]: same key as pubs[0]"},
+		{"exchange keys in the clear, anonymous", "POST", "/v1/exchange-keys", "", api.ExchangeKeysRequest{Pubs: []string{key}}, 400, api.CodeBadRequest, "certified blindly"},
+		{"exchange keys none", "POST", "/v1/exchange-keys", "", `{"keyId": "k", "blinded": []}`, 400, api.CodeBadRequest, "blinded: empty"},
+		{"exchange keys bad blinded", "POST", "/v1/exchange-keys", "", `{"keyId": "k", "blinded": ["AAAA"]}`, 400, api.CodeBadRequest, "blinded[0]"},
+		{"exchange keys too many", "POST", "/v1/exchange-keys", "", api.ExchangeKeysRequest{KeyID: "k", Blinded: []string{blindMsg(0), blindMsg(1), blindMsg(2), blindMsg(3)}}, 413, api.CodeTooLarge, "blinded: 4 given"},
+		{"exchange keys duplicate", "POST", "/v1/exchange-keys", "", api.ExchangeKeysRequest{KeyID: "k", Blinded: []string{blindMsg(0), blindMsg(0)}}, 400, api.CodeBadRequest, "blinded[1]: same message as blinded[0]"},
+		{"exchange keys blinded with an account", "POST", "/v1/exchange-keys", "", api.ExchangeKeysRequest{KeyID: "k", Blinded: []string{blindMsg(0)}, Account: "acct-1"}, 400, api.CodeBadRequest, "anonymous"},
+		{"exchange keys of another key", "POST", "/v1/exchange-keys", "", api.ExchangeKeysRequest{KeyID: "k", Blinded: []string{blindMsg(0)}}, 400, api.CodeUnknownKey, "not the blind exchange-certification key"},
 		{"history limit", "GET", "/v1/accounts/" + id + "/history?limit=0", token, nil, 400, api.CodeBadRequest, "limit: want a number from 1 to 1000"},
 		{"history limit text", "GET", "/v1/accounts/" + id + "/history?limit=all", token, nil, 400, api.CodeBadRequest, "limit"},
 	}
@@ -461,7 +465,7 @@ func TestExchangeKeys(t *testing.T) {
 	for i := range pubs {
 		pubs[i], _ = banktest.NewKey(t)
 	}
-	keys, err := e.Client.CertifyExchangeKeys(context.Background(), pubs)
+	keys, err := e.Client.CertifyExchangeKeys(context.Background(), e.Bank.Catalogue(), pubs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -474,8 +478,13 @@ func TestExchangeKeys(t *testing.T) {
 			t.Errorf("key %d certifies another key", i)
 		}
 	}
-	if err := v.VerifyExchangeKey(&keys[0], banktest.Start.Add(91*day)); !errors.Is(err, otp.ErrExpired) {
-		t.Errorf("exchange key valid after 91 days: %v", err)
+	// Certified blindly, every key of a certification key's 90-day period
+	// expires 90 days after that period.
+	if err := v.VerifyExchangeKey(&keys[0], banktest.Start.Add(179*day)); err != nil {
+		t.Errorf("exchange key after 179 days: %v", err)
+	}
+	if err := v.VerifyExchangeKey(&keys[0], banktest.Start.Add(181*day)); !errors.Is(err, otp.ErrExpired) {
+		t.Errorf("exchange key valid after 181 days: %v", err)
 	}
 }
 
@@ -483,7 +492,16 @@ func TestExchangeKeysRateLimit(t *testing.T) {
 	e := banktest.New(t, bank.Config{ExchangeKeyRate: rate.Every(time.Minute), ExchangeKeyBurst: 2})
 	h := e.Bank.Handler()
 	pub, _ := banktest.NewKey(t)
-	body := `{"pubs": ["` + otp.EncodeKey(pub) + `"]}`
+	cat := e.Bank.Catalogue()
+	k, err := cat.CertificationKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bk, err := otp.NewBlindExchangeKey(cat.Issuer, k, pub, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"keyId": "` + k.KeyID + `", "blinded": ["` + otp.EncodeBlinded(bk.Blinded()) + `"]}`
 	post := func(remote string) *httptest.ResponseRecorder {
 		r := httptest.NewRequest("POST", "/v1/exchange-keys", strings.NewReader(body))
 		r.RemoteAddr = remote
@@ -875,8 +893,9 @@ func TestKeyRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Twice the exchange key and the coin keys of the three programs.
-	if err := cat.Verify(e.Bank.Catalogue().Root); err != nil || len(cat.Keys) != 8 {
+	// Twice the exchange keys (clear and blind) and the coin keys of the
+	// three programs.
+	if err := cat.Verify(e.Bank.Catalogue().Root); err != nil || len(cat.Keys) != 10 {
 		t.Fatalf("catalogue after rotation: %d keys, %v", len(cat.Keys), err)
 	}
 	resp, err := e.Client.Deposit(ctx, payerToken, banktest.DepositRequest(t, payer, slices.Concat(e.Pay(t, old), e.Pay(t, fresh))))
@@ -1020,4 +1039,11 @@ func TestAuditOnReopenedStore(t *testing.T) {
 	if err != nil || !r.OK() || r.IssuedValue != 100 {
 		t.Fatalf("audit of the store: %+v, %v", r, err)
 	}
+}
+
+// blindMsg returns a well-formed blinded message, distinct for each i.
+func blindMsg(i int) string {
+	b := make([]byte, otp.BlindMessageSize)
+	b[0] = byte(i)
+	return otp.EncodeBlinded(b)
 }

@@ -4,17 +4,21 @@ import (
 	"context"
 	"crypto/ed25519"
 	"net"
+	"net/http"
 	"net/netip"
+	"runtime"
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 
+	"github.com/otpcash/otpcash/bank/api"
 	"github.com/otpcash/otpcash/otp"
 )
 
-// certify certifies payees' one-time public keys as exchange keys carrying
-// attrs (nil for an anonymous payee).
+// certify certifies a merchant's one-time public keys, in the clear, as
+// exchange keys carrying its attributes attrs.
 func (b *Bank) certify(ctx context.Context, pubs []ed25519.PublicKey, attrs map[string]string) ([]otp.ExchangeKey, error) {
 	now := b.now()
 	ring, err := b.keyring(ctx, now)
@@ -29,6 +33,35 @@ func (b *Bank) certify(ctx context.Context, pubs []ed25519.PublicKey, attrs map[
 		}
 	}
 	return keys, nil
+}
+
+// certifyBlind signs blinded anonymous exchange keys with the blind
+// exchange-certification key keyID, which must be the one that signs now:
+// the bank learns nothing of the keys, so it cannot tell at deposit which
+// wallet a coin was paid to.
+func (b *Bank) certifyBlind(ctx context.Context, keyID string, blinded [][]byte) ([]string, error) {
+	ring, err := b.keyring(ctx, b.now())
+	if err != nil {
+		return nil, err
+	}
+	if ring.anon.Key.KeyID != keyID {
+		return nil, api.Errorf(http.StatusBadRequest, api.CodeUnknownKey,
+			"%q is not the blind exchange-certification key that signs now (%q); fetch GET /v1/catalogue", keyID, ring.anon.Key.KeyID)
+	}
+	sigs := make([]string, len(blinded))
+	var g errgroup.Group
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for i, m := range blinded {
+		g.Go(func() error {
+			sig, err := ring.anon.BlindSign(m)
+			if err != nil {
+				return api.Errorf(http.StatusBadRequest, api.CodeBadRequest, "blinded[%d]: %v", i, err)
+			}
+			sigs[i] = otp.EncodeBlinded(sig)
+			return nil
+		})
+	}
+	return sigs, g.Wait()
 }
 
 // maxClients bounds the rate limiter's memory. When that many clients are

@@ -75,14 +75,30 @@ func FuzzWithdrawRequest(f *testing.F) {
 
 func FuzzExchangeKeysRequest(f *testing.F) {
 	seed(f, "exchange_keys_request.json")
+	seed(f, "blind_exchange_keys_request.json")
 	f.Fuzz(func(t *testing.T, data []byte) {
-		_, pubs, err := parseExchangeKeysRequest(bytes.NewReader(data), fuzzMax)
+		_, pubs, blinded, err := parseExchangeKeysRequest(bytes.NewReader(data), fuzzMax)
 		if clientError(t, err) {
 			return
 		}
 		var req api.ExchangeKeysRequest
 		if err := decode(bytes.NewReader(data), &req); err != nil {
 			t.Fatal(err)
+		}
+		if blinded != nil {
+			if req.Account != "" || req.Pubs != nil || checkID("keyId", req.KeyID) != nil {
+				t.Fatalf("blinded keys accepted with %+v", req)
+			}
+			for i, m := range blinded {
+				if len(m) != otp.BlindMessageSize {
+					t.Fatalf("blinded[%d]: %d bytes accepted", i, len(m))
+				}
+			}
+			checkKeys(t, req.Blinded, blinded)
+			return
+		}
+		if checkID("account", req.Account) != nil {
+			t.Fatalf("keys in the clear accepted without an account: %+v", req)
 		}
 		keys := make([][]byte, len(pubs))
 		for i, p := range pubs {

@@ -111,9 +111,11 @@ func goldenBodies(t testing.TB) map[string]any {
 		"exchange_response.json": api.ExchangeResponse{BlindSignatures: [][]string{{blindBytes(2)}}},
 		"reclaim_request.json": api.ReclaimRequest{Account: "acct-1", Coins: []api.ReclaimCoin{{Sandbox: f.sandbox,
 			Authorization: f.proof, Key: f.exchange.Pub, Proof: f.proof}}},
-		"exchange_keys_request.json":  api.ExchangeKeysRequest{Pubs: []string{f.exchange.Pub}},
-		"exchange_keys_response.json": api.ExchangeKeysResponse{Keys: []otp.ExchangeKey{f.exchange}},
-		"deposit_request.json":        api.DepositRequest{Account: "acct-1", Coins: []api.DepositCoin{{Sandbox: f.sandbox, Proof: f.proof}}},
+		"exchange_keys_request.json":        api.ExchangeKeysRequest{Pubs: []string{f.exchange.Pub}, Account: "acct-1"},
+		"exchange_keys_response.json":       api.ExchangeKeysResponse{Keys: []otp.ExchangeKey{f.exchange}},
+		"blind_exchange_keys_request.json":  api.ExchangeKeysRequest{KeyID: "exchange-AAECAwQFBgcICQoL", Blinded: []string{blindBytes(3)}},
+		"blind_exchange_keys_response.json": api.ExchangeKeysResponse{BlindSignatures: []string{blindBytes(4)}},
+		"deposit_request.json":              api.DepositRequest{Account: "acct-1", Coins: []api.DepositCoin{{Sandbox: f.sandbox, Proof: f.proof}}},
 		"deposit_response.json": api.DepositResponse{Balance: 100, Results: []api.DepositResult{
 			{Token: f.coin.Data.Token, Status: api.StatusCredited},
 			{Token: f.coin.Data.Token, Status: api.StatusAlreadyCredited},
@@ -198,7 +200,7 @@ func TestGoldenRequestsParse(t *testing.T) {
 	if _, _, err := parseWithdrawRequest(open("withdraw_request.json"), 10); err != nil {
 		t.Error(err)
 	}
-	if _, _, err := parseExchangeKeysRequest(open("exchange_keys_request.json"), 10); err != nil {
+	if _, _, _, err := parseExchangeKeysRequest(open("exchange_keys_request.json"), 10); err != nil {
 		t.Error(err)
 	}
 	if _, err := parseCreditRequest(open("credit_request.json")); err != nil {

@@ -336,18 +336,31 @@ func parseExchangeRequest(r io.Reader, maxCoins int) (api.ExchangeRequest, [][][
 	return req, blinded, nil
 }
 
-func parseExchangeKeysRequest(r io.Reader, maxKeys int) (api.ExchangeKeysRequest, []ed25519.PublicKey, error) {
+// parseExchangeKeysRequest decodes a certification request: a merchant's
+// public keys (with its account), or anonymous keys blinded (without).
+func parseExchangeKeysRequest(r io.Reader, maxKeys int) (api.ExchangeKeysRequest, []ed25519.PublicKey, [][]byte, error) {
 	var req api.ExchangeKeysRequest
 	if err := decode(r, &req); err != nil {
-		return req, nil, err
+		return req, nil, nil, err
 	}
-	if req.Account != "" {
-		if err := checkID("account", req.Account); err != nil {
-			return req, nil, err
+	if req.KeyID != "" || req.Blinded != nil {
+		if req.Account != "" || req.Pubs != nil {
+			return req, nil, nil, badRequest("blinded keys are anonymous: no account and no pubs with them")
 		}
+		if err := checkID("keyId", req.KeyID); err != nil {
+			return req, nil, nil, err
+		}
+		if err := checkCount("blinded", len(req.Blinded), maxKeys); err != nil {
+			return req, nil, nil, err
+		}
+		blinded, err := parseBlinded("blinded", req.Blinded, map[string]string{})
+		return req, nil, blinded, err
+	}
+	if err := checkID("account", req.Account); err != nil {
+		return req, nil, nil, badRequest("anonymous exchange keys are certified blindly: send keyId and blinded, not pubs (%v)", err)
 	}
 	pubs, err := parseKeys("pubs", req.Pubs, maxKeys)
-	return req, pubs, err
+	return req, pubs, nil, err
 }
 
 func parseDepositRequest(r io.Reader, maxCoins int) (api.DepositRequest, error) {
@@ -555,21 +568,25 @@ func (b *Bank) handleExchangeKeys(w http.ResponseWriter, r *http.Request) error 
 		w.Header().Set("Retry-After", "1")
 		return api.Errorf(http.StatusTooManyRequests, api.CodeRateLimited, "too many exchange key requests from your address; retry later")
 	}
-	req, pubs, err := parseExchangeKeysRequest(http.MaxBytesReader(w, r.Body, maxBody), b.cfg.MaxCoinsPerRequest)
+	req, pubs, blinded, err := parseExchangeKeysRequest(http.MaxBytesReader(w, r.Body, maxWithdrawBody), b.cfg.MaxCoinsPerRequest)
 	if err != nil {
 		return err
 	}
-	// A merchant's keys carry its account's attributes, so only the
-	// account's token may ask for them; anyone may have anonymous keys.
-	var attrs map[string]string
-	if req.Account != "" {
-		a, err := b.requireOwner(r, req.Account)
+	if blinded != nil {
+		sigs, err := b.certifyBlind(r.Context(), req.KeyID, blinded)
 		if err != nil {
 			return err
 		}
-		attrs = a.Attrs
+		writeJSON(w, http.StatusOK, api.ExchangeKeysResponse{BlindSignatures: sigs})
+		return nil
 	}
-	keys, err := b.certify(r.Context(), pubs, attrs)
+	// A merchant's keys carry its account's attributes, so only the
+	// account's token may ask for them.
+	a, err := b.requireOwner(r, req.Account)
+	if err != nil {
+		return err
+	}
+	keys, err := b.certify(r.Context(), pubs, a.Attrs)
 	if err != nil {
 		return err
 	}

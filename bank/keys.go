@@ -35,7 +35,8 @@ type keyring struct {
 	verifier *otp.Verifier            // trusts every key the bank ever had
 	blind    map[string]*otp.Signer   // every blind coin key, by key id
 	newest   map[coinType]*otp.Signer // the newest blind coin key of each coin type
-	exchange *otp.Signer              // certifies exchange keys now
+	exchange *otp.Signer              // certifies merchants' exchange keys now, in the clear
+	anon     *otp.Signer              // certifies anonymous exchange keys now, blindly
 	root     ed25519.PrivateKey
 }
 
@@ -56,7 +57,7 @@ type coinType struct {
 // denomination, a blind coin key that signs at now the configured coin
 // type.
 func (k *keyring) current(cfg Config, now time.Time) bool {
-	return signs(k.exchange, now) && len(k.missing(cfg, now)) == 0
+	return signs(k.exchange, now) && signs(k.anon, now) && len(k.missing(cfg, now)) == 0
 }
 
 // missing returns the coin types of running programs without a current
@@ -128,8 +129,8 @@ func (b *Bank) keyring(ctx context.Context, now time.Time) (*keyring, error) {
 }
 
 // newKeys generates the keys the keyring lacks at now: the root key if
-// there is none, else the exchange key if it lacks one, else every missing
-// blind coin key, on all cores (an RSA-2048 key takes tens of
+// there is none, else the exchange key if it lacks one, else the blind
+// exchange key if it lacks one, else every missing blind coin key, on all cores (an RSA-2048 key takes tens of
 // milliseconds, and a bank has one per program and denomination).
 func (b *Bank) newKeys(ring *keyring, now time.Time) ([]storage.IssuerKey, error) {
 	now = now.Truncate(time.Second)
@@ -153,6 +154,23 @@ func (b *Bank) newKeys(ring *keyring, now time.Time) ([]storage.IssuerKey, error
 			return nil, err
 		}
 		sk, err := storedKey(s, priv.Seed(), now)
+		return []storage.IssuerKey{sk}, err
+	}
+	if !signs(ring.anon, now) {
+		// A blind key certifies without seeing the expiry, so every key
+		// it certifies expires at its depositUntil: from one to two
+		// ExchangeKeyLifetimes after certification.
+		k.Expires = now.Add(b.cfg.ExchangeKeyLifetime)
+		k.DepositUntil = k.Expires.Add(b.cfg.ExchangeKeyLifetime)
+		s, priv, err := otp.GenerateBlindSigner(b.cfg.Issuer, k, otp.Program{})
+		if err != nil {
+			return nil, err
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(priv)
+		if err != nil {
+			return nil, err
+		}
+		sk, err := storedKey(s, der, now)
 		return []storage.IssuerKey{sk}, err
 	}
 	missing := ring.missing(b.cfg, now)
@@ -240,6 +258,8 @@ func (b *Bank) loadKeyring(stored []storage.IssuerKey) (*keyring, error) {
 		case k.Use == otp.UseCoin:
 			// An Ed25519 coin key of before blind issuance: its coins
 			// stay depositable, it signs no more.
+		case k.Use == otp.UseExchange && k.Alg == otp.AlgBlindRSA:
+			ring.anon = s
 		case k.Use == otp.UseExchange:
 			ring.exchange = s
 		default:

@@ -1,6 +1,7 @@
 package bank_test
 
 import (
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -220,4 +221,118 @@ func coinTraces(c *otp.Coin) []string {
 		out = append(out, s, hex.EncodeToString(raw), base64.RawURLEncoding.EncodeToString(sum[:]), hex.EncodeToString(sum[:]))
 	}
 	return out
+}
+
+// TestExchangeKeysUnlinkable plays the bank as the adversary against
+// payees: several payee wallets each have their anonymous exchange keys
+// certified in a request of their own (the bank's logs show each request),
+// payers pay coins to those keys, and the payees deposit them into one
+// shared account. Searching its whole database and logs for the exchange
+// keys of the deposited chains, the bank finds nothing that ties a key to
+// the certification request it came in: it does no better than chance.
+// Given what a bank certifying in the clear sees (each key in its
+// request), the same routine links every key, so the test can fail.
+func TestExchangeKeysUnlinkable(t *testing.T) {
+	const payees, perPayee = 8, 6
+	e := banktest.New(t, bank.Config{})
+	rng := rand.New(rand.NewPCG(3, 4))
+	ctx := t.Context()
+	cat := e.Bank.Catalogue()
+	acct, token := e.Account(t, payees*perPayee*100)
+	coins := e.Withdraw(t, acct, token, payees*perPayee)
+	shop, shopToken := e.Account(t, 0)
+
+	truth := map[string]string{} // exchange key -> the request that had it certified
+	var clear []string           // what a bank certifying in the clear would see
+	var paid []banktest.Held
+	for p := range payees {
+		req := fmt.Sprintf("certification request #%d", p)
+		pubs := make([]ed25519.PublicKey, perPayee)
+		privs := make([]ed25519.PrivateKey, perPayee)
+		for i := range pubs {
+			pubs[i], privs[i] = banktest.NewKey(t)
+		}
+		keys, err := e.Client.CertifyExchangeKeys(ctx, cat, pubs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, k := range keys {
+			truth[k.Pub] = req
+			clear = append(clear, req+": "+k.Pub)
+			h := coins[p*perPayee+i]
+			sb := h.Sandbox
+			if err := sb.Transfer(h.Key, k); err != nil {
+				t.Fatal(err)
+			}
+			paid = append(paid, banktest.Held{Sandbox: sb, Key: privs[i]})
+		}
+	}
+	rng.Shuffle(len(paid), func(i, j int) { paid[i], paid[j] = paid[j], paid[i] })
+	if _, err := e.Client.Deposit(ctx, shopToken, banktest.DepositRequest(t, shop, paid)); err != nil {
+		t.Fatal(err)
+	}
+
+	// The adversary numbers the certification requests in its logs, in
+	// the order they came: its candidates.
+	view := bankView(t, e)
+	var rows []string
+	n := 0
+	for _, row := range view.rows {
+		if strings.Contains(row, "path=/v1/exchange-keys") {
+			row += fmt.Sprintf(" certification request #%d", n)
+			n++
+		}
+		rows = append(rows, row)
+	}
+	if n != payees {
+		t.Fatalf("%d certification requests in the logs, want %d", n, payees)
+	}
+	var candidates []string
+	for p := range payees {
+		candidates = append(candidates, fmt.Sprintf("certification request #%d", p))
+	}
+	link := func(rows []string) (correct, traces int) {
+		for pub, want := range truth {
+			raw, _ := base64.RawURLEncoding.DecodeString(pub)
+			sum := sha256.Sum256(raw)
+			forms := []string{pub, hex.EncodeToString(raw), base64.RawURLEncoding.EncodeToString(sum[:]), hex.EncodeToString(sum[:])}
+			best, bestScore := []string{}, -1
+			for _, cand := range candidates {
+				score := 0
+				for _, row := range rows {
+					if !strings.Contains(row, cand) {
+						continue
+					}
+					for _, f := range forms {
+						if strings.Contains(row, f) {
+							score++
+						}
+					}
+				}
+				switch {
+				case score > bestScore:
+					best, bestScore = []string{cand}, score
+				case score == bestScore:
+					best = append(best, cand)
+				}
+			}
+			traces += bestScore
+			if best[rng.IntN(len(best))] == want {
+				correct++
+			}
+		}
+		return correct, traces
+	}
+	total := float64(len(truth))
+	p := 1.0 / payees
+	bound := p*total + 4*math.Sqrt(total*p*(1-p))
+	correct, traces := link(rows)
+	t.Logf("linked %d of %d exchange keys to their certification request (chance %.1f, bound %.1f); traces found: %d",
+		correct, len(truth), p*total, bound, traces)
+	if traces != 0 || float64(correct) > bound {
+		t.Errorf("the bank links exchange keys to their payees: %d traces, %d of %d keys linked", traces, correct, len(truth))
+	}
+	if leak, _ := link(append(rows, clear...)); leak != len(truth) {
+		t.Errorf("the linking routine links only %d of %d keys even when the bank saw them in the clear", leak, len(truth))
+	}
 }

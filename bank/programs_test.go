@@ -206,7 +206,7 @@ func TestMerchantKeys(t *testing.T) {
 		t.Fatalf("dropped attrs: %v; want %v", err, otp.ErrSignature)
 	}
 
-	anon, err := e.Client.CertifyExchangeKeys(ctx, []ed25519.PublicKey{pub})
+	anon, err := e.Client.CertifyExchangeKeys(ctx, e.Bank.Catalogue(), []ed25519.PublicKey{pub})
 	if err != nil {
 		t.Fatal(err)
 	}

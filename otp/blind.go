@@ -118,14 +118,25 @@ func SameProgram(a, b Program) bool {
 	return true
 }
 
-// checkBlindKey checks the fields a blind coin key's catalogue entry must
-// carry.
+// checkBlindKey checks the fields a blind key's catalogue entry must
+// carry: a coin key, its coin type; an exchange-certification key, the
+// expiry (depositUntil) of every key it certifies, and no coin type.
 func checkBlindKey(k *IssuerKey) error {
-	if k.Use != UseCoin {
-		return fmt.Errorf("%w: a %s key cannot be %s", ErrAlgorithm, k.Use, AlgBlindRSA)
-	}
 	if _, err := decodeRSAKey(k.Public); err != nil {
 		return err
+	}
+	switch k.Use {
+	case UseCoin:
+	case UseExchange:
+		if k.Value != 0 || k.Currency != "" || k.Program != "" || k.CallMethod != nil || k.Conditions != nil || !k.PayableUntil.IsZero() {
+			return fmt.Errorf("%w: coin type fields on an exchange-certification key", ErrKeyMismatch)
+		}
+		if k.DepositUntil.IsZero() || !k.DepositUntil.Truncate(time.Second).Equal(k.DepositUntil) {
+			return errors.New("depositUntil missing or not in whole seconds")
+		}
+		return nil
+	default:
+		return fmt.Errorf("%w: a %s key cannot be %s", ErrAlgorithm, k.Use, AlgBlindRSA)
 	}
 	if err := k.CoinProgram().Validate(); err != nil {
 		return fmt.Errorf("program %q: %w", k.Program, err)
@@ -145,9 +156,12 @@ func GenerateBlindSigner(issuer string, k IssuerKey, p Program) (*Signer, *rsa.P
 	if err != nil {
 		return nil, nil, fmt.Errorf("blind coin key: %w", err)
 	}
-	k.Alg, k.Program, k.CallMethod, k.Conditions = AlgBlindRSA, p.Name, p.Steps, p.Conditions
-	if len(k.Conditions) == 0 {
-		k.Conditions = nil // one spelling in the catalogue
+	k.Alg = AlgBlindRSA
+	if k.Use == UseCoin {
+		k.Program, k.CallMethod, k.Conditions = p.Name, p.Steps, p.Conditions
+		if len(k.Conditions) == 0 {
+			k.Conditions = nil // one spelling in the catalogue
+		}
 	}
 	if k.Public, err = encodeRSAKey(&priv.PublicKey); err != nil {
 		return nil, nil, err
@@ -221,11 +235,51 @@ func WithdrawalRand(secret []byte, withdrawalID string, index int) io.Reader {
 // BlindCoin is a coin the wallet has built and blinded, waiting for the
 // issuer's blind signature.
 type BlindCoin struct {
-	coin    Coin
+	coin Coin
+	m    blindMessage
+}
+
+// blindMessage is a message blinded for an issuer's blind RSA key.
+type blindMessage struct {
 	client  blindrsa.Client
 	prefix  []byte
 	blinded []byte
 	state   blindrsa.State
+}
+
+// blind prepares and blinds msg for the key k (text form), with the
+// randomizer and blinding read from rnd.
+func blind(k string, msg []byte, rnd io.Reader) (blindMessage, error) {
+	var m blindMessage
+	pub, err := decodeRSAKey(k)
+	if err != nil {
+		return m, err
+	}
+	if m.client, err = blindrsa.NewClient(blindVariant, pub); err != nil {
+		return m, err
+	}
+	prepared, err := m.client.Prepare(rnd, msg)
+	if err != nil {
+		return m, fmt.Errorf("prepare: %w", err)
+	}
+	m.prefix = prepared[:blindPrefixSize]
+	if m.blinded, m.state, err = m.client.Blind(rnd, prepared); err != nil {
+		return m, fmt.Errorf("blind: %w", err)
+	}
+	return m, nil
+}
+
+// finish unblinds the blind signature, checking it, and returns the
+// signature's text form: randomizer followed by signature.
+func (m *blindMessage) finish(blindSig []byte) (string, error) {
+	if len(blindSig) != BlindMessageSize {
+		return "", fmt.Errorf("%w: blind signature of %d bytes, want %d", ErrSignature, len(blindSig), BlindMessageSize)
+	}
+	sig, err := m.client.Finalize(m.state, blindSig)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrSignature, err)
+	}
+	return b64.EncodeToString(append(append([]byte{}, m.prefix...), sig...)), nil
 }
 
 // NewBlindCoin builds a coin of the blind coin key k of issuer (taken from
@@ -263,23 +317,14 @@ func NewBlindCoin(issuer string, k *IssuerKey, holder ed25519.PublicKey, rnd io.
 		return nil, fmt.Errorf("blind coin: %w", err)
 	}
 	b.coin.Checksum = b64.EncodeToString(sum[:])
-	pub, _ := decodeRSAKey(k.Public) // checked by checkBlindKey
-	if b.client, err = blindrsa.NewClient(blindVariant, pub); err != nil {
+	if b.m, err = blind(k.Public, signed(labelCoin, sum[:]), rnd); err != nil {
 		return nil, fmt.Errorf("blind coin: %w", err)
-	}
-	prepared, err := b.client.Prepare(rnd, signed(labelCoin, sum[:]))
-	if err != nil {
-		return nil, fmt.Errorf("blind coin: prepare: %w", err)
-	}
-	b.prefix = prepared[:blindPrefixSize]
-	if b.blinded, b.state, err = b.client.Blind(rnd, prepared); err != nil {
-		return nil, fmt.Errorf("blind coin: blind: %w", err)
 	}
 	return b, nil
 }
 
 // Blinded returns the blinded message to send to the issuer.
-func (b *BlindCoin) Blinded() []byte { return b.blinded }
+func (b *BlindCoin) Blinded() []byte { return b.m.blinded }
 
 // Serial returns the coin's serial.
 func (b *BlindCoin) Serial() string { return b.coin.Data.Token }
@@ -287,17 +332,89 @@ func (b *BlindCoin) Serial() string { return b.coin.Data.Token }
 // Finish unblinds the issuer's blind signature and returns the signed coin.
 // The signature is checked as it is unblinded (circl's Finalize).
 func (b *BlindCoin) Finish(blindSig []byte) (*Coin, error) {
-	if len(blindSig) != BlindMessageSize {
-		return nil, fmt.Errorf("coin %.12s: %w: blind signature of %d bytes, want %d", b.coin.Data.Token, ErrSignature, len(blindSig), BlindMessageSize)
-	}
-	sig, err := b.client.Finalize(b.state, blindSig)
+	sig, err := b.m.finish(blindSig)
 	if err != nil {
-		return nil, fmt.Errorf("coin %.12s: %w: %w", b.coin.Data.Token, ErrSignature, err)
+		return nil, fmt.Errorf("coin %.12s: %w", b.coin.Data.Token, err)
 	}
 	c := b.coin
 	c.Data.Conditions = append([]string{}, b.coin.Data.Conditions...)
-	c.Signature = Signature{Alg: AlgBlindRSA, Value: b64.EncodeToString(append(append([]byte{}, b.prefix...), sig...))}
+	c.Signature = Signature{Alg: AlgBlindRSA, Value: sig}
 	return &c, nil
+}
+
+// BlindExchangeKey is an anonymous exchange key the wallet has built and
+// blinded, waiting for the issuer's blind certification: the bank never
+// sees the public key it certifies, so it cannot tell at deposit which
+// wallet a coin was paid to.
+type BlindExchangeKey struct {
+	key ExchangeKey
+	m   blindMessage
+}
+
+// NewBlindExchangeKey builds the certificate of the one-time key pub under
+// the blind exchange-certification key k of issuer (from its verified
+// catalogue), expiring when every key k certifies does (k.DepositUntil),
+// and blinds it.
+func NewBlindExchangeKey(issuer string, k *IssuerKey, pub ed25519.PublicKey, rnd io.Reader) (*BlindExchangeKey, error) {
+	if k.Alg != AlgBlindRSA || k.Use != UseExchange {
+		return nil, fmt.Errorf("blind exchange key: key %q: %w: a %s %s key", k.KeyID, ErrAlgorithm, k.Alg, k.Use)
+	}
+	if err := checkBlindKey(k); err != nil {
+		return nil, fmt.Errorf("blind exchange key: key %q: %w", k.KeyID, err)
+	}
+	b := &BlindExchangeKey{key: ExchangeKey{Pub: EncodeKey(pub), Issuer: issuer, KeyID: k.KeyID, Expires: k.DepositUntil.UTC()}}
+	msg, err := b.key.blindMessage()
+	if err != nil {
+		return nil, fmt.Errorf("blind exchange key: %w", err)
+	}
+	if b.m, err = blind(k.Public, msg, rnd); err != nil {
+		return nil, fmt.Errorf("blind exchange key: %w", err)
+	}
+	return b, nil
+}
+
+// Blinded returns the blinded message to send to the issuer.
+func (b *BlindExchangeKey) Blinded() []byte { return b.m.blinded }
+
+// Finish unblinds the issuer's blind signature and returns the certified
+// exchange key, checking the signature as it unblinds it.
+func (b *BlindExchangeKey) Finish(blindSig []byte) (ExchangeKey, error) {
+	sig, err := b.m.finish(blindSig)
+	if err != nil {
+		return ExchangeKey{}, fmt.Errorf("exchange key %.12s: %w", b.key.Pub, err)
+	}
+	k := b.key
+	k.Sig = sig
+	return k, nil
+}
+
+// blindMessage is what the issuer signs blindly for an exchange key: the
+// label, a zero byte and the SHA-256 of the key's canonical form without
+// its signature, a fixed-size message as for coins.
+func (k *ExchangeKey) blindMessage() ([]byte, error) {
+	p, err := k.payload()
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(p)
+	return signed(labelExchangeKey, sum[:]), nil
+}
+
+// CertificationKey returns the blind exchange-certification key that
+// certifies anonymous exchange keys: the newest of the catalogue (a bank
+// signs with no other).
+func (c *Catalogue) CertificationKey() (*IssuerKey, error) {
+	var best *IssuerKey
+	for i := range c.Keys {
+		k := &c.Keys[i]
+		if k.Use == UseExchange && k.Alg == AlgBlindRSA && (best == nil || k.NotBefore.After(best.NotBefore)) {
+			best = k
+		}
+	}
+	if best == nil {
+		return nil, fmt.Errorf("%w: the catalogue of %q has no blind exchange-certification key", ErrUnknownKey, c.Issuer)
+	}
+	return best, nil
 }
 
 // checkBlindFields checks the public fields of c that the blind coin key k
@@ -313,20 +430,18 @@ func checkBlindFields(c *Coin, k *IssuerKey) error {
 	return nil
 }
 
-func verifyBlindSignature(pub *rsa.PublicKey, c *Coin) error {
-	raw, err := decodeFixed(c.Signature.Value, blindPrefixSize+BlindMessageSize)
+// verifyBlind checks sig, the text form of a randomizer and a blind RSA
+// signature, over msg under pub.
+func verifyBlind(pub *rsa.PublicKey, sig string, msg []byte) error {
+	raw, err := decodeFixed(sig, blindPrefixSize+BlindMessageSize)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrSignature, err)
-	}
-	sum, err := c.checksumBytes()
-	if err != nil {
-		return err
 	}
 	v, err := blindrsa.NewVerifier(blindVariant, pub)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrSignature, err)
 	}
-	prepared := append(bytes.Clone(raw[:blindPrefixSize]), signed(labelCoin, sum)...)
+	prepared := append(bytes.Clone(raw[:blindPrefixSize]), msg...)
 	if err := v.Verify(prepared, raw[blindPrefixSize:]); err != nil {
 		return fmt.Errorf("%w: %w", ErrSignature, err)
 	}

@@ -235,7 +235,8 @@ func TestCatalogueRefusesBadBlindKeys(t *testing.T) {
 		mutate func(k *IssuerKey)
 		want   error
 	}{
-		{"exchange key", func(k *IssuerKey) { k.Use = UseExchange }, ErrAlgorithm},
+		{"exchange key with a coin type", func(k *IssuerKey) { k.Use = UseExchange }, ErrKeyMismatch},
+		{"key of an unknown use", func(k *IssuerKey) { k.Use = "vote" }, ErrAlgorithm},
 		{"1024-bit key", func(k *IssuerKey) { k.Public = weakPub }, nil},
 		{"not a key", func(k *IssuerKey) { k.Public = k.Public[:100] }, nil},
 		{"no program", func(k *IssuerKey) { k.Program = "" }, nil},

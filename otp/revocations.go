@@ -94,7 +94,7 @@ func ParseRevocations(data []byte) (*Revocations, error) {
 // chain was signed by a key on one of the lists, which the caller has
 // already verified.
 func (v *Verifier) WithRevocations(lists ...*Revocations) *Verifier {
-	w := &Verifier{issuers: v.issuers, revoked: make(map[string]bool, len(v.revoked))}
+	w := &Verifier{issuers: v.issuers, revoked: make(map[string]bool, len(v.revoked)), rsaKeys: v.rsaKeys}
 	for k := range v.revoked {
 		w.revoked[k] = true
 	}

@@ -273,11 +273,15 @@ func (w *Wallet) RefillKeys(ctx context.Context, target int) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("refill: %w", err)
 	}
-	var account, token string
+	var certs []otp.ExchangeKey
 	if m := w.opts.Merchant; m != nil {
-		account, token = m.Account, m.Token
+		certs, err = w.bank.CertifyAccountKeys(ctx, m.Token, m.Account, pubs)
+	} else {
+		// Blindly: the bank cannot tell, at deposit, that a coin was paid
+		// to this wallet. Certification costs nothing, so a crash before
+		// the keys are stored loses nothing: they stay uncertified, unused.
+		certs, err = w.bank.CertifyExchangeKeys(ctx, w.cat, pubs)
 	}
-	certs, err := w.bank.CertifyAccountKeys(ctx, token, account, pubs)
 	if err != nil {
 		return 0, fmt.Errorf("refill: certify: %w", err)
 	}

@@ -178,18 +178,25 @@ type ExchangeResponse struct {
 	BlindSignatures [][]string `json:"blindSignatures"`
 }
 
-// ExchangeKeysRequest is the body of POST /v1/exchange-keys: one-time
-// Ed25519 public keys to certify. Without Account the keys are anonymous;
-// with it the request must carry that account's bearer token, and the keys
-// carry the account's certified attributes.
+// ExchangeKeysRequest is the body of POST /v1/exchange-keys, in one of two
+// forms. A merchant's keys: Pubs, one-time Ed25519 public keys, and
+// Account, whose bearer token the request carries; the keys carry the
+// account's certified attributes and are certified in the clear.
+// Anonymous keys: KeyID, the catalogue's newest blind
+// exchange-certification key, and Blinded, the blinded certificates
+// (otp.NewBlindExchangeKey); the bank signs them without seeing the keys.
 type ExchangeKeysRequest struct {
-	Pubs    []string `json:"pubs"`
+	Pubs    []string `json:"pubs,omitempty"`
 	Account string   `json:"account,omitempty"`
+	KeyID   string   `json:"keyId,omitempty"`
+	Blinded []string `json:"blinded,omitempty"`
 }
 
-// ExchangeKeysResponse carries the certified keys, in request order.
+// ExchangeKeysResponse carries the certified keys, or for anonymous keys
+// the blind signatures, in request order.
 type ExchangeKeysResponse struct {
-	Keys []otp.ExchangeKey `json:"keys"`
+	Keys            []otp.ExchangeKey `json:"keys,omitempty"`
+	BlindSignatures []string          `json:"blindSignatures,omitempty"`
 }
 
 // DepositRequest is the body of POST /v1/deposits.

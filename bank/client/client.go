@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -169,14 +170,46 @@ func (c *Client) Exchange(ctx context.Context, token string, req api.ExchangeReq
 }
 
 // CertifyExchangeKeys has one-time public keys certified as anonymous
-// exchange keys.
-func (c *Client) CertifyExchangeKeys(ctx context.Context, pubs []ed25519.PublicKey) ([]otp.ExchangeKey, error) {
-	return c.CertifyAccountKeys(ctx, "", "", pubs)
+// exchange keys, blindly (RFC 9474): under the newest blind
+// exchange-certification key of cat, the caller's verified catalogue of
+// this bank, the bank signs certificates it never sees.
+func (c *Client) CertifyExchangeKeys(ctx context.Context, cat *otp.Catalogue, pubs []ed25519.PublicKey) ([]otp.ExchangeKey, error) {
+	k, err := cat.CertificationKey()
+	if err != nil {
+		return nil, fmt.Errorf("certify exchange keys: %w", err)
+	}
+	blind := make([]*otp.BlindExchangeKey, len(pubs))
+	req := api.ExchangeKeysRequest{KeyID: k.KeyID, Blinded: make([]string, len(pubs))}
+	for i, p := range pubs {
+		if blind[i], err = otp.NewBlindExchangeKey(cat.Issuer, k, p, rand.Reader); err != nil {
+			return nil, fmt.Errorf("certify exchange keys: %w", err)
+		}
+		req.Blinded[i] = otp.EncodeBlinded(blind[i].Blinded())
+	}
+	var out api.ExchangeKeysResponse
+	if err := c.do(ctx, http.MethodPost, "/v1/exchange-keys", "", req, &out); err != nil {
+		return nil, err
+	}
+	if len(out.BlindSignatures) != len(pubs) {
+		return nil, fmt.Errorf("certify exchange keys: bank returned %d blind signatures for %d keys", len(out.BlindSignatures), len(pubs))
+	}
+	keys := make([]otp.ExchangeKey, len(pubs))
+	for i, s := range out.BlindSignatures {
+		sig, err := otp.DecodeBlinded(s)
+		if err != nil {
+			return nil, fmt.Errorf("certify exchange keys: blind signature %d: %w", i, err)
+		}
+		if keys[i], err = blind[i].Finish(sig); err != nil {
+			return nil, fmt.Errorf("certify exchange keys: the bank's blind signature does not fit: %w", err)
+		}
+	}
+	return keys, nil
 }
 
-// CertifyAccountKeys has one-time public keys certified as exchange keys
-// of account, authenticated by its token: the keys carry the account's
-// certified attributes. An empty account asks for anonymous keys.
+// CertifyAccountKeys has one-time public keys certified, in the clear, as
+// exchange keys of the merchant account, authenticated by its token: the
+// keys carry the account's certified attributes (a merchant is known
+// anyway).
 func (c *Client) CertifyAccountKeys(ctx context.Context, token, account string, pubs []ed25519.PublicKey) ([]otp.ExchangeKey, error) {
 	req := api.ExchangeKeysRequest{Pubs: make([]string, len(pubs)), Account: account}
 	for i, p := range pubs {

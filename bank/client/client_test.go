@@ -64,7 +64,7 @@ func TestClient(t *testing.T) {
 	}
 
 	payeePub, payeePriv := banktest.NewKey(t)
-	xks, err := c.CertifyExchangeKeys(ctx, []ed25519.PublicKey{payeePub})
+	xks, err := c.CertifyExchangeKeys(ctx, cat, []ed25519.PublicKey{payeePub})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestClientAPIErrors(t *testing.T) {
 			_, err := e.Client.Withdraw(ctx, token, api.WithdrawRequest{ID: "w", Account: id, KeyID: key.KeyID, Blinded: blinded})
 			return err
 		}, 402, api.CodeInsufficientFunds},
-		{"no keys", func() error { _, err := e.Client.CertifyExchangeKeys(ctx, nil); return err }, 400, api.CodeBadRequest},
+		{"no keys", func() error { _, err := e.Client.CertifyExchangeKeys(ctx, e.Bank.Catalogue(), nil); return err }, 400, api.CodeBadRequest},
 		{"id with a slash", func() error { _, err := e.Client.History(ctx, token, "../accounts"); return err }, 404, api.CodeNotFound},
 	}
 	for _, tc := range tests {
@@ -147,9 +147,10 @@ func TestClientOddServers(t *testing.T) {
 		t.Errorf("oversize response: %v", err)
 	}
 
-	c = serve(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"keys": []}`)) })
+	c = serve(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"blindSignatures": []}`)) })
 	pub, _ := banktest.NewKey(t)
-	if _, err := c.CertifyExchangeKeys(ctx, []ed25519.PublicKey{pub}); err == nil || !strings.Contains(err.Error(), "0 keys for 1") {
+	cat := banktest.New(t, bank.Config{}).Bank.Catalogue()
+	if _, err := c.CertifyExchangeKeys(ctx, cat, []ed25519.PublicKey{pub}); err == nil || !strings.Contains(err.Error(), "0 blind signatures for 1") {
 		t.Errorf("short answer: %v", err)
 	}
 

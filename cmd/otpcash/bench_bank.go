@@ -241,7 +241,7 @@ func benchBankLevel(ctx context.Context, b *bank.Bank, c *client.Client, admin s
 
 	// Pay every coin to the payee (not timed).
 	for _, bc := range clients {
-		if err := benchPay(ctx, c, bc, f.batch); err != nil {
+		if err := benchPay(ctx, c, cat, bc, f.batch); err != nil {
 			return row, fmt.Errorf("pay: %w", err)
 		}
 	}
@@ -308,7 +308,7 @@ func timed(ctx context.Context, clients []*benchClient, fn func(context.Context,
 
 // benchPay transfers a client's coins to fresh exchange keys certified by
 // the bank and prepares the deposit requests of the payee.
-func benchPay(ctx context.Context, c *client.Client, bc *benchClient, batch int) error {
+func benchPay(ctx context.Context, c *client.Client, cat *otp.Catalogue, bc *benchClient, batch int) error {
 	for lo := 0; lo < len(bc.held); lo += batch {
 		part := bc.held[lo:min(lo+batch, len(bc.held))]
 		pubs := make([]ed25519.PublicKey, len(part))
@@ -319,7 +319,7 @@ func benchPay(ctx context.Context, c *client.Client, bc *benchClient, batch int)
 				return err
 			}
 		}
-		xks, err := c.CertifyExchangeKeys(ctx, pubs)
+		xks, err := c.CertifyExchangeKeys(ctx, cat, pubs)
 		if err != nil {
 			return err
 		}

@@ -83,7 +83,7 @@ func TestTwoBankProcessesOnePostgres(t *testing.T) {
 	var deposits [2]api.DepositRequest
 	for i, to := range []api.CreateAccountResponse{b, c} {
 		pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-		keys, err := nodes[i].CertifyExchangeKeys(ctx, []ed25519.PublicKey{pub})
+		keys, err := nodes[i].CertifyExchangeKeys(ctx, cat, []ed25519.PublicKey{pub})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -256,7 +256,15 @@ func (e *Env) PayAccount(t testing.TB, coins []Held, id, token string) []Held {
 	for i := range coins {
 		pubs[i], privs[i] = NewKey(t)
 	}
-	xks, err := e.Client.CertifyAccountKeys(context.Background(), token, id, pubs)
+	var (
+		xks []otp.ExchangeKey
+		err error
+	)
+	if id == "" {
+		xks, err = e.Client.CertifyExchangeKeys(context.Background(), e.Bank.Catalogue(), pubs)
+	} else {
+		xks, err = e.Client.CertifyAccountKeys(context.Background(), token, id, pubs)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
