@@ -31,12 +31,15 @@ func testBlindSigner(t testing.TB, file string, k IssuerKey) *Signer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := GeneralProgram()
-	k.Alg, k.Program, k.CallMethod = AlgBlindRSA, p.Name, p.Steps
+	k.Alg = AlgBlindRSA
+	if k.Use == UseCoin {
+		p := GeneralProgram()
+		k.Program, k.CallMethod = p.Name, p.Steps
+	}
 	if k.Public, err = encodeRSAKey(&priv.(*rsa.PrivateKey).PublicKey); err != nil {
 		t.Fatal(err)
 	}
-	k.KeyID = "coin-" + strings.TrimSuffix(file, ".pk8.txt")
+	k.KeyID = string(k.Use) + "-" + strings.TrimSuffix(file, ".pk8.txt")
 	s, err := NewBlindSigner("test-bank", k, priv.(*rsa.PrivateKey))
 	if err != nil {
 		t.Fatal(err)
@@ -377,5 +380,28 @@ func TestSameProgram(t *testing.T) {
 				t.Fatalf("SameProgram = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestBlindExchangeKeyFields: a blind-certified exchange key carries
+// exactly what its certification key fixes (no attributes, its expiry),
+// since the bank could not see what it signed.
+func TestBlindExchangeKeyFields(t *testing.T) {
+	f := newFixture(t)
+	if err := f.v.VerifyExchangeKey(&f.anon, f.now); err != nil {
+		t.Fatalf("blind-certified key: %v", err)
+	}
+	for name, mutate := range map[string]func(k *ExchangeKey){
+		"attributes":     func(k *ExchangeKey) { k.Attrs = map[string]string{"category": "grocery"} },
+		"another expiry": func(k *ExchangeKey) { k.Expires = k.Expires.Add(-time.Hour) },
+	} {
+		k := f.anon
+		mutate(&k)
+		if err := f.v.VerifyExchangeKey(&k, f.now); !errors.Is(err, ErrKeyMismatch) {
+			t.Errorf("%s: %v, want %v", name, err, ErrKeyMismatch)
+		}
+	}
+	if err := f.v.VerifyExchangeKey(&f.anon, f.anon.Expires); !errors.Is(err, ErrExpired) {
+		t.Errorf("at its expiry: %v, want %v", err, ErrExpired)
 	}
 }

@@ -26,6 +26,7 @@ type fixture struct {
 	holder   ed25519.PrivateKey
 	payee    ed25519.PrivateKey
 	exchange ExchangeKey
+	anon     ExchangeKey // blind-certified anonymous exchange key
 	coin     *Coin
 	blind    *Coin    // blind-signed coin
 	sandbox  *Sandbox // coin transferred once, to exchange
@@ -49,7 +50,9 @@ func newFixture(t testing.TB) *fixture {
 		NotBefore: t0, Expires: t0.AddDate(1, 0, 0), DepositUntil: t0.AddDate(1, 3, 0)}, seedKey("exchange"))
 	f.blindKey = testBlindSigner(t, "blind-coin-key.pk8.txt", IssuerKey{Use: UseCoin, Value: 100, Currency: "EUR",
 		NotBefore: t0, Expires: t0.AddDate(1, 0, 0), PayableUntil: t0.AddDate(2, 0, 0), DepositUntil: t0.AddDate(2, 3, 0)})
-	f.cat = &Catalogue{Issuer: "test-bank", Issued: t0, Keys: []IssuerKey{f.coinKey.Key, f.exchKey.Key, f.blindKey.Key}}
+	anonKey := testBlindSigner(t, "blind-exchange-key.pk8.txt", IssuerKey{Use: UseExchange,
+		NotBefore: t0, Expires: t0.AddDate(0, 3, 0), DepositUntil: t0.AddDate(0, 6, 0)})
+	f.cat = &Catalogue{Issuer: "test-bank", Issued: t0, Keys: []IssuerKey{f.coinKey.Key, f.exchKey.Key, f.blindKey.Key, anonKey.Key}}
 	if err := f.cat.Sign(seedKey("root")); err != nil {
 		t.Fatal(err)
 	}
@@ -66,6 +69,17 @@ func newFixture(t testing.TB) *fixture {
 	f.blind = blindWithdraw(t, f.blindKey, f.holder.Public().(ed25519.PublicKey), WithdrawalRand([]byte("wallet secret"), "w-1", 0))
 	f.exchange, err = f.exchKey.Certify(f.payee.Public().(ed25519.PublicKey), t0.AddDate(0, 3, 0), map[string]string{"category": "grocery"})
 	if err != nil {
+		t.Fatal(err)
+	}
+	bx, err := NewBlindExchangeKey("test-bank", &anonKey.Key, seedKey("anonymous payee").Public().(ed25519.PublicKey), WithdrawalRand([]byte("wallet secret"), "x-1", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := anonKey.BlindSign(bx.Blinded())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.anon, err = bx.Finish(sig); err != nil {
 		t.Fatal(err)
 	}
 	f.sandbox = &Sandbox{Coin: *f.coin}
@@ -118,6 +132,13 @@ func TestGoldenVectors(t *testing.T) {
 				return err
 			}
 			return c.Verify(f.cat.Root)
+		}},
+		{"blind-exchange-key.json", f.anon, func(b []byte) error {
+			k, err := ParseExchangeKey(b)
+			if err != nil {
+				return err
+			}
+			return f.v.VerifyExchangeKey(k, f.now)
 		}},
 		{"coin.json", f.coin, func(b []byte) error {
 			c, err := ParseCoin(b)
@@ -208,7 +229,9 @@ func TestFlipEveryByte(t *testing.T) {
 	}
 	check["voucher coin"] = check["coin"]
 	check["blind coin"] = check["coin"]
-	docs := map[string]any{"catalogue": f.cat, "coin": f.coin, "voucher coin": voucherCoin, "blind coin": f.blind, "exchange key": f.exchange, "sandbox": f.sandbox}
+	check["blind-certified exchange key"] = check["exchange key"]
+	docs := map[string]any{"catalogue": f.cat, "coin": f.coin, "voucher coin": voucherCoin, "blind coin": f.blind,
+		"exchange key": f.exchange, "blind-certified exchange key": f.anon, "sandbox": f.sandbox}
 	for name, doc := range docs {
 		b, err := Canonical(doc)
 		if err != nil {
