@@ -36,3 +36,20 @@ func BenchmarkTransfer(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkVerifyExchangeKey is the payer's check of one exchange key, per
+// certificate: Ed25519 (a merchant's, in the clear) and blind RSA (an
+// anonymous key).
+func BenchmarkVerifyExchangeKey(b *testing.B) {
+	f := newFixture(b)
+	for name, k := range map[string]*ExchangeKey{"ed25519": &f.exchange, "blind-rsa": &f.anon} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := f.v.VerifyExchangeKey(k, f.now); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
