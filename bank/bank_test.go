@@ -371,7 +371,7 @@ func TestWithdraw(t *testing.T) {
 	t.Run("same id, different request", func(t *testing.T) {
 		other := req
 		other.Blinded = blinded[:2]
-		wantError(t, call(t, e, "POST", "/v1/withdrawals", token, other), 409, api.CodeConflict, `withdrawal id "withdrawal-1" was already used`)
+		wantError(t, call(t, e, "POST", "/v1/withdrawals", token, other), 409, api.CodeConflict, `id "withdrawal-1" was already used`)
 	})
 	t.Run("blinded message signed before", func(t *testing.T) {
 		before := state(t, e)

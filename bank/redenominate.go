@@ -1,7 +1,6 @@
 package bank
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -32,7 +31,7 @@ func (b *Bank) exchange(ctx context.Context, req api.ExchangeRequest, blinded []
 	now := b.now()
 	var resp []byte
 	err = b.st.View(ctx, func(tx storage.Tx) error {
-		resp, err = storedExchange(ctx, tx, req, hash[:])
+		resp, err = storedAnswer(ctx, tx, req.Account, req.ID, hash[:])
 		return err
 	})
 	if err != nil || resp != nil {
@@ -85,7 +84,7 @@ func (b *Bank) exchange(ctx context.Context, req api.ExchangeRequest, blinded []
 	fresh := false
 	err = b.st.Update(ctx, func(tx storage.Tx) error {
 		fresh = false
-		if resp, err = storedExchange(ctx, tx, req, hash[:]); resp != nil || err != nil {
+		if resp, err = storedAnswer(ctx, tx, req.Account, req.ID, hash[:]); resp != nil || err != nil {
 			return err
 		}
 		results := make([]api.DepositResult, len(checked))
@@ -120,22 +119,6 @@ func (b *Bank) exchange(ctx context.Context, req api.ExchangeRequest, blinded []
 		b.log.InfoContext(ctx, "exchange", "account", req.Account, "exchange", req.ID, "coinsIn", len(req.Coins), "coinsOut", len(issued), "amount", in)
 	}
 	return resp, nil
-}
-
-// storedExchange returns the stored answer to a repeated exchange, nil for
-// a new one, and a conflict for another request under the same id.
-func storedExchange(ctx context.Context, tx storage.Tx, req api.ExchangeRequest, hash []byte) ([]byte, error) {
-	w, err := tx.Withdrawal(ctx, req.Account, req.ID)
-	switch {
-	case errors.Is(err, storage.ErrNotFound):
-		return nil, nil
-	case err != nil:
-		return nil, err
-	case !bytes.Equal(w.RequestHash, hash):
-		return nil, api.Errorf(http.StatusConflict, api.CodeConflict,
-			"id %q was already used for a different request; use a fresh id", req.ID)
-	}
-	return w.Response, nil
 }
 
 func (b *Bank) exchangeError(req api.ExchangeRequest, err error) error {

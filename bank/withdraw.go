@@ -49,7 +49,7 @@ func (b *Bank) withdraw(ctx context.Context, req api.WithdrawRequest, blinded []
 	// signing anything.
 	var resp []byte
 	err = b.st.View(ctx, func(tx storage.Tx) error {
-		if resp, err = storedWithdrawal(ctx, tx, req, hash[:]); resp != nil || err != nil {
+		if resp, err = storedAnswer(ctx, tx, req.Account, req.ID, hash[:]); resp != nil || err != nil {
 			return err
 		}
 		a, err := tx.Account(ctx, req.Account)
@@ -86,7 +86,7 @@ func (b *Bank) withdraw(ctx context.Context, req api.WithdrawRequest, blinded []
 		// since the check above. (The store may run this function again
 		// after a serialization conflict: it sets resp and fresh afresh.)
 		fresh = false
-		if resp, err = storedWithdrawal(ctx, tx, req, hash[:]); resp != nil || err != nil {
+		if resp, err = storedAnswer(ctx, tx, req.Account, req.ID, hash[:]); resp != nil || err != nil {
 			return err
 		}
 		if _, err := tx.Post(ctx, storage.Entry{Account: req.Account, Time: now, Kind: storage.KindWithdraw, Amount: -total, Reference: req.ID}); err != nil {
@@ -165,11 +165,12 @@ func (b *Bank) coinSigner(ctx context.Context, keyID string, now time.Time) (*ot
 	return s, nil
 }
 
-// storedWithdrawal returns the stored response to a repeated request, nil
-// for a new one, and a conflict error for a different request under the
-// same id.
-func storedWithdrawal(ctx context.Context, tx storage.Tx, req api.WithdrawRequest, hash []byte) ([]byte, error) {
-	w, err := tx.Withdrawal(ctx, req.Account, req.ID)
+// storedAnswer returns the stored answer to a repeated withdrawal or
+// exchange (both are stored under the account and the request's id), nil
+// for a new request, and a conflict error for a different request under
+// the same id.
+func storedAnswer(ctx context.Context, tx storage.Tx, account, id string, hash []byte) ([]byte, error) {
+	w, err := tx.Withdrawal(ctx, account, id)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return nil, nil
@@ -177,7 +178,7 @@ func storedWithdrawal(ctx context.Context, tx storage.Tx, req api.WithdrawReques
 		return nil, err
 	case !bytes.Equal(w.RequestHash, hash):
 		return nil, api.Errorf(http.StatusConflict, api.CodeConflict,
-			"withdrawal id %q was already used for a different request; use a fresh id", req.ID)
+			"id %q was already used for a different request; use a fresh id", id)
 	}
 	return w.Response, nil
 }
