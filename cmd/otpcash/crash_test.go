@@ -15,6 +15,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/otpcash/otpcash/bank/client"
 	"github.com/otpcash/otpcash/internal/fault"
@@ -102,7 +103,18 @@ func (w *crashWorld) pay(from, to, value, point string) (payErr, recvErr error) 
 	payee := startBinary(w.t, w.bin, w.env(to, payeeFault...), "wallet", "receive", "--wallet", to, "--listen", "127.0.0.1:0", "--yes", "--once")
 	addr := strings.TrimPrefix(payee.waitFor(w.t, "listening on "), "listening on ")
 	_, payErr = w.cli(w.env(from, payerFault...), "wallet", "pay", value, "--wallet", from, "--to", addr, "--yes")
-	return payErr, payee.cmd.Wait()
+	return payErr, waitPayee(payee, payErr)
+}
+
+// waitPayee waits for a payee process. A payer refused before it dialled
+// (too little to pay) leaves the payee waiting for a session: after a
+// grace period it is killed, and the refusal is the outcome.
+func waitPayee(payee *proc, payErr error) error {
+	if payErr != nil && !killed(payErr) {
+		stop := time.AfterFunc(10*time.Second, func() { payee.cmd.Process.Kill() })
+		defer stop.Stop()
+	}
+	return payee.cmd.Wait()
 }
 
 type walletBalance struct {
@@ -192,7 +204,7 @@ func (w *crashWorld) settle(from, to string) (settleErr, recvErr error) {
 	payee := startBinary(w.t, w.bin, w.env(to), "wallet", "receive", "--wallet", to, "--listen", "127.0.0.1:0", "--yes", "--once")
 	addr := strings.TrimPrefix(payee.waitFor(w.t, "listening on "), "listening on ")
 	_, settleErr = w.cli(w.env(from), "wallet", "settle", "--wallet", from, "--to", addr, "--yes")
-	return settleErr, payee.cmd.Wait()
+	return settleErr, waitPayee(payee, settleErr)
 }
 
 // TestCrashAtEveryPoint kills one side of a payment at each fault point in
@@ -203,7 +215,9 @@ func TestCrashAtEveryPoint(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash harness skipped in -short mode")
 	}
-	w := newCrashWorld(t)
+	// The paper's 1.00 coins: every payment is exact (change in flight
+	// has TestCrashChange).
+	w := newCrashWorld(t, "--denominations", "1")
 	if err := w.withdraw("30", fault.WalletWithdrawn); !killed(err) {
 		t.Fatalf("withdraw with a kill after the bank answered: %v; want SIGKILL", err)
 	}
@@ -223,8 +237,8 @@ func TestCrashAtEveryPoint(t *testing.T) {
 		if !killed(payErr) && !killed(recvErr) {
 			t.Fatalf("%s: neither side was killed (pay: %v, receive: %v)", point, payErr, recvErr)
 		}
-		if payErr, recvErr := w.pay(w.alice, w.bob, "1", ""); payErr != nil || recvErr != nil {
-			t.Fatalf("meeting again after a kill at %s: pay %v, receive %v", point, payErr, recvErr)
+		if payErr, recvErr := w.settle(w.alice, w.bob); payErr != nil || recvErr != nil {
+			t.Fatalf("meeting again after a kill at %s: settle %v, receive %v", point, payErr, recvErr)
 		}
 		w.conserved("a kill at " + point)
 	}
@@ -275,7 +289,9 @@ func TestCrashRandom(t *testing.T) {
 			t.Fatalf("OTPCASH_CRASH_PAYMENTS=%q: %v", s, err)
 		}
 	}
-	w := newCrashWorld(t)
+	// The paper's 1.00 coins, so that every payer chosen can pay: change
+	// in flight has TestCrashChange.
+	w := newCrashWorld(t, "--denominations", "1")
 	if err := w.withdraw("500", ""); err != nil {
 		t.Fatal(err)
 	}
@@ -311,8 +327,8 @@ func TestCrashRandom(t *testing.T) {
 			t.Fatalf("payment %d: pay %v, receive %v", i, payErr, recvErr)
 		}
 		// Meeting again delivers whatever the kill left in flight.
-		if payErr, recvErr := w.pay(from, to, "1", ""); payErr != nil || recvErr != nil {
-			t.Fatalf("payment %d: meeting again after %q: pay %v, receive %v", i, point, payErr, recvErr)
+		if payErr, recvErr := w.settle(from, to); payErr != nil || recvErr != nil {
+			t.Fatalf("payment %d: meeting again after %q: settle %v, receive %v", i, point, payErr, recvErr)
 		}
 		a, _ = w.conserved(fmt.Sprintf("payment %d killed at %q", i, point))
 	}
