@@ -3,17 +3,24 @@
 // developer only builds the user interface.
 //
 // An app calls Init once, then Open with the owner's PIN, and uses
-// Withdraw, RefillKeys, Pay, Receive, Deposit, Balance and History. It never
-// handles coins, keys or the vault directly.
+// Withdraw, RefillKeys, Pay, Receive, Settle, Exchange, Reclaim, Deposit,
+// Balance and History. It never handles coins, keys or the vault directly.
 //
 // Guarantees:
-//   - a payment never contacts a server: Pay and Receive need only the two
-//     wallets and a local link;
+//   - a payment never contacts a server: Pay, Receive and Settle need only
+//     the two wallets and a local link;
+//   - an amount the payer cannot pay exactly is paid with change, in the
+//     same session, moving the fewest coins both ways (denom.Best); a plan
+//     that cannot be made is refused before anything is sealed, and a payee
+//     that gives other change than agreed is reported (ErrChange);
 //   - every coin is at all times in exactly one state (held, pending-out,
-//     spent with its receipt, deposited), recorded durably before any
-//     message that depends on it is sent;
-//   - coins sealed to a payee whose acknowledgement never arrived are
-//     re-sent, first thing, the next time the same two wallets meet;
-//   - an online step (Withdraw, Deposit) interrupted by a crash is finished
-//     by calling it again.
+//     spent with its receipt, deposited, reclaimed), recorded durably
+//     before any message that depends on it is sent;
+//   - coins sealed to the other wallet whose acknowledgement never arrived,
+//     change included, are delivered, first thing, the next time the two
+//     wallets meet, in either direction;
+//   - coins sealed to a payee that never comes back are credited back by
+//     Reclaim once their deposit deadline has passed;
+//   - an online step (Withdraw, Exchange, Deposit) interrupted by a crash is
+//     finished by calling it again.
 package wallet
