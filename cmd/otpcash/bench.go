@@ -47,6 +47,7 @@ type rampFlags struct {
 	link      string
 	out       string
 	transport bool
+	payee     string
 }
 
 func newBenchRampCmd() *cobra.Command {
@@ -63,7 +64,10 @@ Noise channel, every check, sealing, durable vault writes on both sides,
 signed receipts. Before each run, outside the timed part, the payer
 withdraws exactly the coins it will send, so every coin sent is fresh from
 withdrawal (one transfer long), and the payee certifies enough exchange
-keys.
+keys: in the clear, as a merchant's are and as the paper's were (--payee
+merchant, the default), or blindly, as an anonymous person's are (--payee
+anonymous: the bank's blind RSA signatures then double the untimed part).
+A payer verifies either kind of certificate at about the same cost.
 
 Each amount is also run with the vault and all signature work switched off
 (transport only, the paper's Figures 9 and 10): the same messages of the
@@ -88,6 +92,9 @@ not a measurement.`,
 			if f.reps < 1 {
 				return fmt.Errorf("%w: --reps must be at least 1", errUsage)
 			}
+			if f.payee != "merchant" && f.payee != "anonymous" {
+				return fmt.Errorf("%w: --payee must be merchant or anonymous, not %q", errUsage, f.payee)
+			}
 			return runRamp(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), f, lk)
 		},
 	}
@@ -96,6 +103,7 @@ not a measurement.`,
 	cmd.Flags().StringVar(&f.link, "link", "", `throttle the link to a bit rate and a one-way latency, e.g. "1Mbit,10ms" (a Bluetooth-like radio); empty: plain loopback`)
 	cmd.Flags().StringVar(&f.out, "out", "ramp", "directory for the CSV files and the chart")
 	cmd.Flags().BoolVar(&f.transport, "transport-only", true, "also run each amount with the vault and signatures switched off")
+	cmd.Flags().StringVar(&f.payee, "payee", "merchant", `how the payee's exchange keys are certified: "merchant" (in the clear, as in the paper) or "anonymous" (blind RSA)`)
 	return cmd
 }
 
@@ -108,6 +116,7 @@ type peerRequest struct {
 	Account string `json:"account,omitempty"`
 	Token   string `json:"token,omitempty"`
 	Link    string `json:"link,omitempty"`
+	Listen  bool   `json:"listen,omitempty"` // the payee; with Account, a merchant's
 	N       int    `json:"n,omitempty"`
 	Addr    string `json:"addr,omitempty"`
 	Bare    bool   `json:"bare,omitempty"` // transport only
@@ -247,7 +256,13 @@ func runRamp(ctx context.Context, stdout, stderr io.Writer, f rampFlags, lk link
 	if _, err := payer.call(peerRequest{Op: "init", Dir: filepath.Join(dir, "payer"), Bank: bankURL, Account: account, Token: token}); err != nil {
 		return err
 	}
-	r, err := payee.call(peerRequest{Op: "init", Dir: filepath.Join(dir, "payee"), Bank: bankURL, Link: f.link})
+	payeeInit := peerRequest{Op: "init", Dir: filepath.Join(dir, "payee"), Bank: bankURL, Link: f.link, Listen: true}
+	if f.payee == "merchant" {
+		if payeeInit.Account, payeeInit.Token, err = bk.CreateAccount(ctx); err != nil {
+			return err
+		}
+	}
+	r, err := payee.call(payeeInit)
 	if err != nil {
 		return err
 	}
@@ -258,7 +273,12 @@ func runRamp(ctx context.Context, stdout, stderr io.Writer, f rampFlags, lk link
 		linkText = "loopback TCP throttled to " + lk.String()
 	}
 	fmt.Fprintf(stdout, "otpcash ramp: %v coins, %d runs each, payer and payee in separate processes, %s.\n", f.amounts, f.reps, linkText)
-	fmt.Fprintf(stdout, "Coins are withdrawn fresh before each run, outside the timed part: every coin sent is one transfer long.\n\n")
+	fmt.Fprintf(stdout, "Coins are withdrawn fresh before each run, outside the timed part: every coin sent is one transfer long.\n")
+	if f.payee == "merchant" {
+		fmt.Fprintf(stdout, "The payee's exchange keys are certified in the clear (a merchant's, as in the paper).\n\n")
+	} else {
+		fmt.Fprintf(stdout, "The payee's exchange keys are blind-certified (an anonymous person's).\n\n")
+	}
 
 	runsCSV, err := os.Create(filepath.Join(f.out, "ramp-runs.csv"))
 	if err != nil {

@@ -88,16 +88,17 @@ func (p *rampPeer) do(ctx context.Context, req peerRequest) (peerReply, error) {
 func (p *rampPeer) init(ctx context.Context, req peerRequest) (peerReply, error) {
 	var err error
 	p.account, p.token = req.Account, req.Token
-	p.w, err = wallet.Init(ctx, req.Dir, req.Bank, []byte("ramp"), wallet.Options{
-		ConfirmSAS: func(context.Context, string) bool { return true },
-	})
-	if err != nil {
+	opts := wallet.Options{ConfirmSAS: func(context.Context, string) bool { return true }}
+	if req.Listen && req.Account != "" {
+		opts.Merchant = &wallet.Merchant{Account: req.Account, Token: req.Token}
+	}
+	if p.w, err = wallet.Init(ctx, req.Dir, req.Bank, []byte("ramp"), opts); err != nil {
 		return peerReply{}, err
 	}
 	if p.identity, err = p2p.GenerateKeypair(); err != nil {
 		return peerReply{}, err
 	}
-	if req.Account != "" {
+	if !req.Listen {
 		return peerReply{}, nil // the payer: it listens for nothing
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
