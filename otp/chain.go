@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"slices"
 	"time"
+
+	"github.com/otpcash/otpcash/internal/parallel"
 )
 
 // ExchangeKey is a payee's one-time Ed25519 public key, made inside the
@@ -219,7 +221,7 @@ func VerifyAcks(sealed []Sandbox, acks []Ack) error {
 	if len(acks) != len(sealed) {
 		return fmt.Errorf("%d receipts for %d coins", len(acks), len(sealed))
 	}
-	return forEach(len(acks), func(i int) error { return sealed[i].VerifyAck(acks[i]) })
+	return parallel.ForEach(len(acks), func(i int) error { return sealed[i].VerifyAck(acks[i]) })
 }
 
 // DepositProof signs, with the current holder's key priv, the request to

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/otpcash/otpcash/internal/fault"
+	"github.com/otpcash/otpcash/internal/parallel"
 )
 
 // The paper's seven base-level steps. Every coin's callMethod lists each of
@@ -343,7 +344,7 @@ func (r *Run) pipeline(ctx context.Context, pp PipelinedPeer, size int) error {
 
 func checkIntegrity(_ context.Context, r *Run) error {
 	trusted := r.authenticated()
-	return forEach(len(r.Coins), func(i int) error {
+	return parallel.ForEach(len(r.Coins), func(i int) error {
 		s := &r.Coins[i]
 		if err := s.Coin.CheckIntegrity(); err != nil {
 			return fmt.Errorf("coin %.12s: %w", s.Coin.Data.Token, err)
@@ -412,7 +413,7 @@ func setupConnection(ctx context.Context, r *Run) error {
 		}
 		seen[keys[i].Pub] = true
 	}
-	err = forEach(len(keys), func(i int) error { return r.Verifier.VerifyExchangeKey(&keys[i], r.Now) })
+	err = parallel.ForEach(len(keys), func(i int) error { return r.Verifier.VerifyExchangeKey(&keys[i], r.Now) })
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/otpcash/otpcash/internal/parallel"
 )
 
 // Verifier checks coins, exchange keys and sandboxes against the key
@@ -244,7 +246,7 @@ func (v *Verifier) VerifySandboxes(ss []Sandbox) error {
 // exact fields was checked when the key was certified, and the catalogue
 // lookup is still made. Every other signature is verified. own may be nil.
 func (v *Verifier) VerifyReceived(ss []Sandbox, own func(*ExchangeKey) bool) error {
-	return forEach(len(ss), func(i int) error {
+	return parallel.ForEach(len(ss), func(i int) error {
 		s := &ss[i]
 		if err := v.VerifyCoin(&s.Coin); err != nil {
 			return err

@@ -132,17 +132,17 @@ func (t *tx) giveChange(agreements [][]byte) ([]otp.Sandbox, error) {
 		if !complete {
 			continue
 		}
+		coins := make([]otp.Sandbox, len(a.Change))
 		for i, tok := range a.Change {
-			sb, err := t.heldCoin(tok)
-			if err != nil {
+			if coins[i], err = t.heldCoin(tok); err != nil {
 				return nil, fmt.Errorf("give the agreed change: %w", err)
 			}
-			sealed, err := t.seal(a.Peer, &sb, a.To[i])
-			if err != nil {
-				return nil, fmt.Errorf("give the agreed change: seal %.12s: %w", tok, err)
-			}
-			change = append(change, sealed)
 		}
+		sealed, err := t.sealAll(a.Peer, coins, a.To)
+		if err != nil {
+			return nil, fmt.Errorf("give the agreed change: %w", err)
+		}
+		change = append(change, sealed...)
 		if err := t.delete(kindAgreement, id); err != nil {
 			return nil, err
 		}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/otpcash/otpcash/internal/amount"
+	"github.com/otpcash/otpcash/internal/parallel"
 	"github.com/otpcash/otpcash/otp"
 )
 
@@ -57,8 +58,14 @@ type Coin struct {
 // serialRef indexes every holding of the coin with token.
 func (t *tx) serialRef(token string) []byte { return t.s.id(refSerial, []byte(token)) }
 
+// holdingID is the row key of the holding of the coin with token that
+// began at hop.
+func (t *tx) holdingID(token string, hop int) []byte {
+	return t.s.id(kindCoin, []byte(token), binary.BigEndian.AppendUint32(nil, uint32(hop)))
+}
+
 func (t *tx) getHolding(token string, hop int) (id []byte, h holding, state State, err error) {
-	id = t.s.id(kindCoin, []byte(token), binary.BigEndian.AppendUint32(nil, uint32(hop)))
+	id = t.holdingID(token, hop)
 	s, err := t.get(kindCoin, id, &h)
 	return id, h, State(s), err
 }
@@ -194,27 +201,23 @@ func sandboxJSON(c *otp.Coin, chain []otp.Link) ([]byte, error) {
 	return json.Marshal(otp.Sandbox{Coin: *c, Chain: chain})
 }
 
-// stored loads the holding that sb was taken from, the one that arrived at
-// hop, checks that it is in one of states and that sb is the vault's copy.
-func (t *tx) stored(sb *otp.Sandbox, hop int, states ...State) ([]byte, holding, State, error) {
-	id, h, state, err := t.getHolding(sb.Coin.Data.Token, hop)
-	if errors.Is(err, ErrNotFound) {
-		return nil, h, "", fmt.Errorf("%w: this vault does not hold the coin", ErrNotFound)
-	}
-	if err != nil {
-		return nil, h, "", err
+// checkStored checks that h, the vault's holding of sb in state ("" when
+// there is none), is in one of states and is sb exactly.
+func checkStored(h *holding, state State, sb *otp.Sandbox, states ...State) error {
+	if state == "" {
+		return fmt.Errorf("%w: this vault does not hold the coin", ErrNotFound)
 	}
 	if !slices.Contains(states, state) {
-		return nil, h, "", fmt.Errorf("%w: the coin is %s, not %s", ErrState, state, states[0])
+		return fmt.Errorf("%w: the coin is %s, not %s", ErrState, state, states[0])
 	}
 	same, err := extends(&h.Sandbox, sb)
 	if err != nil {
-		return nil, h, "", err
+		return err
 	}
 	if !same || len(h.Sandbox.Chain) != len(sb.Chain) {
-		return nil, h, "", fmt.Errorf("%w: the coin differs from this vault's copy", ErrNotFound)
+		return fmt.Errorf("%w: the coin differs from this vault's copy", ErrNotFound)
 	}
-	return id, h, state, nil
+	return nil
 }
 
 // AddWithdrawn stores the coins the bank issued for withdrawal
@@ -288,23 +291,14 @@ func (t *tx) addWithdrawn(keys []string, c *otp.Coin) error {
 // payer's keys and records it pending-out; Receive returns it, to be sent
 // with the receipts.
 func (v *Vault) Receive(ctx context.Context, peer string, coins []otp.Sandbox) ([]otp.Ack, []otp.Sandbox, error) {
-	acks := make([]otp.Ack, len(coins))
+	var acks []otp.Ack
 	var change []otp.Sandbox
 	err := v.update(ctx, func(t *tx) error {
 		var agreements [][]byte
-		for i := range coins {
-			var (
-				err       error
-				agreement []byte
-			)
-			if acks[i], agreement, err = t.receive(peer, &coins[i]); err != nil {
-				return fmt.Errorf("coin %.12s: %w", coins[i].Coin.Data.Token, err)
-			}
-			if agreement != nil {
-				agreements = append(agreements, agreement)
-			}
-		}
 		var err error
+		if acks, agreements, err = t.receiveAll(peer, coins); err != nil {
+			return err
+		}
 		change, err = t.giveChange(agreements)
 		return err
 	})
@@ -314,49 +308,116 @@ func (v *Vault) Receive(ctx context.Context, peer string, coins []otp.Sandbox) (
 	return acks, change, nil
 }
 
-func (t *tx) receive(peer string, in *otp.Sandbox) (otp.Ack, []byte, error) {
-	hop := len(in.Chain)
-	if hop == 0 {
-		return otp.Ack{}, nil, fmt.Errorf("%w: the coin was never transferred", otp.ErrChain)
+// receiveAll stores coins as held and acknowledges them, and returns the
+// change agreements of the exchange keys they arrived on. Like sealAll it
+// reads in turn, checks, signs and encrypts on all CPUs, then writes in
+// turn. Two coins on one exchange key are refused, as the second of a
+// sequence of single receipts would be; so is a coin named twice.
+func (t *tx) receiveAll(peer string, coins []otp.Sandbox) ([]otp.Ack, [][]byte, error) {
+	n := len(coins)
+	ids, kids := make([][]byte, n), make([][]byte, n)
+	seen := make(map[string]bool, 2*n)
+	for i := range coins {
+		in := &coins[i]
+		if len(in.Chain) == 0 {
+			return nil, nil, fmt.Errorf("coin %.12s: %w: the coin was never transferred", in.Coin.Data.Token, otp.ErrChain)
+		}
+		ids[i] = t.holdingID(in.Coin.Data.Token, len(in.Chain))
+		kid, err := t.keyID(in.Holder())
+		if err != nil {
+			return nil, nil, fmt.Errorf("coin %.12s: transferred to exchange key: %w", in.Coin.Data.Token, err)
+		}
+		kids[i] = kid
+		// A serial twice, at any hops, would have each copy checked as if
+		// the other were not there.
+		if seen["coin "+in.Coin.Data.Token] {
+			return nil, nil, fmt.Errorf("coin %.12s: %w: the coin is in the batch twice", in.Coin.Data.Token, ErrExists)
+		}
+		if seen[string(kid)] {
+			return nil, nil, fmt.Errorf("coin %.12s: transferred to key %.12s: %w: a coin has already arrived on it", in.Coin.Data.Token, in.Holder(), ErrState)
+		}
+		seen["coin "+in.Coin.Data.Token], seen[string(kid)] = true, true
 	}
-	id, h, _, err := t.getHolding(in.Coin.Data.Token, hop)
-	switch {
-	case err == nil:
+	states, hs, err := getAll[holding](t, kindCoin, ids)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i := range coins {
+		if states[i] != "" {
+			continue // sent again; checked below
+		}
+		if err := t.checkReturn(&coins[i]); err != nil {
+			return nil, nil, fmt.Errorf("coin %.12s: %w", coins[i].Coin.Data.Token, err)
+		}
+	}
+	kstates, ks, err := getAll[keyRecord](t, kindKey, kids)
+	if err != nil {
+		return nil, nil, err
+	}
+	acks := make([]otp.Ack, n)
+	recs := make([][2]sealedRecord, n)
+	err = parallel.ForEach(n, func(i int) (err error) {
+		if recs[i], acks[i], err = t.receive(peer, &coins[i], ids[i], states[i], &hs[i], kids[i], kstates[i], &ks[i]); err != nil {
+			return fmt.Errorf("coin %.12s: %w", coins[i].Coin.Data.Token, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	var agreements [][]byte
+	for i := range recs {
+		if states[i] != "" {
+			continue
+		}
+		if err := t.putAll(recs[i][:]); err != nil {
+			return nil, nil, err
+		}
+		if ks[i].Agreement != nil {
+			agreements = append(agreements, ks[i].Agreement)
+		}
+	}
+	return acks, agreements, nil
+}
+
+// receive checks the coin in against what the vault has: h, its holding
+// in state ("" if none), and k, the record of the exchange key it arrived
+// on in kstate. A coin already held with the same chain gets its receipt
+// again and no records; a new one gets a receipt and the records of the
+// key, now its holder key, and of its holding.
+func (t *tx) receive(peer string, in *otp.Sandbox, id []byte, state string, h *holding, kid []byte, kstate string, k *keyRecord) ([2]sealedRecord, otp.Ack, error) {
+	var recs [2]sealedRecord
+	if state != "" {
 		same, err := extends(&h.Sandbox, in)
 		if err != nil {
-			return otp.Ack{}, nil, err
+			return recs, otp.Ack{}, err
 		}
 		if !same || h.Received == nil {
-			return otp.Ack{}, nil, fmt.Errorf("%w: this vault received the coin with a different chain", ErrExists)
+			return recs, otp.Ack{}, fmt.Errorf("%w: this vault received the coin with a different chain", ErrExists)
 		}
-		return *h.Received, nil, nil
-	case !errors.Is(err, ErrNotFound):
-		return otp.Ack{}, nil, err
+		return recs, *h.Received, nil
 	}
-	if err := t.checkReturn(in); err != nil {
-		return otp.Ack{}, nil, err
-	}
-	kid, k, state, err := t.key(in.Holder())
-	if err != nil {
-		return otp.Ack{}, nil, fmt.Errorf("transferred to exchange %w", err)
-	}
-	switch state {
+	switch kstate {
 	case keyUncertified, keyCertified, keyPromised:
+	case "":
+		return recs, otp.Ack{}, fmt.Errorf("transferred to exchange %w", errNoKey(in.Holder()))
 	case keyHolder:
-		return otp.Ack{}, nil, fmt.Errorf("transferred to key %.12s: %w: a coin has already arrived on it", in.Holder(), ErrState)
+		return recs, otp.Ack{}, fmt.Errorf("transferred to key %.12s: %w: a coin has already arrived on it", in.Holder(), ErrState)
 	default:
-		return otp.Ack{}, nil, fmt.Errorf("transferred to key %.12s: %w: a %s key, not an exchange key", in.Holder(), ErrState, state)
+		return recs, otp.Ack{}, fmt.Errorf("transferred to key %.12s: %w: a %s key, not an exchange key", in.Holder(), ErrState, kstate)
 	}
 	ack, err := in.Acknowledge(privateKey(k.Seed, in.Holder()))
 	if err != nil {
-		return otp.Ack{}, nil, err
+		return recs, otp.Ack{}, err
 	}
-	agreement := k.Agreement
-	k.Agreement = nil
-	if err := t.put(kindKey, kid, keyHolder, nil, k); err != nil {
-		return otp.Ack{}, nil, err
+	held := *k
+	held.Agreement = nil
+	if recs[0], err = t.sealRecord(kindKey, kid, keyHolder, nil, held); err != nil {
+		return recs, otp.Ack{}, err
 	}
-	return ack, agreement, t.putHolding(id, Held, &holding{Sandbox: *in, Hop: hop, Received: &ack, Peer: peer})
+	recs[1], err = t.sealRecord(kindCoin, id, string(Held), t.serialRef(in.Coin.Data.Token),
+		&holding{Sandbox: *in, Hop: len(in.Chain), Received: &ack, Peer: peer, Updated: t.now})
+	return recs, ack, err
 }
 
 // checkReturn lets a coin this vault held before come back only along the
@@ -397,18 +458,11 @@ type purse struct {
 // pending-out to the purse's peer. The keys are not checked; the executor
 // verified them.
 func (p purse) Seal(ctx context.Context, coins []otp.Sandbox, to []otp.ExchangeKey) ([]otp.Sandbox, error) {
-	if len(coins) != len(to) {
-		return nil, fmt.Errorf("seal: %d coins for %d exchange keys", len(coins), len(to))
-	}
-	sealed := make([]otp.Sandbox, len(coins))
+	var sealed []otp.Sandbox
 	err := p.v.update(ctx, func(t *tx) error {
-		for i := range coins {
-			var err error
-			if sealed[i], err = t.seal(p.peer, &coins[i], to[i]); err != nil {
-				return fmt.Errorf("seal %.12s: %w", coins[i].Coin.Data.Token, err)
-			}
-		}
-		return nil
+		var err error
+		sealed, err = t.sealAll(p.peer, coins, to)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -416,26 +470,73 @@ func (p purse) Seal(ctx context.Context, coins []otp.Sandbox, to []otp.ExchangeK
 	return sealed, nil
 }
 
-func (t *tx) seal(peer string, sb *otp.Sandbox, to otp.ExchangeKey) (otp.Sandbox, error) {
-	id, h, _, err := t.stored(sb, len(sb.Chain), Held)
+// sealAll transfers each held coin to the matching exchange key, destroys
+// its holder key and records it as pending-out to peer. It reads the
+// coins and keys in turn, checks, signs and encrypts them on all CPUs, then
+// writes in turn; a coin or holder key named twice is refused, as the
+// second of a sequence of single seals would be.
+func (t *tx) sealAll(peer string, coins []otp.Sandbox, to []otp.ExchangeKey) ([]otp.Sandbox, error) {
+	n := len(coins)
+	if n != len(to) {
+		return nil, fmt.Errorf("seal: %d coins for %d exchange keys", n, len(to))
+	}
+	ids, kids := make([][]byte, n), make([][]byte, n)
+	seen := make(map[string]bool, 2*n)
+	for i := range coins {
+		sb := &coins[i]
+		ids[i] = t.holdingID(sb.Coin.Data.Token, len(sb.Chain))
+		kid, err := t.keyID(sb.Holder())
+		if err != nil {
+			return nil, fmt.Errorf("seal %.12s: %w", sb.Coin.Data.Token, err)
+		}
+		kids[i] = kid
+		if seen["coin "+sb.Coin.Data.Token] || seen[string(kid)] {
+			return nil, fmt.Errorf("seal %.12s: %w: the coin or its holder key is in the batch twice", sb.Coin.Data.Token, ErrState)
+		}
+		seen["coin "+sb.Coin.Data.Token], seen[string(kid)] = true, true
+	}
+	states, hs, err := getAll[holding](t, kindCoin, ids)
 	if err != nil {
-		return otp.Sandbox{}, err
+		return nil, fmt.Errorf("seal: %w", err)
 	}
-	kid, priv, err := t.holderKey(&h.Sandbox)
+	kstates, ks, err := getAll[keyRecord](t, kindKey, kids)
 	if err != nil {
-		return otp.Sandbox{}, err
+		return nil, fmt.Errorf("seal: %w", err)
 	}
-	if err := h.Sandbox.Transfer(priv, to); err != nil {
-		return otp.Sandbox{}, err
+	sealed := make([]otp.Sandbox, n)
+	recs := make([]sealedRecord, n)
+	err = parallel.ForEach(n, func(i int) error {
+		h := &hs[i]
+		if err := checkStored(h, State(states[i]), &coins[i], Held); err != nil {
+			return fmt.Errorf("seal %.12s: %w", coins[i].Coin.Data.Token, err)
+		}
+		priv, err := holderPrivate(&ks[i], kstates[i], h.Sandbox.Holder())
+		if err != nil {
+			return fmt.Errorf("seal %.12s: %w", coins[i].Coin.Data.Token, err)
+		}
+		if err := h.Sandbox.Transfer(priv, to[i]); err != nil {
+			return fmt.Errorf("seal %.12s: %w", coins[i].Coin.Data.Token, err)
+		}
+		if h.Reclaim, err = newReclaim(&h.Sandbox, priv); err != nil {
+			return fmt.Errorf("seal %.12s: %w", coins[i].Coin.Data.Token, err)
+		}
+		h.Peer, h.Updated = peer, t.now
+		sealed[i] = h.Sandbox
+		recs[i], err = t.sealRecord(kindCoin, ids[i], string(PendingOut), t.serialRef(h.Sandbox.Coin.Data.Token), h)
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
-	if h.Reclaim, err = newReclaim(&h.Sandbox, priv); err != nil {
-		return otp.Sandbox{}, err
+	for _, kid := range kids {
+		if err := t.delete(kindKey, kid); err != nil {
+			return nil, fmt.Errorf("seal: %w", err)
+		}
 	}
-	if err := t.delete(kindKey, kid); err != nil {
-		return otp.Sandbox{}, err
+	if err := t.putAll(recs); err != nil {
+		return nil, fmt.Errorf("seal: %w", err)
 	}
-	h.Peer = peer
-	return h.Sandbox, t.putHolding(id, PendingOut, &h)
+	return sealed, nil
 }
 
 // Destroy records sealed coins as spent, each with the payee's receipt, in
@@ -446,40 +547,43 @@ func (p purse) Destroy(ctx context.Context, sealed []otp.Sandbox, acks []otp.Ack
 		return fmt.Errorf("destroy: %d receipts for %d coins", len(acks), len(sealed))
 	}
 	return p.v.update(ctx, func(t *tx) error {
+		ids := make([][]byte, len(sealed))
+		for i := range sealed {
+			if len(sealed[i].Chain) == 0 {
+				return fmt.Errorf("destroy %.12s: %w: the coin was never sealed", sealed[i].Coin.Data.Token, ErrState)
+			}
+			ids[i] = t.holdingID(sealed[i].Coin.Data.Token, len(sealed[i].Chain)-1)
+		}
 		// Load every coin first, then verify the receipts of those still
 		// pending-out, all of them on all CPUs, against the vault's own
 		// copies, and only then record any: a bad receipt changes nothing.
-		type pending struct {
-			id []byte
-			h  holding
-			i  int
-		}
-		todo := make([]pending, 0, len(sealed))
-		for i := range sealed {
-			id, h, state, err := t.toDestroy(&sealed[i])
-			if err != nil {
-				return fmt.Errorf("destroy %.12s: %w", sealed[i].Coin.Data.Token, err)
-			}
-			if state == PendingOut {
-				todo = append(todo, pending{id, h, i})
-			}
-		}
-		coins := make([]otp.Sandbox, len(todo))
-		their := make([]otp.Ack, len(todo))
-		for j := range todo {
-			coins[j], their[j] = todo[j].h.Sandbox, acks[todo[j].i]
-		}
-		if err := otp.VerifyAcks(coins, their); err != nil {
+		states, hs, err := getAll[holding](t, kindCoin, ids)
+		if err != nil {
 			return fmt.Errorf("destroy: %w", err)
 		}
-		for j := range todo {
-			h := &todo[j].h
-			h.Ack, h.Reclaim = &their[j], nil
-			if err := t.putHolding(todo[j].id, Spent, h); err != nil {
-				return fmt.Errorf("destroy %.12s: %w", sealed[todo[j].i].Coin.Data.Token, err)
+		recs := make([]sealedRecord, len(sealed))
+		err = parallel.ForEach(len(sealed), func(i int) error {
+			h, tok := &hs[i], sealed[i].Coin.Data.Token
+			if err := checkStored(h, State(states[i]), &sealed[i], PendingOut, Spent); err != nil {
+				return fmt.Errorf("destroy %.12s: %w", tok, err)
 			}
+			if State(states[i]) != PendingOut {
+				return nil
+			}
+			if err := h.Sandbox.VerifyAck(acks[i]); err != nil {
+				return fmt.Errorf("destroy: %w", err)
+			}
+			ack := acks[i]
+			h.Ack, h.Reclaim, h.Updated = &ack, nil, t.now
+			var err error
+			recs[i], err = t.sealRecord(kindCoin, ids[i], string(Spent), t.serialRef(tok), h)
+			return err
+		})
+		if err != nil {
+			return err
 		}
-		return nil
+		recs = slices.DeleteFunc(recs, func(r sealedRecord) bool { return r.blob == nil })
+		return t.putAll(recs)
 	})
 }
 
@@ -487,18 +591,9 @@ func (p purse) Destroy(ctx context.Context, sealed []otp.Sandbox, acks []otp.Ack
 // otp.AuthenticatedPurse: every coin in the vault was verified in full
 // before it was stored (AddWithdrawn's and Receive's callers verify, and
 // the records are authenticated by the AEAD), Seal signs only the vault's
-// own copy and refuses a coin that differs from it (tx.stored), and
+// own copy and refuses a coin that differs from it (checkStored), and
 // Destroy verifies every receipt before it records any.
 func (p purse) Authenticated() bool { return true }
-
-// toDestroy loads the holding that sealed coin sb is the vault's copy of:
-// pending-out, or spent when the payment is settled twice.
-func (t *tx) toDestroy(sb *otp.Sandbox) ([]byte, holding, State, error) {
-	if len(sb.Chain) == 0 {
-		return nil, holding{}, "", fmt.Errorf("%w: the coin was never sealed", ErrState)
-	}
-	return t.stored(sb, len(sb.Chain)-1, PendingOut, Spent)
-}
 
 // PendingOut returns the coins sealed to peer ("" for any payee) whose
 // receipts have not come back: to be sent again at the next meeting.

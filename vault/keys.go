@@ -53,16 +53,27 @@ func (t *tx) newKey(state string) (ed25519.PublicKey, error) {
 
 // key loads the key record for the text public key pub.
 func (t *tx) key(pub string) (id []byte, k keyRecord, state string, err error) {
-	raw, err := otp.DecodeKey(pub)
-	if err != nil {
+	if id, err = t.keyID(pub); err != nil {
 		return nil, k, "", err
 	}
-	id = t.s.id(kindKey, raw)
 	state, err = t.get(kindKey, id, &k)
 	if errors.Is(err, ErrNotFound) {
-		err = fmt.Errorf("key %.12s: %w: this vault never made it or has destroyed it", pub, ErrNotFound)
+		err = errNoKey(pub)
 	}
 	return id, k, state, err
+}
+
+// keyID is the row key of the key record for the text public key pub.
+func (t *tx) keyID(pub string) ([]byte, error) {
+	raw, err := otp.DecodeKey(pub)
+	if err != nil {
+		return nil, err
+	}
+	return t.s.id(kindKey, raw), nil
+}
+
+func errNoKey(pub string) error {
+	return fmt.Errorf("key %.12s: %w: this vault never made it or has destroyed it", pub, ErrNotFound)
 }
 
 // holderKey returns the private key of the current holder of sb, which
@@ -72,10 +83,20 @@ func (t *tx) holderKey(sb *otp.Sandbox) (id []byte, priv ed25519.PrivateKey, err
 	if err != nil {
 		return nil, nil, err
 	}
-	if state != keyHolder {
-		return nil, nil, fmt.Errorf("key %.12s: %w: %s, not a coin's holder key", sb.Holder(), ErrState, state)
+	priv, err = holderPrivate(&k, state, sb.Holder())
+	return id, priv, err
+}
+
+// holderPrivate returns the private key of the key record k, in state (""
+// when there is none), which must be the holder key pub of a coin.
+func holderPrivate(k *keyRecord, state, pub string) (ed25519.PrivateKey, error) {
+	switch state {
+	case keyHolder:
+		return privateKey(k.Seed, pub), nil
+	case "":
+		return nil, errNoKey(pub)
 	}
-	return id, privateKey(k.Seed, sb.Holder()), nil
+	return nil, fmt.Errorf("key %.12s: %w: %s, not a coin's holder key", pub, ErrState, state)
 }
 
 // withdrawal is a withdrawal whose holder keys exist. It is pending until

@@ -17,6 +17,8 @@ import (
 
 	"golang.org/x/crypto/chacha20poly1305"
 	_ "modernc.org/sqlite"
+
+	"github.com/otpcash/otpcash/internal/parallel"
 )
 
 // dbName is the vault's database inside the wallet directory. SQLite adds
@@ -233,8 +235,65 @@ func (t *tx) put(kind string, id []byte, state string, ref []byte, v any) error 
 	if err != nil {
 		return err
 	}
-	_, err = t.stmt(putRecord).ExecContext(t.ctx, kind, id, state, ref, blob)
+	return t.putSealed(kind, id, state, ref, blob)
+}
+
+func (t *tx) putSealed(kind string, id []byte, state string, ref, blob []byte) error {
+	_, err := t.stmt(putRecord).ExecContext(t.ctx, kind, id, state, ref, blob)
 	return err
+}
+
+// The batch forms of get and put: a batch of coins reads and writes a few
+// records per coin. The database has one connection, so the statements run
+// in turn, but decrypting, decoding, encoding and encrypting records, most
+// of their cost, runs on all CPUs (parallel.ForEach).
+
+// getAll decrypts the records kind/ids[i] into vals[i] and returns their
+// states; the state of a record that is not there is "".
+func getAll[T any](t *tx, kind string, ids [][]byte) (states []string, vals []T, err error) {
+	type raw struct{ ref, blob []byte }
+	states, vals = make([]string, len(ids)), make([]T, len(ids))
+	raws := make([]raw, len(ids))
+	for i, id := range ids {
+		err := t.stmt(getRecord).QueryRowContext(t.ctx, kind, id).Scan(&states[i], &raws[i].ref, &raws[i].blob)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, nil, err
+		}
+	}
+	err = parallel.ForEach(len(ids), func(i int) error {
+		if states[i] == "" {
+			return nil
+		}
+		return t.s.open(kind, ids[i], states[i], raws[i].ref, raws[i].blob, &vals[i])
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return states, vals, nil
+}
+
+// sealedRecord is a record encrypted for a later putSealed.
+type sealedRecord struct {
+	kind, state string
+	id, ref     []byte
+	blob        []byte
+}
+
+// sealRecord encrypts v as the record kind/id; it touches no database, so
+// a batch can seal its records on all CPUs.
+func (t *tx) sealRecord(kind string, id []byte, state string, ref []byte, v any) (sealedRecord, error) {
+	blob, err := t.s.seal(kind, id, state, ref, v)
+	return sealedRecord{kind: kind, state: state, id: id, ref: ref, blob: blob}, err
+}
+
+// putAll stores records sealed by sealRecord, in order.
+func (t *tx) putAll(recs []sealedRecord) error {
+	for _, r := range recs {
+		if err := t.putSealed(r.kind, r.id, r.state, r.ref, r.blob); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (t *tx) delete(kind string, id []byte) error {
@@ -271,16 +330,23 @@ func list[T any](t *tx, kind string, f filter, arg any) ([]row[T], error) {
 	}
 	defer rs.Close()
 	var out []row[T]
+	var refs, blobs [][]byte
 	for rs.Next() {
 		var r row[T]
 		var ref, blob []byte
 		if err := rs.Scan(&r.id, &r.state, &ref, &blob); err != nil {
 			return nil, err
 		}
-		if err := t.s.open(kind, r.id, r.state, ref, blob, &r.val); err != nil {
-			return nil, err
-		}
-		out = append(out, r)
+		out, refs, blobs = append(out, r), append(refs, ref), append(blobs, blob)
 	}
-	return out, rs.Err()
+	if err := rs.Err(); err != nil {
+		return nil, err
+	}
+	err = parallel.ForEach(len(out), func(i int) error {
+		return t.s.open(kind, out[i].id, out[i].state, refs[i], blobs[i], &out[i].val)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }

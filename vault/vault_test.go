@@ -435,6 +435,26 @@ func TestBadInput(t *testing.T) {
 			_, _, err = f.bob.Receive(ctx, "alice", sb)
 			return err
 		}},
+		{"receive two coins on one key in one batch", ErrState, "already arrived", func(t *testing.T, f *fixture) error {
+			other := is.issue(t, 10, mustPub(t, f.alice, "w2"))
+			if err := f.alice.AddWithdrawn(ctx, "w2", []otp.Coin{other}); err != nil {
+				return err
+			}
+			sb, err := f.alice.Purse("bob").Seal(ctx, append([]otp.Sandbox{f.coin}, withdrawn(other)...), []otp.ExchangeKey{f.cert, f.cert})
+			if err != nil {
+				return err
+			}
+			_, _, err = f.bob.Receive(ctx, "alice", sb)
+			return err
+		}},
+		{"receive a coin twice in one batch", ErrExists, "in the batch twice", func(t *testing.T, f *fixture) error {
+			sb, err := f.alice.Purse("bob").Seal(ctx, []otp.Sandbox{f.coin}, []otp.ExchangeKey{f.cert})
+			if err != nil {
+				return err
+			}
+			_, _, err = f.bob.Receive(ctx, "alice", []otp.Sandbox{sb[0], sb[0]})
+			return err
+		}},
 		{"receive a fork of a coin we received", ErrExists, "received the coin with a different chain", func(t *testing.T, f *fixture) error {
 			fork := f.sealed
 			fork.Chain = []otp.Link{{To: f.cert, Sig: f.sealed.Chain[0].Sig}}
@@ -457,7 +477,7 @@ func TestBadInput(t *testing.T) {
 			_, err := f.alice.Purse("bob").Seal(ctx, withdrawn(f.sealed.Coin), []otp.ExchangeKey{f.cert})
 			return err
 		}},
-		{"seal a coin twice in one batch", ErrState, "not held", func(t *testing.T, f *fixture) error {
+		{"seal a coin twice in one batch", ErrState, "in the batch twice", func(t *testing.T, f *fixture) error {
 			_, err := f.alice.Purse("bob").Seal(ctx, []otp.Sandbox{f.coin, f.coin}, []otp.ExchangeKey{f.cert, f.cert})
 			return err
 		}},

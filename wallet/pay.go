@@ -78,10 +78,13 @@ func (w *Wallet) Pay(ctx context.Context, addr string, value int64, memo string,
 		}
 		return p, fmt.Errorf("pay: %w", err)
 	}
-	// The coins this wallet held may have changed while the resent and
-	// collected ones settled.
-	if held, err = w.v.Payable(ctx, w.Currency(), program); err != nil {
-		return p, fmt.Errorf("pay: %w", err)
+	// The coins this wallet holds change when resent or collected ones
+	// settle; loading them all again costs as much as sealing a tenth of
+	// them, so only then.
+	if p.Resent > 0 || p.Collected > 0 {
+		if held, err = w.v.Payable(ctx, w.Currency(), program); err != nil {
+			return p, fmt.Errorf("pay: %w", err)
+		}
 	}
 	plan, err := denom.Best(value, countsOf(held), wireCounts(change))
 	if err != nil {

@@ -1,4 +1,8 @@
-package otp
+// Package parallel runs independent pieces of a batch on all CPUs. A batch
+// of coins costs several signature checks, signatures and record
+// encryptions per coin, each independent of the others: on a phone's or a
+// laptop's several cores they are the part of a payment that parallelises.
+package parallel
 
 import (
 	"runtime"
@@ -6,12 +10,10 @@ import (
 	"sync/atomic"
 )
 
-// forEach runs check(i) for every i in [0, n) on all CPUs and returns the
+// ForEach runs check(i) for every i in [0, n) on all CPUs and returns the
 // error of the lowest i that failed, so the error does not depend on the
-// schedule. A batch of coins costs several signature checks per coin, each
-// independent of the others: on a phone's or a laptop's several cores they
-// are the part of a payment that parallelises.
-func forEach(n int, check func(i int) error) error {
+// schedule. After a failure it starts no new i.
+func ForEach(n int, check func(i int) error) error {
 	workers := min(runtime.GOMAXPROCS(0), n)
 	if workers <= 1 {
 		for i := range n {
