@@ -63,11 +63,13 @@ loopback TCP, each amount --reps times in a row, with the whole protocol:
 Noise channel, every check, sealing, durable vault writes on both sides,
 signed receipts. Before each run, outside the timed part, the payer
 withdraws exactly the coins it will send, so every coin sent is fresh from
-withdrawal (one transfer long), and the payee certifies enough exchange
-keys: in the clear, as a merchant's are and as the paper's were (--payee
-merchant, the default), or blindly, as an anonymous person's are (--payee
-anonymous: the bank's blind RSA signatures then double the untimed part).
-A payer verifies either kind of certificate at about the same cost.
+withdrawal (one transfer long); after it, the payee deposits what it got,
+so neither vault grows from run to run. The payee certifies enough
+exchange keys before each run: in the clear, as a merchant's are and as
+the paper's were (--payee merchant, the default), or blindly, as an
+anonymous person's are (--payee anonymous: the bank's blind RSA signatures
+then double the untimed part). A payer verifies either kind of
+certificate at about the same cost.
 
 Each amount is also run with the vault and all signature work switched off
 (transport only, the paper's Figures 9 and 10): the same messages of the
@@ -110,16 +112,17 @@ not a measurement.`,
 // A peer process is driven over its stdin and stdout, one JSON object a
 // line each way: a peerRequest, then its peerReply.
 type peerRequest struct {
-	Op      string `json:"op"` // init, withdraw, refill, receive, pay
-	Dir     string `json:"dir,omitempty"`
-	Bank    string `json:"bank,omitempty"`
-	Account string `json:"account,omitempty"`
-	Token   string `json:"token,omitempty"`
-	Link    string `json:"link,omitempty"`
-	Listen  bool   `json:"listen,omitempty"` // the payee; with Account, a merchant's
-	N       int    `json:"n,omitempty"`
-	Addr    string `json:"addr,omitempty"`
-	Bare    bool   `json:"bare,omitempty"` // transport only
+	Op       string `json:"op"` // init, withdraw, refill, receive, pay, deposit
+	Dir      string `json:"dir,omitempty"`
+	Bank     string `json:"bank,omitempty"`
+	Account  string `json:"account,omitempty"`
+	Token    string `json:"token,omitempty"`
+	Link     string `json:"link,omitempty"`
+	Listen   bool   `json:"listen,omitempty"`   // the payee
+	Merchant bool   `json:"merchant,omitempty"` // the payee's keys certified in the clear
+	N        int    `json:"n,omitempty"`
+	Addr     string `json:"addr,omitempty"`
+	Bare     bool   `json:"bare,omitempty"` // transport only
 }
 
 type peerReply struct {
@@ -256,11 +259,9 @@ func runRamp(ctx context.Context, stdout, stderr io.Writer, f rampFlags, lk link
 	if _, err := payer.call(peerRequest{Op: "init", Dir: filepath.Join(dir, "payer"), Bank: bankURL, Account: account, Token: token}); err != nil {
 		return err
 	}
-	payeeInit := peerRequest{Op: "init", Dir: filepath.Join(dir, "payee"), Bank: bankURL, Link: f.link, Listen: true}
-	if f.payee == "merchant" {
-		if payeeInit.Account, payeeInit.Token, err = bk.CreateAccount(ctx); err != nil {
-			return err
-		}
+	payeeInit := peerRequest{Op: "init", Dir: filepath.Join(dir, "payee"), Bank: bankURL, Link: f.link, Listen: true, Merchant: f.payee == "merchant"}
+	if payeeInit.Account, payeeInit.Token, err = bk.CreateAccount(ctx); err != nil {
+		return err
 	}
 	r, err := payee.call(payeeInit)
 	if err != nil {
@@ -273,7 +274,7 @@ func runRamp(ctx context.Context, stdout, stderr io.Writer, f rampFlags, lk link
 		linkText = "loopback TCP throttled to " + lk.String()
 	}
 	fmt.Fprintf(stdout, "otpcash ramp: %v coins, %d runs each, payer and payee in separate processes, %s.\n", f.amounts, f.reps, linkText)
-	fmt.Fprintf(stdout, "Coins are withdrawn fresh before each run, outside the timed part: every coin sent is one transfer long.\n")
+	fmt.Fprintf(stdout, "Coins are withdrawn fresh before each run and deposited after it, outside the timed part: every coin sent is one transfer long.\n")
 	if f.payee == "merchant" {
 		fmt.Fprintf(stdout, "The payee's exchange keys are certified in the clear (a merchant's, as in the paper).\n\n")
 	} else {
@@ -358,6 +359,14 @@ func rampOnce(payer, payee *peer, addr string, n int, bare bool) (rampRun, error
 	got, err := payee.reply("receive")
 	if err != nil {
 		return rampRun{}, err
+	}
+	if !bare {
+		// Untimed, like the withdrawal: the payee's vault stays as small
+		// from run to run as the payer's, so later runs do not pay for the
+		// coins of earlier ones.
+		if _, err := payee.call(peerRequest{Op: "deposit"}); err != nil {
+			return rampRun{}, err
+		}
 	}
 	if paid.Coins != n || got.Coins != n {
 		return rampRun{}, fmt.Errorf("run of %d coins: payer sent %d, payee received %d", n, paid.Coins, got.Coins)

@@ -77,6 +77,9 @@ func (p *rampPeer) do(ctx context.Context, req peerRequest) (peerReply, error) {
 	case "refill":
 		_, err := p.w.RefillKeys(ctx, req.N)
 		return peerReply{}, err
+	case "deposit":
+		_, err := p.w.Deposit(ctx, p.account, p.token)
+		return peerReply{}, err
 	case "receive":
 		return p.receive(ctx, req.Bare)
 	case "pay":
@@ -89,7 +92,7 @@ func (p *rampPeer) init(ctx context.Context, req peerRequest) (peerReply, error)
 	var err error
 	p.account, p.token = req.Account, req.Token
 	opts := wallet.Options{ConfirmSAS: func(context.Context, string) bool { return true }}
-	if req.Listen && req.Account != "" {
+	if req.Merchant {
 		opts.Merchant = &wallet.Merchant{Account: req.Account, Token: req.Token}
 	}
 	if p.w, err = wallet.Init(ctx, req.Dir, req.Bank, []byte("ramp"), opts); err != nil {
