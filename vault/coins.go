@@ -680,6 +680,67 @@ func (v *Vault) SelectProgram(ctx context.Context, amt int64, currency, program 
 	return out, nil
 }
 
+// PayableCounts counts by value the coins Payable would return: what a
+// payee tells a payer it can give in change, at every offer. A shop holds
+// many coins; this decrypts only the held records it has not counted
+// before in this process, and recognises the others by row key and nonce
+// (every write of a record draws a fresh nonce), so an offer costs a read
+// of the records, not a decryption and decoding of each.
+func (v *Vault) PayableCounts(ctx context.Context, currency, program string) (map[int64]int, error) {
+	counts := map[int64]int{}
+	err := v.update(ctx, func(t *tx) error {
+		rows, err := scanRecords(t, kindCoin, byState, string(Held))
+		if err != nil {
+			return err
+		}
+		seen := make(map[string]coinSummary, len(rows))
+		var fresh []int
+		for i, r := range rows {
+			if sum, ok := v.counted[r.version()]; ok {
+				seen[r.version()] = sum
+			} else {
+				fresh = append(fresh, i)
+			}
+		}
+		sums := make([]coinSummary, len(fresh))
+		err = parallel.ForEach(len(fresh), func(j int) error {
+			r := &rows[fresh[j]]
+			var h holding
+			if err := t.s.open(kindCoin, r.id, r.state, r.ref, r.blob, &h); err != nil {
+				return err
+			}
+			d := &h.Sandbox.Coin.Data
+			sums[j] = coinSummary{value: d.Value, currency: d.Currency, program: d.Program, expires: d.Expires}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for j, i := range fresh {
+			seen[rows[i].version()] = sums[j]
+		}
+		for _, sum := range seen {
+			if sum.currency == currency && (program == "" || sum.program == program) && t.now.Before(sum.expires) {
+				counts[sum.value]++
+			}
+		}
+		v.counted = seen // forgets records since changed or gone
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("payable coins: %w", err)
+	}
+	return counts, nil
+}
+
+// coinSummary is what PayableCounts needs of a held coin; the same test
+// as otp.CheckPayable.
+type coinSummary struct {
+	value             int64
+	currency, program string
+	expires           time.Time
+}
+
 // Payable returns the held coins of currency and program (any program
 // when program is "") that can be paid now: larger coins first, and among
 // equals those expiring first.
@@ -722,9 +783,20 @@ func (v *Vault) DepositItems(ctx context.Context, account string) ([]DepositItem
 		if err != nil {
 			return err
 		}
-		for _, r := range rows {
-			sb := r.val.Sandbox
-			_, priv, err := t.holderKey(&sb)
+		kids := make([][]byte, len(rows))
+		for i := range rows {
+			if kids[i], err = t.keyID(rows[i].val.Sandbox.Holder()); err != nil {
+				return fmt.Errorf("coin %.12s: %w", rows[i].val.Sandbox.Coin.Data.Token, err)
+			}
+		}
+		kstates, ks, err := getAll[keyRecord](t, kindKey, kids)
+		if err != nil {
+			return err
+		}
+		items = make([]DepositItem, len(rows))
+		return parallel.ForEach(len(rows), func(i int) error {
+			sb := rows[i].val.Sandbox
+			priv, err := holderPrivate(&ks[i], kstates[i], sb.Holder())
 			if err != nil {
 				return fmt.Errorf("coin %.12s: %w", sb.Coin.Data.Token, err)
 			}
@@ -732,9 +804,9 @@ func (v *Vault) DepositItems(ctx context.Context, account string) ([]DepositItem
 			if err != nil {
 				return err
 			}
-			items = append(items, DepositItem{Sandbox: sb, Proof: proof})
-		}
-		return nil
+			items[i] = DepositItem{Sandbox: sb, Proof: proof}
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("deposit items: %w", err)

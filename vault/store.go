@@ -320,6 +320,37 @@ type row[T any] struct {
 
 // list decrypts the records of kind that match f and arg.
 func list[T any](t *tx, kind string, f filter, arg any) ([]row[T], error) {
+	raws, err := scanRecords(t, kind, f, arg)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]row[T], len(raws))
+	err = parallel.ForEach(len(raws), func(i int) error {
+		r := &raws[i]
+		out[i].id, out[i].state = r.id, r.state
+		return t.s.open(kind, r.id, r.state, r.ref, r.blob, &out[i].val)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// rawRecord is a record as stored, still encrypted.
+type rawRecord struct {
+	id, ref, blob []byte
+	state         string
+}
+
+// version names this write of the record: its row key, its state and its
+// nonce, which every write draws afresh.
+func (r *rawRecord) version() string {
+	return string(r.id) + "\x00" + r.state + "\x00" + string(r.blob[:min(len(r.blob), chacha20poly1305.NonceSizeX)])
+}
+
+// scanRecords reads the records of kind that match f and arg, without
+// decrypting them.
+func scanRecords(t *tx, kind string, f filter, arg any) ([]rawRecord, error) {
 	args := []any{kind}
 	if f != allRecords {
 		args = append(args, arg)
@@ -329,24 +360,13 @@ func list[T any](t *tx, kind string, f filter, arg any) ([]row[T], error) {
 		return nil, err
 	}
 	defer rs.Close()
-	var out []row[T]
-	var refs, blobs [][]byte
+	var out []rawRecord
 	for rs.Next() {
-		var r row[T]
-		var ref, blob []byte
-		if err := rs.Scan(&r.id, &r.state, &ref, &blob); err != nil {
+		var r rawRecord
+		if err := rs.Scan(&r.id, &r.state, &r.ref, &r.blob); err != nil {
 			return nil, err
 		}
-		out, refs, blobs = append(out, r), append(refs, ref), append(blobs, blob)
+		out = append(out, r)
 	}
-	if err := rs.Err(); err != nil {
-		return nil, err
-	}
-	err = parallel.ForEach(len(out), func(i int) error {
-		return t.s.open(kind, out[i].id, out[i].state, refs[i], blobs[i], &out[i].val)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	return out, rs.Err()
 }

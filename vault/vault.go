@@ -46,6 +46,9 @@ type Vault struct {
 	stmts map[string]*sql.Stmt
 	s     *sealer
 	now   func() time.Time
+	// counted remembers the held coins PayableCounts has decrypted, by
+	// record version (rawRecord.version); guarded by mu.
+	counted map[string]coinSummary
 }
 
 // Create makes a new vault in dir, protected by pin, with a fresh data key

@@ -461,11 +461,10 @@ func (h *payee) Offer(ctx context.Context, o p2p.Offer) ([]p2p.Denomination, err
 	}
 	h.offer = o
 	fault.Point(fault.PayeeOffered)
-	held, err := h.w.v.Payable(ctx, o.Currency, o.Program)
+	counts, err := h.w.v.PayableCounts(ctx, o.Currency, o.Program)
 	if err != nil {
 		return nil, err
 	}
-	counts := countsOf(held)
 	change := make([]p2p.Denomination, 0, len(counts))
 	for _, v := range slices.Sorted(maps.Keys(counts)) {
 		change = append(change, p2p.Denomination{Value: v, Count: min(counts[v], p2p.MaxBatch)})
