@@ -22,6 +22,7 @@ import (
 	"strings"
 
 	"github.com/otpcash/otpcash/bank/api"
+	"github.com/otpcash/otpcash/internal/parallel"
 	"github.com/otpcash/otpcash/otp"
 )
 
@@ -119,26 +120,36 @@ func (c *Client) Withdraw(ctx context.Context, token string, req api.WithdrawReq
 // under withdrawal id, and returns them unblinded, in order. Asked again
 // with the same id and the same randomness, it gets the same coins.
 func (c *Client) WithdrawCoins(ctx context.Context, token, id, account, issuer string, k *otp.IssuerKey, holders []ed25519.PublicKey, rnd func(i int) io.Reader) ([]otp.Coin, error) {
+	// Each coin is built, blinded, unblinded and verified on its own:
+	// on all CPUs, while the bank's signatures are the costly part.
 	blind := make([]*otp.BlindCoin, len(holders))
 	req := api.WithdrawRequest{ID: id, Account: account, KeyID: k.KeyID, Blinded: make([]string, len(holders))}
-	for i, h := range holders {
+	err := parallel.ForEach(len(holders), func(i int) error {
 		var err error
-		if blind[i], err = otp.NewBlindCoin(issuer, k, h, rnd(i)); err != nil {
-			return nil, fmt.Errorf("withdraw: %w", err)
+		if blind[i], err = otp.NewBlindCoin(issuer, k, holders[i], rnd(i)); err != nil {
+			return fmt.Errorf("withdraw: %w", err)
 		}
 		req.Blinded[i] = otp.EncodeBlinded(blind[i].Blinded())
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	sigs, err := c.Withdraw(ctx, token, req)
 	if err != nil {
 		return nil, err
 	}
 	coins := make([]otp.Coin, len(sigs))
-	for i := range sigs {
+	err = parallel.ForEach(len(sigs), func(i int) error {
 		coin, err := blind[i].Finish(sigs[i])
 		if err != nil {
-			return nil, fmt.Errorf("withdraw: the bank's blind signature does not fit: %w", err)
+			return fmt.Errorf("withdraw: the bank's blind signature does not fit: %w", err)
 		}
 		coins[i] = *coin
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return coins, nil
 }
