@@ -63,8 +63,8 @@ loopback TCP, each amount --reps times in a row, with the whole protocol:
 Noise channel, every check, sealing, durable vault writes on both sides,
 signed receipts. Before each run, outside the timed part, the payer
 withdraws exactly the coins it will send, so every coin sent is fresh from
-withdrawal (one transfer long); after it, the payee deposits what it got,
-so neither vault grows from run to run. The payee certifies enough
+withdrawal (one transfer long), while the payee deposits what the last run
+paid it, so that neither vault grows from run to run. The payee certifies enough
 exchange keys before each run: in the clear, as a merchant's are and as
 the paper's were (--payee merchant, the default), or blindly, as an
 anonymous person's are (--payee anonymous: the bank's blind RSA signatures
@@ -112,7 +112,7 @@ not a measurement.`,
 // A peer process is driven over its stdin and stdout, one JSON object a
 // line each way: a peerRequest, then its peerReply.
 type peerRequest struct {
-	Op       string `json:"op"` // init, withdraw, refill, receive, pay, deposit
+	Op       string `json:"op"` // init, withdraw, restock, receive, pay
 	Dir      string `json:"dir,omitempty"`
 	Bank     string `json:"bank,omitempty"`
 	Account  string `json:"account,omitempty"`
@@ -274,7 +274,7 @@ func runRamp(ctx context.Context, stdout, stderr io.Writer, f rampFlags, lk link
 		linkText = "loopback TCP throttled to " + lk.String()
 	}
 	fmt.Fprintf(stdout, "otpcash ramp: %v coins, %d runs each, payer and payee in separate processes, %s.\n", f.amounts, f.reps, linkText)
-	fmt.Fprintf(stdout, "Coins are withdrawn fresh before each run and deposited after it, outside the timed part: every coin sent is one transfer long.\n")
+	fmt.Fprintf(stdout, "Coins are withdrawn fresh before each run, and the payee deposits the last run's meanwhile, outside the timed part: every coin sent is one transfer long.\n")
 	if f.payee == "merchant" {
 		fmt.Fprintf(stdout, "The payee's exchange keys are certified in the clear (a merchant's, as in the paper).\n\n")
 	} else {
@@ -340,11 +340,20 @@ func runRamp(ctx context.Context, stdout, stderr io.Writer, f rampFlags, lk link
 // payer pay them and collects both sides' measurements.
 func rampOnce(payer, payee *peer, addr string, n int, bare bool) (rampRun, error) {
 	if !bare {
-		if _, err := payer.call(peerRequest{Op: "withdraw", N: n}); err != nil {
+		// Untimed, and independent of each other, so at the same time: the
+		// payer withdraws while the payee deposits what the last run paid
+		// it, so that its vault stays as small from run to run as the
+		// payer's and later runs do not pay for earlier ones, and
+		// certifies keys for this run.
+		if err := payer.send(peerRequest{Op: "withdraw", N: n}); err != nil {
 			return rampRun{}, err
 		}
-		if _, err := payee.call(peerRequest{Op: "refill", N: n}); err != nil {
+		_, payeeErr := payee.call(peerRequest{Op: "restock", N: n})
+		if _, err := payer.reply("withdraw"); err != nil {
 			return rampRun{}, err
+		}
+		if payeeErr != nil {
+			return rampRun{}, payeeErr
 		}
 	}
 	// The payee's listener is open, so the payer may dial before the
@@ -359,14 +368,6 @@ func rampOnce(payer, payee *peer, addr string, n int, bare bool) (rampRun, error
 	got, err := payee.reply("receive")
 	if err != nil {
 		return rampRun{}, err
-	}
-	if !bare {
-		// Untimed, like the withdrawal: the payee's vault stays as small
-		// from run to run as the payer's, so later runs do not pay for the
-		// coins of earlier ones.
-		if _, err := payee.call(peerRequest{Op: "deposit"}); err != nil {
-			return rampRun{}, err
-		}
 	}
 	if paid.Coins != n || got.Coins != n {
 		return rampRun{}, fmt.Errorf("run of %d coins: payer sent %d, payee received %d", n, paid.Coins, got.Coins)

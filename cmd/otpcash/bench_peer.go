@@ -74,11 +74,11 @@ func (p *rampPeer) do(ctx context.Context, req peerRequest) (peerReply, error) {
 	case "withdraw":
 		_, err := p.w.Withdraw(ctx, p.account, p.token, int64(req.N)*coinValue)
 		return peerReply{}, err
-	case "refill":
+	case "restock": // the payee, between runs
+		if _, err := p.w.Deposit(ctx, p.account, p.token); err != nil {
+			return peerReply{}, err
+		}
 		_, err := p.w.RefillKeys(ctx, req.N)
-		return peerReply{}, err
-	case "deposit":
-		_, err := p.w.Deposit(ctx, p.account, p.token)
 		return peerReply{}, err
 	case "receive":
 		return p.receive(ctx, req.Bare)
