@@ -234,10 +234,8 @@ func (v *Vault) AddWithdrawn(ctx context.Context, withdrawalID string, coins []o
 		if _, err := t.get(kindWithdrawal, wid, &w); err != nil {
 			return err
 		}
-		for i := range coins {
-			if err := t.addWithdrawn(w.Keys, &coins[i]); err != nil {
-				return fmt.Errorf("coin %.12s: %w", coins[i].Data.Token, err)
-			}
+		if err := t.addWithdrawn(w.Keys, coins); err != nil {
+			return err
 		}
 		return t.put(kindWithdrawal, wid, withdrawalDone, nil, w)
 	})
@@ -247,36 +245,75 @@ func (v *Vault) AddWithdrawn(ctx context.Context, withdrawalID string, coins []o
 	return nil
 }
 
-func (t *tx) addWithdrawn(keys []string, c *otp.Coin) error {
-	if _, err := c.Serial(); err != nil {
-		return err
-	}
-	if !slices.Contains(keys, c.Data.Holder) {
-		return fmt.Errorf("%w: holder key %.12s is not one of the withdrawal's keys", ErrNotFound, c.Data.Holder)
-	}
-	sb := otp.Sandbox{Coin: *c, Chain: []otp.Link{}}
-	id, h, _, err := t.getHolding(c.Data.Token, 0)
-	switch {
-	case err == nil:
-		same, err := extends(&h.Sandbox, &sb)
-		if err != nil || same {
-			return err
+// addWithdrawn stores coins, each held by one of keys, reading in turn,
+// checking and encrypting on all CPUs, writing in turn. Two coins on one
+// holder key are refused, as the second of a run of single additions was.
+func (t *tx) addWithdrawn(keys []string, coins []otp.Coin) error {
+	n := len(coins)
+	ids, kids := make([][]byte, n), make([][]byte, n)
+	holders := make(map[string]string, n)
+	for i := range coins {
+		c := &coins[i]
+		if _, err := c.Serial(); err != nil {
+			return fmt.Errorf("coin %.12s: %w", c.Data.Token, err)
 		}
-		return fmt.Errorf("%w: a different coin with this serial is stored", ErrExists)
-	case !errors.Is(err, ErrNotFound):
-		return err
+		if !slices.Contains(keys, c.Data.Holder) {
+			return fmt.Errorf("coin %.12s: %w: holder key %.12s is not one of the withdrawal's keys", c.Data.Token, ErrNotFound, c.Data.Holder)
+		}
+		if tok, ok := holders[c.Data.Holder]; ok && tok != c.Data.Token {
+			return fmt.Errorf("coin %.12s: holder key %.12s: %w: it already holds a coin", c.Data.Token, c.Data.Holder, ErrState)
+		}
+		holders[c.Data.Holder] = c.Data.Token
+		ids[i] = t.holdingID(c.Data.Token, 0)
+		var err error
+		if kids[i], err = t.keyID(c.Data.Holder); err != nil {
+			return fmt.Errorf("coin %.12s: %w", c.Data.Token, err)
+		}
 	}
-	kid, k, state, err := t.key(c.Data.Holder)
+	states, hs, err := getAll[holding](t, kindCoin, ids)
 	if err != nil {
 		return err
 	}
-	if state != keyWithdrawal {
-		return fmt.Errorf("holder key %.12s: %w: it already holds a coin", c.Data.Holder, ErrState)
-	}
-	if err := t.put(kindKey, kid, keyHolder, nil, k); err != nil {
+	kstates, ks, err := getAll[keyRecord](t, kindKey, kids)
+	if err != nil {
 		return err
 	}
-	return t.putHolding(id, Held, &holding{Sandbox: sb})
+	recs := make([][2]sealedRecord, n)
+	err = parallel.ForEach(n, func(i int) error {
+		c := &coins[i]
+		sb := otp.Sandbox{Coin: *c, Chain: []otp.Link{}}
+		if states[i] != "" {
+			same, err := extends(&hs[i].Sandbox, &sb)
+			if err != nil || same {
+				return err // stored by an earlier call
+			}
+			return fmt.Errorf("coin %.12s: %w: a different coin with this serial is stored", c.Data.Token, ErrExists)
+		}
+		switch kstates[i] {
+		case keyWithdrawal:
+		case "":
+			return fmt.Errorf("coin %.12s: %w", c.Data.Token, errNoKey(c.Data.Holder))
+		default:
+			return fmt.Errorf("coin %.12s: holder key %.12s: %w: it already holds a coin", c.Data.Token, c.Data.Holder, ErrState)
+		}
+		var err error
+		if recs[i][0], err = t.sealRecord(kindKey, kids[i], keyHolder, nil, ks[i]); err != nil {
+			return err
+		}
+		recs[i][1], err = t.sealRecord(kindCoin, ids[i], string(Held), t.serialRef(c.Data.Token), &holding{Sandbox: sb, Updated: t.now})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for i := range recs {
+		if states[i] == "" {
+			if err := t.putAll(recs[i][:]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Receive stores coins transferred to this vault's exchange keys as held,
@@ -819,9 +856,54 @@ func (v *Vault) DepositItems(ctx context.Context, account string) ([]DepositItem
 // Coins already marked are skipped.
 func (v *Vault) MarkDeposited(ctx context.Context, tokens []string) error {
 	err := v.update(ctx, func(t *tx) error {
-		for _, token := range tokens {
-			if err := t.markDeposited(token); err != nil {
-				return fmt.Errorf("coin %.12s: %w", token, err)
+		lasts := make([]row[holding], len(tokens))
+		for i, tok := range tokens {
+			var err error
+			if lasts[i], err = t.latest(tok); err != nil {
+				return fmt.Errorf("coin %.12s: %w", tok, err)
+			}
+		}
+		kids := make([][]byte, len(tokens))
+		for i := range lasts {
+			var err error
+			if kids[i], err = t.keyID(lasts[i].val.Sandbox.Holder()); err != nil {
+				return fmt.Errorf("coin %.12s: %w", tokens[i], err)
+			}
+		}
+		kstates, _, err := getAll[keyRecord](t, kindKey, kids)
+		if err != nil {
+			return err
+		}
+		recs := make([]sealedRecord, len(tokens))
+		err = parallel.ForEach(len(tokens), func(i int) error {
+			last := &lasts[i]
+			switch State(last.state) {
+			case Deposited:
+				return nil
+			case Held:
+			default:
+				return fmt.Errorf("coin %.12s: %w: the coin is %s, not held", tokens[i], ErrState, last.state)
+			}
+			if err := checkHolderKey(kstates[i], last.val.Sandbox.Holder()); err != nil {
+				return fmt.Errorf("coin %.12s: %w", tokens[i], err)
+			}
+			last.val.Updated = t.now
+			var err error
+			recs[i], err = t.sealRecord(kindCoin, last.id, string(Deposited), t.serialRef(tokens[i]), &last.val)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		for i := range recs {
+			if recs[i].blob == nil {
+				continue // deposited before
+			}
+			if err := t.delete(kindKey, kids[i]); err != nil {
+				return err
+			}
+			if err := t.putSealed(recs[i].kind, recs[i].id, recs[i].state, recs[i].ref, recs[i].blob); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -830,28 +912,6 @@ func (v *Vault) MarkDeposited(ctx context.Context, tokens []string) error {
 		return fmt.Errorf("mark deposited: %w", err)
 	}
 	return nil
-}
-
-func (t *tx) markDeposited(token string) error {
-	last, err := t.latest(token)
-	if err != nil {
-		return err
-	}
-	switch State(last.state) {
-	case Deposited:
-		return nil
-	case Held:
-	default:
-		return fmt.Errorf("%w: the coin is %s, not held", ErrState, last.state)
-	}
-	kid, _, err := t.holderKey(&last.val.Sandbox)
-	if err != nil {
-		return err
-	}
-	if err := t.delete(kindKey, kid); err != nil {
-		return err
-	}
-	return t.putHolding(last.id, Deposited, &last.val)
 }
 
 // privateKey rebuilds the one-time private key with seed whose public key

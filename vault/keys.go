@@ -90,13 +90,22 @@ func (t *tx) holderKey(sb *otp.Sandbox) (id []byte, priv ed25519.PrivateKey, err
 // holderPrivate returns the private key of the key record k, in state (""
 // when there is none), which must be the holder key pub of a coin.
 func holderPrivate(k *keyRecord, state, pub string) (ed25519.PrivateKey, error) {
+	if err := checkHolderKey(state, pub); err != nil {
+		return nil, err
+	}
+	return privateKey(k.Seed, pub), nil
+}
+
+// checkHolderKey checks that a key record in state ("" when there is
+// none) is the holder key pub of a coin.
+func checkHolderKey(state, pub string) error {
 	switch state {
 	case keyHolder:
-		return privateKey(k.Seed, pub), nil
+		return nil
 	case "":
-		return nil, errNoKey(pub)
+		return errNoKey(pub)
 	}
-	return nil, fmt.Errorf("key %.12s: %w: %s, not a coin's holder key", pub, ErrState, state)
+	return fmt.Errorf("key %.12s: %w: %s, not a coin's holder key", pub, ErrState, state)
 }
 
 // withdrawal is a withdrawal whose holder keys exist. It is pending until

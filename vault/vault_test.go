@@ -436,6 +436,10 @@ func TestBadInput(t *testing.T) {
 			_, _, err = f.bob.Receive(ctx, "alice", sb)
 			return err
 		}},
+		{"add two withdrawn coins on one holder key", ErrState, "already holds a coin", func(t *testing.T, f *fixture) error {
+			pub := mustPub(t, f.alice, "w2")
+			return f.alice.AddWithdrawn(ctx, "w2", []otp.Coin{is.issue(t, 10, pub), is.issue(t, 10, pub)})
+		}},
 		{"receive two coins on one key in one batch", ErrState, "already arrived", func(t *testing.T, f *fixture) error {
 			other := is.issue(t, 10, mustPub(t, f.alice, "w2"))
 			if err := f.alice.AddWithdrawn(ctx, "w2", []otp.Coin{other}); err != nil {
