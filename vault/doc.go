@@ -23,7 +23,9 @@
 //     earlier payment. Sealing a coin to a payee destroys its holder key in
 //     the same transaction that records it as PendingOut, and state changes
 //     check the current state inside that transaction, so a coin is signed
-//     over at most once by this vault.
+//     over at most once by this vault. A batch reads and checks all its
+//     coins before it writes any (the checks, signatures and encryption
+//     run on all CPUs), and refuses a coin or a key named twice in it.
 //   - Keys for a withdrawal are stored before the bank is asked, and an
 //     exchange key stays usable until a coin arrives on it, so no coin sent
 //     to this vault is lost to a crash.
