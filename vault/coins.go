@@ -726,35 +726,30 @@ func (v *Vault) SelectProgram(ctx context.Context, amt int64, currency, program 
 func (v *Vault) PayableCounts(ctx context.Context, currency, program string) (map[int64]int, error) {
 	counts := map[int64]int{}
 	err := v.update(ctx, func(t *tx) error {
-		rows, err := scanRecords(t, kindCoin, byState, string(Held))
+		ids, vers, err := versions(t, kindCoin, string(Held))
 		if err != nil {
 			return err
 		}
-		seen := make(map[string]coinSummary, len(rows))
+		seen := make(map[string]coinSummary, len(ids))
 		var fresh []int
-		for i, r := range rows {
-			if sum, ok := v.counted[r.version()]; ok {
-				seen[r.version()] = sum
+		var freshIDs [][]byte
+		for i, ver := range vers {
+			if sum, ok := v.counted[ver]; ok {
+				seen[ver] = sum
 			} else {
-				fresh = append(fresh, i)
+				fresh, freshIDs = append(fresh, i), append(freshIDs, ids[i])
 			}
 		}
-		sums := make([]coinSummary, len(fresh))
-		err = parallel.ForEach(len(fresh), func(j int) error {
-			r := &rows[fresh[j]]
-			var h holding
-			if err := t.s.open(kindCoin, r.id, r.state, r.ref, r.blob, &h); err != nil {
-				return err
-			}
-			d := &h.Sandbox.Coin.Data
-			sums[j] = coinSummary{value: d.Value, currency: d.Currency, program: d.Program, expires: d.Expires}
-			return nil
-		})
+		states, hs, err := getAll[holding](t, kindCoin, freshIDs)
 		if err != nil {
 			return err
 		}
 		for j, i := range fresh {
-			seen[rows[i].version()] = sums[j]
+			if states[j] != string(Held) {
+				continue
+			}
+			d := &hs[j].Sandbox.Coin.Data
+			seen[vers[i]] = coinSummary{value: d.Value, currency: d.Currency, program: d.Program, expires: d.Expires}
 		}
 		for _, sum := range seen {
 			if sum.currency == currency && (program == "" || sum.program == program) && t.now.Before(sum.expires) {

@@ -174,11 +174,13 @@ const (
 	deleteRecord = `DELETE FROM record WHERE kind = ? AND id = ?`
 	lastRecord   = `SELECT id FROM record WHERE kind = ? ORDER BY id DESC LIMIT 1`
 	listRecords  = `SELECT id, state, ref, blob FROM record WHERE kind = ?`
+	// A blob opens with its nonce, chacha20poly1305.NonceSizeX (24) bytes.
+	listVersions = `SELECT id, substr(blob, 1, 24) FROM record WHERE kind = ? AND state = ?`
 )
 
 func prepare(ctx context.Context, db *sql.DB) (map[string]*sql.Stmt, error) {
 	stmts := map[string]*sql.Stmt{}
-	for _, q := range []string{getRecord, putRecord, deleteRecord, lastRecord,
+	for _, q := range []string{getRecord, putRecord, deleteRecord, lastRecord, listVersions,
 		listRecords + string(allRecords), listRecords + string(byState), listRecords + string(byRef)} {
 		s, err := db.PrepareContext(ctx, q)
 		if err != nil {
@@ -342,10 +344,23 @@ type rawRecord struct {
 	state         string
 }
 
-// version names this write of the record: its row key, its state and its
-// nonce, which every write draws afresh.
-func (r *rawRecord) version() string {
-	return string(r.id) + "\x00" + r.state + "\x00" + string(r.blob[:min(len(r.blob), chacha20poly1305.NonceSizeX)])
+// versions returns, for every record of kind in state, its row key and
+// its version: the row key, the state and the nonce, which every write of
+// a record draws afresh. It reads only the nonce of each record.
+func versions(t *tx, kind, state string) (ids [][]byte, vers []string, err error) {
+	rs, err := t.stmt(listVersions).QueryContext(t.ctx, kind, state)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rs.Close()
+	for rs.Next() {
+		var id, nonce []byte
+		if err := rs.Scan(&id, &nonce); err != nil {
+			return nil, nil, err
+		}
+		ids, vers = append(ids, id), append(vers, string(id)+"\x00"+state+"\x00"+string(nonce))
+	}
+	return ids, vers, rs.Err()
 }
 
 // scanRecords reads the records of kind that match f and arg, without
