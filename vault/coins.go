@@ -307,10 +307,8 @@ func (t *tx) addWithdrawn(keys []string, coins []otp.Coin) error {
 		return err
 	}
 	for i := range recs {
-		if states[i] == "" {
-			if err := t.putAll(recs[i][:]); err != nil {
-				return err
-			}
+		if err := t.putAll(recs[i][:]...); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -404,13 +402,10 @@ func (t *tx) receiveAll(peer string, coins []otp.Sandbox) ([]otp.Ack, [][]byte, 
 	}
 	var agreements [][]byte
 	for i := range recs {
-		if states[i] != "" {
-			continue
-		}
-		if err := t.putAll(recs[i][:]); err != nil {
+		if err := t.putAll(recs[i][:]...); err != nil {
 			return nil, nil, err
 		}
-		if ks[i].Agreement != nil {
+		if states[i] == "" && ks[i].Agreement != nil {
 			agreements = append(agreements, ks[i].Agreement)
 		}
 	}
@@ -570,7 +565,7 @@ func (t *tx) sealAll(peer string, coins []otp.Sandbox, to []otp.ExchangeKey) ([]
 			return nil, fmt.Errorf("seal: %w", err)
 		}
 	}
-	if err := t.putAll(recs); err != nil {
+	if err := t.putAll(recs...); err != nil {
 		return nil, fmt.Errorf("seal: %w", err)
 	}
 	return sealed, nil
@@ -619,8 +614,7 @@ func (p purse) Destroy(ctx context.Context, sealed []otp.Sandbox, acks []otp.Ack
 		if err != nil {
 			return err
 		}
-		recs = slices.DeleteFunc(recs, func(r sealedRecord) bool { return r.blob == nil })
-		return t.putAll(recs)
+		return t.putAll(recs...)
 	})
 }
 
@@ -865,7 +859,7 @@ func (v *Vault) MarkDeposited(ctx context.Context, tokens []string) error {
 				return fmt.Errorf("coin %.12s: %w", tokens[i], err)
 			}
 		}
-		kstates, _, err := getAll[keyRecord](t, kindKey, kids)
+		kstates, err := getStates(t, kindKey, kids)
 		if err != nil {
 			return err
 		}
@@ -897,7 +891,7 @@ func (v *Vault) MarkDeposited(ctx context.Context, tokens []string) error {
 			if err := t.delete(kindKey, kids[i]); err != nil {
 				return err
 			}
-			if err := t.putSealed(recs[i].kind, recs[i].id, recs[i].state, recs[i].ref, recs[i].blob); err != nil {
+			if err := t.putAll(recs[i]); err != nil {
 				return err
 			}
 		}

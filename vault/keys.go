@@ -76,17 +76,6 @@ func errNoKey(pub string) error {
 	return fmt.Errorf("key %.12s: %w: this vault never made it or has destroyed it", pub, ErrNotFound)
 }
 
-// holderKey returns the private key of the current holder of sb, which
-// this vault must hold.
-func (t *tx) holderKey(sb *otp.Sandbox) (id []byte, priv ed25519.PrivateKey, err error) {
-	id, k, state, err := t.key(sb.Holder())
-	if err != nil {
-		return nil, nil, err
-	}
-	priv, err = holderPrivate(&k, state, sb.Holder())
-	return id, priv, err
-}
-
 // holderPrivate returns the private key of the key record k, in state (""
 // when there is none), which must be the holder key pub of a coin.
 func holderPrivate(k *keyRecord, state, pub string) (ed25519.PrivateKey, error) {

@@ -253,25 +253,50 @@ func (t *tx) putSealed(kind string, id []byte, state string, ref, blob []byte) e
 // getAll decrypts the records kind/ids[i] into vals[i] and returns their
 // states; the state of a record that is not there is "".
 func getAll[T any](t *tx, kind string, ids [][]byte) (states []string, vals []T, err error) {
-	type raw struct{ ref, blob []byte }
-	states, vals = make([]string, len(ids)), make([]T, len(ids))
-	raws := make([]raw, len(ids))
-	for i, id := range ids {
-		err := t.stmt(getRecord).QueryRowContext(t.ctx, kind, id).Scan(&states[i], &raws[i].ref, &raws[i].blob)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return nil, nil, err
-		}
+	raws, err := fetch(t, kind, ids)
+	if err != nil {
+		return nil, nil, err
 	}
+	states, vals = make([]string, len(ids)), make([]T, len(ids))
 	err = parallel.ForEach(len(ids), func(i int) error {
-		if states[i] == "" {
+		r := &raws[i]
+		if states[i] = r.state; r.state == "" {
 			return nil
 		}
-		return t.s.open(kind, ids[i], states[i], raws[i].ref, raws[i].blob, &vals[i])
+		return t.s.open(kind, r.id, r.state, r.ref, r.blob, &vals[i])
 	})
 	if err != nil {
 		return nil, nil, err
 	}
 	return states, vals, nil
+}
+
+// getStates returns the states of the records kind/ids[i], "" where there
+// is none, without decrypting them: for a batch that only checks states.
+func getStates(t *tx, kind string, ids [][]byte) ([]string, error) {
+	raws, err := fetch(t, kind, ids)
+	if err != nil {
+		return nil, err
+	}
+	states := make([]string, len(raws))
+	for i := range raws {
+		states[i] = raws[i].state
+	}
+	return states, nil
+}
+
+// fetch reads the records kind/ids[i] as stored; the state of one that is
+// not there is "".
+func fetch(t *tx, kind string, ids [][]byte) ([]rawRecord, error) {
+	raws := make([]rawRecord, len(ids))
+	for i, id := range ids {
+		raws[i].id = id
+		err := t.stmt(getRecord).QueryRowContext(t.ctx, kind, id).Scan(&raws[i].state, &raws[i].ref, &raws[i].blob)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, err
+		}
+	}
+	return raws, nil
 }
 
 // sealedRecord is a record encrypted for a later putSealed.
@@ -288,9 +313,14 @@ func (t *tx) sealRecord(kind string, id []byte, state string, ref []byte, v any)
 	return sealedRecord{kind: kind, state: state, id: id, ref: ref, blob: blob}, err
 }
 
-// putAll stores records sealed by sealRecord, in order.
-func (t *tx) putAll(recs []sealedRecord) error {
+// putAll stores records sealed by sealRecord, in order. A zero record,
+// one a batch left unsealed because that item had nothing to write, is
+// skipped.
+func (t *tx) putAll(recs ...sealedRecord) error {
 	for _, r := range recs {
+		if r.blob == nil {
+			continue
+		}
 		if err := t.putSealed(r.kind, r.id, r.state, r.ref, r.blob); err != nil {
 			return err
 		}

@@ -47,7 +47,7 @@ type Vault struct {
 	s     *sealer
 	now   func() time.Time
 	// counted remembers the held coins PayableCounts has decrypted, by
-	// record version (rawRecord.version); guarded by mu.
+	// record version (see versions); guarded by mu.
 	counted map[string]coinSummary
 }
 
