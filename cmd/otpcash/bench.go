@@ -63,13 +63,13 @@ loopback TCP, each amount --reps times in a row, with the whole protocol:
 Noise channel, every check, sealing, durable vault writes on both sides,
 signed receipts. Before each run, outside the timed part, the payer
 withdraws exactly the coins it will send, so every coin sent is fresh from
-withdrawal (one transfer long), while the payee deposits what the last run
-paid it, so that neither vault grows from run to run. The payee certifies enough
-exchange keys before each run: in the clear, as a merchant's are and as
-the paper's were (--payee merchant, the default), or blindly, as an
-anonymous person's are (--payee anonymous: the bank's blind RSA signatures
-then double the untimed part). A payer verifies either kind of
-certificate at about the same cost.
+withdrawal (one transfer long), while the payee deposits what the last
+run paid it, so that neither vault grows from run to run. The payee
+certifies enough exchange keys before each run: in the clear, as a
+merchant's are and as the paper's were (--payee merchant, the default), or
+blindly, as an anonymous person's are (--payee anonymous: the bank's blind
+RSA signatures then double the untimed part). A payer verifies either kind
+of certificate at about the same cost.
 
 Each amount is also run with the vault and all signature work switched off
 (transport only, the paper's Figures 9 and 10): the same messages of the
