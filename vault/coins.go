@@ -720,37 +720,19 @@ func (v *Vault) SelectProgram(ctx context.Context, amt int64, currency, program 
 func (v *Vault) PayableCounts(ctx context.Context, currency, program string) (map[int64]int, error) {
 	counts := map[int64]int{}
 	err := v.update(ctx, func(t *tx) error {
-		ids, vers, err := versions(t, kindCoin, string(Held))
+		held, err := remembered(t, kindCoin, string(Held), t.mem.counted, func(h *holding) coinSummary {
+			d := &h.Sandbox.Coin.Data
+			return coinSummary{value: d.Value, currency: d.Currency, program: d.Program, expires: d.Expires}
+		})
 		if err != nil {
 			return err
 		}
-		seen := make(map[string]coinSummary, len(ids))
-		var fresh []int
-		var freshIDs [][]byte
-		for i, ver := range vers {
-			if sum, ok := v.counted[ver]; ok {
-				seen[ver] = sum
-			} else {
-				fresh, freshIDs = append(fresh, i), append(freshIDs, ids[i])
-			}
-		}
-		states, hs, err := getAll[holding](t, kindCoin, freshIDs)
-		if err != nil {
-			return err
-		}
-		for j, i := range fresh {
-			if states[j] != string(Held) {
-				continue
-			}
-			d := &hs[j].Sandbox.Coin.Data
-			seen[vers[i]] = coinSummary{value: d.Value, currency: d.Currency, program: d.Program, expires: d.Expires}
-		}
-		for _, sum := range seen {
+		for _, sum := range held {
 			if sum.currency == currency && (program == "" || sum.program == program) && t.now.Before(sum.expires) {
 				counts[sum.value]++
 			}
 		}
-		v.counted = seen // forgets records since changed or gone
+		t.mem.counted = held
 		return nil
 	})
 	if err != nil {

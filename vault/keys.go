@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -289,16 +290,25 @@ func (v *Vault) AddExchangeKeys(ctx context.Context, keys []otp.ExchangeKey) err
 
 // offerable returns the certified exchange keys no coin has arrived on and
 // that are still valid, those expiring first first. Expired keys are kept:
-// a payer whose clock is behind may still have sealed a coin to one.
+// a payer whose clock is behind may still have sealed a coin to one. Every
+// session lists them, twice: their certificates are remembered (t.mem),
+// so only keys certified since the last listing are decrypted.
 func (t *tx) offerable() ([]otp.ExchangeKey, error) {
-	rows, err := list[keyRecord](t, kindKey, byState, keyCertified)
+	certs, err := remembered(t, kindKey, keyCertified, t.mem.certs, func(r *keyRecord) otp.ExchangeKey {
+		if r.Cert == nil {
+			return otp.ExchangeKey{} // expired at the zero time: never offered
+		}
+		return *r.Cert
+	})
 	if err != nil {
 		return nil, err
 	}
+	t.mem.certs = certs
 	var keys []otp.ExchangeKey
-	for _, r := range rows {
-		if t.now.Before(r.val.Cert.Expires) {
-			keys = append(keys, *r.val.Cert)
+	for _, k := range certs {
+		if t.now.Before(k.Expires) {
+			k.Attrs = maps.Clone(k.Attrs) // the caller's to change, not the memo's
+			keys = append(keys, k)
 		}
 	}
 	slices.SortFunc(keys, func(a, b otp.ExchangeKey) int {

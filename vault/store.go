@@ -198,6 +198,7 @@ type tx struct {
 	stmts map[string]*sql.Stmt // prepared statements by query text
 	s     *sealer
 	now   time.Time            // one clock reading for the whole transaction
+	mem   *memo                // the vault's, guarded by its lock
 	bound map[string]*sql.Stmt // statements bound to this transaction, made once
 }
 
@@ -391,6 +392,37 @@ func versions(t *tx, kind, state string) (ids [][]byte, vers []string, err error
 		ids, vers = append(ids, id), append(vers, string(id)+"\x00"+state+"\x00"+string(nonce))
 	}
 	return ids, vers, rs.Err()
+}
+
+// remembered returns what derive makes of every record of kind in state,
+// by version, decrypting only the records whose version is not in memo.
+// The map it returns is the memo to keep: it forgets records since
+// changed or gone. derive must copy what it keeps of the record.
+func remembered[R, V any](t *tx, kind, state string, memo map[string]V, derive func(*R) V) (map[string]V, error) {
+	ids, vers, err := versions(t, kind, state)
+	if err != nil {
+		return nil, err
+	}
+	next := make(map[string]V, len(ids))
+	var fresh []int
+	var freshIDs [][]byte
+	for i, ver := range vers {
+		if v, ok := memo[ver]; ok {
+			next[ver] = v
+		} else {
+			fresh, freshIDs = append(fresh, i), append(freshIDs, ids[i])
+		}
+	}
+	states, recs, err := getAll[R](t, kind, freshIDs)
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range fresh {
+		if states[j] == state {
+			next[vers[i]] = derive(&recs[j])
+		}
+	}
+	return next, nil
 }
 
 // scanRecords reads the records of kind that match f and arg, without

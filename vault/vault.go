@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/otpcash/otpcash/otp"
 )
 
 // Errors callers can test with errors.Is. Returned errors wrap them with
@@ -46,9 +48,18 @@ type Vault struct {
 	stmts map[string]*sql.Stmt
 	s     *sealer
 	now   func() time.Time
-	// counted remembers the held coins PayableCounts has decrypted, by
-	// record version (see versions); guarded by mu.
+	mem   memo // guarded by mu
+}
+
+// memo remembers, by record version (see versions), what was decrypted
+// of records read at every session, so that each is decrypted once per
+// process while it stays unchanged.
+type memo struct {
+	// counted summarises the held coins, for PayableCounts.
 	counted map[string]coinSummary
+	// certs holds the certificates of the exchange keys that can be
+	// offered: public data, never the keys' seeds.
+	certs map[string]otp.ExchangeKey
 }
 
 // Create makes a new vault in dir, protected by pin, with a fresh data key
@@ -240,7 +251,7 @@ func (v *Vault) update(ctx context.Context, fn func(*tx) error) error {
 	if err != nil {
 		return err
 	}
-	if err := fn(&tx{ctx: ctx, sql: sqlTx, stmts: v.stmts, s: v.s, now: v.now()}); err != nil {
+	if err := fn(&tx{ctx: ctx, sql: sqlTx, stmts: v.stmts, s: v.s, now: v.now(), mem: &v.mem}); err != nil {
 		sqlTx.Rollback()
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -1001,7 +1002,56 @@ func TestPayableCounts(t *testing.T) {
 	is.pay(t, bob, alice, held(t, bob)[:1])
 	check("one paid back")
 
-	if n := len(alice.counted); n != len(held(t, alice)) {
+	if n := len(alice.mem.counted); n != len(held(t, alice)) {
 		t.Errorf("alice remembers %d counted coins, holds %d", n, len(held(t, alice)))
 	}
+}
+
+// The exchange keys a vault can offer are remembered by record version:
+// every listing agrees with one that decrypts every record, a key a coin
+// arrived on is no longer offered nor remembered, and a caller changing a
+// key it was given changes nothing in the vault.
+func TestOfferRemembers(t *testing.T) {
+	ctx := context.Background()
+	is := newIssuer(t)
+	alice, _ := newVault(t)
+	bob, _ := newVault(t)
+	is.withdraw(t, alice, "w1", 100, 50, 10)
+	offer := func(step string, want int) []otp.ExchangeKey {
+		t.Helper()
+		if n, err := bob.ExchangeKeyCount(ctx); err != nil || n != want {
+			t.Fatalf("%s: ExchangeKeyCount = %d, %v; want %d", step, n, err, want)
+		}
+		got, err := bob.OfferExchangeKeys(ctx, want)
+		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		if n := len(bob.mem.certs); n != want {
+			t.Errorf("%s: %d certificates remembered, %d offerable", step, n, want)
+		}
+		bob.mem.certs = nil
+		fresh, err := bob.OfferExchangeKeys(ctx, want)
+		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		if !reflect.DeepEqual(got, fresh) {
+			t.Fatalf("%s: remembered offer %+v, decrypted %+v", step, got, fresh)
+		}
+		return got
+	}
+	is.refill(t, bob, 3)
+	keys := offer("refilled", 3)
+	keys[0].Attrs = map[string]string{"changed": "by the caller"}
+	if again := offer("offered again", 3); again[0].Attrs != nil {
+		t.Errorf("the caller's change reached the vault: %v", again[0].Attrs)
+	}
+	coin := is.pay(t, alice, bob, held(t, alice)[:1]) // refills one key, uses one
+	left := offer("one key used", 3)
+	for _, k := range left {
+		if k.Pub == coin[0].Holder() {
+			t.Errorf("the key coin %.12s arrived on is offered again", coin[0].Coin.Data.Token)
+		}
+	}
+	is.refill(t, bob, 2)
+	offer("refilled again", 5)
 }
