@@ -29,6 +29,12 @@
 //   - Keys for a withdrawal are stored before the bank is asked, and an
 //     exchange key stays usable until a coin arrives on it, so no coin sent
 //     to this vault is lost to a crash.
+//   - What an open vault keeps decrypted in memory between calls is public
+//     or nearly so: the certificates of the exchange keys it can offer,
+//     and the value, currency, program and expiry of each coin it holds,
+//     each remembered by record version, so that a changed record is
+//     decrypted again. Private keys are decrypted for the call that uses
+//     them and not kept.
 //
 // Limits of the software backend: it cannot stop a user who copies the
 // directory and later restores the old copy, getting back holder keys it had
