@@ -97,11 +97,17 @@ func (k *IssuerKey) CoinProgram() Program {
 // never the same. It runs for every coin verified, so it compares fields
 // rather than encoding whole programs.
 func SameProgram(a, b Program) bool {
-	if a.Name != b.Name || !slices.Equal(a.Conditions, b.Conditions) || len(a.Steps) != len(b.Steps) {
+	return a.Name == b.Name && slices.Equal(a.Conditions, b.Conditions) && SameSteps(a.Steps, b.Steps)
+}
+
+// SameSteps reports whether two callMethods are the same, step for step,
+// with arguments compared in canonical form.
+func SameSteps(a, b []Step) bool {
+	if len(a) != len(b) {
 		return false
 	}
-	for i := range a.Steps {
-		sa, sb := &a.Steps[i], &b.Steps[i]
+	for i := range a {
+		sa, sb := &a[i], &b[i]
 		if sa.Method != sb.Method {
 			return false
 		}

@@ -601,3 +601,34 @@ func FuzzParseCatalogue(f *testing.F) {
 		_ = c.Verify("")
 	})
 }
+
+// Every coin of a batch must carry the program the batch runs, step for
+// step and argument for argument.
+func TestCheckCallMethod(t *testing.T) {
+	f := newFixture(t)
+	with := func(mutate func(c *Coin)) Sandbox {
+		s := cloneSandbox(t, &Sandbox{Coin: *f.coin})
+		mutate(&s.Coin)
+		return *s
+	}
+	same := with(func(*Coin) {})
+	tests := []struct {
+		name  string
+		other Sandbox
+		ok    bool
+	}{
+		{"same program", same, true},
+		{"a step renamed", with(func(c *Coin) { c.CallMethod[2].Method = StepCheckConditions }), false},
+		{"a step more", with(func(c *Coin) { c.CallMethod = append(c.CallMethod, Step{Method: StepDestroyOTP}) }), false},
+		{"an argument more", with(func(c *Coin) { c.CallMethod[0].Args = map[string]any{"n": 1.0} }), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &Run{Coins: []Sandbox{same, same, tt.other}}
+			err := checkCallMethod(context.Background(), r)
+			if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrMisplacedStep)) {
+				t.Fatalf("checkCallMethod = %v; want ok %v", err, tt.ok)
+			}
+		})
+	}
+}
