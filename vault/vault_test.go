@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"maps"
 	"math/rand/v2"
 	"os"
@@ -1054,4 +1055,46 @@ func TestOfferRemembers(t *testing.T) {
 	}
 	is.refill(t, bob, 2)
 	offer("refilled again", 5)
+}
+
+// fetch reads a batch of records by row key in as many queries as it
+// needs, whatever the order, repeats and gaps of the keys it is given.
+func TestFetch(t *testing.T) {
+	ctx := context.Background()
+	v, _ := newVault(t)
+	id := func(i int) []byte { return v.s.id(kindSetting, []byte(fmt.Sprint(i))) }
+	stored := map[int]bool{0: true, 7: true, fetchChunk - 1: true, fetchChunk: true, 2*fetchChunk + 3: true}
+	for i := range stored {
+		if err := v.SetSetting(ctx, fmt.Sprint(i), []byte(fmt.Sprint("value ", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ids [][]byte
+	var want []int
+	for i := 2*fetchChunk + 5; i >= 0; i-- { // backwards, across chunks
+		ids, want = append(ids, id(i)), append(want, i)
+	}
+	ids, want = append(ids, id(7), id(7)), append(want, 7, 7)
+	err := v.update(ctx, func(tx *tx) error {
+		raws, err := fetch(tx, kindSetting, ids)
+		if err != nil {
+			return err
+		}
+		for j, r := range raws {
+			if !bytes.Equal(r.id, ids[j]) || (r.blob != nil) != stored[want[j]] {
+				t.Fatalf("record %d (%d): id %x, blob %d bytes; stored %v", j, want[j], r.id, len(r.blob), stored[want[j]])
+			}
+			if r.blob == nil {
+				continue
+			}
+			var got []byte
+			if err := tx.s.open(kindSetting, r.id, r.state, r.ref, r.blob, &got); err != nil || string(got) != fmt.Sprint("value ", want[j]) {
+				t.Errorf("record %d (%d) = %q, %v", j, want[j], got, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
