@@ -169,8 +169,6 @@ func TestWithdrawProgramRefused(t *testing.T) {
 	sameState(t, before, state(t, e))
 }
 
-func must[K any, P any](k K, _ P) K { return k }
-
 // TestMerchantKeys: exchange keys certified for a merchant account carry
 // its attributes, only its token gets them, and a wallet cannot change
 // them without breaking the bank's signature.

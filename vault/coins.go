@@ -64,12 +64,6 @@ func (t *tx) holdingID(token string, hop int) []byte {
 	return t.s.id(kindCoin, []byte(token), binary.BigEndian.AppendUint32(nil, uint32(hop)))
 }
 
-func (t *tx) getHolding(token string, hop int) (id []byte, h holding, state State, err error) {
-	id = t.holdingID(token, hop)
-	s, err := t.get(kindCoin, id, &h)
-	return id, h, State(s), err
-}
-
 func (t *tx) putHolding(id []byte, state State, h *holding) error {
 	h.Updated = t.now
 	return t.put(kindCoin, id, string(state), t.serialRef(h.Sandbox.Coin.Data.Token), h)
@@ -867,17 +861,13 @@ func (v *Vault) MarkDeposited(ctx context.Context, tokens []string) error {
 			return err
 		}
 		for i := range recs {
-			if recs[i].blob == nil {
-				continue // deposited before
-			}
-			if err := t.delete(kindKey, kids[i]); err != nil {
-				return err
-			}
-			if err := t.putAll(recs[i]); err != nil {
-				return err
+			if recs[i].blob != nil { // not deposited before
+				if err := t.delete(kindKey, kids[i]); err != nil {
+					return err
+				}
 			}
 		}
-		return nil
+		return t.putAll(recs...)
 	})
 	if err != nil {
 		return fmt.Errorf("mark deposited: %w", err)

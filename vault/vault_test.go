@@ -1071,7 +1071,7 @@ func TestFetch(t *testing.T) {
 	}
 	var ids [][]byte
 	var want []int
-	for i := 2*fetchChunk + 5; i >= 0; i-- { // backwards, across chunks
+	for i := range 2*fetchChunk + 6 { // stored records on both sides of a chunk's edge
 		ids, want = append(ids, id(i)), append(want, i)
 	}
 	ids, want = append(ids, id(7), id(7)), append(want, 7, 7)

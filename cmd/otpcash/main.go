@@ -18,10 +18,10 @@ import (
 // collects whenever the heap has doubled, which suits large heaps. Every
 // otpcash process keeps a small live heap (a wallet a few megabytes) and
 // allocates briskly as it checks and signs coins (JSON, signatures,
-// SQLite rows), so at 100 the collector took a fifth of a payment's CPU.
-// At 400 a 500-coin payment costs some 20 % less CPU, for about 20 MB
-// more at the peak of a process running a bank and two wallets
-// (docs/PERFORMANCE.md).
+// SQLite rows), so at 100 the collector runs dozens of times a payment.
+// At 400, interleaved benchmarks spent 10 to 30 % less CPU per coin, for
+// about 20 MB more at the peak of a process running a bank and two
+// wallets (docs/PERFORMANCE.md).
 const gcPercent = 400
 
 func main() {
