@@ -432,12 +432,17 @@ func (t *tx) receive(peer string, in *otp.Sandbox, id []byte, state string, h *h
 	default:
 		return recs, otp.Ack{}, fmt.Errorf("transferred to key %.12s: %w: a %s key, not an exchange key", in.Holder(), ErrState, kstate)
 	}
+	if k.Agreement != nil {
+		if err := k.Due.admits(&in.Coin); err != nil {
+			return recs, otp.Ack{}, err
+		}
+	}
 	ack, err := in.Acknowledge(privateKey(k.Seed, in.Holder()))
 	if err != nil {
 		return recs, otp.Ack{}, err
 	}
 	held := *k
-	held.Agreement = nil
+	held.Agreement, held.Due = nil, nil
 	if recs[0], err = t.sealRecord(kindKey, kid, keyHolder, nil, held); err != nil {
 		return recs, otp.Ack{}, err
 	}

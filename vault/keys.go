@@ -30,6 +30,9 @@ type keyRecord struct {
 	// Agreement is the change agreement a promised key was handed out
 	// under, if any.
 	Agreement []byte `json:"agreement,omitempty"`
+	// Due is the coin the agreement's payer proposed to seal to this key:
+	// set with Agreement, and checked when a coin arrives on the key.
+	Due *due `json:"due,omitempty"`
 }
 
 // maxKeys bounds one request for new keys, so a wrong count cannot exhaust

@@ -25,6 +25,10 @@ var (
 	ErrNoExchangeKeys = errors.New("not enough certified exchange keys")
 	ErrInsufficient   = errors.New("insufficient funds")
 	ErrState          = errors.New("wrong state")
+	// ErrNotAgreed refuses a coin that arrived on an exchange key promised
+	// for a payment with change but is not the coin the payer proposed
+	// for it (value, currency or program).
+	ErrNotAgreed = errors.New("coin differs from the agreed payment")
 )
 
 var errClosed = errors.New("vault is closed")

@@ -500,7 +500,9 @@ func (h *payee) Change(ctx context.Context, p p2p.ChangeProposal) error {
 	slices.SortStableFunc(coins, func(a, b otp.Sandbox) int { return cmp.Compare(b.Coin.Data.Value, a.Coin.Data.Value) })
 	now := h.w.now()
 	seen := make(map[string]bool, len(p.Keys))
-	a := &vault.ChangeAgreement{Peer: h.p.Peer, To: p.Keys}
+	// Each key handed out for the payment is bound to the coin proposed
+	// for it, so that the change is given only for the coins agreed.
+	a := &vault.ChangeAgreement{Peer: h.p.Peer, To: p.Keys, Send: p.Send, Currency: h.offer.Currency, Program: h.offer.Program}
 	for i := range p.Keys {
 		k := &p.Keys[i]
 		if seen[k.Pub] {
@@ -568,6 +570,17 @@ func (h *payee) Settle(ctx context.Context, change []otp.Sandbox, acks []otp.Ack
 	return nil
 }
 
+// asOffered refuses a coin of another currency or program than the offer
+// the user confirmed: a payer may not announce general money and pay with
+// coins bound to some purpose.
+func (h *payee) asOffered(c *otp.Coin) error {
+	if c.Data.Currency != h.offer.Currency || c.Data.Program != h.offer.Program {
+		return &p2p.RemoteError{Code: p2p.CodeRefused, Message: fmt.Sprintf("coin %.12s is %s of program %q; the offer was %s of program %q",
+			c.Data.Token, c.Data.Currency, c.Data.Program, h.offer.Currency, h.offer.Program)}
+	}
+	return nil
+}
+
 // accept verifies every coin before any is stored, so a bad coin in a batch
 // changes nothing. It returns the change the coins completed, if any,
 // sealed to the payer.
@@ -589,6 +602,9 @@ func (h *payee) accept(ctx context.Context, coins []otp.Sandbox, payable bool) (
 	}
 	for i := range coins {
 		if payable {
+			if err := h.asOffered(&coins[i].Coin); err != nil {
+				return nil, nil, err
+			}
 			if err := otp.CheckPayable(&coins[i].Coin, now); err != nil {
 				return nil, nil, err
 			}
