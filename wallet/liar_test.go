@@ -242,3 +242,19 @@ func TestLyingPayerResends(t *testing.T) {
 		t.Fatalf("the payer's purse %s", got)
 	}
 }
+
+// TestShortPayment: a payer that offers 5.00 and sends one 1.00 coin does
+// not leave the payee believing it was paid: Receive reports the amounts,
+// and keeps the valid coin it did receive.
+func TestShortPayment(t *testing.T) {
+	alice, bob := liarWorld(t, newTestBankOf(t, denom.Set{100, 500}))
+	bob0 := bob.balance(t)
+	l := lie{p2p.Offer{Amount: 500, Currency: "EUR", Program: "general"}, p2p.ChangeProposal{}, []int64{100}, ""}
+	payErr, recvErr := payLying(t, alice, bob, l)
+	if payErr != nil || !errors.Is(recvErr, ErrNotAsOffered) || !strings.Contains(recvErr.Error(), "received 1.00 of the 5.00 offered") {
+		t.Fatalf("payer %v; payee %v; want %v with the amounts", payErr, recvErr, ErrNotAsOffered)
+	}
+	if got := bob.balance(t); got.Held != bob0.Held+100 {
+		t.Fatalf("the payee holds %d, want the 1.00 received kept", got.Held)
+	}
+}

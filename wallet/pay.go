@@ -409,10 +409,12 @@ func (w *Wallet) receive(ctx context.Context, ln net.Listener, as func(*payee) p
 		return h.p, fmt.Errorf("receive: %w", err)
 	}
 	h.p.Amount -= h.p.Change
-	if h.p.Amount != h.offer.Amount {
-		w.log.Warn("payment differs from offer", "offered", h.offer.Amount, "received", h.p.Amount)
-	}
 	w.record(ctx, vault.Event{Kind: "receive", Amount: h.p.Amount, Peer: h.p.Peer, Detail: h.offer.Memo})
+	// A session that only delivered coins of earlier ones has no offer.
+	if h.offer.Amount != 0 && h.p.Amount != h.offer.Amount {
+		return h.p, fmt.Errorf("receive: %w: received %s of the %s offered", ErrNotAsOffered,
+			amount.Format(h.p.Amount), amount.Format(h.offer.Amount))
+	}
 	return h.p, nil
 }
 

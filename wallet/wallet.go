@@ -27,6 +27,10 @@ var (
 	// ErrChange reports a payee that gave change other than agreed, or
 	// none: the error gives the amounts, and the history records them.
 	ErrChange = errors.New("change not as agreed")
+	// ErrNotAsOffered reports, to a payee, a session that ended with
+	// another value received than the payer offered: the coins that did
+	// arrive are valid and kept, and the error gives both amounts.
+	ErrNotAsOffered = errors.New("payment not as offered")
 )
 
 // DefaultKeyPool is how many exchange keys Init and RefillKeys keep on hand:
