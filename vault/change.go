@@ -101,25 +101,53 @@ func (v *Vault) PromiseExchangeKeys(ctx context.Context, n int, a *ChangeAgreeme
 				return err
 			}
 		}
-		for i := range keys {
-			id, k, _, err := t.key(keys[i].Pub)
-			if err != nil {
-				return err
-			}
-			k.Agreement = agreement
-			if a != nil {
-				k.Due = &due{Value: a.Send[i], Currency: a.Currency, Program: a.Program}
-			}
-			if err := t.put(kindKey, id, keyPromised, nil, k); err != nil {
-				return err
-			}
-		}
-		return nil
+		return t.promise(keys, agreement, a)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("promise exchange keys: %w", err)
 	}
 	return keys, nil
+}
+
+// PromiseKeys records as promised exactly the given exchange keys, which
+// OfferExchangeKeys listed: a payer lists keys for the change it asks
+// for, and promises those the payee agreed to seal change to, before it
+// seals anything. A key no longer certified and unused is refused, and
+// then none is promised.
+func (v *Vault) PromiseKeys(ctx context.Context, keys []otp.ExchangeKey) error {
+	err := v.update(ctx, func(t *tx) error {
+		for i := range keys {
+			if _, _, state, err := t.key(keys[i].Pub); err != nil {
+				return err
+			} else if state != keyCertified {
+				return fmt.Errorf("key %.12s: %w: %s, not certified", keys[i].Pub, ErrState, state)
+			}
+		}
+		return t.promise(keys, nil, nil)
+	})
+	if err != nil {
+		return fmt.Errorf("promise exchange keys: %w", err)
+	}
+	return nil
+}
+
+// promise records keys as promised, under the agreement with id agreement
+// when a is not nil, each bound to the coin a proposes for it.
+func (t *tx) promise(keys []otp.ExchangeKey, agreement []byte, a *ChangeAgreement) error {
+	for i := range keys {
+		id, k, _, err := t.key(keys[i].Pub)
+		if err != nil {
+			return err
+		}
+		k.Agreement = agreement
+		if a != nil {
+			k.Due = &due{Value: a.Send[i], Currency: a.Currency, Program: a.Program}
+		}
+		if err := t.put(kindKey, id, keyPromised, nil, k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // heldCoin returns the sandbox of the coin with token tok, which the vault

@@ -1,6 +1,7 @@
 package wallet
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net"
@@ -16,14 +17,14 @@ import (
 )
 
 // lie is what a dishonest payer says and does in a session: the offer,
-// the change proposal (Keys filled in from the payer's own promised keys
-// when left nil), and the values of its coins it seals to the payee's
-// keys, in order.
+// the values it proposes to send for change (none: no proposal), and the
+// values of its coins it seals to the payee's keys, in order.
 type lie struct {
-	offer    p2p.Offer
-	proposal p2p.ChangeProposal
-	seal     []int64
-	program  string // of the coins sealed; "general" when empty
+	offer   p2p.Offer
+	send    []int64
+	seal    []int64
+	program string // of the coins sealed; "general" when empty
+	keys    int    // the payer's keys for change; 8 when 0
 }
 
 // payLying runs one session from `from`, a payer that says and seals what
@@ -50,21 +51,23 @@ func payLying(t *testing.T, from, to *holder, l lie) (payErr, recvErr error) {
 	if _, err := payer.Hello(ctx, from.w.hello()); err != nil {
 		return err, recvErr
 	}
-	if _, err := payer.Offer(ctx, l.offer); err != nil {
+	if err := payer.Offer(ctx, l.offer); err != nil {
 		return err, recvErr
 	}
-	p := l.proposal
-	if p.Keys == nil && len(p.Change) > 0 {
-		if p.Keys, err = from.w.v.PromiseExchangeKeys(ctx, len(p.Change), nil); err != nil {
+	n := len(l.seal)
+	if l.send != nil {
+		p := p2p.ChangeProposal{Send: l.send}
+		if p.Keys, err = from.w.v.OfferExchangeKeys(ctx, cmp.Or(l.keys, 8)); err != nil {
 			t.Fatal(err)
 		}
-	}
-	n := len(l.seal)
-	if p.Send != nil {
-		if err := payer.ProposeChange(ctx, p); err != nil {
+		agreed, err := payer.ProposeChange(ctx, p)
+		if err != nil {
 			return err, recvErr
 		}
-		n = len(p.Send)
+		if err := from.w.v.PromiseKeys(ctx, p.Keys[:len(agreed)]); err != nil {
+			t.Fatal(err)
+		}
+		n = len(l.send)
 	}
 	keys, err := payer.ExchangeKeys(ctx, n)
 	if err != nil {
@@ -142,25 +145,27 @@ func TestLyingPayerGetsNoChange(t *testing.T) {
 		sealed bool   // the payer got as far as sealing a coin
 		reason string // in the payee's error
 	}{
-		{"a 1.00 coin where 3.00 was proposed", lie{offer(100), p2p.ChangeProposal{Send: []int64{300}, Change: []int64{100, 100}}, []int64{100}, ""},
+		{"a 1.00 coin where 3.00 was proposed", lie{offer: offer(100), send: []int64{300}, seal: []int64{100}},
 			true, "a 100 EUR coin of program \"general\" arrived on a key agreed for 300 EUR"},
-		{"a 1.00 coin where 5.00 was proposed", lie{offer(100), p2p.ChangeProposal{Send: []int64{500}, Change: []int64{100, 100, 100, 100}}, []int64{100}, ""},
+		{"a 1.00 coin where 5.00 was proposed", lie{offer: offer(100), send: []int64{500}, seal: []int64{100}},
 			true, "agreed for 500 EUR"},
-		{"two 1.00 coins where 5.00 and 1.00 were proposed", lie{offer(400), p2p.ChangeProposal{Send: []int64{500, 100}, Change: []int64{100, 100}}, []int64{100, 100}, ""},
+		{"two 1.00 coins where 5.00 and 1.00 were proposed", lie{offer: offer(400), send: []int64{500, 100}, seal: []int64{100, 100}},
 			true, "agreed for 500 EUR"},
-		{"the right values in the wrong order", lie{offer(400), p2p.ChangeProposal{Send: []int64{500, 100}, Change: []int64{100, 100}}, []int64{100, 500}, ""},
+		{"the right values in the wrong order", lie{offer: offer(400), send: []int64{500, 100}, seal: []int64{100, 500}},
 			true, "agreed for 500 EUR"},
-		{"a voucher where general money was proposed", lie{offer(100), p2p.ChangeProposal{Send: []int64{300}, Change: []int64{100, 100}}, []int64{100}, "grocery-voucher"},
+		{"a voucher where general money was proposed", lie{offer: offer(100), send: []int64{300}, seal: []int64{100}, program: "grocery-voucher"},
 			true, `program "grocery-voucher"`},
-		{"a voucher paid as the general money offered", lie{offer(100), p2p.ChangeProposal{}, []int64{100}, "grocery-voucher"},
+		{"a voucher paid as the general money offered", lie{offer: offer(100), seal: []int64{100}, program: "grocery-voucher"},
 			true, `the offer was EUR of program "general"`},
-		{"change beyond the payee's coins", lie{offer(100), p2p.ChangeProposal{Send: []int64{900}, Change: []int64{500, 100, 100, 100}}, nil, ""},
-			false, "cannot give"},
-		{"change that does not add up", lie{offer(100), p2p.ChangeProposal{Send: []int64{500}, Change: []int64{100}}, nil, ""},
-			false, "does not make the 1.00 offered"},
-		{"a negative change coin", lie{offer(100), p2p.ChangeProposal{Send: []int64{100}, Change: []int64{-100}}, nil, ""},
+		{"change beyond the payee's coins", lie{offer: offer(100), send: []int64{900}},
+			false, "the payee cannot give 8.00 in change in at most 8 coins"},
+		{"change in more coins than keys", lie{offer: offer(100), send: []int64{500}, keys: 2},
+			false, "the payee cannot give 4.00 in change in at most 2 coins"},
+		{"no change due", lie{offer: offer(500), send: []int64{500}},
+			false, "5.00 sent does not exceed the 5.00 offered"},
+		{"a negative coin sent", lie{offer: offer(100), send: []int64{-100, 300}},
 			false, "not positive"},
-		{"a zero coin sent", lie{offer(100), p2p.ChangeProposal{Send: []int64{0, 200}, Change: []int64{100}}, nil, ""},
+		{"a zero coin sent", lie{offer: offer(100), send: []int64{0, 200}},
 			false, "not positive"},
 	}
 	for _, tt := range tests {
@@ -226,7 +231,7 @@ func liarWorld(t *testing.T, b *testBank) (alice, bob *holder) {
 // the payee's purse unchanged and no change given.
 func TestLyingPayerResends(t *testing.T) {
 	alice, bob := liarWorld(t, newTestBankOf(t, denom.Set{100, 500}))
-	l := lie{p2p.Offer{Amount: 100, Currency: "EUR", Program: "general"}, p2p.ChangeProposal{Send: []int64{300}, Change: []int64{100, 100}}, []int64{100}, ""}
+	l := lie{offer: p2p.Offer{Amount: 100, Currency: "EUR", Program: "general"}, send: []int64{300}, seal: []int64{100}}
 	if payErr, recvErr := payLying(t, alice, bob, l); payErr == nil || !errors.Is(recvErr, vault.ErrNotAgreed) {
 		t.Fatalf("payer %v, payee %v", payErr, recvErr)
 	}
@@ -249,7 +254,7 @@ func TestLyingPayerResends(t *testing.T) {
 func TestShortPayment(t *testing.T) {
 	alice, bob := liarWorld(t, newTestBankOf(t, denom.Set{100, 500}))
 	bob0 := bob.balance(t)
-	l := lie{p2p.Offer{Amount: 500, Currency: "EUR", Program: "general"}, p2p.ChangeProposal{}, []int64{100}, ""}
+	l := lie{offer: p2p.Offer{Amount: 500, Currency: "EUR", Program: "general"}, seal: []int64{100}}
 	payErr, recvErr := payLying(t, alice, bob, l)
 	if payErr != nil || !errors.Is(recvErr, ErrNotAsOffered) || !strings.Contains(recvErr.Error(), "received 1.00 of the 5.00 offered") {
 		t.Fatalf("payer %v; payee %v; want %v with the amounts", payErr, recvErr, ErrNotAsOffered)
