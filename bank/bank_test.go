@@ -193,6 +193,13 @@ func TestAuth(t *testing.T) {
 	deposit := func(account string) string {
 		return `{"account": "` + account + `", "coins": [{"sandbox": {"coin": {}, "chain": []}, "proof": ""}]}`
 	}
+	reclaim := func(account string) string {
+		return `{"account": "` + account + `", "coins": [{"sandbox": {"coin": {}, "chain": []}, "authorization": "", "key": "", "proof": ""}]}`
+	}
+	exchange := func(account string) api.ExchangeRequest {
+		return api.ExchangeRequest{ID: "x1", Account: account, Coins: []api.DepositCoin{{Sandbox: otp.Sandbox{Chain: []otp.Link{}}}},
+			Withdraw: []api.WithdrawBatch{{KeyID: coinKey.KeyID, Blinded: blinded}}}
+	}
 	type route struct {
 		method, path string
 		body         any
@@ -208,6 +215,8 @@ func TestAuth(t *testing.T) {
 			{"GET", "/v1/accounts/" + account + "/history", nil},
 			{"POST", "/v1/withdrawals", withdraw(account)},
 			{"POST", "/v1/deposits", deposit(account)},
+			{"POST", "/v1/reclaims", reclaim(account)},
+			{"POST", "/v1/exchanges", exchange(account)},
 		}
 	}
 	before := state(t, e)
