@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/otpcash/otpcash/otp"
+	"github.com/otpcash/otpcash/p2p"
 )
 
 // flipB64 changes one bit of a base64url string.
@@ -118,7 +119,7 @@ func TestReceiveForgedLaterLink(t *testing.T) {
 	}
 	for _, hops := range []int{2, 3} {
 		t.Run(fmt.Sprintf("%d hops honest", hops), func(t *testing.T) {
-			h := &payee{w: bob.w, p: Payment{Peer: "carol"}}
+			h := &payee{w: bob.w, p: Payment{Peer: "carol"}, offer: p2p.Offer{Amount: 100, Currency: "EUR", Program: "general"}}
 			coins, _ := twins(t, h, hops)
 			before := stateOf(t, bob)
 			if _, _, err := h.Receive(ctx, coins[:1]); err != nil {
@@ -131,7 +132,7 @@ func TestReceiveForgedLaterLink(t *testing.T) {
 		for i := 1; i < hops; i++ {
 			for _, tt := range tests {
 				t.Run(fmt.Sprintf("%d hops, link %d, %s", hops, i, tt.name), func(t *testing.T) {
-					h := &payee{w: bob.w, p: Payment{Peer: "carol"}}
+					h := &payee{w: bob.w, p: Payment{Peer: "carol"}, offer: p2p.Offer{Amount: 100, Currency: "EUR", Program: "general"}}
 					coins, keys := twins(t, h, hops)
 					coin := coins[0]
 					coin.Chain = slices.Clone(coin.Chain)
