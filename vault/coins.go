@@ -711,10 +711,10 @@ func (v *Vault) SelectProgram(ctx context.Context, amt int64, currency, program 
 }
 
 // PayableCounts counts by value the coins Payable would return: what a
-// payee tells a payer it can give in change, at every offer. A shop holds
+// payee plans the change a payer asks for with. A shop holds
 // many coins; this decrypts only the held records it has not counted
 // before in this process, and recognises the others by row key and nonce
-// (every write of a record draws a fresh nonce), so an offer costs a read
+// (every write of a record draws a fresh nonce), so a plan costs a read
 // of the records, not a decryption and decoding of each.
 func (v *Vault) PayableCounts(ctx context.Context, currency, program string) (map[int64]int, error) {
 	counts := map[int64]int{}
