@@ -8,10 +8,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 
 	"filippo.io/edwards25519"
 	"github.com/gowebpki/jcs"
+
+	"github.com/otpcash/otpcash/internal/strictjson"
 )
 
 // Domain-separation labels: each signature covers one of these, a zero byte
@@ -29,10 +30,16 @@ const (
 	labelReclaim     = "otpcash/v1/reclaim"
 )
 
-// Canonical returns the RFC 8785 (JCS) form of v's JSON encoding.
+// Canonical returns the RFC 8785 (JCS) form of v's JSON encoding. It
+// refuses an integer beyond ±(2^53-1): JCS reads numbers as IEEE doubles
+// and would write it rounded, so that two documents (coins of values 2^53
+// and 2^53+1) shared one form, one checksum and one signature.
 func Canonical(v any) ([]byte, error) {
 	raw, err := json.Marshal(v)
 	if err != nil {
+		return nil, err
+	}
+	if err := strictjson.CheckIntegers(raw); err != nil {
 		return nil, err
 	}
 	return jcs.Transform(raw)
@@ -137,26 +144,14 @@ func equalText(a, b string) bool {
 	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }
 
-// decodeStrict decodes exactly one JSON value into v, refusing unknown
-// fields and trailing data.
-func decodeStrict(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("trailing data after JSON value")
-	}
-	return nil
-}
-
-// decodeExact is decodeStrict for signed documents: it also requires the
-// input to mean exactly what v re-encodes to. encoding/json matches field
-// names case-insensitively and keeps the last of duplicate keys, so without
-// this check two different byte strings could parse as one document.
+// decodeExact decodes a signed document strictly (see strictjson: no
+// repeated, mis-cased or unknown names, no integer beyond ±(2^53-1), no
+// trailing data), and requires the input to mean exactly what v
+// re-encodes to, so that no two byte strings parse as one document: a
+// field null where a value is required, or a value in another spelling,
+// is refused too.
 func decodeExact(data []byte, v any) error {
-	if err := decodeStrict(data, v); err != nil {
+	if err := strictjson.Unmarshal(data, v); err != nil {
 		return err
 	}
 	in, err := jcs.Transform(data)
