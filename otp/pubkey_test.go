@@ -1,6 +1,7 @@
 package otp
 
 import (
+	"context"
 	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
@@ -195,6 +196,45 @@ func TestIdentityKeySignsNothing(t *testing.T) {
 		}
 		if err := paid.VerifyReclaim(auth, b64.EncodeToString(raw), forged, "acct"); !errors.Is(err, ErrPublicKey) {
 			t.Errorf("%s: reclaim: VerifyReclaim = %v; want %v", spelling, err, ErrPublicKey)
+		}
+	}
+}
+
+// The payer's executor refuses a payee's exchange key of small order
+// (certified blindly, the bank never saw it) before it seals anything; the
+// payee refuses a coin whose chain runs through such a key even when it
+// trusts its own certificates.
+func TestPayerAndPayeeRefuseWeakKeys(t *testing.T) {
+	f := newFixture(t)
+	for _, spelling := range []string{
+		"0100000000000000000000000000000000000000000000000000000000000000",
+		"0100000000000000000000000000000000000000000000000000000000000080",
+	} {
+		raw, _ := hex.DecodeString(spelling)
+		weak, err := f.exchKey.Certify(ed25519.PublicKey(raw), t0.AddDate(0, 3, 0), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		peer := &fakePeer{keys: []ExchangeKey{weak}, privs: []ed25519.PrivateKey{f.payee}}
+		r := &Run{Verifier: f.v, Now: f.now, Peer: peer, Purse: &fakePurse{holder: f.holder, peer: peer}, Coins: []Sandbox{{Coin: *f.coin}}}
+		if err := Execute(context.Background(), r); !errors.Is(err, ErrPublicKey) {
+			t.Errorf("%s: Execute = %v; want %v", spelling, err, ErrPublicKey)
+		}
+		if len(peer.calls) != 1 || peer.calls[0] != StepSetupConnection {
+			t.Errorf("%s: the payer went on after the keys: %v", spelling, peer.calls)
+		}
+
+		// Payee: the coin came through the weak key, then to the payee.
+		coin, err := f.coinKey.Issue(NewSerial(), ed25519.PublicKey(raw), t0.AddDate(1, 0, 0), GeneralProgram())
+		if err != nil {
+			t.Fatal(err)
+		}
+		forged := b64.EncodeToString(append([]byte{1, 31: 0}, make([]byte, 32)...))
+		in := []Sandbox{{Coin: *coin, Chain: []Link{{To: f.exchange, Sig: forged}}}}
+		for _, own := range []func(*ExchangeKey) bool{nil, func(*ExchangeKey) bool { return true }} {
+			if err := f.v.VerifyReceived(in, own); !errors.Is(err, ErrPublicKey) {
+				t.Errorf("%s: VerifyReceived = %v; want %v", spelling, err, ErrPublicKey)
+			}
 		}
 	}
 }
