@@ -2,6 +2,7 @@ package p2p
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"os"
@@ -130,14 +131,36 @@ func TestCacophonyVectors(t *testing.T) {
 					t.Errorf("message %d: payload %x, want %x", i, pt, m.Payload)
 				}
 			}
-			// The two sides must agree on the handshake hash, the channel
-			// binding the SAS is made from. The vector's handshake_hash
-			// is not compared: flynn/noise's final h (which every
-			// handshake message above used, as associated data, and
-			// matched) differs from it, and cacophony's own consumers
-			// (snow's vector test) do not read that field either.
-			if !bytes.Equal(initiator.ChannelBinding(), responder.ChannelBinding()) {
-				t.Error("initiator and responder disagree on the handshake hash")
+			// The handshake hash is the channel binding the SAS is made
+			// from. It is checked against the Noise specification's
+			// chain (section 5.2, MixHash) over the vector's prologue and
+			// handshake messages: e, then payload; e, encrypted s,
+			// encrypted payload; encrypted s, encrypted payload. The
+			// vector's own handshake_hash field is not used: it is no
+			// value of that chain (cacophony's consumers, such as snow's
+			// vector test, do not read it either).
+			h := []byte(v.ProtocolName)
+			if len(h) <= sha256.Size {
+				h = append(h, make([]byte, sha256.Size-len(h))...)
+			} else {
+				s := sha256.Sum256(h)
+				h = s[:]
+			}
+			mix := func(data []byte) { s := sha256.Sum256(append(h, data...)); h = s[:] }
+			mix(v.InitPrologue)
+			m := v.Messages
+			const dh, sealedKey = 32, 32 + 16
+			for _, part := range [][]byte{
+				m[0].Ciphertext[:dh], m[0].Ciphertext[dh:],
+				m[1].Ciphertext[:dh], m[1].Ciphertext[dh : dh+sealedKey], m[1].Ciphertext[dh+sealedKey:],
+				m[2].Ciphertext[:sealedKey], m[2].Ciphertext[sealedKey:],
+			} {
+				mix(part)
+			}
+			for name, hs := range map[string]*noise.HandshakeState{"initiator": initiator, "responder": responder} {
+				if got := hs.ChannelBinding(); !bytes.Equal(got, h) {
+					t.Errorf("%s handshake hash %x, want %x", name, got, h)
+				}
 			}
 		})
 	}
