@@ -307,6 +307,10 @@ func TestBadInput(t *testing.T) {
 		{"credit float", "POST", "/v1/accounts/" + id + "/credit", banktest.AdminToken, `{"amount": 1.5}`, 400, api.CodeBadRequest, "CreditRequest.amount"},
 		{"credit string", "POST", "/v1/accounts/" + id + "/credit", banktest.AdminToken, `{"amount": "10.00"}`, 400, api.CodeBadRequest, "CreditRequest.amount"},
 		{"exchange keys in the clear, anonymous", "POST", "/v1/exchange-keys", "", api.ExchangeKeysRequest{Pubs: []string{key}}, 400, api.CodeBadRequest, "certified blindly"},
+		// The identity point signs everything (R = identity, S = 0), and a
+		// second spelling of a key is a second key (issue 13).
+		{"exchange key of small order", "POST", "/v1/exchange-keys", token, api.ExchangeKeysRequest{Account: id, Pubs: []string{key, "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}}, 400, api.CodeBadRequest, "pubs[1]: public key AQAAAAAAAAAA: invalid Ed25519 public key: a point of small order"},
+		{"exchange key not in its only encoding", "POST", "/v1/exchange-keys", token, api.ExchangeKeysRequest{Account: id, Pubs: []string{"AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAIA"}}, 400, api.CodeBadRequest, "pubs[0]: public key AQAAAAAAAAAA: invalid Ed25519 public key: not in its only encoding"},
 		{"exchange keys none", "POST", "/v1/exchange-keys", "", `{"keyId": "k", "blinded": []}`, 400, api.CodeBadRequest, "blinded: empty"},
 		{"exchange keys bad blinded", "POST", "/v1/exchange-keys", "", `{"keyId": "k", "blinded": ["AAAA"]}`, 400, api.CodeBadRequest, "blinded[0]"},
 		{"exchange keys too many", "POST", "/v1/exchange-keys", "", api.ExchangeKeysRequest{KeyID: "k", Blinded: []string{blindMsg(0), blindMsg(1), blindMsg(2), blindMsg(3)}}, 413, api.CodeTooLarge, "blinded: 4 given"},

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/ed25519"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -437,7 +436,11 @@ func (t *tx) receive(peer string, in *otp.Sandbox, id []byte, state string, h *h
 			return recs, otp.Ack{}, err
 		}
 	}
-	ack, err := in.Acknowledge(privateKey(k.Seed, in.Holder()))
+	priv, err := privateKey(k.Seed, in.Holder())
+	if err != nil {
+		return recs, otp.Ack{}, err
+	}
+	ack, err := in.Acknowledge(priv)
 	if err != nil {
 		return recs, otp.Ack{}, err
 	}
@@ -878,19 +881,4 @@ func (v *Vault) MarkDeposited(ctx context.Context, tokens []string) error {
 		return fmt.Errorf("mark deposited: %w", err)
 	}
 	return nil
-}
-
-// privateKey rebuilds the one-time private key with seed whose public key
-// is pub (text form), without ed25519.NewKeyFromSeed's scalar
-// multiplication: an Ed25519 private key is the seed followed by the public
-// key. The key record is found by a MAC of pub and authenticated by the
-// AEAD, so the seed is the one made with pub; were they ever to disagree,
-// the signature would simply not verify. A pub that does not decode falls
-// back to deriving it.
-func privateKey(seed []byte, pub string) ed25519.PrivateKey {
-	raw, err := otp.DecodeKey(pub)
-	if err != nil || len(seed) != ed25519.SeedSize {
-		return ed25519.NewKeyFromSeed(seed)
-	}
-	return ed25519.PrivateKey(append(append(make([]byte, 0, ed25519.PrivateKeySize), seed...), raw...))
 }
