@@ -39,7 +39,9 @@ const (
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 // Handler returns the HTTP API: the /v1 routes and /healthz. Every
-// response, errors included, is JSON; every request is logged.
+// response, errors included, is JSON; every request is logged. It does not
+// serve the metrics: they are for the operator, not for clients
+// (MetricsHandler).
 func (b *Bank) Handler() http.Handler {
 	routes := []struct {
 		method, path string
@@ -73,7 +75,6 @@ func (b *Bank) Handler() http.Handler {
 			return api.Errorf(http.StatusMethodNotAllowed, api.CodeMethodNotAllowed, "%s %s: use %s", r.Method, path, allow)
 		}))
 	}
-	mux.Handle("GET /metrics", b.metrics.handler())
 	mux.Handle("/", b.serve(func(w http.ResponseWriter, r *http.Request) error {
 		return api.Errorf(http.StatusNotFound, api.CodeNotFound, "no such endpoint: %s", r.URL.Path)
 	}))

@@ -42,11 +42,11 @@ deposits with double-deposit detection, accounts) and its admin tools.`,
 
 func bankServeCmd() *cobra.Command {
 	var (
-		db, listen, tokenFile    string
-		logFormat, logLevel      string
-		tlsCert, tlsKey          string
-		issuer, currency, denoms string
-		programsFile             string
+		db, listen, tokenFile     string
+		logFormat, logLevel       string
+		tlsCert, tlsKey           string
+		issuer, currency, denoms  string
+		programsFile, metricsAddr string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -106,7 +106,26 @@ file. Logs go to stderr; the line with msg=listening gives the address.`,
 				}
 				ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 			}
-			return bank.Serve(ctx, ln, b.Handler(), log)
+			if metricsAddr == "" {
+				return bank.Serve(ctx, ln, b.Handler(), log)
+			}
+			mln, err := net.Listen("tcp", metricsAddr)
+			if err != nil {
+				ln.Close()
+				return fmt.Errorf("--metrics-addr: %w", err)
+			}
+			// Either server failing stops the other: a bank whose
+			// monitoring is down should not run unwatched.
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			errc := make(chan error, 1)
+			go func() {
+				defer cancel()
+				errc <- bank.Serve(ctx, mln, b.MetricsHandler(), log.With("server", "metrics"))
+			}()
+			err = bank.Serve(ctx, ln, b.Handler(), log)
+			cancel()
+			return errors.Join(err, <-errc)
 		},
 	}
 	f := cmd.Flags()
@@ -120,6 +139,7 @@ file. Logs go to stderr; the line with msg=listening gives the address.`,
 	f.StringVar(&issuer, "issuer", "", `issuer name in coins (default "otpcash-bank"); fixed for the life of the database`)
 	f.StringVar(&currency, "currency", "", `ISO 4217 currency of accounts and coins (default "EUR")`)
 	f.StringVar(&denoms, "denominations", "", `coin values, like 0.01,0.02,0.05,1,2 (default: the currency's; for EUR its coins and notes, 0.01 to 500.00)`)
+	f.StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus /metrics on this address (host:port), apart from the API; default: not served")
 	f.StringVar(&programsFile, "config", "", "TOML file of coin programs (docs/PROGRAMS.md); default: general, grocery-voucher, max-hops")
 	_ = cmd.MarkFlagRequired("db")
 	_ = cmd.MarkFlagRequired("admin-token-file")
