@@ -90,6 +90,31 @@ func TestNewRefusesAnotherIssuersStore(t *testing.T) {
 	}
 }
 
+// TestStoredJSONIsStrict: what the bank reads back from its store is
+// decoded strictly too, so a record that means two things (the issuer
+// check would pass on the last of two names) is an error, not a guess.
+func TestStoredJSONIsStrict(t *testing.T) {
+	e := banktest.New(t, bank.Config{})
+	id, token := e.Account(t, 0)
+	db := openRaw(t, e.Path)
+	if _, err := db.Exec(`UPDATE accounts SET attrs = '{"category":"a","category":"b"}' WHERE id = ?`, id); err != nil {
+		t.Fatal(err)
+	}
+	wantError(t, call(t, e, "GET", "/v1/accounts/"+id, token, nil), http.StatusInternalServerError, api.CodeInternal, "internal error")
+	if logs := e.Logs.String(); !strings.Contains(logs, `duplicate object member name \"category\"`) {
+		t.Errorf("the log does not name the duplicate attribute:\n%s", logs)
+	}
+
+	root := []byte(`{"issuer":"other-bank","issuer":"otpcash-bank"}`)
+	if _, err := db.Exec(`UPDATE issuer_keys SET entry = ? WHERE seq = (SELECT MIN(seq) FROM issuer_keys)`, root); err != nil {
+		t.Fatal(err)
+	}
+	_, err := bank.New(context.Background(), e.Store, bank.Config{AdminToken: banktest.AdminToken, Denominations: denom.Set{banktest.TestValue}})
+	if err == nil || !strings.Contains(err.Error(), `root key`) || !strings.Contains(err.Error(), `duplicate object member name "issuer"`) {
+		t.Fatalf("New on a root key entry with two issuers: %v", err)
+	}
+}
+
 func TestNewRefusesBadConfig(t *testing.T) {
 	e := banktest.New(t, bank.Config{})
 	for _, cfg := range []bank.Config{
@@ -269,11 +294,11 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"empty body", "POST", "/v1/withdrawals", token, "", 400, api.CodeBadRequest, "empty request body"},
 		{"malformed JSON", "POST", "/v1/withdrawals", token, `{"id": "w1",`, 400, api.CodeBadRequest, "invalid JSON body"},
-		{"not an object", "POST", "/v1/withdrawals", token, `[1]`, 400, api.CodeBadRequest, "cannot unmarshal array"},
-		{"unknown field", "POST", "/v1/withdrawals", token, withdraw(`"blinded": ["` + m + `"], "extra": 1`), 400, api.CodeBadRequest, `unknown field "extra"`},
-		{"holders in the clear", "POST", "/v1/withdrawals", token, withdraw(`"holders": ["` + key + `"]`), 400, api.CodeBadRequest, `unknown field "holders"`},
-		{"trailing data", "POST", "/v1/withdrawals", token, withdraw(`"blinded": ["`+m+`"]`) + ` {}`, 400, api.CodeBadRequest, "trailing data"},
-		{"wrong type", "POST", "/v1/withdrawals", token, `{"id": 7, "account": "` + id + `", "blinded": []}`, 400, api.CodeBadRequest, "WithdrawRequest.id"},
+		{"not an object", "POST", "/v1/withdrawals", token, `[1]`, 400, api.CodeBadRequest, "cannot unmarshal JSON array"},
+		{"unknown field", "POST", "/v1/withdrawals", token, withdraw(`"blinded": ["` + m + `"], "extra": 1`), 400, api.CodeBadRequest, `unknown object member name "extra"`},
+		{"holders in the clear", "POST", "/v1/withdrawals", token, withdraw(`"holders": ["` + key + `"]`), 400, api.CodeBadRequest, `unknown object member name "holders"`},
+		{"trailing data", "POST", "/v1/withdrawals", token, withdraw(`"blinded": ["`+m+`"]`) + ` {}`, 400, api.CodeBadRequest, "after top-level value"},
+		{"wrong type", "POST", "/v1/withdrawals", token, `{"id": 7, "account": "` + id + `", "blinded": []}`, 400, api.CodeBadRequest, `into Go string within "/id"`},
 		{"missing id", "POST", "/v1/withdrawals", token, `{"account": "` + id + `", "keyId": "` + kid + `", "blinded": ["` + m + `"]}`, 400, api.CodeBadRequest, "id: want 1 to 128 characters"},
 		{"id with space", "POST", "/v1/withdrawals", token, `{"id": "a b", "account": "` + id + `", "keyId": "` + kid + `", "blinded": ["` + m + `"]}`, 400, api.CodeBadRequest, "id: only printable ASCII"},
 		{"missing key id", "POST", "/v1/withdrawals", token, `{"id": "w1", "account": "` + id + `", "blinded": ["` + m + `"]}`, 400, api.CodeBadRequest, "keyId: want 1 to 128 characters"},
@@ -289,14 +314,23 @@ func TestBadInput(t *testing.T) {
 		{"oversize withdrawal", "POST", "/v1/withdrawals", token, withdraw(`"blinded": ["` + strings.Repeat("A", 1100<<10) + `"]`), 413, api.CodeTooLarge, "larger than 1048576 bytes"},
 		{"oversize deposit", "POST", "/v1/deposits", token, `{"account": "` + id + `", "coins": [{"proof": "` + strings.Repeat("A", 9<<20) + `"}]}`, 413, api.CodeTooLarge, "larger than 8388608 bytes"},
 		{"deposit without coins", "POST", "/v1/deposits", token, `{"account": "` + id + `", "coins": []}`, 400, api.CodeBadRequest, "coins: empty"},
-		{"deposit unknown field in sandbox", "POST", "/v1/deposits", token, `{"account": "` + id + `", "coins": [{"sandbox": {"coin": {}, "chain": [], "x": 1}, "proof": ""}]}`, 400, api.CodeBadRequest, `unknown field "x"`},
+		{"deposit unknown field in sandbox", "POST", "/v1/deposits", token, `{"account": "` + id + `", "coins": [{"sandbox": {"coin": {}, "chain": [], "x": 1}, "proof": ""}]}`, 400, api.CodeBadRequest, `unknown object member name "x" within "/coins/0/sandbox"`},
 		{"deposit bad step", "POST", "/v1/deposits", token, `{"account": "` + id + `", "coins": [{"sandbox": {"coin": {"callMethod": [{"method": "x"}]}, "chain": []}, "proof": ""}]}`, 400, api.CodeBadRequest, "empty args"},
 		{"deposit without account", "POST", "/v1/deposits", token, `{"coins": []}`, 400, api.CodeBadRequest, "account: want 1 to 128"},
 		{"credit zero", "POST", "/v1/accounts/" + id + "/credit", banktest.AdminToken, `{"amount": 0}`, 400, api.CodeBadRequest, "amount must be between 1"},
 		{"credit negative", "POST", "/v1/accounts/" + id + "/credit", banktest.AdminToken, `{"amount": -5}`, 400, api.CodeBadRequest, "got -5"},
-		{"credit huge", "POST", "/v1/accounts/" + id + "/credit", banktest.AdminToken, `{"amount": 9223372036854775807}`, 400, api.CodeBadRequest, "amount must be between 1"},
-		{"credit float", "POST", "/v1/accounts/" + id + "/credit", banktest.AdminToken, `{"amount": 1.5}`, 400, api.CodeBadRequest, "CreditRequest.amount"},
-		{"credit string", "POST", "/v1/accounts/" + id + "/credit", banktest.AdminToken, `{"amount": "10.00"}`, 400, api.CodeBadRequest, "CreditRequest.amount"},
+		{"credit huge", "POST", "/v1/accounts/" + id + "/credit", banktest.AdminToken, `{"amount": 9223372036854775807}`, 400, api.CodeBadRequest, "integer outside ±(2^53-1)"},
+		{"credit float", "POST", "/v1/accounts/" + id + "/credit", banktest.AdminToken, `{"amount": 1.5}`, 400, api.CodeBadRequest, `"/amount": want an integer without fraction`},
+		{"credit string", "POST", "/v1/accounts/" + id + "/credit", banktest.AdminToken, `{"amount": "10.00"}`, 400, api.CodeBadRequest, `"/amount": want an integer`},
+		// Strict JSON: one byte string, one meaning. The last of two
+		// "amount"s would credit 7; a mis-cased name would be read as
+		// the field; 2^53 is where IEEE doubles stop counting by one.
+		{"credit duplicate name", "POST", "/v1/accounts/" + id + "/credit", banktest.AdminToken, `{"amount": -1, "amount": 7}`, 400, api.CodeBadRequest, `duplicate object member name "amount"`},
+		{"credit mis-cased name", "POST", "/v1/accounts/" + id + "/credit", banktest.AdminToken, `{"Amount": 7}`, 400, api.CodeBadRequest, `unknown object member name "Amount"`},
+		{"credit beyond 2^53", "POST", "/v1/accounts/" + id + "/credit", banktest.AdminToken, `{"amount": 9007199254740993}`, 400, api.CodeBadRequest, "integer outside ±(2^53-1): 9007199254740993"},
+		{"withdrawal duplicate name", "POST", "/v1/withdrawals", token, withdraw(`"blinded": ["` + m + `"], "account": "` + id + `"`), 400, api.CodeBadRequest, `duplicate object member name "account"`},
+		{"withdrawal mis-cased name", "POST", "/v1/withdrawals", token, `{"ID": "w1", "account": "` + id + `", "keyId": "` + kid + `", "blinded": ["` + m + `"]}`, 400, api.CodeBadRequest, `unknown object member name "ID"`},
+		{"deposit duplicate name in a coin", "POST", "/v1/deposits", token, `{"account": "` + id + `", "coins": [{"proof": "a", "proof": "b"}]}`, 400, api.CodeBadRequest, `duplicate object member name "proof"`},
 		{"exchange keys in the clear, anonymous", "POST", "/v1/exchange-keys", "", api.ExchangeKeysRequest{Pubs: []string{key}}, 400, api.CodeBadRequest, "certified blindly"},
 		{"exchange keys none", "POST", "/v1/exchange-keys", "", `{"keyId": "k", "blinded": []}`, 400, api.CodeBadRequest, "blinded: empty"},
 		{"exchange keys bad blinded", "POST", "/v1/exchange-keys", "", `{"keyId": "k", "blinded": ["AAAA"]}`, 400, api.CodeBadRequest, "blinded[0]"},
@@ -309,9 +343,12 @@ func TestBadInput(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			before := state(t, e)
+			before, balance := state(t, e), e.Balance(t, id, token)
 			wantError(t, call(t, e, tc.method, tc.path, tc.token, tc.body), tc.status, tc.code, tc.msg)
 			sameState(t, before, state(t, e))
+			if got := e.Balance(t, id, token); got != balance {
+				t.Fatalf("balance %d after a refused request, was %d", got, balance)
+			}
 		})
 	}
 }

@@ -1,6 +1,7 @@
 package bank
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/otpcash/otpcash/bank/api"
 	"github.com/otpcash/otpcash/bank/storage"
+	"github.com/otpcash/otpcash/internal/strictjson"
 	"github.com/otpcash/otpcash/otp"
 )
 
@@ -190,28 +192,25 @@ func badRequest(format string, args ...any) *api.Error {
 	return api.Errorf(http.StatusBadRequest, api.CodeBadRequest, format, args...)
 }
 
-// decode reads exactly one JSON value from r into v, refusing unknown
-// fields and trailing data, and turns every failure into an *api.Error.
+// decode reads exactly one JSON value from r into v, strictly
+// (strictjson: no duplicate, mis-cased or unknown names, no trailing data,
+// no integer beyond 2^53-1), and turns every failure into an *api.Error.
+// r is bounded by the caller (http.MaxBytesReader).
 func decode(r io.Reader, v any) error {
-	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil {
-		if _, err = dec.Token(); err == io.EOF {
-			return nil
-		}
-		if err == nil {
-			err = errors.New("trailing data after the JSON value")
-		}
-	}
+	data, err := io.ReadAll(r)
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
 		return api.Errorf(http.StatusRequestEntityTooLarge, api.CodeTooLarge, "request body larger than %d bytes", tooLarge.Limit)
-	case errors.Is(err, io.EOF):
+	case err != nil:
+		return badRequest("reading the request body: %v", err)
+	case len(bytes.TrimSpace(data)) == 0:
 		return badRequest("empty request body; want JSON")
 	}
-	return badRequest("invalid JSON body: %v", err)
+	if err := strictjson.Unmarshal(data, v); err != nil {
+		return badRequest("invalid JSON body: %v", err)
+	}
+	return nil
 }
 
 // checkID checks a client-supplied identifier: 1 to 128 printable ASCII

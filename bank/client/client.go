@@ -23,6 +23,7 @@ import (
 
 	"github.com/otpcash/otpcash/bank/api"
 	"github.com/otpcash/otpcash/internal/parallel"
+	"github.com/otpcash/otpcash/internal/strictjson"
 	"github.com/otpcash/otpcash/otp"
 )
 
@@ -304,7 +305,7 @@ func (c *Client) do(ctx context.Context, method, path, token string, in, out any
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return responseError(resp.StatusCode, data)
 	}
-	if err := json.Unmarshal(data, out); err != nil {
+	if err := strictjson.Unmarshal(data, out); err != nil {
 		return fmt.Errorf("%s %s: decode response: %w", method, path, err)
 	}
 	return nil
@@ -314,7 +315,7 @@ func (c *Client) do(ctx context.Context, method, path, token string, in, out any
 // is not the bank's JSON (a proxy's error page, say).
 func responseError(status int, body []byte) *api.Error {
 	e := &api.Error{}
-	if json.Unmarshal(body, e) != nil || e.Code == "" {
+	if strictjson.Unmarshal(body, e) != nil || e.Code == "" {
 		e.Code = api.CodeBadRequest
 		if status >= 500 {
 			e.Code = api.CodeInternal

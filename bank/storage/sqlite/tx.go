@@ -12,6 +12,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/otpcash/otpcash/bank/storage"
+	"github.com/otpcash/otpcash/internal/strictjson"
 )
 
 type tx struct{ t *sql.Tx }
@@ -78,7 +79,7 @@ func (x *tx) Account(ctx context.Context, id string) (storage.Account, error) {
 	}
 	a.Created = fromUnix(created)
 	if attrs != "{}" {
-		if err := json.Unmarshal([]byte(attrs), &a.Attrs); err != nil {
+		if err := strictjson.Unmarshal([]byte(attrs), &a.Attrs); err != nil {
 			return a, fmt.Errorf("account %s: attrs: %w", id, err)
 		}
 	}
