@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -294,7 +293,7 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"empty body", "POST", "/v1/withdrawals", token, "", 400, api.CodeBadRequest, "empty request body"},
 		{"malformed JSON", "POST", "/v1/withdrawals", token, `{"id": "w1",`, 400, api.CodeBadRequest, "invalid JSON body"},
-		{"not an object", "POST", "/v1/withdrawals", token, `[1]`, 400, api.CodeBadRequest, "cannot unmarshal JSON array"},
+		{"not an object", "POST", "/v1/withdrawals", token, `[1]`, 400, api.CodeBadRequest, "unmarshal JSON array into Go api.WithdrawRequest"},
 		{"unknown field", "POST", "/v1/withdrawals", token, withdraw(`"blinded": ["` + m + `"], "extra": 1`), 400, api.CodeBadRequest, `unknown object member name "extra"`},
 		{"holders in the clear", "POST", "/v1/withdrawals", token, withdraw(`"holders": ["` + key + `"]`), 400, api.CodeBadRequest, `unknown object member name "holders"`},
 		{"trailing data", "POST", "/v1/withdrawals", token, withdraw(`"blinded": ["`+m+`"]`) + ` {}`, 400, api.CodeBadRequest, "after top-level value"},
@@ -525,49 +524,142 @@ func TestExchangeKeys(t *testing.T) {
 	}
 }
 
-func TestExchangeKeysRateLimit(t *testing.T) {
-	e := banktest.New(t, bank.Config{ExchangeKeyRate: rate.Every(time.Minute), ExchangeKeyBurst: 2})
+// TestExchangeKeysCostLimit floods anonymous certification, which needs
+// no token: the budgets count signatures, not requests, per client address
+// and for all clients, refuse with 429 and Retry-After naming the budget
+// spent, and leave withdrawals alone. The test clock stands still, so the
+// buckets refill only when the test says.
+func TestExchangeKeysCostLimit(t *testing.T) {
+	e := banktest.New(t, bank.Config{MaxCoinsPerRequest: 3,
+		ExchangeKeyRate: rate.Every(time.Hour), ExchangeKeyBurst: 5,
+		ExchangeKeyGlobalRate: rate.Every(time.Minute), ExchangeKeyGlobalBurst: 8})
 	h := e.Bank.Handler()
-	pub, _ := banktest.NewKey(t)
-	cat := e.Bank.Catalogue()
-	k, err := cat.CertificationKey()
+	k, err := e.Bank.Catalogue().CertificationKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	bk, err := otp.NewBlindExchangeKey(cat.Issuer, k, pub, rand.Reader)
+	next := 0
+	post := func(remote string, n int) response {
+		req := api.ExchangeKeysRequest{KeyID: k.KeyID}
+		for range n {
+			next++
+			req.Blinded = append(req.Blinded, blindMsg(next))
+		}
+		body, _ := json.Marshal(req)
+		r := httptest.NewRequest("POST", "/v1/exchange-keys", bytes.NewReader(body))
+		r.RemoteAddr = remote
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return response{w.Code, w.Header(), w.Body.Bytes()}
+	}
+	ok := func(res response) {
+		t.Helper()
+		var out api.ExchangeKeysResponse
+		decodeOK(t, res, &out)
+	}
+	refused := func(res response, msg, retry string) {
+		t.Helper()
+		wantError(t, res, http.StatusTooManyRequests, api.CodeRateLimited, msg)
+		if got := res.header.Get("Retry-After"); got != retry {
+			t.Errorf("Retry-After %q, want %q", got, retry)
+		}
+	}
+	const own, all = "budget of your address is spent", "budget for all clients is spent"
+
+	a, c := "192.0.2.1:1000", "192.0.2.3:1"
+	ok(post(a, 3))                                // A has 2 of 5 left
+	refused(post(a, 3), own, "3600")              // reading costs 1, the other 2 do not fit
+	ok(post(a, 1))                                // A's last signature
+	refused(post(a, 1), own+" (0.000277", "3600") // 2 of 4 requests refused: a budget of 5 requests would take all
+	// All clients: 3+1+1 of 8 spent (a refused request keeps the
+	// signature its reading cost), so B's 3 spend the rest, and C, with
+	// a full bucket of its own, is refused by the bank-wide budget, which
+	// leaves C's own untouched: a minute later, when the bank's budget
+	// has one signature again, C may take it.
+	ok(post("192.0.2.2:1", 3))
+	for range 5 {
+		refused(post(c, 1), all, "60")
+	}
+	e.Clock.Advance(time.Minute)
+	ok(post(c, 1))
+
+	// Certification has no claim on withdrawals: one still goes through.
+	id, token := e.Account(t, 1000)
+	if coins := e.Withdraw(t, id, token, 1); len(coins) != 1 {
+		t.Fatalf("withdrew %d coins", len(coins))
+	}
+
+	// An hour gives A one signature more.
+	e.Clock.Advance(time.Hour)
+	ok(post(a, 1))
+	refused(post(a, 1), own, "3540") // the minute above counts too
+}
+
+// TestExchangeKeysWorkers: certification signs on at most
+// ExchangeKeyWorkers CPUs. With every worker busy, a certification request
+// waits (and gives up when its client goes) while a withdrawal, which
+// signs on its own, goes through.
+func TestExchangeKeysWorkers(t *testing.T) {
+	e := banktest.New(t, bank.Config{ExchangeKeyWorkers: 2})
+	k, err := e.Bank.Catalogue().CertificationKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := `{"keyId": "` + k.KeyID + `", "blinded": ["` + otp.EncodeBlinded(bk.Blinded()) + `"]}`
-	post := func(remote string) *httptest.ResponseRecorder {
+	certify := func(ctx context.Context) response {
+		body := `{"keyId": "` + k.KeyID + `", "blinded": ["` + blindMsg(1) + `", "` + blindMsg(2) + `"]}`
+		r := httptest.NewRequestWithContext(ctx, "POST", "/v1/exchange-keys", strings.NewReader(body))
+		w := httptest.NewRecorder()
+		e.Bank.Handler().ServeHTTP(w, r)
+		return response{w.Code, w.Header(), w.Body.Bytes()}
+	}
+	release := e.Bank.HoldCertifyWorkers()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan response)
+	go func() { done <- certify(ctx) }()
+
+	id, token := e.Account(t, 1000)
+	if coins := e.Withdraw(t, id, token, 2); len(coins) != 2 {
+		t.Fatalf("withdrew %d coins", len(coins))
+	}
+	cancel() // the certifying client goes away
+	wantError(t, <-done, http.StatusServiceUnavailable, api.CodeUnavailable, "waiting for the bank's certification workers")
+
+	release()
+	var out api.ExchangeKeysResponse
+	decodeOK(t, certify(context.Background()), &out)
+	if len(out.BlindSignatures) != 2 {
+		t.Fatalf("%d blind signatures, want 2", len(out.BlindSignatures))
+	}
+}
+
+// TestExchangeKeysCostLimitPerAddress: one IPv6 user holds a /64, so it
+// shares one bucket; other addresses have their own.
+func TestExchangeKeysCostLimitPerAddress(t *testing.T) {
+	e := banktest.New(t, bank.Config{MaxCoinsPerRequest: 1,
+		ExchangeKeyRate: rate.Every(time.Minute), ExchangeKeyBurst: 2, ExchangeKeyGlobalRate: rate.Inf})
+	h := e.Bank.Handler()
+	k, err := e.Bank.Catalogue().CertificationKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(remote string, i int) int {
+		body := `{"keyId": "` + k.KeyID + `", "blinded": ["` + blindMsg(i) + `"]}`
 		r := httptest.NewRequest("POST", "/v1/exchange-keys", strings.NewReader(body))
 		r.RemoteAddr = remote
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
-		return w
+		return w.Code
 	}
-	for i := range 2 {
-		if w := post("192.0.2.1:1000"); w.Code != 200 {
-			t.Fatalf("request %d: %d %s", i, w.Code, w.Body)
+	for i, tc := range []struct {
+		remote string
+		want   int
+	}{
+		{"[2001:db8::1]:1", 200}, {"[2001:db8::2]:1", 200}, {"[2001:db8::3]:1", 429},
+		{"[2001:db8:0:1::1]:1", 200}, {"192.0.2.1:1", 200}, {"192.0.2.1:2", 200}, {"192.0.2.1:3", 429},
+	} {
+		if got := post(tc.remote, i); got != tc.want {
+			t.Errorf("request %d from %s: %d, want %d", i, tc.remote, got, tc.want)
 		}
-	}
-	w := post("192.0.2.1:2000")
-	wantError(t, response{w.Code, w.Header(), w.Body.Bytes()}, 429, api.CodeRateLimited, "too many")
-	if w.Header().Get("Retry-After") == "" {
-		t.Error("no Retry-After")
-	}
-	if w := post("192.0.2.2:1000"); w.Code != 200 {
-		t.Errorf("another client was limited: %d", w.Code)
-	}
-	// One IPv6 user holds a /64: it shares one bucket.
-	post("[2001:db8::1]:1")
-	post("[2001:db8::2]:1")
-	if w := post("[2001:db8::3]:1"); w.Code != 429 {
-		t.Errorf("third request from one /64: %d, want 429", w.Code)
-	}
-	e.Clock.Advance(time.Minute)
-	if w := post("192.0.2.1:1000"); w.Code != 200 {
-		t.Errorf("after the bucket refilled: %d", w.Code)
 	}
 }
 

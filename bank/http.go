@@ -564,12 +564,17 @@ func (b *Bank) handleExchange(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (b *Bank) handleExchangeKeys(w http.ResponseWriter, r *http.Request) error {
-	if !b.limiter.allow(r.RemoteAddr, b.now()) {
-		w.Header().Set("Retry-After", "1")
-		return api.Errorf(http.StatusTooManyRequests, api.CodeRateLimited, "too many exchange key requests from your address; retry later")
+	// Certification is charged by its cost, in signatures: one for
+	// reading the request, so that a flood of bodies is limited too,
+	// then one for each key beyond the first.
+	if err := b.chargeCertification(w, r, 1); err != nil {
+		return err
 	}
 	req, pubs, blinded, err := parseExchangeKeysRequest(http.MaxBytesReader(w, r.Body, maxWithdrawBody), b.cfg.MaxCoinsPerRequest)
 	if err != nil {
+		return err
+	}
+	if err := b.chargeCertification(w, r, len(pubs)+len(blinded)-1); err != nil {
 		return err
 	}
 	if blinded != nil {
