@@ -246,7 +246,11 @@ func TestAuth(t *testing.T) {
 					wantError(t, call(t, e, rt.method, rt.path, bad, rt.body), 401, api.CodeUnauthorized, "invalid admin token")
 					continue
 				}
-				wantError(t, call(t, e, rt.method, rt.path, bad, rt.body), 401, api.CodeUnauthorized, "invalid token for account")
+				// A route with the account in its body authenticates
+				// by the token alone, before reading it: "invalid
+				// token", or, for another account's, "invalid token
+				// for account".
+				wantError(t, call(t, e, rt.method, rt.path, bad, rt.body), 401, api.CodeUnauthorized, "invalid token")
 			}
 			req, _ := http.NewRequest(rt.method, e.Server.URL+rt.path, nil)
 			req.Header.Set("Authorization", "Basic "+token)
@@ -262,13 +266,56 @@ func TestAuth(t *testing.T) {
 	}
 	for _, rt := range owner("no-such-account") {
 		t.Run("unknown account "+rt.method+" "+rt.path, func(t *testing.T) {
-			wantError(t, call(t, e, rt.method, rt.path, token, rt.body), 404, api.CodeNotFound, `no account "no-such-account"`)
+			res := call(t, e, rt.method, rt.path, token, rt.body)
+			if rt.method == "POST" { // the token's account is not the one named
+				wantError(t, res, 401, api.CodeUnauthorized, `invalid token for account "no-such-account"`)
+				return
+			}
+			wantError(t, res, 404, api.CodeNotFound, `no account "no-such-account"`)
 		})
 	}
 	wantError(t, call(t, e, "POST", "/v1/accounts/no-such-account/credit", banktest.AdminToken, `{"amount": 1}`), 404, api.CodeNotFound, "no account")
 	sameState(t, before, state(t, e))
 	if got := e.Balance(t, otherID, otherToken); got != 0 {
 		t.Errorf("other account's balance %d", got)
+	}
+}
+
+// untouchable is a request body that must not be read: 8 MiB and more of
+// garbage, which counts the reads made of it.
+type untouchable struct{ reads int }
+
+func (u *untouchable) Read(p []byte) (int, error) {
+	u.reads++
+	for i := range p {
+		p[i] = '{'
+	}
+	return len(p), nil
+}
+
+// TestAuthBeforeBody: a request to a route that takes a token is
+// authenticated by its token alone, before its body is read, so a huge or
+// garbage body without a valid token is 401, not 400 or 413, and is never
+// read.
+func TestAuthBeforeBody(t *testing.T) {
+	e := banktest.New(t, bank.Config{})
+	_, token := e.Account(t, 0)
+	h := e.Bank.Handler()
+	for _, path := range []string{"/v1/withdrawals", "/v1/exchanges", "/v1/deposits", "/v1/reclaims",
+		"/v1/accounts", "/v1/accounts/x/credit"} {
+		for _, auth := range []string{"", "Bearer wrong", "Bearer " + token + "x", "Bearer " + bank.NewToken(), "Basic " + token} {
+			body := &untouchable{}
+			r := httptest.NewRequest("POST", path, body)
+			r.ContentLength = 1 << 30
+			if auth != "" {
+				r.Header.Set("Authorization", auth)
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != http.StatusUnauthorized || body.reads != 0 {
+				t.Errorf("POST %s with %q: %d %s after %d reads of the body; want 401 and none", path, auth, w.Code, w.Body, body.reads)
+			}
+		}
 	}
 }
 

@@ -417,6 +417,40 @@ func (b *Bank) requireAdmin(r *http.Request) error {
 	return nil
 }
 
+// requireToken authenticates a request by its bearer token alone, so that
+// it is done before the body is read: a request without a valid token
+// costs the bank a header and one index lookup, not the decoding of up to
+// 8 MiB. It returns the account the token opens; a request that names an
+// account in its body must name that one (ownedBy).
+func (b *Bank) requireToken(r *http.Request) (storage.Account, error) {
+	token, err := bearer(r)
+	if err != nil {
+		return storage.Account{}, err
+	}
+	h := hashToken(token)
+	var a storage.Account
+	err = b.st.View(r.Context(), func(tx storage.Tx) (err error) {
+		a, err = tx.AccountByToken(r.Context(), h[:])
+		return err
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		return a, api.Errorf(http.StatusUnauthorized, api.CodeUnauthorized, "invalid token")
+	}
+	if err != nil {
+		return a, fmt.Errorf("account by token: %w", err)
+	}
+	return a, nil
+}
+
+// ownedBy checks that the account a request names is the one its token
+// opens.
+func ownedBy(a storage.Account, id string) error {
+	if a.ID != id {
+		return api.Errorf(http.StatusUnauthorized, api.CodeUnauthorized, "invalid token for account %q", id)
+	}
+	return nil
+}
+
 // requireOwner checks that the request carries the token of account id,
 // and returns the account.
 func (b *Bank) requireOwner(r *http.Request, id string) (storage.Account, error) {
@@ -526,14 +560,15 @@ func (b *Bank) handleHistory(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (b *Bank) handleWithdraw(w http.ResponseWriter, r *http.Request) error {
-	if _, err := bearer(r); err != nil {
+	a, err := b.requireToken(r)
+	if err != nil {
 		return err
 	}
 	req, blinded, err := parseWithdrawRequest(http.MaxBytesReader(w, r.Body, maxWithdrawBody), b.cfg.MaxCoinsPerRequest)
 	if err != nil {
 		return err
 	}
-	if _, err := b.requireOwner(r, req.Account); err != nil {
+	if err := ownedBy(a, req.Account); err != nil {
 		return err
 	}
 	body, err := b.withdraw(r.Context(), req, blinded)
@@ -545,14 +580,15 @@ func (b *Bank) handleWithdraw(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (b *Bank) handleExchange(w http.ResponseWriter, r *http.Request) error {
-	if _, err := bearer(r); err != nil {
+	a, err := b.requireToken(r)
+	if err != nil {
 		return err
 	}
 	req, blinded, err := parseExchangeRequest(http.MaxBytesReader(w, r.Body, maxDepositBody), b.cfg.MaxCoinsPerRequest)
 	if err != nil {
 		return err
 	}
-	if _, err := b.requireOwner(r, req.Account); err != nil {
+	if err := ownedBy(a, req.Account); err != nil {
 		return err
 	}
 	body, err := b.exchange(r.Context(), req, blinded)
@@ -600,15 +636,15 @@ func (b *Bank) handleExchangeKeys(w http.ResponseWriter, r *http.Request) error 
 }
 
 func (b *Bank) handleDeposit(w http.ResponseWriter, r *http.Request) error {
-	if _, err := bearer(r); err != nil {
+	a, err := b.requireToken(r)
+	if err != nil {
 		return err
 	}
 	req, err := parseDepositRequest(http.MaxBytesReader(w, r.Body, maxDepositBody), b.cfg.MaxCoinsPerRequest)
 	if err != nil {
 		return err
 	}
-	// Authenticate before the costly signature checks.
-	if _, err := b.requireOwner(r, req.Account); err != nil {
+	if err := ownedBy(a, req.Account); err != nil {
 		return err
 	}
 	resp, err := b.deposit(r.Context(), req)
@@ -620,14 +656,15 @@ func (b *Bank) handleDeposit(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (b *Bank) handleReclaim(w http.ResponseWriter, r *http.Request) error {
-	if _, err := bearer(r); err != nil {
+	a, err := b.requireToken(r)
+	if err != nil {
 		return err
 	}
 	req, err := parseReclaimRequest(http.MaxBytesReader(w, r.Body, maxDepositBody), b.cfg.MaxCoinsPerRequest)
 	if err != nil {
 		return err
 	}
-	if _, err := b.requireOwner(r, req.Account); err != nil {
+	if err := ownedBy(a, req.Account); err != nil {
 		return err
 	}
 	resp, err := b.reclaim(r.Context(), req)
