@@ -226,3 +226,70 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("demo did not finish its checks:\n%s", out)
 	}
 }
+
+// TestRefusedCoinsEndToEnd double-spends through the CLI: a copied wallet
+// pays the same coins to two payees, the second payee's deposit is refused,
+// and that payee's wallet then shows the coins as refused, not held, will
+// not pay with them, and says why in its history.
+func TestRefusedCoinsEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	adminFile := filepath.Join(dir, "admin-token")
+	_, url := startBank(t, "sqlite:"+filepath.Join(dir, "bank.db"), "127.0.0.1:0", adminFile)
+	bankArgs := []string{"--bank", url, "--admin-token-file", adminFile}
+	newAccount := func() account {
+		var a account
+		out := mustRun(t, nil, append([]string{"bank", "account", "create", "--json"}, bankArgs...)...)
+		if err := json.Unmarshal([]byte(out), &a); err != nil || a.ID == "" {
+			t.Fatalf("account create printed %q: %v", out, err)
+		}
+		return a
+	}
+	alice, bob, carol := newAccount(), newAccount(), newAccount()
+	mustRun(t, nil, append([]string{"bank", "account", "credit", alice.ID, "3.00"}, bankArgs...)...)
+	env := []string{"OTPCASH_PIN=1111"}
+	wallets := map[string]string{}
+	for _, name := range []string{"alice", "bob", "carol"} {
+		wallets[name] = filepath.Join(dir, name)
+		mustRun(t, env, "wallet", "init", "--wallet", wallets[name], "--bank", url)
+	}
+	mustRun(t, append(env, "OTPCASH_TOKEN="+alice.Token), "wallet", "withdraw", "3", "--wallet", wallets["alice"], "--account", alice.ID)
+	wallets["copy"] = filepath.Join(dir, "copy")
+	if err := os.CopyFS(wallets["copy"], os.DirFS(wallets["alice"])); err != nil {
+		t.Fatal(err)
+	}
+	payTo := func(from, to string) {
+		t.Helper()
+		payee := start(t, env, "wallet", "receive", "--wallet", wallets[to], "--listen", "127.0.0.1:0", "--yes", "--once")
+		addr := strings.TrimPrefix(payee.waitFor(t, "listening on "), "listening on ")
+		mustRun(t, env, "wallet", "pay", "3.00", "--wallet", wallets[from], "--to", addr, "--yes")
+		if err := payee.cmd.Wait(); err != nil {
+			t.Fatalf("receive --once: %v", err)
+		}
+	}
+	payTo("alice", "bob")
+	payTo("copy", "carol")
+	mustRun(t, append(env, "OTPCASH_TOKEN="+bob.Token), "wallet", "deposit", "--wallet", wallets["bob"], "--account", bob.ID)
+	out, _, err := run(t, append(env, "OTPCASH_TOKEN="+carol.Token), "wallet", "deposit", "--wallet", wallets["carol"], "--account", carol.ID)
+	if err == nil || !strings.Contains(out, "double_deposit") {
+		t.Fatalf("Carol's deposit: %v, %q; want refused as a double deposit", err, out)
+	}
+
+	var b struct {
+		balance
+		Refused      int64 `json:"refused"`
+		RefusedCoins int   `json:"refusedCoins"`
+	}
+	out = mustRun(t, env, "wallet", "balance", "--wallet", wallets["carol"], "--json")
+	if err := json.Unmarshal([]byte(out), &b); err != nil || b.Held != 0 || b.Refused != 300 || b.RefusedCoins == 0 {
+		t.Errorf("Carol's balance = %q (%v); want nothing held, 3.00 refused", out, err)
+	}
+	if out := mustRun(t, env, "wallet", "balance", "--wallet", wallets["carol"]); !strings.Contains(out, "refused:     3.00 EUR") {
+		t.Errorf("Carol's balance printed %q; want the refused value", out)
+	}
+	if _, errOut, err := run(t, env, "wallet", "pay", "1.00", "--wallet", wallets["carol"], "--to", "127.0.0.1:1", "--yes"); err == nil || !strings.Contains(errOut, "insufficient") {
+		t.Errorf("paying with refused coins: %v, %q; want insufficient funds", err, errOut)
+	}
+	if out := mustRun(t, env, "wallet", "history", "--wallet", wallets["carol"]); !strings.Contains(out, "refused") || !strings.Contains(out, "double_deposit") {
+		t.Errorf("Carol's history lacks the refusal:\n%s", out)
+	}
+}
