@@ -14,9 +14,14 @@
 //     and kept as evidence naming the one-time key that signed twice;
 //   - every balance change is a ledger entry, and Audit checks that
 //     issued - deposited = outstanding and that balances match ledgers;
-//   - bearer tokens are 32 random bytes; only their SHA-256 is kept and
-//     they are compared in constant time. Logs never carry tokens, keys or
-//     coin serials in full.
+//   - bearer tokens are 32 random bytes; only their SHA-256 is kept, by
+//     which an account is found (or compared in constant time) before a
+//     request's body is read. Logs never carry tokens, keys or coin
+//     serials in full;
+//   - exchange-key certification, which takes no token, is limited by its
+//     cost in signatures, per client address and for all clients, and
+//     signs on at most ExchangeKeyWorkers CPUs, so it cannot starve
+//     withdrawals and deposits.
 //
 // The issuer keys (an Ed25519 root key signing the key catalogue, a coin
 // key and an exchange-certification key) are generated on first start and
