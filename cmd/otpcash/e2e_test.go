@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -291,5 +293,49 @@ func TestRefusedCoinsEndToEnd(t *testing.T) {
 	}
 	if out := mustRun(t, env, "wallet", "history", "--wallet", wallets["carol"]); !strings.Contains(out, "refused") || !strings.Contains(out, "double_deposit") {
 		t.Errorf("Carol's history lacks the refusal:\n%s", out)
+	}
+}
+
+// TestMetricsListener: bank serve --metrics-addr serves /metrics there and
+// only there; the API port answers 404, even to the admin.
+func TestMetricsListener(t *testing.T) {
+	dir := t.TempDir()
+	adminFile := filepath.Join(dir, "admin-token")
+	p := start(t, nil, "bank", "serve", "--db", "sqlite:"+filepath.Join(dir, "bank.db"), "--listen", "127.0.0.1:0",
+		"--admin-token-file", adminFile, "--metrics-addr", "127.0.0.1:0")
+	urls := map[bool]string{} // by whether it is the metrics listener
+	for range 2 {
+		line := p.waitFor(t, "msg=listening")
+		addr := strings.Fields(line[strings.Index(line, "addr=")+len("addr="):])[0]
+		urls[strings.Contains(line, "server=metrics")] = "http://" + strings.Trim(addr, `"`) + "/metrics"
+	}
+	admin, err := os.ReadFile(adminFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(url, token string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest("GET", url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(body)
+	}
+	if code, body := get(urls[true], ""); code != 200 || !strings.Contains(body, "otpcash_bank_coins_issued_total 0") {
+		t.Errorf("metrics listener: %d %.200s", code, body)
+	}
+	for _, token := range []string{"", strings.TrimSpace(string(admin))} {
+		if code, body := get(urls[false], token); code != 404 {
+			t.Errorf("API port /metrics with token %t: %d %.200s; want 404", token != "", code, body)
+		}
 	}
 }
