@@ -2,12 +2,17 @@ package wallet
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
+	"github.com/otpcash/otpcash/bank/api"
 	"github.com/otpcash/otpcash/bank/client"
 	"github.com/otpcash/otpcash/otp"
 	"github.com/otpcash/otpcash/vault"
@@ -197,5 +202,62 @@ func checkRefused(t *testing.T, h *holder, refused []Refusal) {
 	}
 	if !found {
 		t.Errorf("no refusal in the history: %+v", events)
+	}
+}
+
+// TestDepositAnswerMismatch: a deposit answer that does not match the
+// coins sent (a result missing, or one for another coin) is refused whole,
+// marking nothing; the coins stay held and the next, honest answer
+// settles them.
+func TestDepositAnswerMismatch(t *testing.T) {
+	ctx := context.Background()
+	b := newTestBank(t)
+	for _, tc := range []struct {
+		name string
+		lie  func(*api.DepositResponse)
+	}{
+		{"a result missing", func(r *api.DepositResponse) { r.Results = r.Results[:len(r.Results)-1] }},
+		{"a result too many", func(r *api.DepositResponse) { r.Results = append(r.Results, r.Results[0]) }},
+		{"another coin refused", func(r *api.DepositResponse) {
+			r.Results[0] = api.DepositResult{Token: otp.NewSerial().String(), Status: api.StatusRefused, Code: api.CodeDoubleDeposit}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var lying atomic.Bool
+			lying.Store(true)
+			real := b.Handler()
+			proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != "/v1/deposits" || !lying.Load() {
+					real.ServeHTTP(w, r)
+					return
+				}
+				rec := httptest.NewRecorder()
+				real.ServeHTTP(rec, r)
+				var resp api.DepositResponse
+				if err := json.Unmarshal(rec.Body.Bytes(), &resp); err != nil {
+					t.Error(err)
+				}
+				tc.lie(&resp)
+				json.NewEncoder(w).Encode(resp)
+			}))
+			defer proxy.Close()
+			h := (&testBank{Bank: b.Bank, url: proxy.URL}).newHolder(t, 200)
+			if _, err := h.w.Withdraw(ctx, h.account, h.token, 200); err != nil {
+				t.Fatal(err)
+			}
+			if res, err := h.w.Deposit(ctx, h.account, h.token); !errors.Is(err, client.ErrAnswerMismatch) {
+				t.Fatalf("deposit with a lying answer = %+v, %v; want ErrAnswerMismatch", res, err)
+			}
+			if bal := h.balance(t); bal.Held != 200 || bal.Refused != 0 {
+				t.Fatalf("after a lying answer: %+v; want all still held", bal)
+			}
+			lying.Store(false)
+			if res, err := h.w.Deposit(ctx, h.account, h.token); err != nil || res.Credited != 200 {
+				t.Fatalf("honest deposit after a lying answer = %+v, %v; want 2.00 credited", res, err)
+			}
+			if bal := h.balance(t); bal.Held != 0 || bal.Refused != 0 {
+				t.Errorf("after the honest answer: %+v; want nothing held", bal)
+			}
+		})
 	}
 }
