@@ -42,6 +42,7 @@ const (
 	Spent      State = "spent"       // paid; kept with the payee's receipt
 	Deposited  State = "deposited"   // credited by the bank
 	Reclaimed  State = "reclaimed"   // sealed, never delivered, credited back by the bank
+	Refused    State = "refused"     // its deposit refused by the bank for good; kept with the bank's reason
 )
 
 // Vault is an open vault. It is safe for concurrent use, and SQLite's

@@ -311,6 +311,11 @@ type Balance struct {
 	Held       int64  `json:"held"`
 	PendingOut int64  `json:"pendingOut"`
 	Coins      int    `json:"coins"`
+	// Refused is the value of the coins whose deposit the bank refused for
+	// good (a double deposit, say): counted apart, never paid again;
+	// History says why.
+	Refused      int64 `json:"refused"`
+	RefusedCoins int   `json:"refusedCoins"`
 	// Denominations counts the coins held by value.
 	Denominations denom.Counts `json:"denominations"`
 	// Programs splits the totals by coin program: coins of different
@@ -325,7 +330,8 @@ type ProgramBalance struct {
 	Coins      int   `json:"coins"`
 }
 
-// Balance sums the coins the wallet can spend and those in flight.
+// Balance sums the coins the wallet can spend, those in flight and those
+// the bank refused.
 func (w *Wallet) Balance(ctx context.Context) (Balance, error) {
 	coins, err := w.v.Coins(ctx)
 	if err != nil {
@@ -345,6 +351,10 @@ func (w *Wallet) Balance(ctx context.Context) (Balance, error) {
 		case vault.PendingOut:
 			b.PendingOut += d.Value
 			p.PendingOut += d.Value
+		case vault.Refused:
+			b.Refused += d.Value
+			b.RefusedCoins++
+			continue
 		default:
 			continue
 		}
