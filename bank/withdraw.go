@@ -142,6 +142,23 @@ func signBlinded(signer *otp.Signer, field string, blinded [][]byte, account, id
 	return sigs, issued, g.Wait()
 }
 
+// CheckWithdraw signs the blinded messages under the blind coin key keyID
+// as a withdrawal does (on all cores, each signature checked before
+// release) and discards the signatures. It changes nothing; `otpcash bench
+// bank` measures with it the signing bound, against which it holds the
+// withdrawal rate.
+func (b *Bank) CheckWithdraw(ctx context.Context, keyID string, blinded [][]byte) error {
+	now := b.now()
+	signer, err := b.coinSigner(ctx, keyID, now)
+	if err != nil {
+		return fmt.Errorf("check withdraw: %w", err)
+	}
+	if _, _, err := signBlinded(signer, "blinded", blinded, "", "", now); err != nil {
+		return fmt.Errorf("check withdraw: %w", err)
+	}
+	return nil
+}
+
 // blindSignError is the answer to a blind signature of the message named
 // name that failed: the client's bad request, or a signature that failed
 // its check before release, which is the bank's own failure (logged, and
