@@ -3,6 +3,7 @@ package bank
 import (
 	"context"
 	"crypto/ed25519"
+	"fmt"
 	"math"
 	"net"
 	"net/http"
@@ -66,7 +67,7 @@ func (b *Bank) certifyBlind(ctx context.Context, keyID string, blinded [][]byte)
 			}
 			sig, err := ring.anon.BlindSign(m)
 			if err != nil {
-				return api.Errorf(http.StatusBadRequest, api.CodeBadRequest, "blinded[%d]: %v", i, err)
+				return blindSignError(fmt.Sprintf("blinded[%d]", i), err)
 			}
 			sigs[i] = otp.EncodeBlinded(sig)
 			return nil

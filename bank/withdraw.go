@@ -126,7 +126,7 @@ func signBlinded(signer *otp.Signer, field string, blinded [][]byte, account, id
 		g.Go(func() error {
 			sig, err := signer.BlindSign(m)
 			if err != nil {
-				return api.Errorf(http.StatusBadRequest, api.CodeBadRequest, "%s[%d]: %v", field, i, err)
+				return blindSignError(fmt.Sprintf("%s[%d]", field, i), err)
 			}
 			sigs[i] = otp.EncodeBlinded(sig)
 			// The bank cannot know the coin's serial: it records the
@@ -140,6 +140,34 @@ func signBlinded(signer *otp.Signer, field string, blinded [][]byte, account, id
 		})
 	}
 	return sigs, issued, g.Wait()
+}
+
+// CheckWithdraw signs the blinded messages under the blind coin key keyID
+// as a withdrawal does (on all cores, each signature checked before
+// release) and discards the signatures. It changes nothing; `otpcash bench
+// bank` measures with it the signing bound, against which it holds the
+// withdrawal rate.
+func (b *Bank) CheckWithdraw(ctx context.Context, keyID string, blinded [][]byte) error {
+	now := b.now()
+	signer, err := b.coinSigner(ctx, keyID, now)
+	if err != nil {
+		return fmt.Errorf("check withdraw: %w", err)
+	}
+	if _, _, err := signBlinded(signer, "blinded", blinded, "", "", now); err != nil {
+		return fmt.Errorf("check withdraw: %w", err)
+	}
+	return nil
+}
+
+// blindSignError is the answer to a blind signature of the message named
+// name that failed: the client's bad request, or a signature that failed
+// its check before release, which is the bank's own failure (logged, and
+// answered as an internal error).
+func blindSignError(name string, err error) error {
+	if errors.Is(err, otp.ErrBlindFault) {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return api.Errorf(http.StatusBadRequest, api.CodeBadRequest, "%s: %v", name, err)
 }
 
 // coinSigner returns the blind coin key keyID if it signs at now: it must

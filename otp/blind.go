@@ -197,7 +197,11 @@ func NewBlindSigner(issuer string, k IssuerKey, priv *rsa.PrivateKey) (*Signer, 
 	if err != nil || pub != k.Public {
 		return nil, fmt.Errorf("blind signer %q: private key does not match public key", k.KeyID)
 	}
-	return &Signer{Issuer: issuer, Key: k, blind: priv}, nil
+	bk, err := newBlindKey(priv)
+	if err != nil {
+		return nil, fmt.Errorf("blind signer %q: %w", k.KeyID, err)
+	}
+	return &Signer{Issuer: issuer, Key: k, blind: bk}, nil
 }
 
 // DecodeBlinded parses the text form of a blinded message (or of a blind
@@ -215,7 +219,9 @@ func DecodeBlinded(s string) ([]byte, error) {
 func EncodeBlinded(b []byte) string { return b64.EncodeToString(b) }
 
 // BlindSign signs a blinded coin checksum (the bank's half of a blind
-// withdrawal). It learns nothing about the coin.
+// withdrawal, RFC 9474 BlindSign). It learns nothing about the coin. A
+// request that cannot be signed is refused with ErrBlind; a signature that
+// fails its check before release, with ErrBlindFault.
 func (s *Signer) BlindSign(blinded []byte) ([]byte, error) {
 	if s.blind == nil {
 		return nil, fmt.Errorf("blind sign: %w: key %q is %s", ErrBlind, s.Key.KeyID, s.Key.Alg)
@@ -223,9 +229,9 @@ func (s *Signer) BlindSign(blinded []byte) ([]byte, error) {
 	if len(blinded) != s.blind.Size() {
 		return nil, fmt.Errorf("blind sign: %w: blinded message of %d bytes, want %d", ErrBlind, len(blinded), s.blind.Size())
 	}
-	sig, err := blindrsa.NewSigner(s.blind).BlindSign(blinded)
+	sig, err := s.blind.sign(blinded)
 	if err != nil {
-		return nil, fmt.Errorf("blind sign: %w: %w", ErrBlind, err)
+		return nil, fmt.Errorf("blind sign: %w", err)
 	}
 	return sig, nil
 }

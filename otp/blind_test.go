@@ -15,9 +15,9 @@ import (
 	"time"
 )
 
-// testBlindSigner loads a fixed RSA key from testdata (RSA key generation
-// is not reproducible), so the golden vectors are.
-func testBlindSigner(t testing.TB, file string, k IssuerKey) *Signer {
+// testRSAKey loads a fixed RSA key from testdata (RSA key generation is
+// not reproducible), so the golden vectors are.
+func testRSAKey(t testing.TB, file string) *rsa.PrivateKey {
 	t.Helper()
 	text, err := os.ReadFile(filepath.Join("testdata", file))
 	if err != nil {
@@ -31,16 +31,24 @@ func testBlindSigner(t testing.TB, file string, k IssuerKey) *Signer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return priv.(*rsa.PrivateKey)
+}
+
+// testBlindSigner makes the blind signer of the fixed RSA key of file.
+func testBlindSigner(t testing.TB, file string, k IssuerKey) *Signer {
+	t.Helper()
+	priv := testRSAKey(t, file)
 	k.Alg = AlgBlindRSA
 	if k.Use == UseCoin {
 		p := GeneralProgram()
 		k.Program, k.CallMethod = p.Name, p.Steps
 	}
-	if k.Public, err = encodeRSAKey(&priv.(*rsa.PrivateKey).PublicKey); err != nil {
+	var err error
+	if k.Public, err = encodeRSAKey(&priv.PublicKey); err != nil {
 		t.Fatal(err)
 	}
 	k.KeyID = string(k.Use) + "-" + strings.TrimSuffix(file, ".pk8.txt")
-	s, err := NewBlindSigner("test-bank", k, priv.(*rsa.PrivateKey))
+	s, err := NewBlindSigner("test-bank", k, priv)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package otp
 import (
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/sha256"
 	"fmt"
 	"time"
@@ -147,7 +146,7 @@ type Signer struct {
 	Issuer string
 	Key    IssuerKey
 	priv   ed25519.PrivateKey
-	blind  *rsa.PrivateKey
+	blind  *blindKey
 }
 
 // NewSigner wraps an existing private key (for example one loaded from the

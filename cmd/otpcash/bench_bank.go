@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,6 +36,8 @@ type benchBankRow struct {
 	Clients             int
 	Coins               int
 	WithdrawPerSec      float64
+	SignBoundPerSec     float64 // pure blind signing, no storage, same run
+	WithdrawToBound     float64
 	DepositPerSec       float64
 	VerifyBoundPerSec   float64 // pure verification, no storage, same coins
 	DepositToBoundRatio float64
@@ -58,6 +61,9 @@ func newBenchBankCmd() *cobra.Command {
 creates accounts and coins in it), at 1, 2 and 8 concurrent clients:
 
   withdraw   coins/s issued (sign, record, debit: one transaction a request)
+  sign bound coins/s the machine signs blindly with no storage at all,
+             measured in the same run, requests of the same size
+  withdraw/bound
   deposit    coins/s credited (verify in parallel, then one transaction a
              request; each client deposits to its own account)
   bound      coins/s the machine verifies with no storage at all, measured
@@ -239,6 +245,13 @@ func benchBankLevel(ctx context.Context, b *bank.Bank, c *client.Client, admin s
 	}
 	row.WithdrawPerSec = float64(f.coins) / d.Seconds()
 
+	// The signing bound: as many blinded messages, in requests of the same
+	// size, signed with no storage.
+	if row.SignBoundPerSec, err = benchSignBound(ctx, b, cat.Issuer, coinKey, f); err != nil {
+		return row, fmt.Errorf("signing bound: %w", err)
+	}
+	row.WithdrawToBound = row.WithdrawPerSec / row.SignBoundPerSec
+
 	// Pay every coin to the payee (not timed).
 	for _, bc := range clients {
 		if err := benchPay(ctx, c, cat, bc, f.batch); err != nil {
@@ -284,6 +297,31 @@ func benchBankLevel(ctx context.Context, b *bank.Bank, c *client.Client, admin s
 	row.DepositPerSec = float64(f.coins) / d.Seconds()
 	row.DepositToBoundRatio = row.DepositPerSec / row.VerifyBoundPerSec
 	return row, nil
+}
+
+// benchSignBound returns the coins/s b signs blindly under coinKey with
+// no storage: f.coins fresh blinded coins, f.batch to a request, one
+// request after another (each signed on all cores, as a withdrawal is).
+func benchSignBound(ctx context.Context, b *bank.Bank, issuer string, coinKey *otp.IssuerKey, f benchBankFlags) (float64, error) {
+	blinded := make([][]byte, f.coins)
+	for i := range blinded {
+		pub, _, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return 0, err
+		}
+		bc, err := otp.NewBlindCoin(issuer, coinKey, pub, rand.Reader)
+		if err != nil {
+			return 0, err
+		}
+		blinded[i] = bc.Blinded()
+	}
+	start := time.Now()
+	for batch := range slices.Chunk(blinded, f.batch) {
+		if err := b.CheckWithdraw(ctx, coinKey.KeyID, batch); err != nil {
+			return 0, err
+		}
+	}
+	return float64(f.coins) / time.Since(start).Seconds(), nil
 }
 
 // timed runs fn for every client at once and returns the wall time.
@@ -342,21 +380,21 @@ func benchPay(ctx context.Context, c *client.Client, cat *otp.Catalogue, bc *ben
 
 func writeBenchBankTable(w io.Writer, rows []benchBankRow) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "engine\tclients\tcoins\twithdraw coins/s\tdeposit coins/s\tverify bound coins/s\tdeposit/bound\t")
+	fmt.Fprintln(tw, "engine\tclients\tcoins\twithdraw coins/s\tsign bound coins/s\twithdraw/bound\tdeposit coins/s\tverify bound coins/s\tdeposit/bound\t")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.0f\t%.0f\t%.2f\t\n", r.Engine, r.Clients, r.Coins,
-			r.WithdrawPerSec, r.DepositPerSec, r.VerifyBoundPerSec, r.DepositToBoundRatio)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.0f\t%.2f\t%.0f\t%.0f\t%.2f\t\n", r.Engine, r.Clients, r.Coins,
+			r.WithdrawPerSec, r.SignBoundPerSec, r.WithdrawToBound, r.DepositPerSec, r.VerifyBoundPerSec, r.DepositToBoundRatio)
 	}
 	return tw.Flush()
 }
 
 func writeBenchBankCSV(w io.Writer, rows []benchBankRow) error {
 	cw := csv.NewWriter(w)
-	cw.Write([]string{"engine", "clients", "coins", "withdraw_coins_per_s", "deposit_coins_per_s", "verify_bound_coins_per_s", "deposit_to_bound_ratio"})
+	cw.Write([]string{"engine", "clients", "coins", "withdraw_coins_per_s", "sign_bound_coins_per_s", "withdraw_to_bound_ratio", "deposit_coins_per_s", "verify_bound_coins_per_s", "deposit_to_bound_ratio"})
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
 	for _, r := range rows {
 		cw.Write([]string{r.Engine, strconv.Itoa(r.Clients), strconv.Itoa(r.Coins),
-			f(r.WithdrawPerSec), f(r.DepositPerSec), f(r.VerifyBoundPerSec), f(r.DepositToBoundRatio)})
+			f(r.WithdrawPerSec), f(r.SignBoundPerSec), f(r.WithdrawToBound), f(r.DepositPerSec), f(r.VerifyBoundPerSec), f(r.DepositToBoundRatio)})
 	}
 	cw.Flush()
 	if err := cw.Error(); err != nil {
