@@ -226,8 +226,8 @@ func (s *Signer) BlindSign(blinded []byte) ([]byte, error) {
 	if s.blind == nil {
 		return nil, fmt.Errorf("blind sign: %w: key %q is %s", ErrBlind, s.Key.KeyID, s.Key.Alg)
 	}
-	if len(blinded) != s.blind.Size() {
-		return nil, fmt.Errorf("blind sign: %w: blinded message of %d bytes, want %d", ErrBlind, len(blinded), s.blind.Size())
+	if len(blinded) != s.blind.n.Size() {
+		return nil, fmt.Errorf("blind sign: %w: blinded message of %d bytes, want %d", ErrBlind, len(blinded), s.blind.n.Size())
 	}
 	sig, err := s.blind.sign(blinded)
 	if err != nil {

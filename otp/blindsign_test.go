@@ -25,9 +25,11 @@ type rfc9474Vector struct {
 	BlindedMsg         string `json:"blinded_msg"`
 	BlindSig           string `json:"blind_sig"`
 	Sig                string
-	Msg, MsgPrefix     string // unused here, present in the file
-	SLen, IsRandomized string // idem
-	Salt, EncodedMsg   string // idem
+	Msg                string
+	MsgPrefix          string `json:"msg_prefix"`
+	SLen               string
+	IsRandomized       string `json:"is_randomized"`
+	Salt, EncodedMsg   string // unused, present in the file
 }
 
 func hexInt(t *testing.T, s string) *big.Int {
