@@ -193,7 +193,7 @@ func TestStrictCBOR(t *testing.T) {
 	f := newFixture(t, 1)
 	good, _ := encMode.Marshal(wireReceipt{Request: f.rcp.Request[:], Acks: []wireAck{wireAck(f.rcp.Acks[0])}})
 	key := append([]byte{0x50}, f.rcp.Request[:]...) // bytes(16)
-	acks := good[2+len(key):]                         // after the map header, key 1 and its value
+	acks := good[2+len(key):]                        // after the map header, key 1 and its value
 	for _, tc := range []struct {
 		name string
 		cbor []byte
