@@ -40,9 +40,14 @@ var (
 const DefaultRequestTTL = 15 * time.Minute
 
 // requestKeySlack is how many exchange keys a request carries beyond the
-// fewest coins that make its amount: a payer short of large coins pays
-// in smaller ones.
-const requestKeySlack = 4
+// fewest coins that make its amount, and minRequestKeys the fewest it
+// carries: a payer short of large coins pays in smaller ones, and a
+// withdrawal's mix makes 3.00 in 12 coins. Each key is about 500
+// characters of the request's text: more keys, larger codes.
+const (
+	requestKeySlack = 4
+	minRequestKeys  = 12
+)
 
 // PaymentRequest is a payment request: what the payee asks for, and the
 // certified exchange keys it promised to it (a merchant's carry the
@@ -101,27 +106,33 @@ func requestPeer(id string) string { return "request:" + id }
 // else is offered them, and a coin arrives on them only in a token for
 // this request. A request is paid exactly: there is no change without a
 // live session.
-func (w *Wallet) Request(ctx context.Context, value int64, memo string, ttl time.Duration, opts ...Option) (PaymentRequest, error) {
+//
+// keys is how many exchange keys the request carries, the most coins a
+// payer may pay it in; 0 means enough for the fewest coins that make value
+// and some more, at least minRequestKeys.
+func (w *Wallet) Request(ctx context.Context, value int64, memo string, ttl time.Duration, keys int, opts ...Option) (PaymentRequest, error) {
 	program := applyOptions(opts).program
-	if value <= 0 || ttl <= 0 {
-		return PaymentRequest{}, fmt.Errorf("request %d for %s: %w: the amount and the time must be positive", value, ttl, ErrAmount)
+	if value <= 0 || ttl <= 0 || keys < 0 || keys > paycode.MaxKeys {
+		return PaymentRequest{}, fmt.Errorf("request %d for %s with %d keys: %w: the amount and the time must be positive, the keys 0..%d",
+			value, ttl, keys, ErrAmount, paycode.MaxKeys)
 	}
-	// Enough keys for the fewest coins of the program that make value,
-	// and some: whoever pays picks its coins.
 	plan, err := denom.Best(value, w.anyChange(program), nil)
 	if err != nil {
 		return PaymentRequest{}, fmt.Errorf("request %s: %w: no coins of program %q make it: %w", amount.Format(value), ErrAmount, program, err)
 	}
-	n := min(plan.Send.Len()+requestKeySlack, paycode.MaxKeys)
+	n := keys
+	if n == 0 {
+		n = min(max(plan.Send.Len()+requestKeySlack, minRequestKeys), paycode.MaxKeys)
+	}
 	var raw [16]byte
 	rand.Read(raw[:])
 	r := vault.Request{ID: hex.EncodeToString(raw[:]), Amount: value, Currency: w.Currency(), Program: program,
 		Memo: memo, Expires: w.now().Add(ttl).Truncate(time.Second)}
-	keys, err := w.v.PromiseRequest(ctx, r, n)
+	promised, err := w.v.PromiseRequest(ctx, r, n)
 	if err != nil {
 		return PaymentRequest{}, fmt.Errorf("request %s: %w", amount.Format(value), err)
 	}
-	r.Keys = keys
+	r.Keys = promised
 	pr := fromVault(&r)
 	if pr.Text, err = paycode.EncodeRequest(&paycode.Request{ID: raw, Amount: pr.Amount, Currency: pr.Currency,
 		Program: pr.Program, Memo: pr.Memo, Expires: pr.Expires, Keys: pr.Keys}); err != nil {

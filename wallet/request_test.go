@@ -39,7 +39,7 @@ func newClock() *manualClock { return &manualClock{t: time.Now().UTC().Truncate(
 
 func mustRequest(t *testing.T, h *holder, value int64) PaymentRequest {
 	t.Helper()
-	r, err := h.w.Request(context.Background(), value, "coffee", 15*time.Minute)
+	r, err := h.w.Request(context.Background(), value, "coffee", 15*time.Minute, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +235,7 @@ func TestTokenExpired(t *testing.T) {
 	ctx := context.Background()
 	clock := newClock()
 	alice, erin, _ := requestWorld(t, clock)
-	req, err := erin.w.Request(ctx, 100, "", time.Minute)
+	req, err := erin.w.Request(ctx, 100, "", time.Minute, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +249,7 @@ func TestTokenExpired(t *testing.T) {
 	if b := alice.balance(t); b.PendingOut != 100 {
 		t.Fatalf("Alice's coin: %+v, want it pending-out", b)
 	}
-	late, _ := erin.w.Request(ctx, 100, "", time.Minute)
+	late, _ := erin.w.Request(ctx, 100, "", time.Minute, 0)
 	clock.Advance(2 * time.Minute)
 	before = stateOf(t, alice)
 	if _, err := alice.w.PayRequest(ctx, late.Text); !errors.Is(err, ErrExpired) {

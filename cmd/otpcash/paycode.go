@@ -111,8 +111,9 @@ func walletRequestCmd() *cobra.Command {
 	var c codeFlags
 	var memo string
 	var expires time.Duration
+	var keys int
 	cmd := &cobra.Command{
-		Use:   "request AMOUNT --wallet DIR [--memo TEXT] [--expires 15m]",
+		Use:   "request AMOUNT --wallet DIR [--memo TEXT] [--expires 15m] [--keys N]",
 		Short: "Make a payment request to show a payer: paid with a token, no connection",
 		Long: `request promises some of this wallet's exchange keys to a new payment request
 and prints it (OTPCASHREQ1...). The payer pays it with 'wallet pay --request',
@@ -126,7 +127,7 @@ live session.`,
 				return err
 			}
 			return f.with(cmd, func(w *wallet.Wallet) error {
-				r, err := w.Request(cmd.Context(), value, memo, expires, wallet.WithProgram(f.program))
+				r, err := w.Request(cmd.Context(), value, memo, expires, keys, wallet.WithProgram(f.program))
 				if err != nil {
 					return err
 				}
@@ -140,6 +141,7 @@ live session.`,
 	c.register(cmd)
 	cmd.Flags().StringVar(&memo, "memo", "", "what the payment is for, shown to the payer")
 	cmd.Flags().DurationVar(&expires, "expires", wallet.DefaultRequestTTL, "how long the request can be paid")
+	cmd.Flags().IntVar(&keys, "keys", 0, "exchange keys in the request: the most coins it can be paid in (default: enough for most wallets, at least 12); each adds about 500 characters")
 	f.registerProgram(cmd, "the request takes")
 	return cmd
 }
