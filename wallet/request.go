@@ -116,13 +116,13 @@ func (w *Wallet) Request(ctx context.Context, value int64, memo string, ttl time
 		return PaymentRequest{}, fmt.Errorf("request %d for %s with %d keys: %w: the amount and the time must be positive, the keys 0..%d",
 			value, ttl, keys, ErrAmount, paycode.MaxKeys)
 	}
-	plan, err := denom.Best(value, w.anyChange(program), nil)
+	fewest, err := w.fewestCoins(program, value)
 	if err != nil {
-		return PaymentRequest{}, fmt.Errorf("request %s: %w: no coins of program %q make it: %w", amount.Format(value), ErrAmount, program, err)
+		return PaymentRequest{}, fmt.Errorf("request %s: %w", amount.Format(value), err)
 	}
 	n := keys
 	if n == 0 {
-		n = min(max(plan.Send.Len()+requestKeySlack, minRequestKeys), paycode.MaxKeys)
+		n = min(max(fewest+requestKeySlack, minRequestKeys), paycode.MaxKeys)
 	}
 	var raw [16]byte
 	rand.Read(raw[:])
@@ -140,6 +140,24 @@ func (w *Wallet) Request(ctx context.Context, value int64, memo string, ttl time
 	}
 	w.record(ctx, vault.Event{Kind: "request", Amount: value, Peer: requestPeer(r.ID), Detail: memo})
 	return pr, nil
+}
+
+// fewestCoins is how many coins of the program's values issued now make
+// value, largest first; an error if none make it.
+func (w *Wallet) fewestCoins(program string, value int64) (int, error) {
+	keys, err := w.cat.CoinKeys(program, w.now())
+	if err != nil {
+		return 0, fmt.Errorf("%w: no coins of program %q are issued: %w", ErrAmount, program, err)
+	}
+	n, left := 0, value
+	for i := len(keys) - 1; i >= 0; i-- {
+		n += int(left / keys[i].Value)
+		left %= keys[i].Value
+	}
+	if left != 0 {
+		return 0, fmt.Errorf("%w: no coins of program %q make %s", ErrAmount, program, amount.Format(value))
+	}
+	return n, nil
 }
 
 func fromVault(r *vault.Request) PaymentRequest {
