@@ -116,6 +116,14 @@ func TestTwoPassPayment(t *testing.T) {
 	if imp, err := alice.w.ImportReceipt(ctx, got.Receipt); err != nil || !imp.Again {
 		t.Fatalf("receipt again: %+v, %v", imp, err)
 	}
+	// Another receipt for the settled request (a forged signature) is not
+	// taken for the one imported.
+	forged, _ := paycode.ParseReceipt(got.Receipt)
+	forged.Acks[0].Sig = flipB64(forged.Acks[0].Sig)
+	text, _ := paycode.EncodeReceipt(forged)
+	if imp, err := alice.w.ImportReceipt(ctx, text); !errors.Is(err, ErrUnknownRequest) {
+		t.Fatalf("another receipt for a settled request: %+v, %v; want ErrUnknownRequest", imp, err)
+	}
 	if _, err := alice.w.PayRequest(ctx, req.Text); !errors.Is(err, ErrPaid) {
 		t.Fatalf("paying a paid request: %v, want ErrPaid", err)
 	}
@@ -345,43 +353,67 @@ func TestPayRequestNotExact(t *testing.T) {
 	unchanged(t, alice, before, "an unpayable request")
 }
 
-// TestTokenFlipEveryByte: every byte of a token's CBOR changed, with the
-// checksum made to match, is refused and stores nothing; so is every
-// character of its text changed, the checksum left as it is.
+// damaged calls try with every byte of a code's CBOR changed, the
+// checksum made to match, and with every character of its text changed,
+// the checksum left as it is; each must fail.
+func damaged(t *testing.T, prefix, code string, try func(string) error) {
+	t.Helper()
+	b32 := base32.StdEncoding.WithPadding(base32.NoPadding)
+	raw, err := b32.DecodeString(code[len(prefix):])
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := raw[:len(raw)-4]
+	for i := range body {
+		b := append([]byte(nil), body...)
+		b[i] ^= 0x01
+		h := sha256.Sum256(append([]byte(prefix), b...))
+		if err := try(prefix + b32.EncodeToString(append(b, h[:4]...))); err == nil {
+			t.Fatalf("byte %d flipped: accepted", i)
+		}
+	}
+	for i := len(prefix); i < len(code); i++ {
+		c := byte('A')
+		if code[i] == 'A' {
+			c = 'B'
+		}
+		if err := try(code[:i] + string(c) + code[i+1:]); err == nil {
+			t.Fatalf("character %d changed: accepted", i)
+		}
+	}
+}
+
+// TestTokenFlipEveryByte: every damaged copy of a token is refused and
+// stores nothing; the token itself is then taken.
 func TestTokenFlipEveryByte(t *testing.T) {
 	ctx := context.Background()
 	alice, erin, _ := requestWorld(t, newClock())
 	req := mustRequest(t, erin, 100)
 	tok := mustPay(t, alice, req.Text).Token
-	b32 := base32.StdEncoding.WithPadding(base32.NoPadding)
-	const prefix = "OTPCASHTOK1"
-	raw, err := b32.DecodeString(tok[len(prefix):])
-	if err != nil {
-		t.Fatal(err)
-	}
-	body := raw[:len(raw)-4]
 	before := stateOf(t, erin)
-	for i := range body {
-		b := append([]byte(nil), body...)
-		b[i] ^= 0x01
-		h := sha256.Sum256(append([]byte(prefix), b...))
-		text := prefix + b32.EncodeToString(append(b, h[:4]...))
-		if _, err := erin.w.ReceiveToken(ctx, text); err == nil {
-			t.Fatalf("byte %d flipped: accepted", i)
-		}
-	}
-	for i := len(prefix); i < len(tok); i++ {
-		c := byte('A')
-		if tok[i] == 'A' {
-			c = 'B'
-		}
-		if _, err := erin.w.ReceiveToken(ctx, tok[:i]+string(c)+tok[i+1:]); err == nil {
-			t.Fatalf("character %d changed: accepted", i)
-		}
-	}
+	damaged(t, "OTPCASHTOK1", tok, func(s string) error { _, err := erin.w.ReceiveToken(ctx, s); return err })
 	unchanged(t, erin, before, "damaged tokens")
 	if _, err := erin.w.ReceiveToken(ctx, tok); err != nil {
 		t.Fatalf("the token itself, after its damaged copies: %v", err)
+	}
+}
+
+// TestReceiptFlipEveryByte: every damaged copy of a receipt is refused
+// and leaves the payer's coins pending-out; the receipt itself is then
+// taken.
+func TestReceiptFlipEveryByte(t *testing.T) {
+	ctx := context.Background()
+	alice, erin, _ := requestWorld(t, newClock())
+	req := mustRequest(t, erin, 100)
+	got, err := erin.w.ReceiveToken(ctx, mustPay(t, alice, req.Text).Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := stateOf(t, alice)
+	damaged(t, "OTPCASHRCP1", got.Receipt, func(s string) error { _, err := alice.w.ImportReceipt(ctx, s); return err })
+	unchanged(t, alice, before, "damaged receipts")
+	if _, err := alice.w.ImportReceipt(ctx, got.Receipt); err != nil {
+		t.Fatalf("the receipt itself, after its damaged copies: %v", err)
 	}
 }
 
