@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -34,6 +35,9 @@ var (
 	ErrUnknownRequest = errors.New("unknown payment request")
 	// ErrPaid refuses paying a request this wallet has paid already.
 	ErrPaid = errors.New("payment request already paid")
+	// ErrMixedPayees refuses a request whose keys carry different
+	// certified attributes: keys of more than one payee.
+	ErrMixedPayees = errors.New("payment request mixes payees")
 )
 
 // DefaultRequestTTL is how long a payment request can be paid.
@@ -210,6 +214,15 @@ func (w *Wallet) PayRequest(ctx context.Context, text string) (TokenPayment, err
 	}
 	if req.Currency != w.Currency() {
 		return tp, fmt.Errorf("pay request %s: this wallet pays %s, the request asks for %s", req.ID, w.Currency(), req.Currency)
+	}
+	// The payer is shown who it pays by the first key's certified
+	// attributes: a request that mixes in keys of another payee (a
+	// merchant's key and an attacker's anonymous ones) would pay both.
+	for i := range req.Keys {
+		if !maps.Equal(req.Keys[i].Attrs, req.Keys[0].Attrs) {
+			return tp, fmt.Errorf("pay request %s: %w: its exchange keys are certified for different payees (key %d: %v, key 0: %v)",
+				req.ID, ErrMixedPayees, i, req.Keys[i].Attrs, req.Keys[0].Attrs)
+		}
 	}
 	if now := w.now(); now.After(req.Expires) {
 		return tp, fmt.Errorf("pay request %s: %w at %s", req.ID, ErrExpired, req.Expires.Format(time.RFC3339))

@@ -302,6 +302,39 @@ func TestRequestUnverifiableKeys(t *testing.T) {
 	}
 }
 
+// TestRequestMixedPayees: a merchant's request with an anonymous key of
+// another wallet slipped in is refused before anything is sealed: the
+// payer is shown the merchant's certified name and would pay the other
+// wallet too.
+func TestRequestMixedPayees(t *testing.T) {
+	ctx := context.Background()
+	clock := newClock()
+	b := newClockedBank(t, denom.Set{100, 500}, clock.Now)
+	alice, mallory := b.newHolder(t, 200), b.newHolder(t, 0)
+	shop := b.newMerchant(t, map[string]string{"name": "Erin's shop"})
+	if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, 200); err != nil {
+		t.Fatal(err)
+	}
+	req := mustRequest(t, shop, 200)
+	r, err := paycode.ParseRequest(req.Text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Keys[1] = mustRequest(t, mallory, 100).Keys[0]
+	text, err := paycode.EncodeRequest(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := stateOf(t, alice)
+	if _, err := alice.w.PayRequest(ctx, text); !errors.Is(err, ErrMixedPayees) {
+		t.Fatalf("a request mixing payees: %v, want ErrMixedPayees", err)
+	}
+	unchanged(t, alice, before, "a request mixing payees")
+	if _, err := alice.w.PayRequest(ctx, req.Text); err != nil {
+		t.Fatalf("the merchant's own request: %v", err)
+	}
+}
+
 // requestWorldOtherBank is an exchange key certified by another bank.
 func requestWorldOtherBank(t *testing.T) otp.ExchangeKey {
 	t.Helper()
