@@ -2,6 +2,7 @@ package vault
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"slices"
@@ -19,6 +20,9 @@ var (
 	ErrNotRequested = errors.New("coin not on a key of this payment request")
 	// ErrExpired refuses a payment token for a request past its expiry.
 	ErrExpired = errors.New("payment request expired")
+	// ErrRequestSignature refuses a payment request whose fields or keys
+	// are not those its payee signed.
+	ErrRequestSignature = errors.New("payment request signature invalid")
 	// ErrNotAsRequested refuses a payment token whose coins are not the
 	// amount, currency or program the request asked for.
 	ErrNotAsRequested = errors.New("payment differs from the request")
@@ -37,9 +41,55 @@ type Request struct {
 	// Keys are the certificates of the promised keys, read from this
 	// vault and verified when the bank issued them.
 	Keys []otp.ExchangeKey `json:"keys"`
+	// Sig is the signature of the first key over the request
+	// (SignedMessage): it binds what the request asks for to its keys.
+	Sig []byte `json:"sig"`
 	// Paid are the tokens of the coins that paid the request, in the
 	// order they came: a token sent again must bring exactly these.
 	Paid []string `json:"paid,omitempty"`
+}
+
+// requestLabel separates a request's signature from everything else an
+// exchange key signs (receipts, transfers, deposit proofs).
+const requestLabel = "otpcash/v1/payment-request"
+
+// SignedMessage is what the first key of a request signs: every field the
+// payer acts on and every key certificate, so that no field and no key
+// can be changed on the way without the payer noticing.
+func (r *Request) SignedMessage() ([]byte, error) {
+	body, err := otp.Canonical(struct {
+		ID       string            `json:"id"`
+		Amount   int64             `json:"amount"`
+		Currency string            `json:"currency"`
+		Program  string            `json:"program"`
+		Memo     string            `json:"memo"`
+		Expires  int64             `json:"expires"`
+		Keys     []otp.ExchangeKey `json:"keys"`
+	}{r.ID, r.Amount, r.Currency, r.Program, r.Memo, r.Expires.Unix(), r.Keys})
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte(requestLabel+"\x00"), body...), nil
+}
+
+// Verify checks the request's signature under its first key. The key's
+// certificate is the executor's to check.
+func (r *Request) Verify() error {
+	if len(r.Keys) == 0 {
+		return fmt.Errorf("%w: no keys", ErrRequestSignature)
+	}
+	pub, err := r.Keys[0].PublicKey()
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrRequestSignature, err)
+	}
+	msg, err := r.SignedMessage()
+	if err != nil {
+		return err
+	}
+	if !ed25519.Verify(pub, msg, r.Sig) {
+		return fmt.Errorf("%w: the request was changed after its payee signed it, or a key was swapped", ErrRequestSignature)
+	}
+	return nil
 }
 
 const (
@@ -51,14 +101,14 @@ const (
 
 // PromiseRequest records the request r and promises n of the vault's
 // certified, unused, unexpired exchange keys to it, in one transaction,
-// and returns them (r.Keys is filled in). The keys are never offered to
+// and returns it with its keys and signature. The keys are never offered to
 // anyone else, and a coin arrives on them only in a token for r.
-func (v *Vault) PromiseRequest(ctx context.Context, r Request, n int) ([]otp.ExchangeKey, error) {
+func (v *Vault) PromiseRequest(ctx context.Context, r Request, n int) (Request, error) {
 	if n < 1 || n > maxRequestKey {
-		return nil, fmt.Errorf("payment request: asked for %d keys, want 1..%d", n, maxRequestKey)
+		return Request{}, fmt.Errorf("payment request: asked for %d keys, want 1..%d", n, maxRequestKey)
 	}
 	if r.ID == "" {
-		return nil, errors.New("payment request: empty id")
+		return Request{}, errors.New("payment request: empty id")
 	}
 	var keys []otp.ExchangeKey
 	err := v.update(ctx, func(t *tx) error {
@@ -77,10 +127,17 @@ func (v *Vault) PromiseRequest(ctx context.Context, r Request, n int) ([]otp.Exc
 		}
 		keys = all[:n]
 		r.Keys, r.Paid = keys, nil
+		msg, err := r.SignedMessage()
+		if err != nil {
+			return err
+		}
 		for i := range keys {
 			kid, k, _, err := t.key(keys[i].Pub)
 			if err != nil {
 				return err
+			}
+			if i == 0 {
+				r.Sig = ed25519.Sign(privateKey(k.Seed, keys[0].Pub), msg)
 			}
 			k.Request = r.ID
 			if err := t.put(kindKey, kid, keyPromised, nil, k); err != nil {
@@ -90,9 +147,9 @@ func (v *Vault) PromiseRequest(ctx context.Context, r Request, n int) ([]otp.Exc
 		return t.put(kindRequest, id, requestOpen, nil, r)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("payment request: %w", err)
+		return Request{}, fmt.Errorf("payment request: %w", err)
 	}
-	return keys, nil
+	return r, nil
 }
 
 // ReceiveRequest stores the coins of a payment token for request id as

@@ -22,6 +22,9 @@ import (
 
 // Errors of the two-pass payment, testable with errors.Is.
 var (
+	// ErrRequestSignature refuses a request changed after its payee
+	// made it: an amount, memo, expiry or key not the payee's.
+	ErrRequestSignature = vault.ErrRequestSignature
 	// ErrExpired refuses a request, or a token for one, past its expiry.
 	ErrExpired = vault.ErrExpired
 	// ErrNotRequested refuses a token whose coins are not on keys this
@@ -65,6 +68,7 @@ type PaymentRequest struct {
 	Expires  time.Time
 	Keys     []otp.ExchangeKey
 	Text     string
+	sig      []byte // the first key's signature (vault.Request.Verify)
 }
 
 // TokenPayment is what PayRequest did: the coins sealed to a request, in
@@ -132,14 +136,13 @@ func (w *Wallet) Request(ctx context.Context, value int64, memo string, ttl time
 	rand.Read(raw[:])
 	r := vault.Request{ID: hex.EncodeToString(raw[:]), Amount: value, Currency: w.Currency(), Program: program,
 		Memo: memo, Expires: w.now().Add(ttl).Truncate(time.Second)}
-	promised, err := w.v.PromiseRequest(ctx, r, n)
+	r, err = w.v.PromiseRequest(ctx, r, n)
 	if err != nil {
 		return PaymentRequest{}, fmt.Errorf("request %s: %w", amount.Format(value), err)
 	}
-	r.Keys = promised
 	pr := fromVault(&r)
 	if pr.Text, err = paycode.EncodeRequest(&paycode.Request{ID: raw, Amount: pr.Amount, Currency: pr.Currency,
-		Program: pr.Program, Memo: pr.Memo, Expires: pr.Expires, Keys: pr.Keys}); err != nil {
+		Program: pr.Program, Memo: pr.Memo, Expires: pr.Expires, Keys: pr.Keys, Sig: r.Sig}); err != nil {
 		return PaymentRequest{}, fmt.Errorf("request %s: %w", amount.Format(value), err)
 	}
 	w.record(ctx, vault.Event{Kind: "request", Amount: value, Peer: requestPeer(r.ID), Detail: memo})
@@ -176,10 +179,12 @@ func ParseRequest(text string) (PaymentRequest, error) {
 		return PaymentRequest{}, err
 	}
 	return PaymentRequest{ID: hex.EncodeToString(r.ID[:]), Amount: r.Amount, Currency: r.Currency, Program: r.Program,
-		Memo: r.Memo, Expires: r.Expires, Keys: r.Keys, Text: text}, nil
+		Memo: r.Memo, Expires: r.Expires, Keys: r.Keys, Text: text, sig: r.Sig}, nil
 }
 
-// PayRequest pays a payment request (its text form or URI) with a token:
+// PayRequest pays a payment request (its text form or URI) with a token.
+// The request must carry its payee's signature (by its first key, over
+// every field and key certificate) and keys certified for one payee; then
 // the coins that make its amount exactly, sealed to its keys by the
 // coins' program as in a live session (the keys' certificates and expiry,
 // the coins' conditions judged against the payee's certified attributes,
@@ -198,6 +203,11 @@ func (w *Wallet) PayRequest(ctx context.Context, text string) (TokenPayment, err
 		return TokenPayment{}, fmt.Errorf("pay request: %w", err)
 	}
 	tp := TokenPayment{Request: req}
+	vr := vault.Request{ID: req.ID, Amount: req.Amount, Currency: req.Currency, Program: req.Program,
+		Memo: req.Memo, Expires: req.Expires, Keys: req.Keys, Sig: req.sig}
+	if err := vr.Verify(); err != nil {
+		return tp, fmt.Errorf("pay request %s: %w", req.ID, err)
+	}
 	peer := requestPeer(req.ID)
 	sealed, err := w.v.PendingOut(ctx, peer)
 	if err != nil {

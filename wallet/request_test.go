@@ -2,6 +2,7 @@ package wallet
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/hex"
@@ -267,79 +268,75 @@ func TestTokenExpired(t *testing.T) {
 }
 
 // TestRequestUnverifiableKeys: a request whose key certificate does not
-// verify (a forged signature, a certificate of another bank) is refused
-// before anything is sealed.
+// verify (a forged signature, a certificate of another bank, a changed
+// expiry, a key twice) is refused by the payer's executor before anything
+// is sealed, even when the request's own signature is good: the payee
+// lies. A request changed after it was signed is refused for that.
 func TestRequestUnverifiableKeys(t *testing.T) {
 	ctx := context.Background()
 	alice, erin, _ := requestWorld(t, newClock())
-	stranger := requestWorldOtherBank(t)
+	other, _, err := otp.GenerateSigner("other.bank", otp.IssuerKey{Use: otp.UseExchange,
+		NotBefore: time.Now().Add(-time.Hour), Expires: time.Now().Add(time.Hour), DepositUntil: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The lying payee's own keys, certified by the bank.
+	privs := make([]ed25519.PrivateKey, 2)
+	pubs := make([]ed25519.PublicKey, 2)
+	for i := range privs {
+		pubs[i], privs[i], _ = ed25519.GenerateKey(nil)
+	}
+	certs, err := alice.w.bank.CertifyExchangeKeys(ctx, alice.w.cat, pubs)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
-		name string
-		edit func(r *paycode.Request)
+		name   string
+		edit   func(r *paycode.Request)
+		resign bool
+		want   error // nil: any refusal but a bad request signature
 	}{
-		{"forged signature", func(r *paycode.Request) { r.Keys[0].Sig = flipB64(r.Keys[0].Sig) }},
-		{"key of another bank", func(r *paycode.Request) { r.Keys[0] = stranger }},
-		{"expired key", func(r *paycode.Request) { r.Keys[0].Expires = time.Unix(1, 0).UTC() }},
-		{"the same key twice", func(r *paycode.Request) { r.Keys[1] = r.Keys[0] }},
+		{"forged certificate", func(r *paycode.Request) { r.Keys[0].Sig = flipB64(r.Keys[0].Sig) }, true, nil},
+		{"key of another bank", func(r *paycode.Request) { r.Keys[0], _ = other.Certify(pubs[0], time.Now().Add(time.Hour), nil) }, true, nil},
+		{"changed expiry", func(r *paycode.Request) { r.Keys[0].Expires = r.Keys[0].Expires.Add(time.Hour) }, true, nil},
+		{"the same key twice", func(r *paycode.Request) { r.Keys[1] = r.Keys[0] }, true, nil},
+		{"amount changed after signing", func(r *paycode.Request) { r.Amount = 100 }, false, ErrRequestSignature},
+		{"key swapped after signing", func(r *paycode.Request) { r.Keys[1] = r.Keys[0] }, false, ErrRequestSignature},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			req := mustRequest(t, erin, 600)
+			req, err := erin.w.Request(ctx, 600, "", time.Minute, 3)
+			if err != nil {
+				t.Fatal(err)
+			}
 			r, err := paycode.ParseRequest(req.Text)
 			if err != nil {
 				t.Fatal(err)
 			}
+			if tc.resign {
+				r.Keys = append([]otp.ExchangeKey{certs[0], certs[1]}, r.Keys[2:]...)
+			}
 			tc.edit(r)
+			if tc.resign {
+				vr := vault.Request{ID: hex.EncodeToString(r.ID[:]), Amount: r.Amount, Currency: r.Currency, Program: r.Program,
+					Memo: r.Memo, Expires: r.Expires, Keys: r.Keys}
+				msg, err := vr.SignedMessage()
+				if err != nil {
+					t.Fatal(err)
+				}
+				r.Sig = ed25519.Sign(privs[0], msg)
+			}
 			text, err := paycode.EncodeRequest(r)
 			if err != nil {
 				t.Fatal(err)
 			}
 			before := stateOf(t, alice)
-			if _, err := alice.w.PayRequest(ctx, text); err == nil {
-				t.Fatal("paid a request whose keys do not verify")
+			_, err = alice.w.PayRequest(ctx, text)
+			if err == nil || (tc.want == nil && errors.Is(err, ErrRequestSignature)) || (tc.want != nil && !errors.Is(err, tc.want)) {
+				t.Fatalf("paid or refused for another reason: %v", err)
 			}
 			unchanged(t, alice, before, "a request with a bad key")
 		})
 	}
-}
-
-// TestRequestMixedPayees: a merchant's request with an anonymous key of
-// another wallet slipped in is refused before anything is sealed: the
-// payer is shown the merchant's certified name and would pay the other
-// wallet too.
-func TestRequestMixedPayees(t *testing.T) {
-	ctx := context.Background()
-	clock := newClock()
-	b := newClockedBank(t, denom.Set{100, 500}, clock.Now)
-	alice, mallory := b.newHolder(t, 200), b.newHolder(t, 0)
-	shop := b.newMerchant(t, map[string]string{"name": "Erin's shop"})
-	if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, 200); err != nil {
-		t.Fatal(err)
-	}
-	req := mustRequest(t, shop, 200)
-	r, err := paycode.ParseRequest(req.Text)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Keys[1] = mustRequest(t, mallory, 100).Keys[0]
-	text, err := paycode.EncodeRequest(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	before := stateOf(t, alice)
-	if _, err := alice.w.PayRequest(ctx, text); !errors.Is(err, ErrMixedPayees) {
-		t.Fatalf("a request mixing payees: %v, want ErrMixedPayees", err)
-	}
-	unchanged(t, alice, before, "a request mixing payees")
-	if _, err := alice.w.PayRequest(ctx, req.Text); err != nil {
-		t.Fatalf("the merchant's own request: %v", err)
-	}
-}
-
-// requestWorldOtherBank is an exchange key certified by another bank.
-func requestWorldOtherBank(t *testing.T) otp.ExchangeKey {
-	t.Helper()
-	_, erin, _ := requestWorld(t, newClock())
-	return mustRequest(t, erin, 100).Keys[0]
 }
 
 // TestReceiptRefused: a receipt for coins this wallet never paid, and a
@@ -428,6 +425,24 @@ func TestTokenFlipEveryByte(t *testing.T) {
 	unchanged(t, erin, before, "damaged tokens")
 	if _, err := erin.w.ReceiveToken(ctx, tok); err != nil {
 		t.Fatalf("the token itself, after its damaged copies: %v", err)
+	}
+}
+
+// TestRequestFlipEveryByte: every damaged copy of a request is refused
+// before anything is sealed (its checksum, its encoding, or its payee's
+// signature); the request itself is then paid.
+func TestRequestFlipEveryByte(t *testing.T) {
+	ctx := context.Background()
+	alice, erin, _ := requestWorld(t, newClock())
+	req, err := erin.w.Request(ctx, 100, "tea", time.Minute, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := stateOf(t, alice)
+	damaged(t, "OTPCASHREQ1", req.Text, func(s string) error { _, err := alice.w.PayRequest(ctx, s); return err })
+	unchanged(t, alice, before, "damaged requests")
+	if _, err := alice.w.PayRequest(ctx, req.Text); err != nil {
+		t.Fatalf("the request itself, after its damaged copies: %v", err)
 	}
 }
 

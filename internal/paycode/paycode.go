@@ -22,6 +22,7 @@ package paycode
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base32"
 	"errors"
@@ -78,6 +79,7 @@ type Request struct {
 	Memo     string
 	Expires  time.Time // to the second
 	Keys     []otp.ExchangeKey
+	Sig      []byte // the first key's Ed25519 signature over the request
 }
 
 // Token is a payer's coins, sealed to the keys of the request it names.
@@ -102,6 +104,7 @@ type wireRequest struct {
 	Memo     string   `cbor:"5,keyasint"`
 	Expires  int64    `cbor:"6,keyasint"`
 	Keys     [][]byte `cbor:"7,keyasint"` // canonical JSON certificates
+	Sig      []byte   `cbor:"8,keyasint"`
 }
 
 type wireToken struct {
@@ -149,7 +152,7 @@ func init() {
 // EncodeRequest returns the text form of r.
 func EncodeRequest(r *Request) (string, error) {
 	w := wireRequest{ID: r.ID[:], Amount: r.Amount, Currency: r.Currency, Program: r.Program,
-		Memo: r.Memo, Expires: r.Expires.Unix(), Keys: make([][]byte, len(r.Keys))}
+		Memo: r.Memo, Expires: r.Expires.Unix(), Keys: make([][]byte, len(r.Keys)), Sig: r.Sig}
 	for i := range r.Keys {
 		var err error
 		if w.Keys[i], err = otp.Canonical(&r.Keys[i]); err != nil {
@@ -172,7 +175,7 @@ func ParseRequest(text string) (*Request, error) {
 		return nil, fmt.Errorf("parse request: %w", err)
 	}
 	r := &Request{Amount: w.Amount, Currency: w.Currency, Program: w.Program, Memo: w.Memo,
-		Expires: time.Unix(w.Expires, 0).UTC(), Keys: make([]otp.ExchangeKey, len(w.Keys))}
+		Expires: time.Unix(w.Expires, 0).UTC(), Keys: make([]otp.ExchangeKey, len(w.Keys)), Sig: w.Sig}
 	copy(r.ID[:], w.ID)
 	for i, b := range w.Keys {
 		k, err := otp.ParseExchangeKey(b)
@@ -201,6 +204,8 @@ func (w *wireRequest) check() error {
 		return fmt.Errorf("%w: expiry %d", ErrFormat, w.Expires)
 	case len(w.Keys) == 0 || len(w.Keys) > MaxKeys:
 		return fmt.Errorf("%w: %d exchange keys, want 1..%d", ErrFormat, len(w.Keys), MaxKeys)
+	case len(w.Sig) != ed25519.SignatureSize:
+		return fmt.Errorf("%w: signature of %d bytes, want %d", ErrFormat, len(w.Sig), ed25519.SignatureSize)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package paycode
 import (
 	"bytes"
 	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/otpcash/otpcash/otp"
+	"github.com/otpcash/otpcash/vault"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden vectors in testdata/")
@@ -73,6 +75,13 @@ func newFixture(t testing.TB, n int) fixture {
 		}
 		f.rcp.Acks = append(f.rcp.Acks, a)
 	}
+	vr := vault.Request{ID: hex.EncodeToString(f.req.ID[:]), Amount: f.req.Amount, Currency: f.req.Currency,
+		Program: f.req.Program, Memo: f.req.Memo, Expires: f.req.Expires, Keys: f.req.Keys}
+	msg, err := vr.SignedMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.req.Sig = ed25519.Sign(key(100), msg)
 	return f
 }
 
@@ -216,7 +225,7 @@ func TestStrictCBOR(t *testing.T) {
 	}
 
 	// A certificate in JSON that is not its canonical form (a space).
-	w := wireRequest{ID: f.req.ID[:], Amount: 100, Currency: "EUR", Program: "general", Memo: "", Expires: 1}
+	w := wireRequest{ID: f.req.ID[:], Amount: 100, Currency: "EUR", Program: "general", Memo: "", Expires: 1, Sig: f.req.Sig}
 	k, _ := otp.Canonical(&f.req.Keys[0])
 	w.Keys = [][]byte{append([]byte{' '}, k...)}
 	b, _ := encMode.Marshal(w)
