@@ -337,7 +337,7 @@ func (v *Vault) Receive(ctx context.Context, peer string, coins []otp.Sandbox) (
 	err := v.update(ctx, func(t *tx) error {
 		var agreements [][]byte
 		var err error
-		if acks, agreements, err = t.receiveAll(peer, coins); err != nil {
+		if acks, agreements, err = t.receiveAll(peer, "", coins); err != nil {
 			return err
 		}
 		change, err = t.giveChange(agreements)
@@ -354,7 +354,11 @@ func (v *Vault) Receive(ctx context.Context, peer string, coins []otp.Sandbox) (
 // reads in turn, checks, signs and encrypts on all CPUs, then writes in
 // turn. Two coins on one exchange key are refused, as the second of a
 // sequence of single receipts would be; so is a coin named twice.
-func (t *tx) receiveAll(peer string, coins []otp.Sandbox) ([]otp.Ack, [][]byte, error) {
+//
+// request is the payment request the coins pay ("" in a live session):
+// every coin must arrive on a key promised to it, and no coin of a live
+// session on a key promised to a request.
+func (t *tx) receiveAll(peer, request string, coins []otp.Sandbox) ([]otp.Ack, [][]byte, error) {
 	n := len(coins)
 	ids, kids := make([][]byte, n), make([][]byte, n)
 	seen := make(map[string]bool, 2*n)
@@ -398,7 +402,7 @@ func (t *tx) receiveAll(peer string, coins []otp.Sandbox) ([]otp.Ack, [][]byte, 
 	acks := make([]otp.Ack, n)
 	recs := make([][2]sealedRecord, n)
 	err = parallel.ForEach(n, func(i int) (err error) {
-		if recs[i], acks[i], err = t.receive(peer, &coins[i], ids[i], states[i], &hs[i], kids[i], kstates[i], &ks[i]); err != nil {
+		if recs[i], acks[i], err = t.receive(peer, request, &coins[i], ids[i], states[i], &hs[i], kids[i], kstates[i], &ks[i]); err != nil {
 			return fmt.Errorf("coin %.12s: %w", coins[i].Coin.Data.Token, err)
 		}
 		return nil
@@ -423,7 +427,7 @@ func (t *tx) receiveAll(peer string, coins []otp.Sandbox) ([]otp.Ack, [][]byte, 
 // on in kstate. A coin already held with the same chain gets its receipt
 // again and no records; a new one gets a receipt and the records of the
 // key, now its holder key, and of its holding.
-func (t *tx) receive(peer string, in *otp.Sandbox, id []byte, state string, h *holding, kid []byte, kstate string, k *keyRecord) ([2]sealedRecord, otp.Ack, error) {
+func (t *tx) receive(peer, request string, in *otp.Sandbox, id []byte, state string, h *holding, kid []byte, kstate string, k *keyRecord) ([2]sealedRecord, otp.Ack, error) {
 	var recs [2]sealedRecord
 	if state != "" {
 		same, err := extends(&h.Sandbox, in)
@@ -449,6 +453,9 @@ func (t *tx) receive(peer string, in *otp.Sandbox, id []byte, state string, h *h
 			return recs, otp.Ack{}, err
 		}
 	}
+	if err := admitsRequest(k.Request, request, in.Holder()); err != nil {
+		return recs, otp.Ack{}, err
+	}
 	priv, err := privateKey(k.Seed, in.Holder())
 	if err != nil {
 		return recs, otp.Ack{}, err
@@ -458,7 +465,7 @@ func (t *tx) receive(peer string, in *otp.Sandbox, id []byte, state string, h *h
 		return recs, otp.Ack{}, err
 	}
 	held := *k
-	held.Agreement, held.Due = nil, nil
+	held.Agreement, held.Due, held.Request = nil, nil, ""
 	if recs[0], err = t.sealRecord(kindKey, kid, keyHolder, nil, held); err != nil {
 		return recs, otp.Ack{}, err
 	}

@@ -33,6 +33,10 @@ type keyRecord struct {
 	// Due is the coin the agreement's payer proposed to seal to this key:
 	// set with Agreement, and checked when a coin arrives on the key.
 	Due *due `json:"due,omitempty"`
+	// Request is the payment request a promised key was handed out for:
+	// a coin arrives on it only in a payment token for that request
+	// (ReceiveRequest), never in a live session.
+	Request string `json:"request,omitempty"`
 }
 
 // maxKeys bounds one request for new keys, so a wrong count cannot exhaust

@@ -614,6 +614,25 @@ func (h *payee) asOffered(c *otp.Coin) error {
 // changes nothing. It returns the change the coins completed, if any,
 // sealed to the payer.
 func (h *payee) accept(ctx context.Context, coins []otp.Sandbox, payable bool) ([]otp.Ack, []otp.Sandbox, error) {
+	if err := h.verify(coins, payable); err != nil {
+		return nil, nil, err
+	}
+	acks, change, err := h.w.v.Receive(ctx, h.p.Peer, coins)
+	if err != nil {
+		return nil, nil, err
+	}
+	fault.Point(fault.PayeeStored)
+	if len(change) > 0 {
+		h.p.Change += countsOf(change).Total()
+		h.w.emit(Event{Kind: "change", Amount: countsOf(change).Total(), Coins: len(change), Peer: h.p.Peer})
+	}
+	return acks, change, nil
+}
+
+// verify checks coins offline as the payee of the offer, before any is
+// stored: signatures, the offer's currency and program, payability (when
+// payable) and conditions. A payment token goes through it too.
+func (h *payee) verify(coins []otp.Sandbox, payable bool) error {
 	now := h.w.now()
 	// The signatures first, all of the batch on all CPUs: they are most of
 	// the payee's work. The bank's certificate of the last link is not
@@ -627,32 +646,23 @@ func (h *payee) accept(ctx context.Context, coins []otp.Sandbox, payable bool) (
 		return ok && otp.SameExchangeKey(&mine, k)
 	}
 	if err := h.w.ver.VerifyReceived(coins, own); err != nil {
-		return nil, nil, err
+		return err
 	}
 	for i := range coins {
 		if payable {
 			if err := h.asOffered(&coins[i].Coin); err != nil {
-				return nil, nil, err
+				return err
 			}
 			if err := otp.CheckPayable(&coins[i].Coin, now); err != nil {
-				return nil, nil, err
+				return err
 			}
 		}
 		// Judge the transfer to this wallet's key as the bank will at
 		// deposit, with the payment offered (none for a re-sent coin).
 		if err := coins[i].CheckConditions(otp.Payment{Amount: h.offer.Amount, Memo: h.offer.Memo}, now); err != nil {
-			return nil, nil, err
+			return err
 		}
 	}
 	fault.Point(fault.PayeeVerified)
-	acks, change, err := h.w.v.Receive(ctx, h.p.Peer, coins)
-	if err != nil {
-		return nil, nil, err
-	}
-	fault.Point(fault.PayeeStored)
-	if len(change) > 0 {
-		h.p.Change += countsOf(change).Total()
-		h.w.emit(Event{Kind: "change", Amount: countsOf(change).Total(), Coins: len(change), Peer: h.p.Peer})
-	}
-	return acks, change, nil
+	return nil
 }

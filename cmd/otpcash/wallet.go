@@ -49,7 +49,7 @@ func newWalletCmd() *cobra.Command {
 or, when it is unset, from a prompt on the terminal.`,
 	}
 	cmd.AddCommand(walletInitCmd(), walletRefillCmd(), walletWithdrawCmd(), walletBalanceCmd(),
-		walletHistoryCmd(), walletReceiveCmd(), walletPayCmd(), walletSettleCmd(), walletExchangeCmd(), walletReclaimCmd(), walletDepositCmd())
+		walletHistoryCmd(), walletReceiveCmd(), walletPayCmd(), walletRequestCmd(), walletReceiptCmd(), walletSettleCmd(), walletExchangeCmd(), walletReclaimCmd(), walletDepositCmd())
 	return cmd
 }
 
@@ -352,14 +352,18 @@ func walletHistoryCmd() *cobra.Command {
 
 func walletReceiveCmd() *cobra.Command {
 	var f walletFlags
-	var listen string
+	var listen, token string
 	var once bool
+	var c codeFlags
 	cmd := &cobra.Command{
-		Use:   "receive --wallet DIR --listen ADDR",
-		Short: "Wait for payers on the local network and receive their coins",
+		Use:   "receive --wallet DIR (--listen ADDR | --token FILE|TEXT|-)",
+		Short: "Wait for payers on the local network, or take a payment token, and receive their coins",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return f.with(cmd, func(w *wallet.Wallet) error {
+				if token != "" {
+					return receiveToken(cmd, w, token, &c)
+				}
 				ln, err := net.Listen("tcp", listen)
 				if err != nil {
 					return fmt.Errorf("receive: %w", err)
@@ -395,17 +399,29 @@ func walletReceiveCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&once, "once", false, "serve one payment session, then exit")
 	cmd.Flags().BoolVar(&f.yes, "yes", false, "accept the short authentication string without asking")
 	cmd.Flags().BoolVar(&f.json, "json", false, "print each payment as JSON")
+	cmd.Flags().StringVar(&token, "token", "", "take this payment token (a file, the text, or - for standard input) and print the receipt; no listening")
+	c.register(cmd)
 	return cmd
 }
 
 func walletPayCmd() *cobra.Command {
 	var f walletFlags
-	var to, memo string
+	var to, memo, request string
+	var c codeFlags
 	cmd := &cobra.Command{
-		Use:   "pay AMOUNT --wallet DIR --to ADDR",
-		Short: "Pay a wallet on the local network, offline",
-		Args:  cobra.ExactArgs(1),
+		Use:   "pay (AMOUNT --to ADDR | --request REQ|FILE|-) --wallet DIR",
+		Short: "Pay a wallet on the local network, offline, or pay a payment request with a token",
+		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if request != "" {
+				if len(args) > 0 || to != "" {
+					return errPayArgs
+				}
+				return f.with(cmd, func(w *wallet.Wallet) error { return payRequest(cmd, w, request, &c) })
+			}
+			if len(args) != 1 || to == "" {
+				return errPayArgs
+			}
 			value, err := amount.Parse(args[0])
 			if err != nil {
 				return err
@@ -428,12 +444,13 @@ func walletPayCmd() *cobra.Command {
 		},
 	}
 	f.register(cmd)
-	cmd.Flags().StringVar(&to, "to", "", "payee address, host:port (required)")
+	cmd.Flags().StringVar(&to, "to", "", "payee address, host:port (a live session)")
+	cmd.Flags().StringVar(&request, "request", "", "pay this payment request (its text, a file, or - for standard input) and print the token")
+	c.register(cmd)
 	cmd.Flags().StringVar(&memo, "memo", "", "a note for the payee")
 	f.registerProgram(cmd, "whose coins to pay with")
 	cmd.Flags().BoolVar(&f.yes, "yes", false, "accept the short authentication string without asking")
 	cmd.Flags().BoolVar(&f.json, "json", false, "print the payment as JSON")
-	_ = cmd.MarkFlagRequired("to")
 	return cmd
 }
 
