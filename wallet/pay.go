@@ -98,7 +98,7 @@ func (w *Wallet) Pay(ctx context.Context, addr string, value int64, memo string,
 	}
 	purse := w.v.Purse(p.Peer)
 	for _, batch := range byProgram(coins) {
-		run := &otp.Run{Verifier: w.ver, Now: w.now(), Peer: payer, Purse: purse, Coins: batch,
+		run := &otp.Run{Verifier: w.ver(), Now: w.now(), Peer: payer, Purse: purse, Coins: batch,
 			Payment: otp.Payment{Amount: value, Memo: memo}}
 		err := otp.Execute(ctx, run)
 		if run.Sealed != nil {
@@ -231,7 +231,7 @@ func (w *Wallet) takeChange(ctx context.Context, payer *p2p.Payer, peer string, 
 	}
 	fault.Point(fault.PayerChange)
 	now := w.now()
-	if err := w.ver.VerifyReceived(coins, nil); err != nil {
+	if err := w.ver().VerifyReceived(coins, nil); err != nil {
 		w.record(ctx, vault.Event{Kind: "change-refused", Peer: peer, Detail: err.Error()})
 		return 0, fmt.Errorf("%w: the payee's change is invalid: %w", ErrChange, err)
 	}
@@ -320,7 +320,7 @@ func (w *Wallet) identity(ctx context.Context) (p2p.Keypair, error) {
 }
 
 func (w *Wallet) hello() p2p.Hello {
-	return p2p.Hello{Versions: []int{otp.SchemaVersion}, Issuers: []string{w.cat.Issuer}}
+	return p2p.Hello{Versions: []int{otp.SchemaVersion}, Issuers: []string{w.cat().Issuer}}
 }
 
 // confirmSAS shows the short authentication string and lets the user reject
@@ -507,7 +507,7 @@ func (h *payee) Change(ctx context.Context, p p2p.ChangeProposal) error {
 			return &p2p.RemoteError{Code: p2p.CodeRefused, Message: "the same exchange key twice for change"}
 		}
 		seen[k.Pub] = true
-		if err := h.w.ver.VerifyExchangeKey(k, now); err != nil {
+		if err := h.w.ver().VerifyExchangeKey(k, now); err != nil {
 			return &p2p.RemoteError{Code: p2p.CodeRefused, Message: "exchange key for change: " + err.Error()}
 		}
 		if coins[i].Coin.Data.Value != p.Change[i] {
@@ -584,7 +584,7 @@ func (h *payee) accept(ctx context.Context, coins []otp.Sandbox, payable bool) (
 		mine, ok := h.offered[k.Pub]
 		return ok && otp.SameExchangeKey(&mine, k)
 	}
-	if err := h.w.ver.VerifyReceived(coins, own); err != nil {
+	if err := h.w.ver().VerifyReceived(coins, own); err != nil {
 		return nil, nil, err
 	}
 	for i := range coins {
