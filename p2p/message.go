@@ -7,6 +7,9 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
 
@@ -144,10 +147,10 @@ func (o *Offer) check() error {
 	if !isCurrencyCode(o.Currency) {
 		return violation("offer currency %q is not an ISO 4217 code", o.Currency)
 	}
-	if err := checkLen("offer program", o.Program, maxCode); err != nil {
+	if err := checkText("offer program", o.Program, maxCode); err != nil {
 		return err
 	}
-	return checkLen("offer memo", o.Memo, maxText)
+	return checkText("offer memo", o.Memo, maxText)
 }
 
 func (a *acceptMsg) check() error {
@@ -225,10 +228,10 @@ func (e *RemoteError) check() error {
 	if e.Code == "" {
 		return violation("error without a code")
 	}
-	if err := checkLen("error code", e.Code, maxCode); err != nil {
+	if err := checkText("error code", e.Code, maxCode); err != nil {
 		return err
 	}
-	return checkLen("error message", e.Message, maxText)
+	return checkText("error message", e.Message, maxText)
 }
 
 func checkCount(what string, n, least int) error {
@@ -243,6 +246,32 @@ func checkLen(what, s string, limit int) error {
 		return violation("%s of %d bytes, limit %d", what, len(s), limit)
 	}
 	return nil
+}
+
+// checkText bounds text a peer's user will see, and refuses what would
+// let the sender rewrite the screen or log it is shown on rather than be
+// shown: invalid UTF-8 and the characters unshowable refuses.
+func checkText(what, s string, limit int) error {
+	if err := checkLen(what, s, limit); err != nil {
+		return err
+	}
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
+			return violation("%s: invalid UTF-8 at byte %d", what, i)
+		case unshowable(r):
+			return violation("%s: character %U at byte %d is not allowed", what, r, i)
+		}
+	}
+	return nil
+}
+
+// unshowable reports the characters that act on a terminal or on the text
+// around them rather than show: control characters (C0, DEL, C1: escape
+// sequences, carriage returns), bidirectional controls such as U+202E,
+// which reverses the text after it, and line and paragraph separators.
+func unshowable(r rune) bool {
+	return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) || unicode.In(r, unicode.Zl, unicode.Zp)
 }
 
 // kinds maps each envelope type to a constructor for its body.

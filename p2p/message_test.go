@@ -146,6 +146,7 @@ func TestDecodeRefuses(t *testing.T) {
 		{"member of another case in a coin", strings.Replace(coin, `"conditions":[]`, `"Conditions":[]`, 1), `unknown object member name "Conditions"`},
 		{"no receipts", `{"type":"receipts","body":{"acks":[]}}`, "receipts: 0"},
 		{"error without code", `{"type":"error","body":{"code":"","message":"?"}}`, "error without a code"},
+		{"error message with an escape", `{"type":"error","body":{"code":"refused","message":"\u001b[2Kpaid"}}`, "error message: character U+001B at byte 0"},
 		{"error code too long", `{"type":"error","body":{"code":"` + strings.Repeat("c", maxCode+1) + `","message":""}}`, "error code of 65 bytes"},
 	}
 	for _, tt := range tests {
@@ -245,4 +246,44 @@ func FuzzReadFrame(f *testing.F) {
 		}
 		decodeMessage(msg)
 	})
+}
+
+// TestOfferText: a memo is shown on the payee's screen and kept in its
+// history, so it may not carry what would rewrite either.
+func TestOfferText(t *testing.T) {
+	for _, tt := range []struct {
+		name, memo, want string
+	}{
+		{"plain", "2 coffees & a <croissant> ☕", ""},
+		{"accents and scripts", "café, Grüße, 東京, مرحبا", ""},
+		{"a real replacement character", "caf\uFFFD", ""},
+		{"escape sequence", "ok\x1b[2K\rreceive 1000.00", "U+001B at byte 2"},
+		{"newline", "line\nfalse line", "U+000A"},
+		{"tab", "a\tb", "U+0009"},
+		{"NUL", "a\x00", "U+0000"},
+		{"DEL", "a\x7f", "U+007F"},
+		{"C1 CSI", "a\u009b2K", "U+009B"},
+		{"right-to-left override", "paid \u202e00.1", "U+202E at byte 5"},
+		{"right-to-left isolate", "\u2067x", "U+2067"},
+		{"line separator", "a\u2028b", "U+2028"},
+		{"invalid UTF-8", "caf\xe9", "invalid UTF-8 at byte 3"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, o := range []*Offer{
+				{Amount: 1, Currency: "EUR", Memo: tt.memo},
+				{Amount: 1, Currency: "EUR", Program: tt.memo},
+			} {
+				err := o.check()
+				if tt.want == "" {
+					if err != nil {
+						t.Errorf("check(%+q) = %v, want nil", tt.memo, err)
+					}
+					continue
+				}
+				if !errors.Is(err, ErrProtocol) || !strings.Contains(err.Error(), tt.want) {
+					t.Errorf("check(%+q) = %v, want %v naming %q", tt.memo, err, ErrProtocol, tt.want)
+				}
+			}
+		})
+	}
 }

@@ -48,3 +48,23 @@ func TestWalletInitRelative(t *testing.T) {
 		}
 	}
 }
+
+// TestShown: history text a peer wrote is printed escaped when any of it
+// would act on the terminal rather than show.
+func TestShown(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"2 coffees ☕, café", "2 coffees ☕, café"},
+		{"", ""},
+		{"x\x1b[2K\rreceive 1000.00 EUR", `"x\x1b[2K\rreceive 1000.00 EUR"`},
+		{"paid \u202e00.1", `"paid \u202e00.1"`},
+		{"a\u009bb", `"a\u009bb"`},
+		{"a\x7f", `"a\x7f"`},
+		{"a\nb", `"a\nb"`},
+		{"caf\xe9", `"caf\xe9"`},
+		{"\uFFFD", "\uFFFD"},
+	} {
+		if got := shown(tt.in); got != tt.want {
+			t.Errorf("shown(%+q) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}

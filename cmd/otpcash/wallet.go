@@ -11,7 +11,9 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -335,7 +337,7 @@ func walletHistoryCmd() *cobra.Command {
 					return printJSON(cmd, events)
 				}
 				for _, e := range events {
-					fmt.Fprintf(cmd.OutOrStdout(), "%s  %-8s %10s %s  %s\n", e.Time.Format("2006-01-02 15:04:05"), e.Kind, amount.Format(e.Amount), e.Currency, e.Detail)
+					fmt.Fprintf(cmd.OutOrStdout(), "%s  %-8s %10s %s  %s\n", e.Time.Format("2006-01-02 15:04:05"), e.Kind, amount.Format(e.Amount), e.Currency, shown(e.Detail))
 				}
 				return nil
 			})
@@ -344,6 +346,17 @@ func walletHistoryCmd() *cobra.Command {
 	f.register(cmd)
 	cmd.Flags().BoolVar(&f.json, "json", false, "print JSON")
 	return cmd
+}
+
+// shown is text from a history, where a peer may have written it (a memo),
+// as it is safe to print: as it is when every character of it only shows,
+// else quoted with Go's escapes, so that it cannot move the cursor,
+// reverse the line or forge one.
+func shown(s string) string {
+	if !utf8.ValidString(s) || strings.IndexFunc(s, func(r rune) bool { return !strconv.IsPrint(r) }) >= 0 {
+		return strconv.Quote(s)
+	}
+	return s
 }
 
 func walletReceiveCmd() *cobra.Command {
