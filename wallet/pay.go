@@ -387,12 +387,7 @@ func (w *Wallet) Receive(ctx context.Context, ln net.Listener) (Payment, error) 
 // receive is Receive with the session served by as(payee): tests play a
 // dishonest payee through it.
 func (w *Wallet) receive(ctx context.Context, ln net.Listener, as func(*payee) p2p.Handler) (Payment, error) {
-	if n, err := w.v.ExchangeKeyCount(ctx); err != nil {
-		return Payment{}, fmt.Errorf("receive: %w", err)
-	} else if n == 0 {
-		return Payment{}, fmt.Errorf("receive: %w: run refill while online", ErrNoExchangeKeys)
-	}
-	kp, err := w.identity(ctx)
+	kp, err := w.payeeIdentity(ctx)
 	if err != nil {
 		return Payment{}, fmt.Errorf("receive: %w", err)
 	}
@@ -400,6 +395,23 @@ func (w *Wallet) receive(ctx context.Context, ln net.Listener, as func(*payee) p
 	if err != nil {
 		return Payment{}, fmt.Errorf("receive: %w", err)
 	}
+	return w.session(ctx, conn, as)
+}
+
+// payeeIdentity is the key a payee's handshakes run with, once it is known
+// that the wallet can be paid: it holds exchange keys.
+func (w *Wallet) payeeIdentity(ctx context.Context) (p2p.Keypair, error) {
+	if n, err := w.v.ExchangeKeyCount(ctx); err != nil {
+		return p2p.Keypair{}, err
+	} else if n == 0 {
+		return p2p.Keypair{}, fmt.Errorf("%w: run refill while online", ErrNoExchangeKeys)
+	}
+	return w.identity(ctx)
+}
+
+// session serves one payment session as the payee on conn, which it
+// closes.
+func (w *Wallet) session(ctx context.Context, conn *p2p.Conn, as func(*payee) p2p.Handler) (Payment, error) {
 	defer conn.Close()
 	h := &payee{w: w, p: Payment{SAS: conn.SAS(), Peer: conn.PeerID()}}
 	if err := w.confirmSAS(ctx, h.p); err != nil {
