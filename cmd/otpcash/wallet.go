@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"net"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/otpcash/otpcash/internal/amount"
 	"github.com/otpcash/otpcash/otp"
+	"github.com/otpcash/otpcash/p2p"
 	"github.com/otpcash/otpcash/wallet"
 )
 
@@ -95,6 +98,8 @@ func (f *walletFlags) options(cmd *cobra.Command) (wallet.Options, error) {
 	}
 	return wallet.Options{
 		Merchant: merchant,
+		// Warnings, such as the connections receive drops; never secrets.
+		Logger: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn})),
 		ConfirmSAS: func(ctx context.Context, sas string) bool {
 			fmt.Fprintf(cmd.ErrOrStderr(), "short authentication string: %s\n", sas)
 			if f.yes {
@@ -363,10 +368,15 @@ func walletReceiveCmd() *cobra.Command {
 	var f walletFlags
 	var listen string
 	var once bool
+	var opts wallet.ServeOptions
 	cmd := &cobra.Command{
 		Use:   "receive --wallet DIR --listen ADDR",
 		Short: "Wait for payers on the local network and receive their coins",
-		Args:  cobra.NoArgs,
+		Long: `Wait for payers on the local network and receive their coins. Connections
+that fail their handshake (port probes, scanners, other programs) and payers
+that stall or break the protocol are logged to stderr and dropped; receive
+goes on serving.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return f.with(cmd, func(w *wallet.Wallet) error {
 				ln, err := net.Listen("tcp", listen)
@@ -375,14 +385,11 @@ func walletReceiveCmd() *cobra.Command {
 				}
 				defer ln.Close()
 				fmt.Fprintf(cmd.ErrOrStderr(), "listening on %s\n", ln.Addr())
+				opts.HandshakeTimeout = opts.MessageTimeout
 				for {
-					p, err := w.Receive(cmd.Context(), ln)
+					p, err := w.Serve(cmd.Context(), ln, opts)
 					if err != nil {
-						if once || cmd.Context().Err() != nil {
-							return err
-						}
-						fmt.Fprintln(cmd.ErrOrStderr(), "otpcash:", err)
-						continue
+						return err
 					}
 					if f.json {
 						if err := printJSON(cmd, p); err != nil {
@@ -401,7 +408,10 @@ func walletReceiveCmd() *cobra.Command {
 	}
 	f.register(cmd)
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:7070", "address to listen on")
-	cmd.Flags().BoolVar(&once, "once", false, "serve one payment session, then exit")
+	cmd.Flags().BoolVar(&once, "once", false, "serve until one payment session completes, then exit")
+	cmd.Flags().DurationVar(&opts.MessageTimeout, "timeout", p2p.DefaultMessageTimeout,
+		fmt.Sprintf("drop a payer that takes longer than this over a message, or over its handshake (at most %v)", p2p.DefaultHandshakeTimeout))
+	cmd.Flags().IntVar(&opts.MaxHandshakes, "max-handshakes", 16, "handshakes run at once; more connections wait")
 	cmd.Flags().BoolVar(&f.yes, "yes", false, "accept the short authentication string without asking")
 	cmd.Flags().BoolVar(&f.json, "json", false, "print each payment as JSON")
 	return cmd
@@ -410,6 +420,7 @@ func walletReceiveCmd() *cobra.Command {
 func walletPayCmd() *cobra.Command {
 	var f walletFlags
 	var to, memo string
+	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "pay AMOUNT --wallet DIR --to ADDR",
 		Short: "Pay a wallet on the local network, offline",
@@ -420,7 +431,9 @@ func walletPayCmd() *cobra.Command {
 				return err
 			}
 			return f.with(cmd, func(w *wallet.Wallet) error {
-				p, err := w.Pay(cmd.Context(), to, value, memo, wallet.WithProgram(f.program))
+				ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+				defer cancel()
+				p, err := w.Pay(ctx, to, value, memo, wallet.WithProgram(f.program))
 				if err != nil {
 					return err
 				}
@@ -439,6 +452,7 @@ func walletPayCmd() *cobra.Command {
 	f.register(cmd)
 	cmd.Flags().StringVar(&to, "to", "", "payee address, host:port (required)")
 	cmd.Flags().StringVar(&memo, "memo", "", "a note for the payee")
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "give up the payment after this long (coins already sealed stay pending-out and are re-sent at the next meeting)")
 	f.registerProgram(cmd, "whose coins to pay with")
 	cmd.Flags().BoolVar(&f.yes, "yes", false, "accept the short authentication string without asking")
 	cmd.Flags().BoolVar(&f.json, "json", false, "print the payment as JSON")
