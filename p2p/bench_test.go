@@ -111,3 +111,20 @@ func payOnce(ctx context.Context, p *Payer, sealed []otp.Sandbox) error {
 	}
 	return p.Done(ctx)
 }
+
+// BenchmarkDecodeCoins decodes one message of 500 sealed coins, most of a
+// payee's decoding work in a session.
+func BenchmarkDecodeCoins(b *testing.B) {
+	paid := newBank(b).pay(b, "bench", 500)
+	m := &coinsMsg{Coins: make([]otp.Sandbox, len(paid))}
+	for i, p := range paid {
+		m.Coins[i] = p.sandbox
+	}
+	enc := must(encodeMessage(m))
+	b.SetBytes(int64(len(enc)))
+	for b.Loop() {
+		if _, err := decodeMessage(enc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

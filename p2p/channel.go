@@ -74,11 +74,22 @@ func Dial(ctx context.Context, addr string, static Keypair) (*Conn, error) {
 // goroutine may call Accept on such a listener; on other listeners ctx
 // bounds the handshake alone.
 func Accept(ctx context.Context, ln net.Listener, static Keypair) (*Conn, error) {
+	nc, err := AcceptConn(ctx, ln)
+	if err != nil {
+		return nil, err
+	}
+	return Server(ctx, nc, static)
+}
+
+// AcceptConn is Accept's wait for a connection, bounded by ctx as Accept's
+// is, without the handshake: for a payee that runs the handshakes of
+// several connections at once, each with Server.
+func AcceptConn(ctx context.Context, ln net.Listener) (net.Conn, error) {
 	nc, err := accept(ctx, ln)
 	if err != nil {
 		return nil, fmt.Errorf("p2p: accept: %w", err)
 	}
-	return Server(ctx, nc, static)
+	return nc, nil
 }
 
 func accept(ctx context.Context, ln net.Listener) (net.Conn, error) {
@@ -86,7 +97,7 @@ func accept(ctx context.Context, ln net.Listener) (net.Conn, error) {
 	if !ok {
 		return ln.Accept()
 	}
-	release, err := bound(ctx, d)
+	release, err := bound(ctx, d, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -98,12 +109,15 @@ func accept(ctx context.Context, ln net.Listener) (net.Conn, error) {
 	return nc, nil
 }
 
-// Client runs the handshake over nc as the initiator. On error nc is closed.
+// Client runs the handshake over nc as the initiator. It ends when ctx is
+// done or after DefaultHandshakeTimeout (ErrTimeout), whichever comes
+// first. On error nc is closed.
 func Client(ctx context.Context, nc net.Conn, static Keypair) (*Conn, error) {
 	return handshake(ctx, nc, static, true)
 }
 
-// Server runs the handshake over nc as the responder. On error nc is closed.
+// Server runs the handshake over nc as the responder, bounded as Client's
+// is. On error nc is closed.
 func Server(ctx context.Context, nc net.Conn, static Keypair) (*Conn, error) {
 	return handshake(ctx, nc, static, false)
 }
@@ -143,7 +157,7 @@ func handshake(ctx context.Context, nc net.Conn, static Keypair, initiator bool)
 	if err != nil {
 		return nil, err
 	}
-	release, err := bound(ctx, nc)
+	release, err := bound(ctx, nc, handshakeTimeout)
 	if err != nil {
 		return nil, err
 	}

@@ -36,6 +36,25 @@ const (
 	headerSize     = 4
 )
 
+// How long a side waits for its peer. A peer that sends part of a message
+// and then nothing must not hold the other side as long as it likes, so
+// every wait has a deadline, also when the caller's context has none; a
+// wait that outlasts one fails with ErrTimeout.
+const (
+	// DefaultHandshakeTimeout bounds a whole handshake: three messages
+	// computed by machines, not people.
+	DefaultHandshakeTimeout = 30 * time.Second
+	// DefaultMessageTimeout bounds the wait for each message of a session,
+	// from the moment the reader starts waiting to the message's last byte
+	// (and each write). It leaves time for a person to confirm the short
+	// authentication string or an offer on the other side.
+	DefaultMessageTimeout = 60 * time.Second
+)
+
+// handshakeTimeout is DefaultHandshakeTimeout, shortened by tests that
+// play a silent peer.
+var handshakeTimeout = DefaultHandshakeTimeout
+
 // Conn is an established session channel. Its methods other than Close,
 // BytesSent and BytesReceived must not be called concurrently: a session is
 // a strict alternation of requests and replies.
@@ -49,17 +68,29 @@ type Conn struct {
 	enc, dec *noise.CipherState
 	peer     []byte
 	sas      string
-	frame    []byte // one received record, reused
-	err      error  // why the Conn is unusable
+	frame    []byte        // one received record, reused
+	err      error         // why the Conn is unusable
+	timeout  time.Duration // for each message; see SetMessageTimeout
 
 	sent, received atomic.Int64
 }
 
 func newConn(nc net.Conn) *Conn {
-	c := &Conn{nc: nc, frame: make([]byte, maxRecord)}
+	c := &Conn{nc: nc, frame: make([]byte, maxRecord), timeout: DefaultMessageTimeout}
 	c.r = countingReader{nc, &c.received}
 	c.w = countingWriter{nc, &c.sent}
 	return c
+}
+
+// SetMessageTimeout bounds each later read or write of a message to d
+// (DefaultMessageTimeout when d is not positive), whatever the context's
+// deadline, which still applies when it is sooner. Call it before the
+// session starts, not concurrently with it.
+func (c *Conn) SetMessageTimeout(d time.Duration) {
+	if d <= 0 {
+		d = DefaultMessageTimeout
+	}
+	c.timeout = d
 }
 
 // Close closes the underlying connection.
@@ -97,11 +128,15 @@ func (cw countingWriter) Write(p []byte) (int, error) {
 
 type deadliner interface{ SetDeadline(time.Time) error }
 
-// bound makes ctx interrupt blocking I/O on d until release is called.
-// Reads and writes on a net.Conn ignore contexts: a deadline is the only way
-// to stop them, so cancellation sets one in the past.
-func bound(ctx context.Context, d deadliner) (release func(), err error) {
+// bound makes ctx interrupt blocking I/O on d until release is called, and
+// a timeout, if positive, end it after that long. Reads and writes on a
+// net.Conn ignore contexts: a deadline is the only way to stop them, so
+// cancellation sets one in the past.
+func bound(ctx context.Context, d deadliner, timeout time.Duration) (release func(), err error) {
 	deadline, _ := ctx.Deadline() // zero, for none, clears an earlier one
+	if t := time.Now().Add(timeout); timeout > 0 && (deadline.IsZero() || t.Before(deadline)) {
+		deadline = t
+	}
 	if err := d.SetDeadline(deadline); err != nil {
 		return nil, err
 	}
@@ -119,7 +154,8 @@ func bound(ctx context.Context, d deadliner) (release func(), err error) {
 }
 
 // ioErr reports an I/O error that ctx caused as ctx's error, so callers can
-// test for context.DeadlineExceeded and context.Canceled.
+// test for context.DeadlineExceeded and context.Canceled, and one that a
+// timeout of bound caused as ErrTimeout.
 func ioErr(ctx context.Context, err error) error {
 	cerr := ctx.Err()
 	if cerr == nil && errors.Is(err, os.ErrDeadlineExceeded) {
@@ -130,6 +166,9 @@ func ioErr(ctx context.Context, err error) error {
 	}
 	if cerr != nil {
 		return fmt.Errorf("%w: %w", cerr, err)
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("%w: %w", ErrTimeout, err)
 	}
 	return err
 }
@@ -233,7 +272,7 @@ func (c *Conn) readMessage(ctx context.Context) ([]byte, error) {
 	if err := c.ready(ctx); err != nil {
 		return nil, err
 	}
-	release, err := bound(ctx, c.nc)
+	release, err := bound(ctx, c.nc, c.timeout)
 	if err != nil {
 		return nil, c.broken(ctx, err)
 	}
@@ -250,7 +289,7 @@ func (c *Conn) writeMessage(ctx context.Context, msg []byte) error {
 	if err := c.ready(ctx); err != nil {
 		return err
 	}
-	release, err := bound(ctx, c.nc)
+	release, err := bound(ctx, c.nc, c.timeout)
 	if err != nil {
 		return c.broken(ctx, err)
 	}

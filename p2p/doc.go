@@ -24,6 +24,9 @@
 //   - bounded reads: handshake messages, frames, messages and the number of
 //     items in a message have hard limits, checked before memory is
 //     allocated for them;
+//   - bounded waits: the handshake and every message have a deadline
+//     (DefaultHandshakeTimeout, Conn.SetMessageTimeout) whatever the
+//     context's, so a peer that stalls fails with ErrTimeout;
 //   - fail closed: a truncated, oversized or forged frame leaves the Conn
 //     unusable, an unknown message type or field, or a message out of order,
 //     ends the session with an error message to the peer, and the error is

@@ -21,6 +21,9 @@ var (
 	// ErrProtocol: a malformed message, a message out of order, or records
 	// that do not frame a message as the sender must.
 	ErrProtocol = errors.New("protocol violation")
+	// ErrTimeout: the peer took longer than DefaultHandshakeTimeout over
+	// the handshake, or than the Conn's message timeout over a message.
+	ErrTimeout = errors.New("peer too slow")
 	// ErrVersion: the peer does not speak Version.
 	ErrVersion = errors.New("no common protocol version")
 )

@@ -4,12 +4,17 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
 	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/otpcash/otpcash/internal/strictjson"
 	"github.com/otpcash/otpcash/otp"
 )
 
@@ -139,10 +144,10 @@ func (o *Offer) check() error {
 	if !isCurrencyCode(o.Currency) {
 		return violation("offer currency %q is not an ISO 4217 code", o.Currency)
 	}
-	if err := checkLen("offer program", o.Program, maxCode); err != nil {
+	if err := checkText("offer program", o.Program, maxCode); err != nil {
 		return err
 	}
-	return checkLen("offer memo", o.Memo, maxText)
+	return checkText("offer memo", o.Memo, maxText)
 }
 
 func (*acceptMsg) check() error { return nil }
@@ -214,10 +219,10 @@ func (e *RemoteError) check() error {
 	if e.Code == "" {
 		return violation("error without a code")
 	}
-	if err := checkLen("error code", e.Code, maxCode); err != nil {
+	if err := checkText("error code", e.Code, maxCode); err != nil {
 		return err
 	}
-	return checkLen("error message", e.Message, maxText)
+	return checkText("error message", e.Message, maxText)
 }
 
 func checkCount(what string, n, least int) error {
@@ -232,6 +237,32 @@ func checkLen(what, s string, limit int) error {
 		return violation("%s of %d bytes, limit %d", what, len(s), limit)
 	}
 	return nil
+}
+
+// checkText bounds text a peer's user will see, and refuses what would
+// let the sender rewrite the screen or log it is shown on rather than be
+// shown: invalid UTF-8 and the characters unshowable refuses.
+func checkText(what, s string, limit int) error {
+	if err := checkLen(what, s, limit); err != nil {
+		return err
+	}
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
+			return violation("%s: invalid UTF-8 at byte %d", what, i)
+		case unshowable(r):
+			return violation("%s: character %U at byte %d is not allowed", what, r, i)
+		}
+	}
+	return nil
+}
+
+// unshowable reports the characters that act on a terminal or on the text
+// around them rather than show: control characters (C0, DEL, C1: escape
+// sequences, carriage returns), bidirectional controls such as U+202E,
+// which reverses the text after it, and line and paragraph separators.
+func unshowable(r rune) bool {
+	return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) || unicode.In(r, unicode.Zl, unicode.Zp)
 }
 
 // kinds maps each envelope type to a constructor for its body.
@@ -285,47 +316,47 @@ func encodeMessage(m message) ([]byte, error) {
 }
 
 // decodeMessage decodes one message strictly: an envelope other than
-// {"type": ..., "body": ...} in that order, an unknown type, an unknown
-// field, trailing data or a body out of bounds is an error naming it.
+// {"type": ..., "body": ...} in that order, an unknown type, trailing data
+// or a body out of bounds is an error naming it, and so, in the body as in
+// the envelope, is a member repeated, unknown or spelt in another letter
+// case (internal/strictjson).
 //
 // It reads the type first and then decodes the body straight into its
 // message type, in one pass: a batch of coins is most of a session's
 // bytes, and decoding it into a raw body first and then again cost a
 // tenth of the payee's time.
 func decodeMessage(b []byte) (message, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := expectToken(dec, json.Delim('{'), "a JSON object"); err != nil {
+	dec := jsontext.NewDecoder(bytes.NewReader(b))
+	if err := expectToken(dec, '{', "", "a JSON object"); err != nil {
 		return nil, violation("message envelope: %v", err)
 	}
-	if err := expectToken(dec, "type", `the member "type" first`); err != nil {
+	if err := expectToken(dec, '"', "type", `the member "type" first`); err != nil {
 		return nil, violation("message envelope: %v", err)
 	}
-	tok, err := dec.Token()
-	typ, ok := tok.(string)
-	if err != nil || !ok {
+	tok, err := dec.ReadToken()
+	if err != nil || tok.Kind() != '"' {
 		return nil, violation("message envelope: the type is not a string: %v", tokenError(tok, err))
 	}
+	typ := tok.String()
 	mk, ok := kinds[typ]
 	if !ok {
 		return nil, violation("unknown message type %q", typ)
 	}
 	// A body that is absent or null would decode to a zero message.
-	if err := expectToken(dec, "body", `the member "body"`); err != nil {
+	if err := expectToken(dec, '"', "body", `the member "body"`); err != nil {
 		return nil, violation("%s message without a body: %v", typ, err)
 	}
-	body := bytes.TrimLeft(b[dec.InputOffset():], " \t\r\n:")
-	if bytes.HasPrefix(body, []byte("null")) {
+	if dec.PeekKind() == 'n' {
 		return nil, violation("%s message without a body: null", typ)
 	}
 	m := mk()
-	if err := dec.Decode(m); err != nil {
+	if err := strictjson.UnmarshalDecode(dec, m); err != nil {
 		return nil, violation("%s body: %v", typ, err)
 	}
-	if err := expectToken(dec, json.Delim('}'), "the end of the message"); err != nil {
+	if err := expectToken(dec, '}', "", "the end of the message"); err != nil {
 		return nil, violation("message envelope: %v", err)
 	}
-	if _, err := dec.Token(); err != io.EOF {
+	if _, err := dec.ReadToken(); err != io.EOF {
 		return nil, violation("message envelope: trailing data after the JSON value")
 	}
 	if err := m.check(); err != nil {
@@ -334,28 +365,25 @@ func decodeMessage(b []byte) (message, error) {
 	return m, nil
 }
 
-// expectToken reads the next token of dec and refuses any but want, which
-// what describes.
-func expectToken(dec *json.Decoder, want json.Token, what string) error {
-	tok, err := dec.Token()
-	if err == nil && tok == want {
+// expectToken reads the next token of dec and refuses any but one of kind
+// (and, for a string, of text str), which what describes.
+func expectToken(dec *jsontext.Decoder, kind jsontext.Kind, str, what string) error {
+	tok, err := dec.ReadToken()
+	if err == nil && tok.Kind() == kind && (kind != '"' || tok.String() == str) {
 		return nil
 	}
 	return fmt.Errorf("want %s: %w", what, tokenError(tok, err))
 }
 
 // tokenError names what was found where a token was expected.
-func tokenError(tok json.Token, err error) error {
+func tokenError(tok jsontext.Token, err error) error {
 	switch {
 	case err != nil:
 		return err
-	case tok == nil:
-		return errors.New("found null")
+	case tok.Kind() == '"':
+		return fmt.Errorf("found %q", tok.String())
 	}
-	if s, ok := tok.(string); ok {
-		return fmt.Errorf("found %q", s)
-	}
-	return fmt.Errorf("found %v", tok)
+	return fmt.Errorf("found %s", tok)
 }
 
 // checkVersions finds Version among the versions the peer speaks.

@@ -113,9 +113,9 @@ func TestDecodeRefuses(t *testing.T) {
 		{"not an object", `["done",{}]`, "want a JSON object: found ["},
 		{"unknown envelope field", `{"type":"done","body":{},"sig":""}`, `want the end of the message: found "sig"`},
 		{"unknown field before the body", `{"type":"done","sig":"","body":{}}`, `without a body: want the member "body": found "sig"`},
-		{"type twice", `{"type":"done","type":"coins","body":{}}`, `without a body: want the member "body": found "type"`},
-		{"unknown body field", `{"type":"done","body":{"reason":"bye"}}`, `unknown field "reason"`},
-		{"unknown field in a coin", strings.Replace(coin, `"conditions":[]`, `"conditions":[],"bonus":1`, 1), `unknown field "bonus"`},
+		{"type twice", `{"type":"done","type":"coins","body":{}}`, `duplicate object member name "type"`},
+		{"unknown body field", `{"type":"done","body":{"reason":"bye"}}`, `unknown object member name "reason"`},
+		{"unknown field in a coin", strings.Replace(coin, `"conditions":[]`, `"conditions":[],"bonus":1`, 1), `unknown object member name "bonus" within "/body/coins/0/coin/data"`},
 		{"trailing data", `{"type":"done","body":{}}{}`, "trailing data"},
 		{"no body", `{"type":"done"}`, "without a body"},
 		{"null body", `{"type":"done","body":null}`, "without a body"},
@@ -134,13 +134,21 @@ func TestDecodeRefuses(t *testing.T) {
 		{"proposal that sends nothing", `{"type":"change","body":{"send":[],"keys":[{}]}}`, "change send: 0"},
 		{"proposal of a negative coin", `{"type":"change","body":{"send":[-500],"keys":[{}]}}`, "coins sent are not positive"},
 		{"proposal of a zero coin", `{"type":"change","body":{"send":[0,500],"keys":[{}]}}`, "coins sent are not positive"},
-		{"proposal that overflows", `{"type":"change","body":{"send":[9223372036854775807,1],"keys":[{}]}}`, "representable total"},
+		{"proposal that overflows", `{"type":"change","body":{"send":[` + strings.Repeat("9007199254740991,", 1100) + `1],"keys":[{}]}}`, "representable total"},
+		{"coin value beyond 2^53-1", `{"type":"change","body":{"send":[9007199254740992],"keys":[{}]}}`, "integer outside"},
 		{"proposal naming the change (version 1)", `{"type":"change","body":{"send":[500],"change":[200],"keys":[{}]}}`, "change body"},
 		{"agreed to no change", `{"type":"agreed","body":{"change":[]}}`, "agreed change: 0"},
 		{"agreed to a negative coin", `{"type":"agreed","body":{"change":[200,-100]}}`, "not positive"},
 		{"agreed change out of order", `{"type":"agreed","body":{"change":[50,200]}}`, "largest first"},
+		// {"amount":-1,"amount":7} must not be read as 7, nor "Amount" as
+		// amount: a lenient decoder lets two peers read one message two ways.
+		{"member twice in the body", `{"type":"offer","body":{"amount":-1,"amount":7,"currency":"EUR","memo":""}}`, `duplicate object member name "amount"`},
+		{"member of another case in the body", `{"type":"offer","body":{"Amount":7,"currency":"EUR","memo":""}}`, `unknown object member name "Amount"`},
+		{"member twice in a coin", strings.Replace(coin, `"conditions":[]`, `"conditions":[],"conditions":[]`, 1), `duplicate object member name "conditions"`},
+		{"member of another case in a coin", strings.Replace(coin, `"conditions":[]`, `"Conditions":[]`, 1), `unknown object member name "Conditions"`},
 		{"no receipts", `{"type":"receipts","body":{"acks":[]}}`, "receipts: 0"},
 		{"error without code", `{"type":"error","body":{"code":"","message":"?"}}`, "error without a code"},
+		{"error message with an escape", `{"type":"error","body":{"code":"refused","message":"\u001b[2Kpaid"}}`, "error message: character U+001B at byte 0"},
 		{"error code too long", `{"type":"error","body":{"code":"` + strings.Repeat("c", maxCode+1) + `","message":""}}`, "error code of 65 bytes"},
 	}
 	for _, tt := range tests {
@@ -240,4 +248,44 @@ func FuzzReadFrame(f *testing.F) {
 		}
 		decodeMessage(msg)
 	})
+}
+
+// TestOfferText: a memo is shown on the payee's screen and kept in its
+// history, so it may not carry what would rewrite either.
+func TestOfferText(t *testing.T) {
+	for _, tt := range []struct {
+		name, memo, want string
+	}{
+		{"plain", "2 coffees & a <croissant> ☕", ""},
+		{"accents and scripts", "café, Grüße, 東京, مرحبا", ""},
+		{"a real replacement character", "caf\uFFFD", ""},
+		{"escape sequence", "ok\x1b[2K\rreceive 1000.00", "U+001B at byte 2"},
+		{"newline", "line\nfalse line", "U+000A"},
+		{"tab", "a\tb", "U+0009"},
+		{"NUL", "a\x00", "U+0000"},
+		{"DEL", "a\x7f", "U+007F"},
+		{"C1 CSI", "a\u009b2K", "U+009B"},
+		{"right-to-left override", "paid \u202e00.1", "U+202E at byte 5"},
+		{"right-to-left isolate", "\u2067x", "U+2067"},
+		{"line separator", "a\u2028b", "U+2028"},
+		{"invalid UTF-8", "caf\xe9", "invalid UTF-8 at byte 3"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, o := range []*Offer{
+				{Amount: 1, Currency: "EUR", Memo: tt.memo},
+				{Amount: 1, Currency: "EUR", Program: tt.memo},
+			} {
+				err := o.check()
+				if tt.want == "" {
+					if err != nil {
+						t.Errorf("check(%+q) = %v, want nil", tt.memo, err)
+					}
+					continue
+				}
+				if !errors.Is(err, ErrProtocol) || !strings.Contains(err.Error(), tt.want) {
+					t.Errorf("check(%+q) = %v, want %v naming %q", tt.memo, err, ErrProtocol, tt.want)
+				}
+			}
+		})
+	}
 }

@@ -60,8 +60,9 @@ type Handler interface {
 // message must be its receipts for it. Anything else is refused with
 // CodeProtocol.
 //
-// Every read waits until ctx is done, so give ctx a deadline: a payer that
-// vanishes is noticed only then.
+// Every read waits until ctx is done or the Conn's message timeout passes
+// (ErrTimeout): a payer that vanishes, or stalls in the middle of a
+// message, is dropped then.
 func Serve(ctx context.Context, c *Conn, h Handler) error {
 	s := session{c: c, h: h}
 	for {

@@ -305,10 +305,10 @@ func TestServeRefusesMalformed(t *testing.T) {
 		name, msg, want string
 	}{
 		{"unknown type", `{"type":"refund","body":{}}`, `unknown message type "refund"`},
-		{"unknown field", `{"type":"hello","body":{"versions":[1],"issuers":[],"colour":"red"}}`, `unknown field "colour"`},
+		{"unknown field", `{"type":"hello","body":{"versions":[1],"issuers":[],"colour":"red"}}`, `unknown object member name "colour"`},
 		{"trailing data", `{"type":"hello","body":{"versions":[1],"issuers":[]}} {}`, "trailing data"},
 		{"not json", `hello`, "message envelope"},
-		{"long complaint", `{"type":"hello","body":{"` + strings.Repeat("x", 5000) + `":1}}`, `unknown field "xxxx`},
+		{"long complaint", `{"type":"hello","body":{"` + strings.Repeat("x", 5000) + `":1}}`, `unknown object member name "xxxx`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -84,7 +85,18 @@ func openDB(path string) (*sql.DB, error) {
 	q.Set("_journal_mode", "WAL")
 	q.Set("_synchronous", "FULL")
 	q.Add("_pragma", "secure_delete(ON)")
-	u := url.URL{Scheme: "file", Path: path, RawQuery: q.Encode()}
+	// A file: URI names a file by an absolute path: a relative one would
+	// read as the URI's authority ("file://alice/vault.db"). url.URL then
+	// escapes what would end the path early, such as '?' and '#'.
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	abs = filepath.ToSlash(abs)
+	if !strings.HasPrefix(abs, "/") {
+		abs = "/" + abs // a Windows drive letter: file:///C:/...
+	}
+	u := url.URL{Scheme: "file", Path: abs, RawQuery: q.Encode()}
 	db, err := sql.Open("sqlite", u.String())
 	if err != nil {
 		return nil, err

@@ -1157,3 +1157,57 @@ func TestSettleDeposit(t *testing.T) {
 		t.Errorf("marking a refused coin deposited: %v; want ErrState", err)
 	}
 }
+
+// TestPathForms creates and reopens a vault at every form of path a user
+// types: the database is opened through a file: URI, where a relative path
+// reads as an authority and '?' and '#' end the path.
+func TestPathForms(t *testing.T) {
+	ctx := context.Background()
+	base := t.TempDir()
+	t.Chdir(base)
+	for _, dir := range []string{
+		"alice",
+		"./dot",
+		"sub/dir",
+		"../" + filepath.Base(base) + "/up",
+		filepath.Join(base, "absolute"),
+		"with space",
+		"query?mode=ro",
+		"hash#frag",
+		"percent%20sign",
+		"semi;colon&amp=1",
+	} {
+		t.Run(dir, func(t *testing.T) {
+			v, err := Create(ctx, dir, testPIN, cheap)
+			if err != nil {
+				t.Fatalf("Create(%q): %v", dir, err)
+			}
+			if err := v.SetSetting(ctx, "k", []byte(dir)); err != nil {
+				t.Fatal(err)
+			}
+			v.Close()
+			// The database is where the user said, not in some file named
+			// after part of the path.
+			if _, err := os.Stat(filepath.Join(dir, dbName)); err != nil {
+				t.Fatalf("vault not in %q: %v", dir, err)
+			}
+			v, err = Open(ctx, dir, testPIN)
+			if err != nil {
+				t.Fatalf("Open(%q): %v", dir, err)
+			}
+			defer v.Close()
+			if got, err := v.Setting(ctx, "k"); err != nil || string(got) != dir {
+				t.Fatalf("Setting after reopening %q = %q, %v", dir, got, err)
+			}
+		})
+	}
+	entries, _ := os.ReadDir(base)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	want := []string{"absolute", "alice", "dot", "hash#frag", "percent%20sign", "query?mode=ro", "semi;colon&amp=1", "sub", "up", "with space"}
+	if !slices.Equal(names, want) {
+		t.Errorf("files in the working directory: %q; want only the vaults' directories", names)
+	}
+}

@@ -276,7 +276,7 @@ func TestExchangeRepeatedAndRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := bob.w.cat.CoinKeys(otp.GeneralProgramName, bob.w.now())
+	keys, err := bob.w.cat().CoinKeys(otp.GeneralProgramName, bob.w.now())
 	if err != nil {
 		t.Fatal(err)
 	}

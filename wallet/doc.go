@@ -3,8 +3,9 @@
 // developer only builds the user interface.
 //
 // An app calls Init once, then Open with the owner's PIN, and uses
-// Withdraw, RefillKeys, Pay, Receive, Settle, Exchange, Reclaim, Deposit,
-// Balance and History. It never handles coins, keys or the vault directly.
+// Withdraw, RefillKeys, Pay, Receive (or Serve, for a terminal that goes on
+// serving past failed sessions), Settle, Exchange, Reclaim, Deposit, Balance
+// and History. It never handles coins, keys or the vault directly.
 //
 // Guarantees:
 //   - a payment never contacts a server: Pay, Receive and Settle need only

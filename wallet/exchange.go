@@ -41,7 +41,7 @@ func (w *Wallet) Exchange(ctx context.Context, account, token string, opts ...Op
 		return res, err
 	}
 	program := applyOptions(opts).program
-	keys, err := w.cat.CoinKeys(program, w.now())
+	keys, err := w.cat().CoinKeys(program, w.now())
 	if err != nil {
 		return res, fmt.Errorf("exchange: %w", err)
 	}
@@ -191,7 +191,7 @@ func (w *Wallet) exchangeRequest(ctx context.Context, pe pendingExchange) (api.E
 func (w *Wallet) exchangeCoins(ctx context.Context, pe pendingExchange) ([][]*otp.BlindCoin, error) {
 	blind := make([][]*otp.BlindCoin, len(pe.Parts))
 	for i, part := range pe.Parts {
-		k, err := w.cat.Key(part.KeyID, otp.UseCoin)
+		k, err := w.cat().Key(part.KeyID, otp.UseCoin)
 		if err != nil {
 			return nil, fmt.Errorf("exchange: %w", err)
 		}
@@ -205,7 +205,7 @@ func (w *Wallet) exchangeCoins(ctx context.Context, pe pendingExchange) ([][]*ot
 		}
 		blind[i] = make([]*otp.BlindCoin, len(pubs))
 		for j, pub := range pubs {
-			if blind[i][j], err = otp.NewBlindCoin(w.cat.Issuer, k, pub, otp.WithdrawalRand(secret, part.ID, j)); err != nil {
+			if blind[i][j], err = otp.NewBlindCoin(w.cat().Issuer, k, pub, otp.WithdrawalRand(secret, part.ID, j)); err != nil {
 				return nil, fmt.Errorf("exchange: %w", err)
 			}
 		}

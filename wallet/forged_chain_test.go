@@ -45,7 +45,7 @@ func TestReceiveForgedLaterLink(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		keys, err := alice.w.bank.CertifyExchangeKeys(ctx, alice.w.cat, []ed25519.PublicKey{pub})
+		keys, err := alice.w.bank.CertifyExchangeKeys(ctx, alice.w.cat(), []ed25519.PublicKey{pub})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -62,7 +62,7 @@ func applyOptions(opts []Option) callOptions {
 // withdrawn.
 func (w *Wallet) Withdraw(ctx context.Context, account, token string, value int64, opts ...Option) (WithdrawResult, error) {
 	o := applyOptions(opts)
-	keys, err := w.cat.CoinKeys(o.program, w.now())
+	keys, err := w.cat().CoinKeys(o.program, w.now())
 	if err != nil {
 		return WithdrawResult{}, fmt.Errorf("withdraw: %w", err)
 	}
@@ -175,7 +175,7 @@ func (w *Wallet) resumeWithdrawals(ctx context.Context, account, token string, r
 // the same signatures. A refusal by the bank means nothing was debited, so
 // the withdrawal is forgotten; any other failure leaves it to be resumed.
 func (w *Wallet) finishWithdrawal(ctx context.Context, id, account, token, keyID string, n int, res *WithdrawResult) error {
-	k, err := w.cat.Key(keyID, otp.UseCoin)
+	k, err := w.cat().Key(keyID, otp.UseCoin)
 	if err != nil {
 		return fmt.Errorf("withdraw: %w", err)
 	}
@@ -187,7 +187,7 @@ func (w *Wallet) finishWithdrawal(ctx context.Context, id, account, token, keyID
 	if err != nil {
 		return fmt.Errorf("withdraw: %w", err)
 	}
-	coins, err := w.bank.WithdrawCoins(ctx, token, id, account, w.cat.Issuer, k, pubs,
+	coins, err := w.bank.WithdrawCoins(ctx, token, id, account, w.cat().Issuer, k, pubs,
 		func(i int) io.Reader { return otp.WithdrawalRand(secret, id, i) })
 	if err != nil {
 		if refused(err) {

@@ -101,7 +101,7 @@ func (w *Wallet) Pay(ctx context.Context, addr string, value int64, memo string,
 	}
 	purse := w.v.Purse(p.Peer)
 	for _, batch := range byProgram(coins) {
-		run := &otp.Run{Verifier: w.ver, Now: w.now(), Peer: payer, Purse: purse, Coins: batch,
+		run := &otp.Run{Verifier: w.ver(), Now: w.now(), Peer: payer, Purse: purse, Coins: batch,
 			Payment: otp.Payment{Amount: value, Memo: memo}}
 		err := otp.Execute(ctx, run)
 		if run.Sealed != nil {
@@ -209,7 +209,7 @@ const changeSlack = 8
 // payee's coins: any number of each value of the program, up to what the
 // planner needs (bounded so that its tables stay small).
 func (w *Wallet) anyChange(program string) denom.Counts {
-	keys, err := w.cat.CoinKeys(program, w.now())
+	keys, err := w.cat().CoinKeys(program, w.now())
 	if err != nil {
 		return nil // no coin of the program is issued now; only exact payments
 	}
@@ -277,7 +277,7 @@ func (w *Wallet) takeChange(ctx context.Context, payer *p2p.Payer, peer string, 
 	}
 	fault.Point(fault.PayerChange)
 	now := w.now()
-	if err := w.ver.VerifyReceived(coins, nil); err != nil {
+	if err := w.ver().VerifyReceived(coins, nil); err != nil {
 		w.record(ctx, vault.Event{Kind: "change-refused", Peer: peer, Detail: err.Error()})
 		return 0, fmt.Errorf("%w: the payee's change is invalid: %w", ErrChange, err)
 	}
@@ -347,7 +347,7 @@ func (w *Wallet) identity(ctx context.Context) (p2p.Keypair, error) {
 }
 
 func (w *Wallet) hello() p2p.Hello {
-	return p2p.Hello{Versions: []int{otp.SchemaVersion}, Issuers: []string{w.cat.Issuer}}
+	return p2p.Hello{Versions: []int{otp.SchemaVersion}, Issuers: []string{w.cat().Issuer}}
 }
 
 // confirmSAS shows the short authentication string and lets the user reject
@@ -414,12 +414,7 @@ func (w *Wallet) Receive(ctx context.Context, ln net.Listener) (Payment, error) 
 // receive is Receive with the session served by as(payee): tests play a
 // dishonest payee through it.
 func (w *Wallet) receive(ctx context.Context, ln net.Listener, as func(*payee) p2p.Handler) (Payment, error) {
-	if n, err := w.v.ExchangeKeyCount(ctx); err != nil {
-		return Payment{}, fmt.Errorf("receive: %w", err)
-	} else if n == 0 {
-		return Payment{}, fmt.Errorf("receive: %w: run refill while online", ErrNoExchangeKeys)
-	}
-	kp, err := w.identity(ctx)
+	kp, err := w.payeeIdentity(ctx)
 	if err != nil {
 		return Payment{}, fmt.Errorf("receive: %w", err)
 	}
@@ -427,6 +422,23 @@ func (w *Wallet) receive(ctx context.Context, ln net.Listener, as func(*payee) p
 	if err != nil {
 		return Payment{}, fmt.Errorf("receive: %w", err)
 	}
+	return w.session(ctx, conn, as)
+}
+
+// payeeIdentity is the key a payee's handshakes run with, once it is known
+// that the wallet can be paid: it holds exchange keys.
+func (w *Wallet) payeeIdentity(ctx context.Context) (p2p.Keypair, error) {
+	if n, err := w.v.ExchangeKeyCount(ctx); err != nil {
+		return p2p.Keypair{}, err
+	} else if n == 0 {
+		return p2p.Keypair{}, fmt.Errorf("%w: run refill while online", ErrNoExchangeKeys)
+	}
+	return w.identity(ctx)
+}
+
+// session serves one payment session as the payee on conn, which it
+// closes.
+func (w *Wallet) session(ctx context.Context, conn *p2p.Conn, as func(*payee) p2p.Handler) (Payment, error) {
 	defer conn.Close()
 	h := &payee{w: w, p: Payment{SAS: conn.SAS(), Peer: conn.PeerID()}}
 	if err := w.confirmSAS(ctx, h.p); err != nil {
@@ -540,7 +552,7 @@ func (h *payee) Change(ctx context.Context, p p2p.ChangeProposal) ([]int64, erro
 		if i >= len(coins) {
 			continue
 		}
-		if err := h.w.ver.VerifyExchangeKey(k, now); err != nil {
+		if err := h.w.ver().VerifyExchangeKey(k, now); err != nil {
 			return nil, &p2p.RemoteError{Code: p2p.CodeRefused, Message: "exchange key for change: " + err.Error()}
 		}
 		j := otp.Judgement{Coin: &coins[i].Coin, Hops: len(coins[i].Chain) + 1, Payee: k.Attrs,
@@ -645,7 +657,7 @@ func (h *payee) verify(coins []otp.Sandbox, payable bool) error {
 		mine, ok := h.offered[k.Pub]
 		return ok && otp.SameExchangeKey(&mine, k)
 	}
-	if err := h.w.ver.VerifyReceived(coins, own); err != nil {
+	if err := h.w.ver().VerifyReceived(coins, own); err != nil {
 		return err
 	}
 	for i := range coins {

@@ -28,7 +28,7 @@ type ReclaimResult struct {
 func (w *Wallet) Reclaim(ctx context.Context, account, token string) (ReclaimResult, error) {
 	now := w.now()
 	items, err := w.v.ReclaimItems(ctx, account, func(c *otp.Coin) bool {
-		k, err := w.cat.Key(c.Data.KeyID, otp.UseCoin)
+		k, err := w.cat().Key(c.Data.KeyID, otp.UseCoin)
 		return err == nil && !now.Before(k.DepositUntil)
 	})
 	if err != nil {

@@ -81,7 +81,7 @@ func TestReclaim(t *testing.T) {
 		t.Fatalf("the bank asked before the deadline: %+v, %v; want %s", resp, err, api.CodeNotYet)
 	}
 
-	key, err := alice.w.cat.Key(lost.Coin.Data.KeyID, otp.UseCoin)
+	key, err := alice.w.cat().Key(lost.Coin.Data.KeyID, otp.UseCoin)
 	if err != nil {
 		t.Fatal(err)
 	}

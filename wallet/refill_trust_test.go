@@ -134,7 +134,7 @@ func TestRefillKeysRefusesUntrusted(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			settingsBefore, cat, ver := settings(), w.cat, w.ver
+			settingsBefore, cat, ver := settings(), w.cat(), w.ver()
 
 			tp.set(tt.bodies(t))
 			if n, err := w.RefillKeys(ctx, keysBefore+5); !errors.Is(err, tt.want) {
@@ -149,7 +149,7 @@ func TestRefillKeysRefusesUntrusted(t *testing.T) {
 					t.Errorf("stored %s changed", name)
 				}
 			}
-			if w.cat != cat || w.ver != ver {
+			if w.cat() != cat || w.ver() != ver {
 				t.Error("the wallet uses another catalogue or verifier")
 			}
 			// The bank's own answers are still taken.

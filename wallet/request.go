@@ -152,7 +152,7 @@ func (w *Wallet) Request(ctx context.Context, value int64, memo string, ttl time
 // fewestCoins is how many coins of the program's values issued now make
 // value, largest first; an error if none make it.
 func (w *Wallet) fewestCoins(program string, value int64) (int, error) {
-	keys, err := w.cat.CoinKeys(program, w.now())
+	keys, err := w.cat().CoinKeys(program, w.now())
 	if err != nil {
 		return 0, fmt.Errorf("%w: no coins of program %q are issued: %w", ErrAmount, program, err)
 	}
@@ -252,7 +252,7 @@ func (w *Wallet) PayRequest(ctx context.Context, text string) (TokenPayment, err
 	rp := &tokenPeer{keys: req.Keys}
 	purse := w.v.Purse(peer)
 	for _, batch := range byProgram(pick(held, plan.Send)) {
-		run := &otp.Run{Verifier: w.ver, Now: w.now(), Peer: rp, Purse: purse, Coins: batch,
+		run := &otp.Run{Verifier: w.ver(), Now: w.now(), Peer: rp, Purse: purse, Coins: batch,
 			Payment: otp.Payment{Amount: req.Amount, Memo: req.Memo}}
 		err := otp.Execute(ctx, run)
 		if run.Sealed != nil {

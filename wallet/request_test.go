@@ -286,7 +286,7 @@ func TestRequestUnverifiableKeys(t *testing.T) {
 	for i := range privs {
 		pubs[i], privs[i], _ = ed25519.GenerateKey(nil)
 	}
-	certs, err := alice.w.bank.CertifyExchangeKeys(ctx, alice.w.cat, pubs)
+	certs, err := alice.w.bank.CertifyExchangeKeys(ctx, alice.w.cat(), pubs)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/otpcash/otpcash/bank/client"
@@ -93,11 +94,21 @@ type Event struct {
 type Wallet struct {
 	v    *vault.Vault
 	bank *client.Client
-	cat  *otp.Catalogue
-	ver  *otp.Verifier
-	opts Options
-	log  *slog.Logger
+	// trust is replaced whole by RefillKeys while payments read it.
+	trust atomic.Pointer[trust]
+	opts  Options
+	log   *slog.Logger
 }
+
+// trust is what the wallet checks coins and keys against: the pinned
+// catalogue and a verifier of it that knows the revoked keys.
+type trust struct {
+	cat *otp.Catalogue
+	ver *otp.Verifier
+}
+
+func (w *Wallet) cat() *otp.Catalogue { return w.trust.Load().cat }
+func (w *Wallet) ver() *otp.Verifier  { return w.trust.Load().ver }
 
 const (
 	settingBank        = "bank"
@@ -175,7 +186,7 @@ func Open(ctx context.Context, dir string, pin []byte, opts Options) (*Wallet, e
 		v.Close()
 		return nil, fmt.Errorf("open wallet: revocation list: %w", err)
 	}
-	w.ver = w.ver.WithRevocations(rev)
+	w.trust.Store(&trust{cat, w.ver().WithRevocations(rev)})
 	return w, nil
 }
 
@@ -184,7 +195,9 @@ func newWallet(v *vault.Vault, bc *client.Client, cat *otp.Catalogue, opts Optio
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Wallet{v: v, bank: bc, cat: cat, ver: otp.NewVerifier(cat), opts: opts, log: log}
+	w := &Wallet{v: v, bank: bc, opts: opts, log: log}
+	w.trust.Store(&trust{cat, otp.NewVerifier(cat)})
+	return w
 }
 
 func httpClient(opts Options) *http.Client {
@@ -229,8 +242,9 @@ func (w *Wallet) Currency() string {
 // coinKey returns the newest coin key of the pinned catalogue.
 func (w *Wallet) coinKey() *otp.IssuerKey {
 	var best *otp.IssuerKey
-	for i := range w.cat.Keys {
-		k := &w.cat.Keys[i]
+	cat := w.cat()
+	for i := range cat.Keys {
+		k := &cat.Keys[i]
 		if k.Use == otp.UseCoin && (best == nil || k.NotBefore.After(best.NotBefore)) {
 			best = k
 		}
@@ -248,7 +262,7 @@ func (w *Wallet) RefillKeys(ctx context.Context, target int) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("refill: catalogue: %w", err)
 	}
-	if err := cat.Verify(w.cat.Root); err != nil {
+	if err := cat.Verify(w.cat().Root); err != nil {
 		return 0, fmt.Errorf("refill: %w", err)
 	}
 	rev, err := w.bank.Revocations(ctx)
@@ -264,7 +278,8 @@ func (w *Wallet) RefillKeys(ctx context.Context, target int) (int, error) {
 	if err := w.setJSON(ctx, settingRevocations, rev); err != nil {
 		return 0, fmt.Errorf("refill: %w", err)
 	}
-	w.cat, w.ver = cat, otp.NewVerifier(cat).WithRevocations(rev)
+	ver := otp.NewVerifier(cat).WithRevocations(rev)
+	w.trust.Store(&trust{cat, ver})
 
 	have, err := w.v.ExchangeKeyCount(ctx)
 	if err != nil {
@@ -284,13 +299,13 @@ func (w *Wallet) RefillKeys(ctx context.Context, target int) (int, error) {
 		// Blindly: the bank cannot tell, at deposit, that a coin was paid
 		// to this wallet. Certification costs nothing, so a crash before
 		// the keys are stored loses nothing: they stay uncertified, unused.
-		certs, err = w.bank.CertifyExchangeKeys(ctx, w.cat, pubs)
+		certs, err = w.bank.CertifyExchangeKeys(ctx, cat, pubs)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("refill: certify: %w", err)
 	}
 	for i := range certs {
-		if err := w.ver.VerifyExchangeKey(&certs[i], w.now()); err != nil {
+		if err := ver.VerifyExchangeKey(&certs[i], w.now()); err != nil {
 			return 0, fmt.Errorf("refill: bank returned a bad certificate: %w", err)
 		}
 	}

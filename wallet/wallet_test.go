@@ -306,7 +306,7 @@ func TestWithdrawResumes(t *testing.T) {
 	b := newTestBank(t)
 	alice := b.newHolder(t, 500)
 	id := newID()
-	key, err := alice.w.cat.CoinKey(otp.GeneralProgramName, 100, alice.w.now())
+	key, err := alice.w.cat().CoinKey(otp.GeneralProgramName, 100, alice.w.now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,7 +326,7 @@ func TestWithdrawResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The crashed run: the bank signed, the wallet stored nothing.
-	lost, err := alice.w.bank.WithdrawCoins(ctx, alice.token, id, alice.account, alice.w.cat.Issuer, key, pubs,
+	lost, err := alice.w.bank.WithdrawCoins(ctx, alice.token, id, alice.account, alice.w.cat().Issuer, key, pubs,
 		func(i int) io.Reader { return otp.WithdrawalRand(secret, id, i) })
 	if err != nil {
 		t.Fatal(err)
@@ -383,4 +383,41 @@ func TestDepositResumes(t *testing.T) {
 	if alice.balance(t).Held != 0 {
 		t.Fatalf("coins still held after the resumed deposit")
 	}
+}
+
+// TestRefillWhilePaying refreshes the pinned catalogue while other
+// goroutines read it, as a payment does; under -race a catalogue written
+// in place is reported.
+func TestRefillWhilePaying(t *testing.T) {
+	bk := newTestBank(t)
+	h := bk.newHolder(t, 0)
+	ctx := context.Background()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				if c := h.w.Currency(); c != "EUR" {
+					t.Errorf("Currency() = %q during a refill", c)
+					return
+				}
+				if hello := h.w.hello(); len(hello.Issuers) != 1 {
+					t.Errorf("hello() = %+v during a refill", hello)
+					return
+				}
+			}
+		})
+	}
+	for range 5 {
+		if _, err := h.w.RefillKeys(ctx, DefaultKeyPool); err != nil {
+			t.Error(err)
+		}
+	}
+	close(done)
+	wg.Wait()
 }

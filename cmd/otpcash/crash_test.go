@@ -103,13 +103,20 @@ func (w *crashWorld) pay(from, to, value, point string) (payErr, recvErr error) 
 	payee := startBinary(w.t, w.bin, w.env(to, payeeFault...), "wallet", "receive", "--wallet", to, "--listen", "127.0.0.1:0", "--yes", "--once")
 	addr := strings.TrimPrefix(payee.waitFor(w.t, "listening on "), "listening on ")
 	_, payErr = w.cli(w.env(from, payerFault...), "wallet", "pay", value, "--wallet", from, "--to", addr, "--yes")
-	return payErr, waitPayee(payee, payErr)
+	return payErr, waitPayee(w.t, payee, payErr)
 }
 
-// waitPayee waits for a payee process. A payer refused before it dialled
-// (too little to pay) leaves the payee waiting for a session: after a
-// grace period it is killed, and the refusal is the outcome.
-func waitPayee(payee *proc, payErr error) error {
+// waitPayee waits for a payee process. A payee whose payer was killed
+// drops the broken session and goes on serving, as a shop's terminal
+// must: once it has said so it is killed, the shop closing. A payer
+// refused before it dialled (too little to pay) leaves the payee waiting
+// for a session: after a grace period it is killed, and the refusal is
+// the outcome.
+func waitPayee(t *testing.T, payee *proc, payErr error) error {
+	if killed(payErr) {
+		payee.waitFor(t, "payment session dropped")
+		payee.cmd.Process.Kill()
+	}
 	if payErr != nil && !killed(payErr) {
 		stop := time.AfterFunc(10*time.Second, func() { payee.cmd.Process.Kill() })
 		defer stop.Stop()
@@ -204,7 +211,7 @@ func (w *crashWorld) settle(from, to string) (settleErr, recvErr error) {
 	payee := startBinary(w.t, w.bin, w.env(to), "wallet", "receive", "--wallet", to, "--listen", "127.0.0.1:0", "--yes", "--once")
 	addr := strings.TrimPrefix(payee.waitFor(w.t, "listening on "), "listening on ")
 	_, settleErr = w.cli(w.env(from), "wallet", "settle", "--wallet", from, "--to", addr, "--yes")
-	return settleErr, waitPayee(payee, settleErr)
+	return settleErr, waitPayee(w.t, payee, settleErr)
 }
 
 // TestCrashAtEveryPoint kills one side of a payment at each fault point in

@@ -7,17 +7,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"net"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/otpcash/otpcash/internal/amount"
 	"github.com/otpcash/otpcash/otp"
+	"github.com/otpcash/otpcash/p2p"
 	"github.com/otpcash/otpcash/wallet"
 )
 
@@ -93,6 +98,8 @@ func (f *walletFlags) options(cmd *cobra.Command) (wallet.Options, error) {
 	}
 	return wallet.Options{
 		Merchant: merchant,
+		// Warnings, such as the connections receive drops; never secrets.
+		Logger: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn})),
 		ConfirmSAS: func(ctx context.Context, sas string) bool {
 			fmt.Fprintf(cmd.ErrOrStderr(), "short authentication string: %s\n", sas)
 			if f.yes {
@@ -339,7 +346,7 @@ func walletHistoryCmd() *cobra.Command {
 					return printJSON(cmd, events)
 				}
 				for _, e := range events {
-					fmt.Fprintf(cmd.OutOrStdout(), "%s  %-8s %10s %s  %s\n", e.Time.Format("2006-01-02 15:04:05"), e.Kind, amount.Format(e.Amount), e.Currency, e.Detail)
+					fmt.Fprintf(cmd.OutOrStdout(), "%s  %-8s %10s %s  %s\n", e.Time.Format("2006-01-02 15:04:05"), e.Kind, amount.Format(e.Amount), e.Currency, shown(e.Detail))
 				}
 				return nil
 			})
@@ -350,15 +357,32 @@ func walletHistoryCmd() *cobra.Command {
 	return cmd
 }
 
+// shown is text from a history, where a peer may have written it (a memo),
+// as it is safe to print: as it is when every character of it only shows,
+// else quoted with Go's escapes, so that it cannot move the cursor,
+// reverse the line or forge one.
+func shown(s string) string {
+	if !utf8.ValidString(s) || strings.IndexFunc(s, func(r rune) bool { return !strconv.IsPrint(r) }) >= 0 {
+		return strconv.Quote(s)
+	}
+	return s
+}
+
 func walletReceiveCmd() *cobra.Command {
 	var f walletFlags
 	var listen, token string
 	var once bool
 	var c codeFlags
+	var opts wallet.ServeOptions
 	cmd := &cobra.Command{
 		Use:   "receive --wallet DIR (--listen ADDR | --token FILE|TEXT|-)",
 		Short: "Wait for payers on the local network, or take a payment token, and receive their coins",
-		Args:  cobra.NoArgs,
+		Long: `Wait for payers on the local network and receive their coins, or take a
+payment token (--token) and print its receipt, with no listening. Connections
+that fail their handshake (port probes, scanners, other programs) and payers
+that stall or break the protocol are logged to stderr and dropped; receive
+goes on serving.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return f.with(cmd, func(w *wallet.Wallet) error {
 				if token != "" {
@@ -370,14 +394,13 @@ func walletReceiveCmd() *cobra.Command {
 				}
 				defer ln.Close()
 				fmt.Fprintf(cmd.ErrOrStderr(), "listening on %s\n", ln.Addr())
+				opts.HandshakeTimeout = opts.MessageTimeout
 				for {
-					p, err := w.Receive(cmd.Context(), ln)
-					if err != nil {
-						if once || cmd.Context().Err() != nil {
-							return err
-						}
-						fmt.Fprintln(cmd.ErrOrStderr(), "otpcash:", err)
-						continue
+					p, err := w.Serve(cmd.Context(), ln, opts)
+					if errors.Is(err, wallet.ErrNotAsOffered) && !once {
+						fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n", err)
+					} else if err != nil {
+						return err
 					}
 					if f.json {
 						if err := printJSON(cmd, p); err != nil {
@@ -396,7 +419,10 @@ func walletReceiveCmd() *cobra.Command {
 	}
 	f.register(cmd)
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:7070", "address to listen on")
-	cmd.Flags().BoolVar(&once, "once", false, "serve one payment session, then exit")
+	cmd.Flags().BoolVar(&once, "once", false, "serve until one payment session completes, then exit")
+	cmd.Flags().DurationVar(&opts.MessageTimeout, "timeout", p2p.DefaultMessageTimeout,
+		fmt.Sprintf("drop a payer that takes longer than this over a message, or over its handshake (at most %v)", p2p.DefaultHandshakeTimeout))
+	cmd.Flags().IntVar(&opts.MaxHandshakes, "max-handshakes", 16, "handshakes run at once; more connections wait")
 	cmd.Flags().BoolVar(&f.yes, "yes", false, "accept the short authentication string without asking")
 	cmd.Flags().BoolVar(&f.json, "json", false, "print each payment as JSON")
 	cmd.Flags().StringVar(&token, "token", "", "take this payment token (a file, the text, or - for standard input) and print the receipt; no listening")
@@ -408,6 +434,7 @@ func walletPayCmd() *cobra.Command {
 	var f walletFlags
 	var to, memo, request string
 	var c codeFlags
+	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "pay (AMOUNT --to ADDR | --request REQ|FILE|-) --wallet DIR",
 		Short: "Pay a wallet on the local network, offline, or pay a payment request with a token",
@@ -427,7 +454,9 @@ func walletPayCmd() *cobra.Command {
 				return err
 			}
 			return f.with(cmd, func(w *wallet.Wallet) error {
-				p, err := w.Pay(cmd.Context(), to, value, memo, wallet.WithProgram(f.program))
+				ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+				defer cancel()
+				p, err := w.Pay(ctx, to, value, memo, wallet.WithProgram(f.program))
 				if err != nil {
 					return err
 				}
@@ -448,6 +477,7 @@ func walletPayCmd() *cobra.Command {
 	cmd.Flags().StringVar(&request, "request", "", "pay this payment request (its text, a file, or - for standard input) and print the token")
 	c.register(cmd)
 	cmd.Flags().StringVar(&memo, "memo", "", "a note for the payee")
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "give up the payment after this long (coins already sealed stay pending-out and are re-sent at the next meeting)")
 	f.registerProgram(cmd, "whose coins to pay with")
 	cmd.Flags().BoolVar(&f.yes, "yes", false, "accept the short authentication string without asking")
 	cmd.Flags().BoolVar(&f.json, "json", false, "print the payment as JSON")

@@ -51,6 +51,14 @@ func Unmarshal(data []byte, v any) error {
 	return json.Unmarshal(data, v, options)
 }
 
+// UnmarshalDecode decodes the next JSON value of dec into v, strictly: for
+// a reader that takes a value apart in one pass, such as an envelope whose
+// first member says how to read the next. dec must be made with
+// jsontext.NewDecoder's defaults, which refuse duplicate names.
+func UnmarshalDecode(dec *jsontext.Decoder, v any) error {
+	return json.UnmarshalDecode(dec, v, options)
+}
+
 // safeInt reads one JSON number that is a plain integer literal within
 // ±MaxSafeInteger and fits T.
 func safeInt[T int | int32 | int64](dec *jsontext.Decoder, v *T) error {
