@@ -619,6 +619,15 @@ func judge(t testing.TB, f flip, orig []byte, o outcome, before [2]snapshot, pay
 		}
 		return "paid, harmless: " + why, nil
 	}
+	// An offer whose amount changed on the way: the payer paid what it
+	// meant, and the payee, shown another amount, says so (ErrNotAsOffered)
+	// and keeps the valid coin.
+	if f.kind == "offer" && o.payErr == nil && errors.Is(o.recvErr, wallet.ErrNotAsOffered) {
+		if st != paid || o.paid.Amount != 100 || o.got.Amount != 100 || payee.offer.Amount == 100 {
+			return "", fmt.Errorf("an offer of %d shown: paid %+v, received %+v, coin %s", payee.offer.Amount, o.paid, o.got, st)
+		}
+		return "paid, the payee reports the amount it was shown was not paid", conserved(payer.snapshot(t), payee.snapshot(t), payer.withdrawn)
+	}
 	return afterFailure(t, st, f.kind == "done", o, payer, payee)
 }
 

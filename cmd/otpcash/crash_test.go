@@ -298,7 +298,9 @@ func TestCrashRandom(t *testing.T) {
 	}
 	// The paper's 1.00 coins, so that every payer chosen can pay: change
 	// in flight has TestCrashChange.
-	w := newCrashWorld(t, "--denominations", "1")
+	// Both wallets refill 1,000 keys from one address every 100
+	// payments: more than a client's default certification budget.
+	w := newCrashWorld(t, "--denominations", "1", "--exchange-key-burst", "4000", "--exchange-key-global-burst", "4000")
 	if err := w.withdraw("500", ""); err != nil {
 		t.Fatal(err)
 	}
