@@ -47,6 +47,7 @@ const (
 	metaFormat     = "format"
 	metaProtector  = "protector"
 	metaWrappedKey = "wrapped-key"
+	metaTPM        = "tpm" // the TPM a TPM vault was made on
 	formatVersion  = "1"
 )
 
@@ -202,6 +203,9 @@ type tx struct {
 	now   time.Time            // one clock reading for the whole transaction
 	mem   *memo                // the vault's, guarded by its lock
 	bound map[string]*sql.Stmt // statements bound to this transaction, made once
+	// destroys is set once the transaction deletes a private key: it
+	// moves the TPM vault's chain (Vault.update).
+	destroys bool
 }
 
 // stmt returns the prepared statement q, bound to this transaction. A batch
@@ -362,6 +366,7 @@ func (t *tx) putAll(recs ...sealedRecord) error {
 }
 
 func (t *tx) delete(kind string, id []byte) error {
+	t.destroys = t.destroys || kind == kindKey
 	_, err := t.stmt(deleteRecord).ExecContext(t.ctx, kind, id)
 	return err
 }
