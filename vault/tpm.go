@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -152,10 +153,18 @@ func newTPMProtector(dev string, pin []byte) *tpmProtector {
 	if dev == "" {
 		dev = DefaultTPM
 	}
+	return &tpmProtector{dev: dev, pinAuth: pinAuth(pin)}
+}
+
+// pinAuth is the sealed key's authValue for pin. No slow hash: only the
+// TPM checks it, under its lockout. It is hex, with no zero byte: go-tpm
+// (v0.9.8, hmacKeyFromAuthValue) cuts an authValue at any zero byte, not
+// only at trailing ones as the TPM does, and its HMAC then fails.
+func pinAuth(pin []byte) []byte {
 	h := sha256.New()
 	h.Write([]byte("otpcash/v1/vault/tpm-pin\x00"))
 	h.Write(pin)
-	return &tpmProtector{dev: dev, pinAuth: h.Sum(nil)}
+	return []byte(hex.EncodeToString(h.Sum(nil)[:16]))
 }
 
 func (p *tpmProtector) name() string { return protectorTPM }

@@ -413,3 +413,25 @@ func FuzzParseTPMWrapped(f *testing.F) {
 		}
 	})
 }
+
+// TestTPMPINAuthBytes: a PIN whose hash holds zero bytes opens its vault
+// ("123456": go-tpm cut such an authValue at the zero, and the right PIN
+// was refused as wrong).
+func TestTPMPINAuthBytes(t *testing.T) {
+	ctx := context.Background()
+	dev := testtpm.Start(t)
+	dir := filepath.Join(t.TempDir(), "wallet")
+	pin := []byte("123456")
+	v, err := Create(ctx, dir, pin, &Options{Protector: TPM, TPM: dev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Close()
+	if v, err = Open(ctx, dir, pin); err != nil {
+		t.Fatalf("open with the right PIN: %v", err)
+	}
+	v.Close()
+	if bytes.IndexByte(pinAuth(pin), 0) >= 0 {
+		t.Fatal("pinAuth holds a zero byte")
+	}
+}
