@@ -39,11 +39,11 @@ func TestCopiedWalletDoubleSpend(t *testing.T) {
 	copyDir(t, dir, copied)
 	opts := Options{Vault: cheap, ConfirmSAS: func(context.Context, string) bool { return true }}
 	var err error
-	if alice.w, err = Open(ctx, dir, []byte("1234"), opts); err != nil {
+	if alice.w, err = Open(ctx, dir, []byte("123456"), opts); err != nil {
 		t.Fatal(err)
 	}
 	clone := &holder{account: alice.account, token: alice.token}
-	if clone.w, err = Open(ctx, copied, []byte("1234"), opts); err != nil {
+	if clone.w, err = Open(ctx, copied, []byte("123456"), opts); err != nil {
 		t.Fatal(err)
 	}
 	defer clone.w.Close()
@@ -98,7 +98,7 @@ func TestCopiedWalletDoubleSpend(t *testing.T) {
 	if c, bb := carol.balance(t), bob.balance(t); c.Held != 200 || c.PendingOut != 0 || bb.Held != 0 {
 		t.Errorf("refused payment changed state: Carol %+v, Bob %+v", c, bb)
 	}
-	reopened, err := Open(ctx, carol.dir, []byte("1234"), opts)
+	reopened, err := Open(ctx, carol.dir, []byte("123456"), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
