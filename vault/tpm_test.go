@@ -379,6 +379,7 @@ func TestTPMCommandsPerPayment(t *testing.T) {
 	defer v.Close()
 	payee, _ := newVaultOn(t, Software)
 	g := v.g.(*tpmProtector)
+	t.Logf("TPM commands to open: %d", g.cmds.Load())
 	var counts []uint64
 	coins := held(t, v)
 	for _, batch := range [][]otp.Sandbox{coins[:1], coins[1:41]} {
@@ -433,5 +434,43 @@ func TestTPMPINAuthBytes(t *testing.T) {
 	v.Close()
 	if bytes.IndexByte(pinAuth(pin), 0) >= 0 {
 		t.Fatal("pinAuth holds a zero byte")
+	}
+}
+
+// TestTPMIndexReplaced: root on the same TPM deletes the vault's NV index
+// and defines one at the same handle that the owner may write, set to
+// the vault's chain value: refused as not the vault's index, and its
+// sealed key would not unseal anyway (the index's name differs).
+func TestTPMIndexReplaced(t *testing.T) {
+	ctx := context.Background()
+	is := newIssuer(t)
+	dir, dev := newTPMVault(t, is, 5)
+	w := storedWrapped(t, dir)
+	p := newTPMProtector(dev, testPIN)
+	if err := p.connect(); err != nil {
+		t.Fatal(err)
+	}
+	owner := tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(nil)}
+	name, err := p.readIndexName(w.index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (tpm2.NVUndefineSpace{AuthHandle: owner, NVIndex: tpm2.NamedHandle{Handle: w.index, Name: name}}).Execute(p); err != nil {
+		t.Fatal(err)
+	}
+	attrs := nvAttributes()
+	attrs.OwnerWrite = true
+	if _, err := (tpm2.NVDefineSpace{
+		AuthHandle: owner,
+		PublicInfo: tpm2.New2B(tpm2.TPMSNVPublic{NVIndex: w.index, NameAlg: tpm2.TPMAlgSHA256, Attributes: attrs, DataSize: chainSize}),
+	}).Execute(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := rawCommand(p, tpm2.TPMCCNVExtend, []tpm2.TPMHandle{tpm2.TPMRHOwner, w.index}, nil, append([]byte{0, chainSize}, w.step...)); err != nil {
+		t.Fatal(err)
+	}
+	p.close()
+	if _, err := OpenWith(ctx, dir, testPIN, nil); !errors.Is(err, ErrOtherTPM) {
+		t.Fatalf("open with a replaced index: %v, want ErrOtherTPM", err)
 	}
 }
