@@ -26,7 +26,9 @@ type keyProtector interface {
 // re-wrapped by prepare, and advance moves the hardware's record to it
 // once the transaction committed, so that older copies stop opening.
 type guard interface {
-	prepare() ([]byte, error)
+	// prepare returns the vault's secret with a fresh state key, and it
+	// sealed for the next state.
+	prepare() (wrapped, secret []byte, err error)
 	advance() error
 	abandon()
 	close() error

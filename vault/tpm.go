@@ -36,7 +36,8 @@ import (
 // A write is committed first and extended after: the sealed key of a
 // state is valid at its own chain value (head) and at the one before
 // (prev), so that a crash between the commit and the extend leaves a
-// vault that opens (and finishes the extend). The chain step is random
+// vault that opens (and finishes the extend). The chain step is secret
+// and random, derived from the state's own sealed secret
 // per write, so of two copies written from one state only the first to
 // extend survives: a copy cannot be forked and both halves kept.
 
@@ -74,19 +75,30 @@ var (
 
 // tpmWrapped is the stored form of the TPM protector's state: which NV
 // index it is bound to, the chain value before its last write (prev) and
-// the step that write extends it with, and the sealed data key.
+// the one it is written for (head), and the sealed secret.
 type tpmWrapped struct {
 	index      tpm2.TPMHandle
-	prev, step []byte
+	prev, head []byte
 	pub, priv  []byte // TPM2B_PUBLIC and TPM2B_PRIVATE contents
 }
 
-// head is the chain value this state is written for: the TPM's extend,
-// SHA-256(prev || step).
-func (w *tpmWrapped) head() []byte {
+// chainStep is the step a state extends the chain with, derived from its
+// state key: it is not in the file, so that nobody who deletes the index
+// and defines it again can replay the chain up to an older copy's value
+// without that copy's sealed secret, which needs that value first.
+func chainStep(secret []byte) []byte {
+	k, err := hkdf.Key(sha256.New, secret[dataKeySize:], nil, "otpcash/v1/vault/tpm-chain-step", chainSize)
+	if err != nil {
+		panic(err) // hkdf.Key fails only on an impossible length
+	}
+	return k
+}
+
+// extended is the TPM's extend of an NV chain: SHA-256(value || step).
+func extended(value, step []byte) []byte {
 	h := sha256.New()
-	h.Write(w.prev)
-	h.Write(w.step)
+	h.Write(value)
+	h.Write(step)
 	return h.Sum(nil)
 }
 
@@ -94,7 +106,7 @@ func (w *tpmWrapped) marshal() []byte {
 	b := []byte{tpmWrapVersion}
 	b = binary.BigEndian.AppendUint32(b, uint32(w.index))
 	b = append(b, w.prev...)
-	b = append(b, w.step...)
+	b = append(b, w.head...)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(w.pub)))
 	b = append(b, w.pub...)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(w.priv)))
@@ -115,7 +127,7 @@ func parseTPMWrapped(b []byte) (*tpmWrapped, error) {
 	if w.index < nvFirst || w.index > nvLast {
 		return nil, fmt.Errorf("sealed data key: NV index %#x outside the owner range", uint32(w.index))
 	}
-	w.prev, w.step = b[5:5+chainSize], b[5+chainSize:fixed]
+	w.prev, w.head = b[5:5+chainSize], b[5+chainSize:fixed]
 	rest := b[fixed:]
 	for _, f := range []*[]byte{&w.pub, &w.priv} {
 		if len(rest) < 2 || len(rest) < 2+int(binary.BigEndian.Uint16(rest)) {
@@ -142,11 +154,14 @@ type tpmProtector struct {
 	srk    tpm2.AuthHandle
 	srkPub tpm2.TPMTPublic
 
-	// Set once the data key is known (wrap or unwrap).
+	// Set once the secret is known (wrap or unwrap): the data key and
+	// the state key, sealed together.
 	dataKey []byte
 	nvName  tpm2.TPM2BName
 	cur     *tpmWrapped // the state committed last
-	next    *tpmWrapped // sealed for the transaction being committed
+	// next and nextSecret are sealed for the transaction being committed.
+	next       *tpmWrapped
+	nextSecret []byte
 }
 
 func newTPMProtector(dev string, pin []byte) *tpmProtector {
@@ -287,9 +302,10 @@ func (p *tpmProtector) close() error {
 }
 
 // nvAuth is the NV index's authValue, which extending it needs: derived
-// from the data key, so that only a holder of the key moves the chain.
-func nvAuth(dataKey []byte) []byte {
-	k, err := hkdf.Key(sha256.New, dataKey, nil, "otpcash/v1/vault/tpm-nv-auth", sha256.Size)
+// from the data key (the secret's first part, the same in every state),
+// so that only a holder of the key moves the chain.
+func nvAuth(secret []byte) []byte {
+	k, err := hkdf.Key(sha256.New, secret[:dataKeySize], nil, "otpcash/v1/vault/tpm-nv-auth", sha256.Size)
 	if err != nil {
 		panic(err) // hkdf.Key fails only on an impossible length
 	}
@@ -309,17 +325,18 @@ func (p *tpmProtector) wrap(dataKey []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &tpmWrapped{index: index, prev: make([]byte, chainSize), step: make([]byte, chainSize)}
-	rand.Read(w.step)
-	// A fresh index reads as zeros once written; its name includes
-	// TPMA_NV_WRITTEN, so the policy needs the name after the first extend.
-	if err := p.extend(w); err != nil {
+	step := chainStep(dataKey)
+	w := &tpmWrapped{index: index, prev: make([]byte, chainSize)}
+	w.head = extended(w.prev, step)
+	// A fresh index holds zeros; its name includes TPMA_NV_WRITTEN, so
+	// the policy needs the name after the first extend.
+	if err := p.extend(index, step); err != nil {
 		return nil, err
 	}
 	if p.nvName, err = p.readIndexName(index); err != nil {
 		return nil, err
 	}
-	if err := p.seal(w); err != nil {
+	if err := p.seal(w, dataKey); err != nil {
 		return nil, err
 	}
 	p.cur = w
@@ -389,7 +406,7 @@ func (p *tpmProtector) readIndexName(index tpm2.TPMHandle) (tpm2.TPM2BName, erro
 // PolicyAuthValue. It returns the branches' digests for PolicyOR.
 func (p *tpmProtector) branches(w *tpmWrapped) ([]tpm2.TPM2BDigest, error) {
 	var out []tpm2.TPM2BDigest
-	for _, value := range [][]byte{w.prev, w.head()} {
+	for _, value := range [][]byte{w.prev, w.head} {
 		calc, err := tpm2.NewPolicyCalculator(tpm2.TPMAlgSHA256)
 		if err != nil {
 			return nil, err
@@ -435,7 +452,7 @@ func (p *tpmProtector) authPolicy(w *tpmWrapped) ([]byte, error) {
 // this TPM, usable only through the policy, and subject to the
 // dictionary-attack lockout. The session is salted with the SRK and
 // encrypts the data key and the PIN's authValue on their way in.
-func (p *tpmProtector) seal(w *tpmWrapped) error {
+func (p *tpmProtector) seal(w *tpmWrapped, secret []byte) error {
 	digest, err := p.authPolicy(w)
 	if err != nil {
 		return err
@@ -446,7 +463,7 @@ func (p *tpmProtector) seal(w *tpmWrapped) error {
 		ParentHandle: srk,
 		InSensitive: tpm2.TPM2BSensitiveCreate{Sensitive: &tpm2.TPMSSensitiveCreate{
 			UserAuth: tpm2.TPM2BAuth{Buffer: p.pinAuth},
-			Data:     tpm2.NewTPMUSensitiveCreate(&tpm2.TPM2BSensitiveData{Buffer: p.dataKey}),
+			Data:     tpm2.NewTPMUSensitiveCreate(&tpm2.TPM2BSensitiveData{Buffer: secret}),
 		}},
 		InPublic: tpm2.New2B(tpm2.TPMTPublic{
 			Type:             tpm2.TPMAlgKeyedHash,
@@ -487,16 +504,21 @@ func (p *tpmProtector) unwrap(wrapped []byte) ([]byte, error) {
 		return nil, fmt.Errorf("TPM: read NV index %#x: %w", uint32(w.index), err)
 	}
 	chain := rsp.Data.Buffer
-	if !bytes.Equal(chain, w.head()) && !bytes.Equal(chain, w.prev) {
+	if !bytes.Equal(chain, w.head) && !bytes.Equal(chain, w.prev) {
 		return nil, fmt.Errorf("%w: the TPM's chain for it has moved past this copy (an older copy, or a copy another one overtook)", ErrRollback)
 	}
 	dataKey, err := p.unseal(w, chain)
 	if err != nil {
 		return nil, err
 	}
+	if len(dataKey) != 2*dataKeySize {
+		return nil, fmt.Errorf("TPM: the sealed secret has %d bytes, want %d", len(dataKey), 2*dataKeySize)
+	}
+	// The policy binds prev and head: a state whose secret unsealed
+	// extends to its own head.
 	p.dataKey = dataKey
 	if bytes.Equal(chain, w.prev) {
-		if err := p.extend(w); err != nil {
+		if err := p.extend(w.index, chainStep(dataKey)); err != nil {
 			return nil, fmt.Errorf("finish the last write: %w", err)
 		}
 	}
@@ -555,23 +577,28 @@ func (p *tpmProtector) unseal(w *tpmWrapped, value []byte) ([]byte, error) {
 // prepare seals the data key for the next chain value, for a transaction
 // that destroys a key: the caller stores it with the transaction and
 // calls advance once that committed.
-func (p *tpmProtector) prepare() ([]byte, error) {
-	w := &tpmWrapped{index: p.cur.index, prev: p.cur.head(), step: make([]byte, chainSize)}
-	rand.Read(w.step)
-	if err := p.seal(w); err != nil {
-		return nil, err
+func (p *tpmProtector) prepare() (wrapped, secret []byte, err error) {
+	secret = make([]byte, 2*dataKeySize)
+	copy(secret, p.dataKey[:dataKeySize])
+	rand.Read(secret[dataKeySize:])
+	w := &tpmWrapped{index: p.cur.index, prev: p.cur.head}
+	w.head = extended(w.prev, chainStep(secret))
+	if err := p.seal(w, secret); err != nil {
+		return nil, nil, err
 	}
-	p.next = w
-	return w.marshal(), nil
+	p.next, p.nextSecret = w, secret
+	return w.marshal(), secret, nil
 }
 
 // advance extends the chain to the state prepare sealed, after the
 // transaction that stored it committed: from then on the sealed key of
 // every earlier state is unusable.
 func (p *tpmProtector) advance() error {
-	w := p.next
-	p.next = nil
-	if err := p.extend(w); err != nil {
+	w, secret := p.next, p.nextSecret
+	p.next, p.nextSecret = nil, nil
+	// The new state is committed: its secret is the one to seal from.
+	p.dataKey = secret
+	if err := p.extend(w.index, chainStep(secret)); err != nil {
 		return err
 	}
 	p.cur = w
@@ -579,16 +606,16 @@ func (p *tpmProtector) advance() error {
 }
 
 // abandon forgets a prepared state whose transaction did not commit.
-func (p *tpmProtector) abandon() { p.next = nil }
+func (p *tpmProtector) abandon() { p.next, p.nextSecret = nil, nil }
 
-// extend runs TPM2_NV_Extend(w.index, w.step), authorized by the data
+// extend runs TPM2_NV_Extend(index, step), authorized by the data
 // key. go-tpm has no NV_Extend, so the command is built here.
-func (p *tpmProtector) extend(w *tpmWrapped) error {
+func (p *tpmProtector) extend(index tpm2.TPMHandle, step []byte) error {
 	var params []byte
-	params = binary.BigEndian.AppendUint16(params, uint16(len(w.step)))
-	params = append(params, w.step...)
-	if err := rawCommand(p, tpm2.TPMCCNVExtend, []tpm2.TPMHandle{w.index, w.index}, nvAuth(p.dataKey), params); err != nil {
-		return fmt.Errorf("TPM: extend NV index %#x: %w", uint32(w.index), err)
+	params = binary.BigEndian.AppendUint16(params, uint16(len(step)))
+	params = append(params, step...)
+	if err := rawCommand(p, tpm2.TPMCCNVExtend, []tpm2.TPMHandle{index, index}, nvAuth(p.dataKey), params); err != nil {
+		return fmt.Errorf("TPM: extend NV index %#x: %w", uint32(index), err)
 	}
 	return nil
 }

@@ -87,13 +87,18 @@ func TestTPMClone(t *testing.T) {
 }
 
 // TestTPMCloneWithIndex: a copy on another TPM that holds a lookalike NV
-// index at the same handle (an attacker defines one, with a chain value
-// of their choosing) still cannot load the sealed data key.
+// index at the same handle, at the vault's chain value (an attacker who
+// unsealed the secret on the original TPM, to learn the chain's step),
+// still cannot load the sealed secret.
 func TestTPMCloneWithIndex(t *testing.T) {
 	ctx := context.Background()
 	is := newIssuer(t)
-	dir, _ := newTPMVault(t, is, 5)
+	dir, dev := newTPMVault(t, is, 5)
 	w := storedWrapped(t, dir)
+	secret, err := directUnseal(t, dev, w, w.head)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	other := testtpm.Start(t)
 	p := newTPMProtector(other, testPIN)
@@ -108,11 +113,11 @@ func TestTPMCloneWithIndex(t *testing.T) {
 	}).Execute(p); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.extend(&tpmWrapped{index: w.index, step: w.step}); err != nil {
+	if err := p.extend(w.index, chainStep(secret)); err != nil {
 		t.Fatal(err)
 	}
 	p.close()
-	_, err := OpenWith(ctx, dir, testPIN, &Options{TPM: other})
+	_, err = OpenWith(ctx, dir, testPIN, &Options{TPM: other})
 	if !errors.Is(err, ErrOtherTPM) {
 		t.Fatalf("open on another TPM with a lookalike index: %v, want ErrOtherTPM", err)
 	}
@@ -138,9 +143,9 @@ func storedWrapped(t *testing.T, dir string) *tpmWrapped {
 }
 
 // directUnseal is an attacker's program that talks to the TPM itself: it
-// knows the PIN and has the vault file, and tries to unseal the data key
-// of w with the policy branch for value.
-func directUnseal(t *testing.T, dev string, w *tpmWrapped, value []byte) error {
+// knows the PIN and has the vault file, and tries to unseal the secret of
+// w with the policy branch for value.
+func directUnseal(t *testing.T, dev string, w *tpmWrapped, value []byte) ([]byte, error) {
 	t.Helper()
 	p := newTPMProtector(dev, testPIN)
 	if err := p.connect(); err != nil {
@@ -151,8 +156,40 @@ func directUnseal(t *testing.T, dev string, w *tpmWrapped, value []byte) error {
 	if p.nvName, err = p.readIndexName(w.index); err != nil {
 		t.Fatal(err)
 	}
-	_, err = p.unseal(w, value)
-	return err
+	return p.unseal(w, value)
+}
+
+// openKeys counts the private-key records of the vault in dir that secret
+// opens, and those it does not.
+func openKeys(t *testing.T, dir string, secret []byte) (opened, refused int) {
+	t.Helper()
+	s, err := newSealer(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := openDB(filepath.Join(dir, dbName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rs, err := db.Query(`SELECT id, state, ref, blob FROM record WHERE kind = ?`, kindKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	for rs.Next() {
+		var r rawRecord
+		if err := rs.Scan(&r.id, &r.state, &r.ref, &r.blob); err != nil {
+			t.Fatal(err)
+		}
+		var k keyRecord
+		if s.open(kindKey, r.id, r.state, r.ref, r.blob, &k) == nil {
+			opened++
+		} else {
+			refused++
+		}
+	}
+	return opened, refused
 }
 
 // TestTPMRollback: a snapshot of the wallet directory, a payment, the
@@ -174,6 +211,16 @@ func TestTPMRollback(t *testing.T) {
 	payee, _ := newVaultOn(t, Software)
 	coins := held(t, payer)
 	is.pay(t, payer, payee, coins[:1])
+	// A second payment, so that the states compared below both come
+	// from advances, not from Create.
+	payer.Close()
+	between := filepath.Join(t.TempDir(), "between")
+	copyDir(t, dir, between)
+	if payer, err = OpenWith(ctx, dir, testPIN, nil); err != nil {
+		t.Fatal(err)
+	}
+	is.withdraw(t, payer, "w2", 20)
+	is.pay(t, payer, payee, coins[1:])
 	payer.Close()
 	current := filepath.Join(t.TempDir(), "current")
 	copyDir(t, dir, current)
@@ -186,16 +233,27 @@ func TestTPMRollback(t *testing.T) {
 	if !bytes.Equal(before, readFile(t, filepath.Join(dir, dbName))) {
 		t.Error("the refused open changed the restored vault")
 	}
-	for name, value := range map[string][]byte{"head": old.head(), "prev": old.prev} {
-		if err := directUnseal(t, dev, old, value); err == nil {
-			t.Errorf("the snapshot's data key unsealed directly through its %s branch", name)
+	for name, value := range map[string][]byte{"head": old.head, "prev": old.prev} {
+		if _, err := directUnseal(t, dev, old, value); err == nil {
+			t.Errorf("the snapshot's secret unsealed directly through its %s branch", name)
 		}
 	}
-	// The same direct program unseals the current state's key: the
+	// The same direct program unseals the current state's secret: the
 	// refusals above are the policy's, not the program's.
 	cur := storedWrapped(t, current)
-	if err := directUnseal(t, dev, cur, cur.head()); err != nil {
+	secret, err := directUnseal(t, dev, cur, cur.head)
+	if err != nil {
 		t.Fatalf("direct unseal of the current state: %v", err)
+	}
+	// With it, the current copy's private keys open, and none of the
+	// snapshot's: not the one the payment destroyed, nor the others.
+	if opened, refused := openKeys(t, current, secret); opened == 0 || refused != 0 {
+		t.Errorf("the current secret opens %d of the current copy's keys and not %d", opened, refused)
+	}
+	for _, old := range []string{snapshot, between} {
+		if opened, refused := openKeys(t, old, secret); opened != 0 || refused == 0 {
+			t.Errorf("the current secret opens %d of the keys of %s (and not %d): an older copy's keys must stay under its own state key", opened, filepath.Base(old), refused)
+		}
 	}
 
 	copyDir(t, current, dir)
@@ -205,7 +263,7 @@ func TestTPMRollback(t *testing.T) {
 	}
 	defer v.Close()
 	if n := len(held(t, v)); n != 1 {
-		t.Fatalf("the current copy holds %d coins, want 1", n)
+		t.Fatalf("the current copy holds %d coins, want 1 (the 20 of the second withdrawal)", n)
 	}
 }
 
@@ -397,7 +455,7 @@ func TestTPMCommandsPerPayment(t *testing.T) {
 // read before the TPM authenticates anything: what it accepts must
 // marshal back to the same bytes.
 func FuzzParseTPMWrapped(f *testing.F) {
-	w := &tpmWrapped{index: nvFirst + 7, prev: make([]byte, chainSize), step: bytes.Repeat([]byte{1}, chainSize), pub: []byte{0, 1, 2}, priv: []byte{3, 4}}
+	w := &tpmWrapped{index: nvFirst + 7, prev: make([]byte, chainSize), head: bytes.Repeat([]byte{1}, chainSize), pub: []byte{0, 1, 2}, priv: []byte{3, 4}}
 	f.Add(w.marshal())
 	f.Add([]byte{})
 	f.Add([]byte{tpmWrapVersion})
@@ -406,7 +464,7 @@ func FuzzParseTPMWrapped(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if w.index < nvFirst || w.index > nvLast || len(w.prev) != chainSize || len(w.step) != chainSize {
+		if w.index < nvFirst || w.index > nvLast || len(w.prev) != chainSize || len(w.head) != chainSize {
 			t.Fatalf("accepted %+v", w)
 		}
 		if !bytes.Equal(w.marshal(), b) {
@@ -466,7 +524,7 @@ func TestTPMIndexReplaced(t *testing.T) {
 	}).Execute(p); err != nil {
 		t.Fatal(err)
 	}
-	if err := rawCommand(p, tpm2.TPMCCNVExtend, []tpm2.TPMHandle{tpm2.TPMRHOwner, w.index}, nil, append([]byte{0, chainSize}, w.step...)); err != nil {
+	if err := rawCommand(p, tpm2.TPMCCNVExtend, []tpm2.TPMHandle{tpm2.TPMRHOwner, w.index}, nil, append([]byte{0, chainSize}, make([]byte, chainSize)...)); err != nil {
 		t.Fatal(err)
 	}
 	p.close()

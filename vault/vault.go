@@ -5,6 +5,7 @@ import (
 	"crypto/ecdh"
 	"crypto/rand"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/otpcash/otpcash/internal/parallel"
 	"github.com/otpcash/otpcash/otp"
 )
 
@@ -117,7 +119,11 @@ func Create(ctx context.Context, dir string, pin []byte, opts *Options) (*Vault,
 }
 
 func (v *Vault) create(ctx context.Context, dir string, p keyProtector) error {
+	// The secret: the data key, and in the TPM vault the state key too.
 	dataKey := make([]byte, dataKeySize)
+	if v.g != nil {
+		dataKey = make([]byte, 2*dataKeySize)
+	}
 	rand.Read(dataKey)
 	var err error
 	if v.s, err = newSealer(dataKey); err != nil {
@@ -337,8 +343,9 @@ func (v *Vault) update(ctx context.Context, fn func(*tx) error) error {
 		return err
 	}
 	advance := t.destroys && v.g != nil
+	var next *sealer
 	if advance {
-		if err := v.reseal(t); err != nil {
+		if next, err = v.reseal(t); err != nil {
 			sqlTx.Rollback()
 			return err
 		}
@@ -350,6 +357,7 @@ func (v *Vault) update(ctx context.Context, fn func(*tx) error) error {
 		return fmt.Errorf("commit: %w", err)
 	}
 	if advance {
+		v.s = next
 		if err := v.g.advance(); err != nil {
 			// Committed but not extended: the next Open extends it.
 			v.failed = fmt.Errorf("vault needs reopening: the write was stored but the TPM was not advanced: %w", err)
@@ -359,17 +367,55 @@ func (v *Vault) update(ctx context.Context, fn func(*tx) error) error {
 	return nil
 }
 
-// reseal stores the data key sealed for the next chain value with t.
-func (v *Vault) reseal(t *tx) error {
-	wrapped, err := v.g.prepare()
+// reseal draws a new state key, re-encrypts the private-key records
+// under it and stores the secret sealed for the next chain value, all
+// with t; it returns the sealer of the new secret, for after the commit.
+// An older copy's keys stay under a state key sealed only to chain values
+// that are about to pass.
+func (v *Vault) reseal(t *tx) (*sealer, error) {
+	wrapped, secret, err := v.g.prepare()
+	if err != nil {
+		return nil, err
+	}
+	next, err := newSealer(secret)
+	if err == nil {
+		err = rekey(t, next)
+	}
+	if err == nil {
+		_, err = t.sql.ExecContext(t.ctx, `UPDATE meta SET value = ? WHERE name = ?`, wrapped, metaWrappedKey)
+	}
+	if err != nil {
+		v.g.abandon()
+		return nil, err
+	}
+	return next, nil
+}
+
+// rekey re-encrypts every private-key record from t's sealer to next.
+func rekey(t *tx, next *sealer) error {
+	raws, err := scanRecords(t, kindKey, allRecords, nil)
 	if err != nil {
 		return err
 	}
-	_, err = t.sql.ExecContext(t.ctx, `UPDATE meta SET value = ? WHERE name = ?`, wrapped, metaWrappedKey)
+	blobs := make([][]byte, len(raws))
+	err = parallel.ForEach(len(raws), func(i int) error {
+		r := &raws[i]
+		var plain json.RawMessage
+		if err := t.s.open(kindKey, r.id, r.state, r.ref, r.blob, &plain); err != nil {
+			return err
+		}
+		blobs[i], err = next.seal(kindKey, r.id, r.state, r.ref, plain)
+		return err
+	})
 	if err != nil {
-		v.g.abandon()
+		return fmt.Errorf("re-encrypt the keys: %w", err)
 	}
-	return err
+	for i, r := range raws {
+		if err := t.putSealed(kindKey, r.id, r.state, r.ref, blobs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Setting returns the value stored under name; ErrNotFound if none is.
