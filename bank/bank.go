@@ -14,9 +14,14 @@
 //     and kept as evidence naming the one-time key that signed twice;
 //   - every balance change is a ledger entry, and Audit checks that
 //     issued - deposited = outstanding and that balances match ledgers;
-//   - bearer tokens are 32 random bytes; only their SHA-256 is kept and
-//     they are compared in constant time. Logs never carry tokens, keys or
-//     coin serials in full.
+//   - bearer tokens are 32 random bytes; only their SHA-256 is kept, by
+//     which an account is found (or compared in constant time) before a
+//     request's body is read. Logs never carry tokens, keys or coin
+//     serials in full;
+//   - exchange-key certification, which takes no token, is limited by its
+//     cost in signatures, per client address and for all clients, and
+//     signs on at most ExchangeKeyWorkers CPUs, so it cannot starve
+//     withdrawals and deposits.
 //
 // The issuer keys (an Ed25519 root key signing the key catalogue, a coin
 // key and an exchange-certification key) are generated on first start and
@@ -37,6 +42,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -81,11 +87,24 @@ type Config struct {
 	// MaxCoinsPerRequest bounds the coins of a withdrawal or deposit and
 	// the keys of a certification request (1000).
 	MaxCoinsPerRequest int
-	// ExchangeKeyRate and ExchangeKeyBurst limit certification requests
-	// per client IP address (IPv6: per /64) with a token bucket: 10
-	// requests a second, bursts of 20.
+	// ExchangeKeyRate and ExchangeKeyBurst limit exchange-key
+	// certification per client IP address (IPv6: per /64) by its cost,
+	// in signatures, with a token bucket: 100 signatures a second, at
+	// most 1000 at once (one full request). Certification needs no
+	// token, so this is what keeps one address from taking the bank's
+	// CPU. Each request also costs a signature before its body is read.
 	ExchangeKeyRate  rate.Limit
 	ExchangeKeyBurst int
+	// ExchangeKeyGlobalRate and ExchangeKeyGlobalBurst are the same
+	// budget for all clients together: 400 signatures a second, at most
+	// 2000 at once (rate.Inf when ExchangeKeyRate is rate.Inf). Both
+	// bursts must hold MaxCoinsPerRequest.
+	ExchangeKeyGlobalRate  rate.Limit
+	ExchangeKeyGlobalBurst int
+	// ExchangeKeyWorkers is how many certification signatures the bank
+	// computes at once, over all requests (half the CPUs, at least 1):
+	// withdrawals and deposits always have the other CPUs.
+	ExchangeKeyWorkers int
 	// Programs are the coin programs withdrawals may name
 	// (DefaultPrograms(): general, grocery-voucher, max-hops).
 	Programs *Programs
@@ -102,8 +121,14 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.DepositGrace, 90*24*time.Hour)
 	setDefault(&c.ExchangeKeyLifetime, 90*24*time.Hour)
 	setDefault(&c.MaxCoinsPerRequest, 1000)
-	setDefault(&c.ExchangeKeyRate, 10)
-	setDefault(&c.ExchangeKeyBurst, 20)
+	setDefault(&c.ExchangeKeyRate, 100)
+	setDefault(&c.ExchangeKeyBurst, max(1000, c.MaxCoinsPerRequest))
+	if c.ExchangeKeyRate == rate.Inf {
+		setDefault(&c.ExchangeKeyGlobalRate, rate.Inf)
+	}
+	setDefault(&c.ExchangeKeyGlobalRate, 400)
+	setDefault(&c.ExchangeKeyGlobalBurst, max(2000, c.MaxCoinsPerRequest))
+	setDefault(&c.ExchangeKeyWorkers, max(1, runtime.GOMAXPROCS(0)/2))
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -145,8 +170,12 @@ func (c Config) validate() error {
 		// Key times are whole seconds: a shorter lifetime could end
 		// before it began.
 		return errors.New("lifetimes must be at least a second, the grace positive")
-	case c.ExchangeKeyRate < 0 || c.ExchangeKeyBurst < 0:
-		return errors.New("exchange key rate and burst must be positive")
+	case c.ExchangeKeyRate < 0 || c.ExchangeKeyGlobalRate < 0 || c.ExchangeKeyWorkers < 0:
+		return errors.New("exchange key rates and workers must be positive")
+	case c.ExchangeKeyBurst < c.MaxCoinsPerRequest || c.ExchangeKeyGlobalBurst < c.MaxCoinsPerRequest:
+		// A request of MaxCoinsPerRequest keys could never be certified.
+		return fmt.Errorf("exchange key bursts (%d per client, %d for all) must be at least the coins per request (%d)",
+			c.ExchangeKeyBurst, c.ExchangeKeyGlobalBurst, c.MaxCoinsPerRequest)
 	}
 	return nil
 }
@@ -168,9 +197,14 @@ type Bank struct {
 	cfg       Config
 	st        storage.Store
 	log       *slog.Logger
-	adminHash []byte // nil: admin routes off
-	limiter   *limiter
+	adminHash []byte   // nil: admin routes off
+	limiter   *limiter // certification budget per client, in signatures
 	metrics   *metrics
+	// certifyAll is the certification budget of all clients together,
+	// and certifySlots bounds the certification signatures computed at
+	// once (certifyBlind).
+	certifyAll   *rate.Limiter
+	certifySlots chan struct{}
 
 	rotating sync.Mutex // one key rotation at a time
 	keys     atomic.Pointer[keyring]
@@ -184,11 +218,13 @@ func New(ctx context.Context, st storage.Store, cfg Config) (*Bank, error) {
 		return nil, fmt.Errorf("bank: config: %w", err)
 	}
 	b := &Bank{
-		cfg:     cfg,
-		st:      st,
-		log:     cfg.Logger,
-		limiter: newLimiter(cfg.ExchangeKeyRate, cfg.ExchangeKeyBurst),
-		metrics: newMetrics(),
+		cfg:          cfg,
+		st:           st,
+		log:          cfg.Logger,
+		limiter:      newLimiter(cfg.ExchangeKeyRate, cfg.ExchangeKeyBurst),
+		metrics:      newMetrics(),
+		certifyAll:   rate.NewLimiter(cfg.ExchangeKeyGlobalRate, cfg.ExchangeKeyGlobalBurst),
+		certifySlots: make(chan struct{}, cfg.ExchangeKeyWorkers),
 	}
 	if cfg.AdminToken != "" {
 		h := hashToken(cfg.AdminToken)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -87,6 +86,31 @@ func TestNewRefusesAnotherIssuersStore(t *testing.T) {
 	_, err := bank.New(context.Background(), e.Store, bank.Config{AdminToken: banktest.AdminToken, Issuer: "other-bank"})
 	if err == nil || !strings.Contains(err.Error(), `belongs to issuer "otpcash-bank"`) {
 		t.Fatalf("New with another issuer name: %v", err)
+	}
+}
+
+// TestStoredJSONIsStrict: what the bank reads back from its store is
+// decoded strictly too, so a record that means two things (the issuer
+// check would pass on the last of two names) is an error, not a guess.
+func TestStoredJSONIsStrict(t *testing.T) {
+	e := banktest.New(t, bank.Config{})
+	id, token := e.Account(t, 0)
+	db := openRaw(t, e.Path)
+	if _, err := db.Exec(`UPDATE accounts SET attrs = '{"category":"a","category":"b"}' WHERE id = ?`, id); err != nil {
+		t.Fatal(err)
+	}
+	wantError(t, call(t, e, "GET", "/v1/accounts/"+id, token, nil), http.StatusInternalServerError, api.CodeInternal, "internal error")
+	if logs := e.Logs.String(); !strings.Contains(logs, `duplicate object member name \"category\"`) {
+		t.Errorf("the log does not name the duplicate attribute:\n%s", logs)
+	}
+
+	root := []byte(`{"issuer":"other-bank","issuer":"otpcash-bank"}`)
+	if _, err := db.Exec(`UPDATE issuer_keys SET entry = ? WHERE seq = (SELECT MIN(seq) FROM issuer_keys)`, root); err != nil {
+		t.Fatal(err)
+	}
+	_, err := bank.New(context.Background(), e.Store, bank.Config{AdminToken: banktest.AdminToken, Denominations: denom.Set{banktest.TestValue}})
+	if err == nil || !strings.Contains(err.Error(), `root key`) || !strings.Contains(err.Error(), `duplicate object member name "issuer"`) {
+		t.Fatalf("New on a root key entry with two issuers: %v", err)
 	}
 }
 
@@ -193,6 +217,13 @@ func TestAuth(t *testing.T) {
 	deposit := func(account string) string {
 		return `{"account": "` + account + `", "coins": [{"sandbox": {"coin": {}, "chain": []}, "proof": ""}]}`
 	}
+	reclaim := func(account string) string {
+		return `{"account": "` + account + `", "coins": [{"sandbox": {"coin": {}, "chain": []}, "authorization": "", "key": "", "proof": ""}]}`
+	}
+	exchange := func(account string) api.ExchangeRequest {
+		return api.ExchangeRequest{ID: "x1", Account: account, Coins: []api.DepositCoin{{Sandbox: otp.Sandbox{Chain: []otp.Link{}}}},
+			Withdraw: []api.WithdrawBatch{{KeyID: coinKey.KeyID, Blinded: blinded}}}
+	}
 	type route struct {
 		method, path string
 		body         any
@@ -208,6 +239,8 @@ func TestAuth(t *testing.T) {
 			{"GET", "/v1/accounts/" + account + "/history", nil},
 			{"POST", "/v1/withdrawals", withdraw(account)},
 			{"POST", "/v1/deposits", deposit(account)},
+			{"POST", "/v1/reclaims", reclaim(account)},
+			{"POST", "/v1/exchanges", exchange(account)},
 		}
 	}
 	before := state(t, e)
@@ -222,7 +255,11 @@ func TestAuth(t *testing.T) {
 					wantError(t, call(t, e, rt.method, rt.path, bad, rt.body), 401, api.CodeUnauthorized, "invalid admin token")
 					continue
 				}
-				wantError(t, call(t, e, rt.method, rt.path, bad, rt.body), 401, api.CodeUnauthorized, "invalid token for account")
+				// A route with the account in its body authenticates
+				// by the token alone, before reading it: "invalid
+				// token", or, for another account's, "invalid token
+				// for account".
+				wantError(t, call(t, e, rt.method, rt.path, bad, rt.body), 401, api.CodeUnauthorized, "invalid token")
 			}
 			req, _ := http.NewRequest(rt.method, e.Server.URL+rt.path, nil)
 			req.Header.Set("Authorization", "Basic "+token)
@@ -238,13 +275,56 @@ func TestAuth(t *testing.T) {
 	}
 	for _, rt := range owner("no-such-account") {
 		t.Run("unknown account "+rt.method+" "+rt.path, func(t *testing.T) {
-			wantError(t, call(t, e, rt.method, rt.path, token, rt.body), 404, api.CodeNotFound, `no account "no-such-account"`)
+			res := call(t, e, rt.method, rt.path, token, rt.body)
+			if rt.method == "POST" { // the token's account is not the one named
+				wantError(t, res, 401, api.CodeUnauthorized, `invalid token for account "no-such-account"`)
+				return
+			}
+			wantError(t, res, 404, api.CodeNotFound, `no account "no-such-account"`)
 		})
 	}
 	wantError(t, call(t, e, "POST", "/v1/accounts/no-such-account/credit", banktest.AdminToken, `{"amount": 1}`), 404, api.CodeNotFound, "no account")
 	sameState(t, before, state(t, e))
 	if got := e.Balance(t, otherID, otherToken); got != 0 {
 		t.Errorf("other account's balance %d", got)
+	}
+}
+
+// untouchable is a request body that must not be read: 8 MiB and more of
+// garbage, which counts the reads made of it.
+type untouchable struct{ reads int }
+
+func (u *untouchable) Read(p []byte) (int, error) {
+	u.reads++
+	for i := range p {
+		p[i] = '{'
+	}
+	return len(p), nil
+}
+
+// TestAuthBeforeBody: a request to a route that takes a token is
+// authenticated by its token alone, before its body is read, so a huge or
+// garbage body without a valid token is 401, not 400 or 413, and is never
+// read.
+func TestAuthBeforeBody(t *testing.T) {
+	e := banktest.New(t, bank.Config{})
+	_, token := e.Account(t, 0)
+	h := e.Bank.Handler()
+	for _, path := range []string{"/v1/withdrawals", "/v1/exchanges", "/v1/deposits", "/v1/reclaims",
+		"/v1/accounts", "/v1/accounts/x/credit"} {
+		for _, auth := range []string{"", "Bearer wrong", "Bearer " + token + "x", "Bearer " + bank.NewToken(), "Basic " + token} {
+			body := &untouchable{}
+			r := httptest.NewRequest("POST", path, body)
+			r.ContentLength = 1 << 30
+			if auth != "" {
+				r.Header.Set("Authorization", auth)
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != http.StatusUnauthorized || body.reads != 0 {
+				t.Errorf("POST %s with %q: %d %s after %d reads of the body; want 401 and none", path, auth, w.Code, w.Body, body.reads)
+			}
+		}
 	}
 }
 
@@ -269,11 +349,11 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"empty body", "POST", "/v1/withdrawals", token, "", 400, api.CodeBadRequest, "empty request body"},
 		{"malformed JSON", "POST", "/v1/withdrawals", token, `{"id": "w1",`, 400, api.CodeBadRequest, "invalid JSON body"},
-		{"not an object", "POST", "/v1/withdrawals", token, `[1]`, 400, api.CodeBadRequest, "cannot unmarshal array"},
-		{"unknown field", "POST", "/v1/withdrawals", token, withdraw(`"blinded": ["` + m + `"], "extra": 1`), 400, api.CodeBadRequest, `unknown field "extra"`},
-		{"holders in the clear", "POST", "/v1/withdrawals", token, withdraw(`"holders": ["` + key + `"]`), 400, api.CodeBadRequest, `unknown field "holders"`},
-		{"trailing data", "POST", "/v1/withdrawals", token, withdraw(`"blinded": ["`+m+`"]`) + ` {}`, 400, api.CodeBadRequest, "trailing data"},
-		{"wrong type", "POST", "/v1/withdrawals", token, `{"id": 7, "account": "` + id + `", "blinded": []}`, 400, api.CodeBadRequest, "WithdrawRequest.id"},
+		{"not an object", "POST", "/v1/withdrawals", token, `[1]`, 400, api.CodeBadRequest, "unmarshal JSON array into Go api.WithdrawRequest"},
+		{"unknown field", "POST", "/v1/withdrawals", token, withdraw(`"blinded": ["` + m + `"], "extra": 1`), 400, api.CodeBadRequest, `unknown object member name "extra"`},
+		{"holders in the clear", "POST", "/v1/withdrawals", token, withdraw(`"holders": ["` + key + `"]`), 400, api.CodeBadRequest, `unknown object member name "holders"`},
+		{"trailing data", "POST", "/v1/withdrawals", token, withdraw(`"blinded": ["`+m+`"]`) + ` {}`, 400, api.CodeBadRequest, "after top-level value"},
+		{"wrong type", "POST", "/v1/withdrawals", token, `{"id": 7, "account": "` + id + `", "blinded": []}`, 400, api.CodeBadRequest, `into Go string within "/id"`},
 		{"missing id", "POST", "/v1/withdrawals", token, `{"account": "` + id + `", "keyId": "` + kid + `", "blinded": ["` + m + `"]}`, 400, api.CodeBadRequest, "id: want 1 to 128 characters"},
 		{"id with space", "POST", "/v1/withdrawals", token, `{"id": "a b", "account": "` + id + `", "keyId": "` + kid + `", "blinded": ["` + m + `"]}`, 400, api.CodeBadRequest, "id: only printable ASCII"},
 		{"missing key id", "POST", "/v1/withdrawals", token, `{"id": "w1", "account": "` + id + `", "blinded": ["` + m + `"]}`, 400, api.CodeBadRequest, "keyId: want 1 to 128 characters"},
@@ -289,15 +369,28 @@ func TestBadInput(t *testing.T) {
 		{"oversize withdrawal", "POST", "/v1/withdrawals", token, withdraw(`"blinded": ["` + strings.Repeat("A", 1100<<10) + `"]`), 413, api.CodeTooLarge, "larger than 1048576 bytes"},
 		{"oversize deposit", "POST", "/v1/deposits", token, `{"account": "` + id + `", "coins": [{"proof": "` + strings.Repeat("A", 9<<20) + `"}]}`, 413, api.CodeTooLarge, "larger than 8388608 bytes"},
 		{"deposit without coins", "POST", "/v1/deposits", token, `{"account": "` + id + `", "coins": []}`, 400, api.CodeBadRequest, "coins: empty"},
-		{"deposit unknown field in sandbox", "POST", "/v1/deposits", token, `{"account": "` + id + `", "coins": [{"sandbox": {"coin": {}, "chain": [], "x": 1}, "proof": ""}]}`, 400, api.CodeBadRequest, `unknown field "x"`},
+		{"deposit unknown field in sandbox", "POST", "/v1/deposits", token, `{"account": "` + id + `", "coins": [{"sandbox": {"coin": {}, "chain": [], "x": 1}, "proof": ""}]}`, 400, api.CodeBadRequest, `unknown object member name "x" within "/coins/0/sandbox"`},
 		{"deposit bad step", "POST", "/v1/deposits", token, `{"account": "` + id + `", "coins": [{"sandbox": {"coin": {"callMethod": [{"method": "x"}]}, "chain": []}, "proof": ""}]}`, 400, api.CodeBadRequest, "empty args"},
 		{"deposit without account", "POST", "/v1/deposits", token, `{"coins": []}`, 400, api.CodeBadRequest, "account: want 1 to 128"},
 		{"credit zero", "POST", "/v1/accounts/" + id + "/credit", banktest.AdminToken, `{"amount": 0}`, 400, api.CodeBadRequest, "amount must be between 1"},
 		{"credit negative", "POST", "/v1/accounts/" + id + "/credit", banktest.AdminToken, `{"amount": -5}`, 400, api.CodeBadRequest, "got -5"},
-		{"credit huge", "POST", "/v1/accounts/" + id + "/credit", banktest.AdminToken, `{"amount": 9223372036854775807}`, 400, api.CodeBadRequest, "amount must be between 1"},
-		{"credit float", "POST", "/v1/accounts/" + id + "/credit", banktest.AdminToken, `{"amount": 1.5}`, 400, api.CodeBadRequest, "CreditRequest.amount"},
-		{"credit string", "POST", "/v1/accounts/" + id + "/credit", banktest.AdminToken, `{"amount": "10.00"}`, 400, api.CodeBadRequest, "CreditRequest.amount"},
+		{"credit huge", "POST", "/v1/accounts/" + id + "/credit", banktest.AdminToken, `{"amount": 9223372036854775807}`, 400, api.CodeBadRequest, "integer outside ±(2^53-1)"},
+		{"credit float", "POST", "/v1/accounts/" + id + "/credit", banktest.AdminToken, `{"amount": 1.5}`, 400, api.CodeBadRequest, `"/amount": want an integer without fraction`},
+		{"credit string", "POST", "/v1/accounts/" + id + "/credit", banktest.AdminToken, `{"amount": "10.00"}`, 400, api.CodeBadRequest, `"/amount": want an integer`},
+		// Strict JSON: one byte string, one meaning. The last of two
+		// "amount"s would credit 7; a mis-cased name would be read as
+		// the field; 2^53 is where IEEE doubles stop counting by one.
+		{"credit duplicate name", "POST", "/v1/accounts/" + id + "/credit", banktest.AdminToken, `{"amount": -1, "amount": 7}`, 400, api.CodeBadRequest, `duplicate object member name "amount"`},
+		{"credit mis-cased name", "POST", "/v1/accounts/" + id + "/credit", banktest.AdminToken, `{"Amount": 7}`, 400, api.CodeBadRequest, `unknown object member name "Amount"`},
+		{"credit beyond 2^53", "POST", "/v1/accounts/" + id + "/credit", banktest.AdminToken, `{"amount": 9007199254740993}`, 400, api.CodeBadRequest, "integer outside ±(2^53-1): 9007199254740993"},
+		{"withdrawal duplicate name", "POST", "/v1/withdrawals", token, withdraw(`"blinded": ["` + m + `"], "account": "` + id + `"`), 400, api.CodeBadRequest, `duplicate object member name "account"`},
+		{"withdrawal mis-cased name", "POST", "/v1/withdrawals", token, `{"ID": "w1", "account": "` + id + `", "keyId": "` + kid + `", "blinded": ["` + m + `"]}`, 400, api.CodeBadRequest, `unknown object member name "ID"`},
+		{"deposit duplicate name in a coin", "POST", "/v1/deposits", token, `{"account": "` + id + `", "coins": [{"proof": "a", "proof": "b"}]}`, 400, api.CodeBadRequest, `duplicate object member name "proof"`},
 		{"exchange keys in the clear, anonymous", "POST", "/v1/exchange-keys", "", api.ExchangeKeysRequest{Pubs: []string{key}}, 400, api.CodeBadRequest, "certified blindly"},
+		// The identity point signs everything (R = identity, S = 0), and a
+		// second spelling of a key is a second key (issue 13).
+		{"exchange key of small order", "POST", "/v1/exchange-keys", token, api.ExchangeKeysRequest{Account: id, Pubs: []string{key, "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}}, 400, api.CodeBadRequest, "pubs[1]: public key AQAAAAAAAAAA: invalid Ed25519 public key: a point of small order"},
+		{"exchange key not in its only encoding", "POST", "/v1/exchange-keys", token, api.ExchangeKeysRequest{Account: id, Pubs: []string{"AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAIA"}}, 400, api.CodeBadRequest, "pubs[0]: public key AQAAAAAAAAAA: invalid Ed25519 public key: not in its only encoding"},
 		{"exchange keys none", "POST", "/v1/exchange-keys", "", `{"keyId": "k", "blinded": []}`, 400, api.CodeBadRequest, "blinded: empty"},
 		{"exchange keys bad blinded", "POST", "/v1/exchange-keys", "", `{"keyId": "k", "blinded": ["AAAA"]}`, 400, api.CodeBadRequest, "blinded[0]"},
 		{"exchange keys too many", "POST", "/v1/exchange-keys", "", api.ExchangeKeysRequest{KeyID: "k", Blinded: []string{blindMsg(0), blindMsg(1), blindMsg(2), blindMsg(3)}}, 413, api.CodeTooLarge, "blinded: 4 given"},
@@ -309,9 +402,12 @@ func TestBadInput(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			before := state(t, e)
+			before, balance := state(t, e), e.Balance(t, id, token)
 			wantError(t, call(t, e, tc.method, tc.path, tc.token, tc.body), tc.status, tc.code, tc.msg)
 			sameState(t, before, state(t, e))
+			if got := e.Balance(t, id, token); got != balance {
+				t.Fatalf("balance %d after a refused request, was %d", got, balance)
+			}
 		})
 	}
 }
@@ -488,49 +584,142 @@ func TestExchangeKeys(t *testing.T) {
 	}
 }
 
-func TestExchangeKeysRateLimit(t *testing.T) {
-	e := banktest.New(t, bank.Config{ExchangeKeyRate: rate.Every(time.Minute), ExchangeKeyBurst: 2})
+// TestExchangeKeysCostLimit floods anonymous certification, which needs
+// no token: the budgets count signatures, not requests, per client address
+// and for all clients, refuse with 429 and Retry-After naming the budget
+// spent, and leave withdrawals alone. The test clock stands still, so the
+// buckets refill only when the test says.
+func TestExchangeKeysCostLimit(t *testing.T) {
+	e := banktest.New(t, bank.Config{MaxCoinsPerRequest: 3,
+		ExchangeKeyRate: rate.Every(time.Hour), ExchangeKeyBurst: 5,
+		ExchangeKeyGlobalRate: rate.Every(time.Minute), ExchangeKeyGlobalBurst: 8})
 	h := e.Bank.Handler()
-	pub, _ := banktest.NewKey(t)
-	cat := e.Bank.Catalogue()
-	k, err := cat.CertificationKey()
+	k, err := e.Bank.Catalogue().CertificationKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	bk, err := otp.NewBlindExchangeKey(cat.Issuer, k, pub, rand.Reader)
+	next := 0
+	post := func(remote string, n int) response {
+		req := api.ExchangeKeysRequest{KeyID: k.KeyID}
+		for range n {
+			next++
+			req.Blinded = append(req.Blinded, blindMsg(next))
+		}
+		body, _ := json.Marshal(req)
+		r := httptest.NewRequest("POST", "/v1/exchange-keys", bytes.NewReader(body))
+		r.RemoteAddr = remote
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return response{w.Code, w.Header(), w.Body.Bytes()}
+	}
+	ok := func(res response) {
+		t.Helper()
+		var out api.ExchangeKeysResponse
+		decodeOK(t, res, &out)
+	}
+	refused := func(res response, msg, retry string) {
+		t.Helper()
+		wantError(t, res, http.StatusTooManyRequests, api.CodeRateLimited, msg)
+		if got := res.header.Get("Retry-After"); got != retry {
+			t.Errorf("Retry-After %q, want %q", got, retry)
+		}
+	}
+	const own, all = "budget of your address is spent", "budget for all clients is spent"
+
+	a, c := "192.0.2.1:1000", "192.0.2.3:1"
+	ok(post(a, 3))                                // A has 2 of 5 left
+	refused(post(a, 3), own, "3600")              // reading costs 1, the other 2 do not fit
+	ok(post(a, 1))                                // A's last signature
+	refused(post(a, 1), own+" (0.000277", "3600") // 2 of 4 requests refused: a budget of 5 requests would take all
+	// All clients: 3+1+1 of 8 spent (a refused request keeps the
+	// signature its reading cost), so B's 3 spend the rest, and C, with
+	// a full bucket of its own, is refused by the bank-wide budget, which
+	// leaves C's own untouched: a minute later, when the bank's budget
+	// has one signature again, C may take it.
+	ok(post("192.0.2.2:1", 3))
+	for range 5 {
+		refused(post(c, 1), all, "60")
+	}
+	e.Clock.Advance(time.Minute)
+	ok(post(c, 1))
+
+	// Certification has no claim on withdrawals: one still goes through.
+	id, token := e.Account(t, 1000)
+	if coins := e.Withdraw(t, id, token, 1); len(coins) != 1 {
+		t.Fatalf("withdrew %d coins", len(coins))
+	}
+
+	// An hour gives A one signature more.
+	e.Clock.Advance(time.Hour)
+	ok(post(a, 1))
+	refused(post(a, 1), own, "3540") // the minute above counts too
+}
+
+// TestExchangeKeysWorkers: certification signs on at most
+// ExchangeKeyWorkers CPUs. With every worker busy, a certification request
+// waits (and gives up when its client goes) while a withdrawal, which
+// signs on its own, goes through.
+func TestExchangeKeysWorkers(t *testing.T) {
+	e := banktest.New(t, bank.Config{ExchangeKeyWorkers: 2})
+	k, err := e.Bank.Catalogue().CertificationKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := `{"keyId": "` + k.KeyID + `", "blinded": ["` + otp.EncodeBlinded(bk.Blinded()) + `"]}`
-	post := func(remote string) *httptest.ResponseRecorder {
+	certify := func(ctx context.Context) response {
+		body := `{"keyId": "` + k.KeyID + `", "blinded": ["` + blindMsg(1) + `", "` + blindMsg(2) + `"]}`
+		r := httptest.NewRequestWithContext(ctx, "POST", "/v1/exchange-keys", strings.NewReader(body))
+		w := httptest.NewRecorder()
+		e.Bank.Handler().ServeHTTP(w, r)
+		return response{w.Code, w.Header(), w.Body.Bytes()}
+	}
+	release := e.Bank.HoldCertifyWorkers()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan response)
+	go func() { done <- certify(ctx) }()
+
+	id, token := e.Account(t, 1000)
+	if coins := e.Withdraw(t, id, token, 2); len(coins) != 2 {
+		t.Fatalf("withdrew %d coins", len(coins))
+	}
+	cancel() // the certifying client goes away
+	wantError(t, <-done, http.StatusServiceUnavailable, api.CodeUnavailable, "waiting for the bank's certification workers")
+
+	release()
+	var out api.ExchangeKeysResponse
+	decodeOK(t, certify(context.Background()), &out)
+	if len(out.BlindSignatures) != 2 {
+		t.Fatalf("%d blind signatures, want 2", len(out.BlindSignatures))
+	}
+}
+
+// TestExchangeKeysCostLimitPerAddress: one IPv6 user holds a /64, so it
+// shares one bucket; other addresses have their own.
+func TestExchangeKeysCostLimitPerAddress(t *testing.T) {
+	e := banktest.New(t, bank.Config{MaxCoinsPerRequest: 1,
+		ExchangeKeyRate: rate.Every(time.Minute), ExchangeKeyBurst: 2, ExchangeKeyGlobalRate: rate.Inf})
+	h := e.Bank.Handler()
+	k, err := e.Bank.Catalogue().CertificationKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(remote string, i int) int {
+		body := `{"keyId": "` + k.KeyID + `", "blinded": ["` + blindMsg(i) + `"]}`
 		r := httptest.NewRequest("POST", "/v1/exchange-keys", strings.NewReader(body))
 		r.RemoteAddr = remote
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
-		return w
+		return w.Code
 	}
-	for i := range 2 {
-		if w := post("192.0.2.1:1000"); w.Code != 200 {
-			t.Fatalf("request %d: %d %s", i, w.Code, w.Body)
+	for i, tc := range []struct {
+		remote string
+		want   int
+	}{
+		{"[2001:db8::1]:1", 200}, {"[2001:db8::2]:1", 200}, {"[2001:db8::3]:1", 429},
+		{"[2001:db8:0:1::1]:1", 200}, {"192.0.2.1:1", 200}, {"192.0.2.1:2", 200}, {"192.0.2.1:3", 429},
+	} {
+		if got := post(tc.remote, i); got != tc.want {
+			t.Errorf("request %d from %s: %d, want %d", i, tc.remote, got, tc.want)
 		}
-	}
-	w := post("192.0.2.1:2000")
-	wantError(t, response{w.Code, w.Header(), w.Body.Bytes()}, 429, api.CodeRateLimited, "too many")
-	if w.Header().Get("Retry-After") == "" {
-		t.Error("no Retry-After")
-	}
-	if w := post("192.0.2.2:1000"); w.Code != 200 {
-		t.Errorf("another client was limited: %d", w.Code)
-	}
-	// One IPv6 user holds a /64: it shares one bucket.
-	post("[2001:db8::1]:1")
-	post("[2001:db8::2]:1")
-	if w := post("[2001:db8::3]:1"); w.Code != 429 {
-		t.Errorf("third request from one /64: %d, want 429", w.Code)
-	}
-	e.Clock.Advance(time.Minute)
-	if w := post("192.0.2.1:1000"); w.Code != 200 {
-		t.Errorf("after the bucket refilled: %d", w.Code)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -320,15 +321,23 @@ func TestPostgresRestartDuringDeposits(t *testing.T) {
 	t.Logf("%d requests answered unavailable during the restart, then retried", unavailable)
 }
 
-// TestHealthAndMetrics: /healthz follows the store's reachability, and
-// /metrics counts deposits, refusals and double deposits.
+// TestHealthAndMetrics: /healthz follows the store's reachability, the
+// metrics count deposits, refusals and double deposits, and only the
+// metrics listener serves them, not the API port.
 func TestHealthAndMetrics(t *testing.T) {
 	for _, eng := range engines {
 		t.Run(eng.name, func(t *testing.T) {
 			st := eng.open(t)
 			e := banktest.NewOn(t, st, bank.Config{})
 			depositRace(t, []*banktest.Env{e}, 3)
-			body := get(t, e.Server.URL+"/metrics", 200)
+			// The API port does not serve the metrics, even to the
+			// admin; their own listener does.
+			for _, token := range []string{"", banktest.AdminToken} {
+				wantError(t, call(t, e, http.MethodGet, "/metrics", token, nil), http.StatusNotFound, api.CodeNotFound, "/metrics")
+			}
+			ms := httptest.NewServer(e.Bank.MetricsHandler())
+			defer ms.Close()
+			body := get(t, ms.URL+"/metrics", 200)
 			for _, want := range []string{
 				"otpcash_bank_coins_issued_total 1",
 				"otpcash_bank_coins_deposited_total 1",

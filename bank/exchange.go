@@ -3,10 +3,11 @@ package bank
 import (
 	"context"
 	"crypto/ed25519"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
-	"runtime"
+	"strconv"
 	"sync"
 	"time"
 
@@ -38,7 +39,11 @@ func (b *Bank) certify(ctx context.Context, pubs []ed25519.PublicKey, attrs map[
 // certifyBlind signs blinded anonymous exchange keys with the blind
 // exchange-certification key keyID, which must be the one that signs now:
 // the bank learns nothing of the keys, so it cannot tell at deposit which
-// wallet a coin was paid to.
+// wallet a coin was paid to. Each signature takes one of the bank's
+// certification slots, so that however many requests certify at once,
+// they use at most ExchangeKeyWorkers CPUs and withdrawals and deposits
+// keep the rest; a request whose client goes away while it waits for a
+// slot stops.
 func (b *Bank) certifyBlind(ctx context.Context, keyID string, blinded [][]byte) ([]string, error) {
 	ring, err := b.keyring(ctx, b.now())
 	if err != nil {
@@ -49,10 +54,16 @@ func (b *Bank) certifyBlind(ctx context.Context, keyID string, blinded [][]byte)
 			"%q is not the blind exchange-certification key that signs now (%q); fetch GET /v1/catalogue", keyID, ring.anon.Key.KeyID)
 	}
 	sigs := make([]string, len(blinded))
-	var g errgroup.Group
-	g.SetLimit(runtime.GOMAXPROCS(0))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(cap(b.certifySlots))
 	for i, m := range blinded {
 		g.Go(func() error {
+			select {
+			case b.certifySlots <- struct{}{}:
+				defer func() { <-b.certifySlots }()
+			case <-gctx.Done():
+				return errCertifyBusy
+			}
 			sig, err := ring.anon.BlindSign(m)
 			if err != nil {
 				return api.Errorf(http.StatusBadRequest, api.CodeBadRequest, "blinded[%d]: %v", i, err)
@@ -64,13 +75,16 @@ func (b *Bank) certifyBlind(ctx context.Context, keyID string, blinded [][]byte)
 	return sigs, g.Wait()
 }
 
+var errCertifyBusy = api.Errorf(http.StatusServiceUnavailable, api.CodeUnavailable,
+	"request ended while waiting for the bank's certification workers; retry shortly")
+
 // maxClients bounds the rate limiter's memory. When that many clients are
 // active at once, new ones are refused until some go idle.
 const maxClients = 100_000
 
-// limiter is a token bucket per client address. Certification is open to
-// anyone, so this is what keeps one client from taking all the bank's
-// signing time.
+// limiter is a token bucket per client address, in units of work (for
+// certification, signatures). Certification is open to anyone, so this is
+// what keeps one client from taking all the bank's signing time.
 type limiter struct {
 	rate  rate.Limit
 	burst int
@@ -117,8 +131,11 @@ func clientKey(remoteAddr string) netip.Prefix {
 	return p
 }
 
-// allow takes a token from the client's bucket.
-func (l *limiter) allow(remoteAddr string, now time.Time) bool {
+// reserve takes n tokens from the client's bucket, if it has them now.
+// It returns the reservation, to be cancelled if the work is refused
+// elsewhere, or nil and how long until the bucket could give n (0 when the
+// client table is full).
+func (l *limiter) reserve(remoteAddr string, now time.Time, n int) (*rate.Reservation, time.Duration) {
 	key := clientKey(remoteAddr)
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -127,14 +144,28 @@ func (l *limiter) allow(remoteAddr string, now time.Time) bool {
 		if len(l.clients) >= maxClients {
 			l.sweep(now)
 			if len(l.clients) >= maxClients {
-				return false
+				return nil, 0
 			}
 		}
 		c = &client{bucket: rate.NewLimiter(l.rate, l.burst)}
 		l.clients[key] = c
 	}
 	c.seen = now
-	return c.bucket.AllowN(now, 1)
+	return reserveNow(c.bucket, now, n)
+}
+
+// reserveNow takes n tokens from lim if it has them at now; otherwise it
+// takes none and says how long until it could.
+func reserveNow(lim *rate.Limiter, now time.Time, n int) (*rate.Reservation, time.Duration) {
+	r := lim.ReserveN(now, n)
+	if !r.OK() {
+		return nil, rate.InfDuration
+	}
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return nil, d
+	}
+	return r, 0
 }
 
 // sweep forgets idle clients, at most once a second so that a full table
@@ -149,4 +180,34 @@ func (l *limiter) sweep(now time.Time) {
 			delete(l.clients, k)
 		}
 	}
+}
+
+// chargeCertification takes n signatures from the certification budgets
+// of the request's client address and of the whole bank, or neither, and
+// refuses with 429, naming the budget spent and when to retry.
+func (b *Bank) chargeCertification(w http.ResponseWriter, r *http.Request, n int) error {
+	if n == 0 {
+		return nil
+	}
+	now := b.now()
+	own, wait := b.limiter.reserve(r.RemoteAddr, now, n)
+	if own == nil {
+		if wait == 0 {
+			return refuseCertification(w, time.Second, "the bank certifies for too many addresses at once")
+		}
+		return refuseCertification(w, wait, "the certification budget of your address is spent (%g signatures a second, at most %d at once); %d more asked",
+			float64(b.cfg.ExchangeKeyRate), b.cfg.ExchangeKeyBurst, n)
+	}
+	if all, wait := reserveNow(b.certifyAll, now, n); all == nil {
+		own.CancelAt(now)
+		return refuseCertification(w, wait, "the bank's certification budget for all clients is spent (%g signatures a second, at most %d at once); %d more asked",
+			float64(b.cfg.ExchangeKeyGlobalRate), b.cfg.ExchangeKeyGlobalBurst, n)
+	}
+	return nil
+}
+
+func refuseCertification(w http.ResponseWriter, wait time.Duration, format string, args ...any) error {
+	secs := max(1, int64(math.Ceil(min(wait, time.Hour).Seconds())))
+	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+	return api.Errorf(http.StatusTooManyRequests, api.CodeRateLimited, format+"; retry in %d s", append(args, secs)...)
 }

@@ -1,6 +1,7 @@
 package bank
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/otpcash/otpcash/bank/api"
 	"github.com/otpcash/otpcash/bank/storage"
+	"github.com/otpcash/otpcash/internal/strictjson"
 	"github.com/otpcash/otpcash/otp"
 )
 
@@ -39,7 +41,9 @@ const (
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 // Handler returns the HTTP API: the /v1 routes and /healthz. Every
-// response, errors included, is JSON; every request is logged.
+// response, errors included, is JSON; every request is logged. It does not
+// serve the metrics: they are for the operator, not for clients
+// (MetricsHandler).
 func (b *Bank) Handler() http.Handler {
 	routes := []struct {
 		method, path string
@@ -73,7 +77,6 @@ func (b *Bank) Handler() http.Handler {
 			return api.Errorf(http.StatusMethodNotAllowed, api.CodeMethodNotAllowed, "%s %s: use %s", r.Method, path, allow)
 		}))
 	}
-	mux.Handle("GET /metrics", b.metrics.handler())
 	mux.Handle("/", b.serve(func(w http.ResponseWriter, r *http.Request) error {
 		return api.Errorf(http.StatusNotFound, api.CodeNotFound, "no such endpoint: %s", r.URL.Path)
 	}))
@@ -189,28 +192,25 @@ func badRequest(format string, args ...any) *api.Error {
 	return api.Errorf(http.StatusBadRequest, api.CodeBadRequest, format, args...)
 }
 
-// decode reads exactly one JSON value from r into v, refusing unknown
-// fields and trailing data, and turns every failure into an *api.Error.
+// decode reads exactly one JSON value from r into v, strictly
+// (strictjson: no duplicate, mis-cased or unknown names, no trailing data,
+// no integer beyond 2^53-1), and turns every failure into an *api.Error.
+// r is bounded by the caller (http.MaxBytesReader).
 func decode(r io.Reader, v any) error {
-	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil {
-		if _, err = dec.Token(); err == io.EOF {
-			return nil
-		}
-		if err == nil {
-			err = errors.New("trailing data after the JSON value")
-		}
-	}
+	data, err := io.ReadAll(r)
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
 		return api.Errorf(http.StatusRequestEntityTooLarge, api.CodeTooLarge, "request body larger than %d bytes", tooLarge.Limit)
-	case errors.Is(err, io.EOF):
+	case err != nil:
+		return badRequest("reading the request body: %v", err)
+	case len(bytes.TrimSpace(data)) == 0:
 		return badRequest("empty request body; want JSON")
 	}
-	return badRequest("invalid JSON body: %v", err)
+	if err := strictjson.Unmarshal(data, v); err != nil {
+		return badRequest("invalid JSON body: %v", err)
+	}
+	return nil
 }
 
 // checkID checks a client-supplied identifier: 1 to 128 printable ASCII
@@ -417,6 +417,40 @@ func (b *Bank) requireAdmin(r *http.Request) error {
 	return nil
 }
 
+// requireToken authenticates a request by its bearer token alone, so that
+// it is done before the body is read: a request without a valid token
+// costs the bank a header and one index lookup, not the decoding of up to
+// 8 MiB. It returns the account the token opens; a request that names an
+// account in its body must name that one (ownedBy).
+func (b *Bank) requireToken(r *http.Request) (storage.Account, error) {
+	token, err := bearer(r)
+	if err != nil {
+		return storage.Account{}, err
+	}
+	h := hashToken(token)
+	var a storage.Account
+	err = b.st.View(r.Context(), func(tx storage.Tx) (err error) {
+		a, err = tx.AccountByToken(r.Context(), h[:])
+		return err
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		return a, api.Errorf(http.StatusUnauthorized, api.CodeUnauthorized, "invalid token")
+	}
+	if err != nil {
+		return a, fmt.Errorf("account by token: %w", err)
+	}
+	return a, nil
+}
+
+// ownedBy checks that the account a request names is the one its token
+// opens.
+func ownedBy(a storage.Account, id string) error {
+	if a.ID != id {
+		return api.Errorf(http.StatusUnauthorized, api.CodeUnauthorized, "invalid token for account %q", id)
+	}
+	return nil
+}
+
 // requireOwner checks that the request carries the token of account id,
 // and returns the account.
 func (b *Bank) requireOwner(r *http.Request, id string) (storage.Account, error) {
@@ -526,14 +560,15 @@ func (b *Bank) handleHistory(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (b *Bank) handleWithdraw(w http.ResponseWriter, r *http.Request) error {
-	if _, err := bearer(r); err != nil {
+	a, err := b.requireToken(r)
+	if err != nil {
 		return err
 	}
 	req, blinded, err := parseWithdrawRequest(http.MaxBytesReader(w, r.Body, maxWithdrawBody), b.cfg.MaxCoinsPerRequest)
 	if err != nil {
 		return err
 	}
-	if _, err := b.requireOwner(r, req.Account); err != nil {
+	if err := ownedBy(a, req.Account); err != nil {
 		return err
 	}
 	body, err := b.withdraw(r.Context(), req, blinded)
@@ -545,14 +580,15 @@ func (b *Bank) handleWithdraw(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (b *Bank) handleExchange(w http.ResponseWriter, r *http.Request) error {
-	if _, err := bearer(r); err != nil {
+	a, err := b.requireToken(r)
+	if err != nil {
 		return err
 	}
 	req, blinded, err := parseExchangeRequest(http.MaxBytesReader(w, r.Body, maxDepositBody), b.cfg.MaxCoinsPerRequest)
 	if err != nil {
 		return err
 	}
-	if _, err := b.requireOwner(r, req.Account); err != nil {
+	if err := ownedBy(a, req.Account); err != nil {
 		return err
 	}
 	body, err := b.exchange(r.Context(), req, blinded)
@@ -564,12 +600,17 @@ func (b *Bank) handleExchange(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (b *Bank) handleExchangeKeys(w http.ResponseWriter, r *http.Request) error {
-	if !b.limiter.allow(r.RemoteAddr, b.now()) {
-		w.Header().Set("Retry-After", "1")
-		return api.Errorf(http.StatusTooManyRequests, api.CodeRateLimited, "too many exchange key requests from your address; retry later")
+	// Certification is charged by its cost, in signatures: one for
+	// reading the request, so that a flood of bodies is limited too,
+	// then one for each key beyond the first.
+	if err := b.chargeCertification(w, r, 1); err != nil {
+		return err
 	}
 	req, pubs, blinded, err := parseExchangeKeysRequest(http.MaxBytesReader(w, r.Body, maxWithdrawBody), b.cfg.MaxCoinsPerRequest)
 	if err != nil {
+		return err
+	}
+	if err := b.chargeCertification(w, r, len(pubs)+len(blinded)-1); err != nil {
 		return err
 	}
 	if blinded != nil {
@@ -595,15 +636,15 @@ func (b *Bank) handleExchangeKeys(w http.ResponseWriter, r *http.Request) error 
 }
 
 func (b *Bank) handleDeposit(w http.ResponseWriter, r *http.Request) error {
-	if _, err := bearer(r); err != nil {
+	a, err := b.requireToken(r)
+	if err != nil {
 		return err
 	}
 	req, err := parseDepositRequest(http.MaxBytesReader(w, r.Body, maxDepositBody), b.cfg.MaxCoinsPerRequest)
 	if err != nil {
 		return err
 	}
-	// Authenticate before the costly signature checks.
-	if _, err := b.requireOwner(r, req.Account); err != nil {
+	if err := ownedBy(a, req.Account); err != nil {
 		return err
 	}
 	resp, err := b.deposit(r.Context(), req)
@@ -615,14 +656,15 @@ func (b *Bank) handleDeposit(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (b *Bank) handleReclaim(w http.ResponseWriter, r *http.Request) error {
-	if _, err := bearer(r); err != nil {
+	a, err := b.requireToken(r)
+	if err != nil {
 		return err
 	}
 	req, err := parseReclaimRequest(http.MaxBytesReader(w, r.Body, maxDepositBody), b.cfg.MaxCoinsPerRequest)
 	if err != nil {
 		return err
 	}
-	if _, err := b.requireOwner(r, req.Account); err != nil {
+	if err := ownedBy(a, req.Account); err != nil {
 		return err
 	}
 	resp, err := b.reclaim(r.Context(), req)

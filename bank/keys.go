@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/otpcash/otpcash/bank/storage"
+	"github.com/otpcash/otpcash/internal/strictjson"
 	"github.com/otpcash/otpcash/otp"
 )
 
@@ -235,7 +236,7 @@ func (b *Bank) loadKeyring(stored []storage.IssuerKey) (*keyring, error) {
 		return nil, fmt.Errorf("first stored key %q is not the root key", stored[0].KeyID)
 	}
 	var root rootEntry
-	if err := json.Unmarshal(stored[0].Entry, &root); err != nil {
+	if err := strictjson.Unmarshal(stored[0].Entry, &root); err != nil {
 		return nil, fmt.Errorf("root key: %w", err)
 	}
 	if root.Issuer != b.cfg.Issuer {
@@ -245,7 +246,7 @@ func (b *Bank) loadKeyring(stored []storage.IssuerKey) (*keyring, error) {
 	cat := &otp.Catalogue{Issuer: b.cfg.Issuer, Issued: stored[len(stored)-1].Created, Keys: []otp.IssuerKey{}}
 	for _, sk := range stored[1:] {
 		var k otp.IssuerKey
-		if err := json.Unmarshal(sk.Entry, &k); err != nil {
+		if err := strictjson.Unmarshal(sk.Entry, &k); err != nil {
 			return nil, fmt.Errorf("key %q: %w", sk.KeyID, err)
 		}
 		s, err := loadSigner(b.cfg.Issuer, k, sk.Seed)

@@ -12,7 +12,7 @@ import (
 	"github.com/otpcash/otpcash/bank/api"
 )
 
-// metrics are the bank's Prometheus metrics, served at /metrics. Each
+// metrics are the bank's Prometheus metrics, served by MetricsHandler. Each
 // Bank has its own registry. Labels take bounded values only: route
 // patterns, status codes and refusal codes, never an account or a token.
 type metrics struct {
@@ -53,9 +53,12 @@ func newMetrics() *metrics {
 	return m
 }
 
-// handler serves the metrics in the Prometheus text format.
-func (m *metrics) handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+// MetricsHandler serves the bank's metrics in the Prometheus text format.
+// Serve it on its own listener, reachable only from the monitoring network:
+// the API handler does not, so a client cannot read the bank's traffic
+// figures.
+func (b *Bank) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(b.metrics.reg, promhttp.HandlerOpts{})
 }
 
 // request counts one HTTP request; route is the mux pattern that served it.

@@ -6,10 +6,13 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 
+	"filippo.io/edwards25519"
 	"github.com/gowebpki/jcs"
+
+	"github.com/otpcash/otpcash/internal/strictjson"
 )
 
 // Domain-separation labels: each signature covers one of these, a zero byte
@@ -27,10 +30,16 @@ const (
 	labelReclaim     = "otpcash/v1/reclaim"
 )
 
-// Canonical returns the RFC 8785 (JCS) form of v's JSON encoding.
+// Canonical returns the RFC 8785 (JCS) form of v's JSON encoding. It
+// refuses an integer beyond ±(2^53-1): JCS reads numbers as IEEE doubles
+// and would write it rounded, so that two documents (coins of values 2^53
+// and 2^53+1) shared one form, one checksum and one signature.
 func Canonical(v any) ([]byte, error) {
 	raw, err := json.Marshal(v)
 	if err != nil {
+		return nil, err
+	}
+	if err := strictjson.CheckIntegers(raw); err != nil {
 		return nil, err
 	}
 	return jcs.Transform(raw)
@@ -42,13 +51,50 @@ var b64 = base64.RawURLEncoding
 // EncodeKey returns the text form of an Ed25519 public key.
 func EncodeKey(pub ed25519.PublicKey) string { return b64.EncodeToString(pub) }
 
-// DecodeKey parses the text form of an Ed25519 public key.
+// ErrPublicKey reports an Ed25519 public key that no honest key pair has:
+// not a point of the curve, a point not in its one encoding, or a point
+// of small order.
+var ErrPublicKey = errors.New("invalid Ed25519 public key")
+
+// DecodeKey parses the text form of an Ed25519 public key. It is the one
+// place a public key from anyone else becomes an ed25519.PublicKey, and it
+// refuses what crypto/ed25519 would accept and must not be:
+//
+//   - a point of small order (the identity and 7 others): for the identity
+//     the signature R = identity, S = 0 verifies every message, so a coin
+//     held by, or transferred to, such a key could be signed for by anyone;
+//   - a second encoding of a point (y not reduced mod p, or x = 0 with the
+//     sign bit set): one key would have two texts, and "equal keys are
+//     equal strings", which revocation and double-spend evidence rely on,
+//     would fail.
 func DecodeKey(s string) (ed25519.PublicKey, error) {
 	b, err := decodeFixed(s, ed25519.PublicKeySize)
 	if err != nil {
 		return nil, fmt.Errorf("public key: %w", err)
 	}
+	if err := checkPoint(b); err != nil {
+		return nil, fmt.Errorf("public key %.12s: %w: %v", s, ErrPublicKey, err)
+	}
 	return ed25519.PublicKey(b), nil
+}
+
+// checkPoint checks that b is the canonical encoding of a curve point
+// whose order is not small.
+func checkPoint(b []byte) error {
+	p, err := new(edwards25519.Point).SetBytes(b)
+	if err != nil {
+		return errors.New("not a point of the curve")
+	}
+	// SetBytes accepts every spelling of a point; Bytes writes the one.
+	if !bytes.Equal(p.Bytes(), b) {
+		return errors.New("not in its only encoding")
+	}
+	// The small-order points are exactly those the cofactor 8 sends to
+	// the identity.
+	if new(edwards25519.Point).MultByCofactor(p).Equal(edwards25519.NewIdentityPoint()) == 1 {
+		return errors.New("a point of small order")
+	}
+	return nil
 }
 
 // decodeFixed decodes s, which must be the canonical encoding of exactly n
@@ -98,26 +144,14 @@ func equalText(a, b string) bool {
 	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }
 
-// decodeStrict decodes exactly one JSON value into v, refusing unknown
-// fields and trailing data.
-func decodeStrict(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("trailing data after JSON value")
-	}
-	return nil
-}
-
-// decodeExact is decodeStrict for signed documents: it also requires the
-// input to mean exactly what v re-encodes to. encoding/json matches field
-// names case-insensitively and keeps the last of duplicate keys, so without
-// this check two different byte strings could parse as one document.
+// decodeExact decodes a signed document strictly (see strictjson: no
+// repeated, mis-cased or unknown names, no integer beyond ±(2^53-1), no
+// trailing data), and requires the input to mean exactly what v
+// re-encodes to, so that no two byte strings parse as one document: a
+// field null where a value is required, or a value in another spelling,
+// is refused too.
 func decodeExact(data []byte, v any) error {
-	if err := decodeStrict(data, v); err != nil {
+	if err := strictjson.Unmarshal(data, v); err != nil {
 		return err
 	}
 	in, err := jcs.Transform(data)

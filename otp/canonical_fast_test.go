@@ -89,8 +89,8 @@ func TestChecksummedCanonical(t *testing.T) {
 		{"nil conditions and steps", func(c *Coin) { c.Data.Conditions, c.CallMethod = nil, nil }, true},
 		{"no steps", func(c *Coin) { c.CallMethod = []Step{} }, true},
 		{"negative and zero values", func(c *Coin) { c.Data.Value, c.SchemaVersion = -7, 0 }, true},
-		{"largest exact value", func(c *Coin) { c.Data.Value = 1 << 53 }, true},
-		{"value beyond a double", func(c *Coin) { c.Data.Value = 1<<53 + 1 }, false},
+		{"largest safe value", func(c *Coin) { c.Data.Value = 1<<53 - 1 }, true},
+		{"smallest safe value", func(c *Coin) { c.Data.Value = -(1<<53 - 1) }, true},
 		{"nanoseconds and a zone", func(c *Coin) {
 			c.Data.Expires = c.Data.Expires.Add(123456789).In(time.FixedZone("X", -5*3600-1800))
 		}, true},

@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"strconv"
 	"time"
+
+	"github.com/otpcash/otpcash/internal/strictjson"
 )
 
 // SchemaVersion is the only coin format version this package reads or writes.
@@ -118,10 +120,6 @@ func (c *Coin) ComputeChecksum() ([sha256.Size]byte, error) {
 	return sha256.Sum256(canon), nil
 }
 
-// maxExactInt is the largest integer JCS writes as is: it reads numbers as
-// IEEE 754 doubles.
-const maxExactInt = 1 << 53
-
 // coinFieldsKnown guards checksummedCanonical against a field added to a
 // coin and not written there.
 var coinFieldsKnown = fieldsAre(reflect.TypeFor[checksummed](), "SchemaVersion", "Data", "CallMethod") &&
@@ -129,16 +127,16 @@ var coinFieldsKnown = fieldsAre(reflect.TypeFor[checksummed](), "SchemaVersion",
 
 // checksummedCanonical writes the JCS form of the checksummed part of c
 // directly, for the common case: every text field plain (see plainText),
-// steps without arguments, integers JCS writes exactly. JCS then writes
-// each string as is between quotes and the members in the order of their
-// names. Every payer, payee and bank computes it for every coin, and this
+// steps without arguments, integers within ±(2^53-1) (Canonical refuses
+// the others). JCS then writes each string as is between quotes and the
+// members in the order of their names. Every payer, payee and bank computes it for every coin, and this
 // saves an encoding/json pass and a JCS parse each time. ok is false
 // otherwise; ComputeChecksum then uses Canonical, which
 // TestChecksummedCanonical checks this against.
 func (c *Coin) checksummedCanonical() ([]byte, bool) {
 	d := &c.Data
-	if !coinFieldsKnown || d.Value > maxExactInt || d.Value < -maxExactInt ||
-		c.SchemaVersion > maxExactInt || c.SchemaVersion < -maxExactInt {
+	if !coinFieldsKnown || d.Value > strictjson.MaxSafeInteger || d.Value < -strictjson.MaxSafeInteger ||
+		c.SchemaVersion > strictjson.MaxSafeInteger || c.SchemaVersion < -strictjson.MaxSafeInteger {
 		return nil, false
 	}
 	for _, f := range [...]string{d.Token, d.Currency, d.Issuer, d.KeyID, d.Holder, d.Program} {
@@ -271,10 +269,10 @@ func (s *Step) UnmarshalJSON(b []byte) error {
 			s.Method = string(b[1 : n-1])
 			return nil
 		}
-		return json.Unmarshal(b, &s.Method)
+		return strictjson.Unmarshal(b, &s.Method)
 	}
 	var o stepObject
-	if err := decodeStrict(b, &o); err != nil {
+	if err := strictjson.Unmarshal(b, &o); err != nil {
 		return fmt.Errorf("step: %w", err)
 	}
 	if len(o.Args) == 0 {

@@ -17,8 +17,8 @@ type benchPayee struct {
 	acks map[string]otp.Ack
 }
 
-func (*benchPayee) Hello(context.Context, Hello) (Hello, error)          { return Hello{}, nil }
-func (*benchPayee) Offer(context.Context, Offer) ([]Denomination, error) { return nil, nil }
+func (*benchPayee) Hello(context.Context, Hello) (Hello, error) { return Hello{}, nil }
+func (*benchPayee) Offer(context.Context, Offer) error          { return nil }
 
 func (h *benchPayee) ExchangeKeys(_ context.Context, n int) ([]otp.ExchangeKey, error) {
 	return h.keys[:n], nil
@@ -100,7 +100,7 @@ func payOnce(ctx context.Context, p *Payer, sealed []otp.Sandbox) error {
 	if _, err := p.Hello(ctx, Hello{}); err != nil {
 		return err
 	}
-	if _, err := p.Offer(ctx, Offer{Amount: int64(100 * len(sealed)), Currency: "EUR"}); err != nil {
+	if err := p.Offer(ctx, Offer{Amount: int64(100 * len(sealed)), Currency: "EUR"}); err != nil {
 		return err
 	}
 	if _, err := p.ExchangeKeys(ctx, len(sealed)); err != nil {

@@ -133,9 +133,9 @@ func (p *payee) Hello(_ context.Context, h Hello) (Hello, error) {
 	return Hello{Issuers: []string{issuer}}, nil
 }
 
-func (p *payee) Offer(_ context.Context, o Offer) ([]Denomination, error) {
+func (p *payee) Offer(_ context.Context, o Offer) error {
 	p.offers = append(p.offers, o)
-	return nil, p.decline
+	return p.decline
 }
 
 func (p *payee) ExchangeKeys(_ context.Context, n int) ([]otp.ExchangeKey, error) {

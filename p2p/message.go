@@ -2,6 +2,7 @@ package p2p
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,9 +13,11 @@ import (
 	"github.com/otpcash/otpcash/otp"
 )
 
-// Version is the session protocol version this package speaks; it is the
-// only one there is.
-const Version = 1
+// Version is the session protocol version this package speaks. Version 2
+// stopped the payee listing its coins with its acceptance: the payer asks
+// for an amount of change and the payee says which coins it gives, or no.
+// A peer that speaks only version 1 is refused with ErrVersion, naming both.
+const Version = 2
 
 // MaxBatch is the most coins, exchange keys or receipts one message carries,
 // and so the most coins one round of a payment moves.
@@ -27,9 +30,6 @@ const (
 	maxIssuers  = 64
 	maxText     = 1024 // memo and error message, in bytes
 	maxCode     = 64
-	// maxDenominations bounds the change a payee lists: a currency has
-	// about fifteen.
-	maxDenominations = 64
 )
 
 // message is the body of one protocol message.
@@ -54,30 +54,27 @@ type Offer struct {
 	Program  string `json:"program"` // the coin program paid with
 }
 
-// Denomination is a count of coins of one value.
-type Denomination struct {
-	Value int64 `json:"value"`
-	Count int   `json:"count"`
-}
-
-// acceptMsg accepts an offer and lists the coins of the offer's program
-// the payee can give in change, so that the payer can plan a payment that
-// is not exact.
-type acceptMsg struct {
-	Change []Denomination `json:"change,omitempty"`
-}
+// acceptMsg accepts an offer. It tells the payer nothing of the payee's
+// coins: change is asked for with a ChangeProposal.
+type acceptMsg struct{}
 
 // ChangeProposal is how the payer proposes to pay an amount it cannot pay
-// exactly: it sends coins of the values Send, and the payee returns coins
-// of the values Change, sealed to the payer's exchange keys Keys (one per
-// change coin). Send adds up to the amount offered plus Change.
+// exactly: it sends coins of the values Send, whose total exceeds the
+// amount offered, and asks for the difference in change, sealed to its
+// exchange keys Keys. The payee chooses the change coins, at most one per
+// key, and answers with their values (agreedMsg), or refuses; so the payer
+// learns of the payee's purse only whether it can give that change.
 type ChangeProposal struct {
-	Send   []int64           `json:"send"`
-	Change []int64           `json:"change"`
-	Keys   []otp.ExchangeKey `json:"keys"`
+	Send []int64           `json:"send"`
+	Keys []otp.ExchangeKey `json:"keys"`
 }
 
-type agreedMsg struct{}
+// agreedMsg agrees to a change proposal: the values of the change coins the
+// payee will seal to the first len(Change) keys of the proposal, largest
+// first.
+type agreedMsg struct {
+	Change []int64 `json:"change"`
+}
 
 type collectMsg struct{}
 
@@ -148,35 +145,30 @@ func (o *Offer) check() error {
 	return checkLen("offer memo", o.Memo, maxText)
 }
 
-func (a *acceptMsg) check() error {
-	if len(a.Change) > maxDenominations {
-		return violation("accept lists %d denominations, limit %d", len(a.Change), maxDenominations)
-	}
-	seen := make(map[int64]bool, len(a.Change))
-	for _, d := range a.Change {
-		if d.Value <= 0 || d.Count < 1 || d.Count > MaxBatch || seen[d.Value] {
-			return violation("accept: change of %d coins of %d: want distinct positive values and 1 to %d coins", d.Count, d.Value, MaxBatch)
-		}
-		seen[d.Value] = true
-	}
-	return nil
-}
+func (*acceptMsg) check() error { return nil }
 
 func (p *ChangeProposal) check() error {
 	if err := checkCount("change send", len(p.Send), 1); err != nil {
 		return err
 	}
-	if err := checkCount("change", len(p.Change), 1); err != nil {
+	if err := checkCount("change keys", len(p.Keys), 1); err != nil {
 		return err
-	}
-	if len(p.Keys) != len(p.Change) {
-		return violation("change: %d exchange keys for %d coins", len(p.Keys), len(p.Change))
 	}
 	if _, ok := Total(p.Send); !ok {
 		return violation("change: the coins sent are not positive values of a representable total")
 	}
-	if _, ok := Total(p.Change); !ok {
-		return violation("change: the change coins are not positive values of a representable total")
+	return nil
+}
+
+func (a *agreedMsg) check() error {
+	if err := checkCount("agreed change", len(a.Change), 1); err != nil {
+		return err
+	}
+	if _, ok := Total(a.Change); !ok {
+		return violation("agreed change: the coins are not positive values of a representable total")
+	}
+	if !slices.IsSortedFunc(a.Change, func(x, y int64) int { return cmp.Compare(y, x) }) {
+		return violation("agreed change: the values are not listed largest first")
 	}
 	return nil
 }
@@ -204,7 +196,6 @@ func isCurrencyCode(s string) bool {
 }
 
 func (*doneMsg) check() error    { return nil }
-func (*agreedMsg) check() error  { return nil }
 func (*collectMsg) check() error { return nil }
 func (*settledMsg) check() error { return nil }
 

@@ -27,6 +27,8 @@ type Payer struct {
 	posted [][]int
 	// change is the change the payee sent and the payer has not settled.
 	change []otp.Sandbox
+	// offered is the amount of the accepted offer.
+	offered int64
 }
 
 // errUnsettled refuses a request while change awaits the payer's receipts.
@@ -92,28 +94,40 @@ func (p *Payer) Collect(ctx context.Context) ([]otp.Sandbox, error) {
 	return reply.Change, nil
 }
 
-// Offer proposes a payment and waits for the payee to accept it; it
-// returns the coins the payee can give in change. A payee that declines
-// returns a *RemoteError with Code CodeDeclined.
-func (p *Payer) Offer(ctx context.Context, o Offer) ([]Denomination, error) {
+// Offer proposes a payment and waits for the payee to accept it. A payee
+// that declines returns a *RemoteError with Code CodeDeclined.
+func (p *Payer) Offer(ctx context.Context, o Offer) error {
 	if err := p.settled(); err != nil {
-		return nil, fmt.Errorf("p2p: offer: %w", err)
+		return fmt.Errorf("p2p: offer: %w", err)
 	}
-	reply, err := roundTrip[*acceptMsg](ctx, p.c, &o)
-	if err != nil {
-		return nil, fmt.Errorf("p2p: offer: %w", err)
+	if _, err := roundTrip[*acceptMsg](ctx, p.c, &o); err != nil {
+		return fmt.Errorf("p2p: offer: %w", err)
 	}
-	return reply.Change, nil
+	p.offered = o.Amount
+	return nil
 }
 
 // ProposeChange proposes to pay the accepted offer with change and waits
-// for the payee to agree. The payment that follows must be one round of
-// exactly len(c.Send) coins.
-func (p *Payer) ProposeChange(ctx context.Context, c ChangeProposal) error {
-	if _, err := roundTrip[*agreedMsg](ctx, p.c, &c); err != nil {
-		return fmt.Errorf("p2p: change: %w", err)
+// for the payee to agree. It returns the values of the change coins the
+// payee agreed to seal to the first keys of c, largest first, checked to
+// make up exactly what c.Send exceeds the offer by, with no more coins
+// than keys. The payment that follows must be one round of exactly
+// len(c.Send) coins. A payee that cannot give the change returns a
+// *RemoteError with Code CodeRefused.
+func (p *Payer) ProposeChange(ctx context.Context, c ChangeProposal) ([]int64, error) {
+	reply, err := roundTrip[*agreedMsg](ctx, p.c, &c)
+	if err == nil {
+		send, _ := Total(c.Send)
+		back, _ := Total(reply.Change)
+		if len(reply.Change) > len(c.Keys) || send-back != p.offered {
+			err = p.c.reject(ctx, violation("agreed change of %d coins worth %d for %d keys and %d sent against %d offered",
+				len(reply.Change), back, len(c.Keys), send, p.offered), CodeProtocol)
+		}
 	}
-	return nil
+	if err != nil {
+		return nil, fmt.Errorf("p2p: change: %w", err)
+	}
+	return reply.Change, nil
 }
 
 // Change returns the change the payee has sent and the payer has not

@@ -28,13 +28,14 @@ type Handler interface {
 	// Collect returns the coins sealed to the payer in earlier sessions
 	// whose receipts never came back (change, mostly), to deliver again.
 	Collect(ctx context.Context) ([]otp.Sandbox, error)
-	// Offer asks the user to confirm the payment and returns the coins of
-	// the offer's program it can give in change.
-	Offer(ctx context.Context, o Offer) ([]Denomination, error)
-	// Change checks the payer's proposal to pay the offer with change:
-	// the values add up, the payee can give the change, the payer's keys
-	// are good. The next ExchangeKeys is for the payment it agreed to.
-	Change(ctx context.Context, p ChangeProposal) error
+	// Offer asks the user to confirm the payment.
+	Offer(ctx context.Context, o Offer) error
+	// Change checks the payer's proposal to pay the offer with change
+	// (the coins sent exceed the offer, the payee can give the difference
+	// in at most one coin per key, the payer's keys are good) and returns
+	// the values of the change coins it will give, largest first. The next
+	// ExchangeKeys is for the payment it agreed to.
+	Change(ctx context.Context, p ChangeProposal) ([]int64, error)
 	// ExchangeKeys returns n fresh certified exchange keys.
 	ExchangeKeys(ctx context.Context, n int) ([]otp.ExchangeKey, error)
 	// Receive checks coins sealed to keys of the current round, persists
@@ -174,11 +175,19 @@ func (s *session) change(ctx context.Context, p *ChangeProposal) error {
 	case s.proposed || s.rounds > 0:
 		return s.refuse(ctx, "change proposal after the payment began")
 	}
-	if err := s.h.Change(ctx, *p); err != nil {
+	change, err := s.h.Change(ctx, *p)
+	agreed := &agreedMsg{Change: change}
+	if err == nil {
+		err = agreed.check()
+	}
+	if err == nil && len(change) > len(p.Keys) {
+		err = fmt.Errorf("handler agreed %d change coins for %d keys", len(change), len(p.Keys))
+	}
+	if err != nil {
 		return s.c.abort(ctx, err, refusal(err, CodeRefused, "change refused"))
 	}
 	s.proposed, s.send = true, len(p.Send)
-	return s.c.send(ctx, &agreedMsg{})
+	return s.c.send(ctx, agreed)
 }
 
 func (s *session) settle(ctx context.Context, acks []otp.Ack) error {
@@ -196,15 +205,11 @@ func (s *session) offer(ctx context.Context, o *Offer) error {
 	if s.accepted {
 		return s.refuse(ctx, "second offer")
 	}
-	change, err := s.h.Offer(ctx, *o)
-	if err == nil {
-		err = (&acceptMsg{Change: change}).check()
-	}
-	if err != nil {
+	if err := s.h.Offer(ctx, *o); err != nil {
 		return s.c.abort(ctx, err, refusal(err, CodeDeclined, "offer declined"))
 	}
 	s.accepted = true
-	return s.c.send(ctx, &acceptMsg{Change: change})
+	return s.c.send(ctx, &acceptMsg{})
 }
 
 func (s *session) keys(ctx context.Context, n int) error {
@@ -273,8 +278,8 @@ type NoChange struct{}
 
 func (NoChange) Collect(context.Context) ([]otp.Sandbox, error) { return nil, nil }
 
-func (NoChange) Change(context.Context, ChangeProposal) error {
-	return &RemoteError{Code: CodeRefused, Message: "this payee gives no change"}
+func (NoChange) Change(context.Context, ChangeProposal) ([]int64, error) {
+	return nil, &RemoteError{Code: CodeRefused, Message: "this payee gives no change"}
 }
 
 func (NoChange) Settle(context.Context, []otp.Sandbox, []otp.Ack) error {

@@ -32,7 +32,7 @@ func TestSession(t *testing.T) {
 		t.Fatalf("payee hello = %+v", hello)
 	}
 	offer := Offer{Amount: 500, Currency: "EUR", Memo: "groceries"}
-	if _, err := p.Offer(ctx, offer); err != nil {
+	if err := p.Offer(ctx, offer); err != nil {
 		t.Fatal(err)
 	}
 	// Two rounds, as a wallet paying coins of two programs runs them.
@@ -82,7 +82,7 @@ func TestResend(t *testing.T) {
 	if _, err := p.Hello(ctx, Hello{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Offer(ctx, Offer{Amount: 200, Currency: "EUR"}); err != nil {
+	if err := p.Offer(ctx, Offer{Amount: 200, Currency: "EUR"}); err != nil {
 		t.Fatal(err)
 	}
 	keys, err := p.ExchangeKeys(ctx, 2)
@@ -142,9 +142,15 @@ type stub struct {
 	batches                                 []int
 	give                                    int // change coins Receive and Collect give
 	settled                                 int // change coins settled
+	offered                                 int64
 }
 
-func (s *stub) Change(context.Context, ChangeProposal) error { return nil }
+// Change agrees to give what the coins sent exceed the offer by, in one
+// coin.
+func (s *stub) Change(_ context.Context, p ChangeProposal) ([]int64, error) {
+	send, _ := Total(p.Send)
+	return []int64{send - s.offered}, nil
+}
 
 func (s *stub) Collect(context.Context) ([]otp.Sandbox, error) {
 	return make([]otp.Sandbox, s.give), nil
@@ -155,8 +161,11 @@ func (s *stub) Settle(_ context.Context, change []otp.Sandbox, _ []otp.Ack) erro
 	return nil
 }
 
-func (s *stub) Hello(context.Context, Hello) (Hello, error)          { return Hello{}, s.helloErr }
-func (s *stub) Offer(context.Context, Offer) ([]Denomination, error) { return nil, s.offerErr }
+func (s *stub) Hello(context.Context, Hello) (Hello, error) { return Hello{}, s.helloErr }
+func (s *stub) Offer(_ context.Context, o Offer) error {
+	s.offered = o.Amount
+	return s.offerErr
+}
 
 func (s *stub) ExchangeKeys(_ context.Context, n int) ([]otp.ExchangeKey, error) {
 	if s.keysShort {
@@ -182,7 +191,8 @@ var (
 	coinsOf  = func(n int, resend bool) message { return &coinsMsg{Coins: make([]otp.Sandbox, n), Resend: resend} }
 	done     = func() message { return &doneMsg{} }
 	propose  = func(n int) message {
-		return &ChangeProposal{Send: slices.Repeat([]int64{100}, n), Change: []int64{50}, Keys: make([]otp.ExchangeKey, 1)}
+		// Sent: 1.50 and n-1 coins of 1.00 for the 1.00 offered.
+		return &ChangeProposal{Send: append([]int64{150}, slices.Repeat([]int64{100}, n-1)...), Keys: make([]otp.ExchangeKey, 1)}
 	}
 	receipts = func(n int) message { return &receiptsMsg{Acks: make([]otp.Ack, n)} }
 	collect  = func() message { return &collectMsg{} }
@@ -377,7 +387,7 @@ func pay(n int) func(context.Context, *Payer) error {
 		if err := hello(ctx, p); err != nil {
 			return err
 		}
-		if _, err := p.Offer(ctx, Offer{Amount: 100, Currency: "EUR"}); err != nil || n == 0 {
+		if err := p.Offer(ctx, Offer{Amount: 100, Currency: "EUR"}); err != nil || n == 0 {
 			return err
 		}
 		if _, err := p.ExchangeKeys(ctx, n); err != nil {
@@ -393,8 +403,9 @@ func TestVersionMismatch(t *testing.T) {
 		ctx := testContext(t)
 		payerConn, payeeConn := connect(t, newKeypair(t), newKeypair(t))
 		served := serve(ctx, payeeConn, &stub{})
-		_, err := exchange(ctx, payerConn, &Hello{Versions: []int{2, 3}})
-		wantRemote(t, err, CodeVersion, "peer speaks [2 3]")
+		// Version 1 is a payer that expects the payee's coins listed.
+		_, err := exchange(ctx, payerConn, &Hello{Versions: []int{1, 3}})
+		wantRemote(t, err, CodeVersion, "peer speaks [1 3], this side 2")
 		if err := <-served; !errors.Is(err, ErrVersion) {
 			t.Errorf("Serve = %v, want %v", err, ErrVersion)
 		}
@@ -402,11 +413,11 @@ func TestVersionMismatch(t *testing.T) {
 	t.Run("payee", func(t *testing.T) {
 		ctx := testContext(t)
 		payerConn, payeeConn := connect(t, newKeypair(t), newKeypair(t))
-		told := script(ctx, payeeConn, &Hello{Versions: []int{2}})
+		told := script(ctx, payeeConn, &Hello{Versions: []int{1}})
 		if _, err := NewPayer(payerConn).Hello(ctx, Hello{}); !errors.Is(err, ErrVersion) {
 			t.Errorf("Hello = %v, want %v", err, ErrVersion)
 		}
-		wantRemote(t, <-told, CodeVersion, "peer speaks [2]")
+		wantRemote(t, <-told, CodeVersion, "peer speaks [1], this side 2")
 	})
 }
 
@@ -438,8 +449,7 @@ func TestPayerRefusesWrongReplies(t *testing.T) {
 		want  string
 	}{
 		{"keys for an offer", &keysMsg{}, func(ctx context.Context, p *Payer) error {
-			_, err := p.Offer(ctx, Offer{Amount: 1, Currency: "EUR"})
-			return err
+			return p.Offer(ctx, Offer{Amount: 1, Currency: "EUR"})
 		}, "unexpected keys from the peer, wanted accept"},
 		{"too few keys", &keysMsg{Keys: make([]otp.ExchangeKey, 1)}, func(ctx context.Context, p *Payer) error {
 			_, err := p.ExchangeKeys(ctx, 2)
@@ -449,6 +459,16 @@ func TestPayerRefusesWrongReplies(t *testing.T) {
 			_, err := p.Send(ctx, make([]otp.Sandbox, 2))
 			return err
 		}, "1 receipts for 2 coins"},
+		{"change worth other than asked", &agreedMsg{Change: []int64{100}}, func(ctx context.Context, p *Payer) error {
+			p.offered = 100
+			_, err := p.ProposeChange(ctx, ChangeProposal{Send: []int64{150}, Keys: make([]otp.ExchangeKey, 2)})
+			return err
+		}, "agreed change of 1 coins worth 100 for 2 keys and 150 sent against 100 offered"},
+		{"more change coins than keys", &agreedMsg{Change: []int64{25, 25}}, func(ctx context.Context, p *Payer) error {
+			p.offered = 100
+			_, err := p.ProposeChange(ctx, ChangeProposal{Send: []int64{150}, Keys: make([]otp.ExchangeKey, 1)})
+			return err
+		}, "agreed change of 2 coins worth 50 for 1 keys"},
 		{"done for coins", &doneMsg{}, func(ctx context.Context, p *Payer) error {
 			_, err := p.Resend(ctx, make([]otp.Sandbox, 1))
 			return err
@@ -502,7 +522,7 @@ func TestPayerSplitsBatches(t *testing.T) {
 			coins := slices.Repeat([]otp.Sandbox{sandbox}, tt.n)
 			deliver := p.Resend
 			if !tt.resend {
-				if _, err := p.Offer(ctx, Offer{Amount: 100, Currency: "EUR"}); err != nil {
+				if err := p.Offer(ctx, Offer{Amount: 100, Currency: "EUR"}); err != nil {
 					t.Fatal(err)
 				}
 				if _, err := p.ExchangeKeys(ctx, tt.n); err != nil {
@@ -555,7 +575,7 @@ func TestPayerChange(t *testing.T) {
 	if err != nil || len(got) != 1 || len(p.Change()) != 1 {
 		t.Fatalf("collect: %d coins, %v", len(got), err)
 	}
-	if _, err := p.Offer(ctx, Offer{Amount: 150, Currency: "EUR"}); !errors.Is(err, errUnsettled) {
+	if err := p.Offer(ctx, Offer{Amount: 150, Currency: "EUR"}); !errors.Is(err, errUnsettled) {
 		t.Fatalf("offer with change unsettled: %v, want errUnsettled", err)
 	}
 	if err := p.SettleChange(ctx, make([]otp.Ack, 2)); err == nil {
@@ -564,11 +584,11 @@ func TestPayerChange(t *testing.T) {
 	if err := p.SettleChange(ctx, make([]otp.Ack, 1)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Offer(ctx, Offer{Amount: 150, Currency: "EUR"}); err != nil {
+	if err := p.Offer(ctx, Offer{Amount: 150, Currency: "EUR"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.ProposeChange(ctx, ChangeProposal{Send: []int64{100, 100}, Change: []int64{50}, Keys: make([]otp.ExchangeKey, 1)}); err != nil {
-		t.Fatal(err)
+	if change, err := p.ProposeChange(ctx, ChangeProposal{Send: []int64{100, 100}, Keys: make([]otp.ExchangeKey, 2)}); err != nil || !slices.Equal(change, []int64{50}) {
+		t.Fatalf("proposal agreed with change %v, %v; want 50", change, err)
 	}
 	if _, err := p.ExchangeKeys(ctx, 2); err != nil {
 		t.Fatal(err)

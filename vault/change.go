@@ -15,13 +15,45 @@ import (
 // exchange keys, in the same transaction that stores the last of them. The
 // promise is durable, so change is given however the payment arrives: in
 // the session, or re-sent at a later meeting after a broken one.
+//
+// The change is given for the coins the payer proposed, and for no others:
+// each key handed out is bound to the value the payer proposed to seal to
+// it (Send, in the keys' order), in the agreement's currency and program,
+// and Receive refuses any other coin on it (ErrNotAgreed). Without that, a
+// payer could propose 3.00 for 2.00 of change and seal a 1.00 coin.
 type ChangeAgreement struct {
 	Peer   string            `json:"peer"`   // the payer's identity
 	Change []string          `json:"change"` // tokens of held coins to give
 	To     []otp.ExchangeKey `json:"to"`     // the payer's keys, one per change coin
+	// Send is the value of the coin to arrive on each key handed out for
+	// the payment, in order; Currency and Program are every such coin's.
+	Send     []int64 `json:"send"`
+	Currency string  `json:"currency"`
+	Program  string  `json:"program"`
 	// Keys are the public halves of the exchange keys handed out for the
 	// payment, filled in by PromiseExchangeKeys.
 	Keys []string `json:"keys"`
+}
+
+// due is the coin a key promised under a change agreement must receive.
+type due struct {
+	Value    int64  `json:"value"`
+	Currency string `json:"currency"`
+	Program  string `json:"program"`
+}
+
+// admits reports why c is not the coin due, if it is not. A key promised
+// under an agreement but without a due coin (written before the values
+// were bound) admits nothing: its payer reclaims after the deadline.
+func (d *due) admits(c *otp.Coin) error {
+	switch {
+	case d == nil:
+		return fmt.Errorf("%w: the key's change agreement names no coin", ErrNotAgreed)
+	case c.Data.Value != d.Value || c.Data.Currency != d.Currency || c.Data.Program != d.Program:
+		return fmt.Errorf("%w: a %d %s coin of program %q arrived on a key agreed for %d %s of program %q",
+			ErrNotAgreed, c.Data.Value, c.Data.Currency, c.Data.Program, d.Value, d.Currency, d.Program)
+	}
+	return nil
 }
 
 // PromiseExchangeKeys returns n certified, unused, unexpired exchange keys
@@ -37,6 +69,9 @@ func (v *Vault) PromiseExchangeKeys(ctx context.Context, n int, a *ChangeAgreeme
 	}
 	if a != nil && len(a.Change) != len(a.To) {
 		return nil, fmt.Errorf("promise exchange keys: %d change coins for %d keys", len(a.Change), len(a.To))
+	}
+	if a != nil && len(a.Send) != n {
+		return nil, fmt.Errorf("promise exchange keys: %d coins agreed for %d keys", len(a.Send), n)
 	}
 	var keys []otp.ExchangeKey
 	err := v.update(ctx, func(t *tx) error {
@@ -66,22 +101,53 @@ func (v *Vault) PromiseExchangeKeys(ctx context.Context, n int, a *ChangeAgreeme
 				return err
 			}
 		}
-		for i := range keys {
-			id, k, _, err := t.key(keys[i].Pub)
-			if err != nil {
-				return err
-			}
-			k.Agreement = agreement
-			if err := t.put(kindKey, id, keyPromised, nil, k); err != nil {
-				return err
-			}
-		}
-		return nil
+		return t.promise(keys, agreement, a)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("promise exchange keys: %w", err)
 	}
 	return keys, nil
+}
+
+// PromiseKeys records as promised exactly the given exchange keys, which
+// OfferExchangeKeys listed: a payer lists keys for the change it asks
+// for, and promises those the payee agreed to seal change to, before it
+// seals anything. A key no longer certified and unused is refused, and
+// then none is promised.
+func (v *Vault) PromiseKeys(ctx context.Context, keys []otp.ExchangeKey) error {
+	err := v.update(ctx, func(t *tx) error {
+		for i := range keys {
+			if _, _, state, err := t.key(keys[i].Pub); err != nil {
+				return err
+			} else if state != keyCertified {
+				return fmt.Errorf("key %.12s: %w: %s, not certified", keys[i].Pub, ErrState, state)
+			}
+		}
+		return t.promise(keys, nil, nil)
+	})
+	if err != nil {
+		return fmt.Errorf("promise exchange keys: %w", err)
+	}
+	return nil
+}
+
+// promise records keys as promised, under the agreement with id agreement
+// when a is not nil, each bound to the coin a proposes for it.
+func (t *tx) promise(keys []otp.ExchangeKey, agreement []byte, a *ChangeAgreement) error {
+	for i := range keys {
+		id, k, _, err := t.key(keys[i].Pub)
+		if err != nil {
+			return err
+		}
+		k.Agreement = agreement
+		if a != nil {
+			k.Due = &due{Value: a.Send[i], Currency: a.Currency, Program: a.Program}
+		}
+		if err := t.put(kindKey, id, keyPromised, nil, k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // heldCoin returns the sandbox of the coin with token tok, which the vault

@@ -33,7 +33,8 @@ func newChangeFixture(t *testing.T) *changeFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.agreement = ChangeAgreement{Peer: "alice", Change: []string{f.two.Coin.Data.Token}, To: to}
+	f.agreement = ChangeAgreement{Peer: "alice", Change: []string{f.two.Coin.Data.Token}, To: to,
+		Send: []int64{500}, Currency: "EUR", Program: f.five.Coin.Data.Program}
 	if f.keys, err = f.bob.PromiseExchangeKeys(ctx, 1, &f.agreement); err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +123,8 @@ func TestChangeRefusedWhenItCannotBeGiven(t *testing.T) {
 func TestPromiseNeedsHeldChange(t *testing.T) {
 	ctx := context.Background()
 	f := newChangeFixture(t)
-	a := ChangeAgreement{Peer: "alice", Change: []string{f.five.Coin.Data.Token}, To: f.agreement.To}
+	a := f.agreement
+	a.Change = []string{f.five.Coin.Data.Token}
 	if _, err := f.bob.PromiseExchangeKeys(ctx, 1, &a); err == nil {
 		t.Fatal("Bob promised change in a coin he does not hold")
 	}
@@ -147,4 +149,31 @@ func sameStates(a, b map[string][]State) bool {
 		}
 	}
 	return true
+}
+
+func TestDueAdmits(t *testing.T) {
+	d := &due{Value: 300, Currency: "EUR", Program: "general"}
+	coin := func(value int64, currency, program string) *otp.Coin {
+		return &otp.Coin{Data: otp.Data{Value: value, Currency: currency, Program: program}}
+	}
+	for _, tt := range []struct {
+		name string
+		d    *due
+		c    *otp.Coin
+		ok   bool
+	}{
+		{"the coin proposed", d, coin(300, "EUR", "general"), true},
+		{"a smaller value", d, coin(100, "EUR", "general"), false},
+		{"a larger value", d, coin(500, "EUR", "general"), false},
+		{"another currency", d, coin(300, "USD", "general"), false},
+		{"another program", d, coin(300, "EUR", "grocery-voucher"), false},
+		{"an agreement that names no coin", nil, coin(300, "EUR", "general"), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.d.admits(tt.c)
+			if tt.ok != (err == nil) || !tt.ok && !errors.Is(err, ErrNotAgreed) {
+				t.Fatalf("admits = %v; want ok %v or %v", err, tt.ok, ErrNotAgreed)
+			}
+		})
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/ed25519"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -35,6 +34,18 @@ type holding struct {
 	// Reclaim lets the payer reclaim a sealed coin that never reached
 	// its payee, after the coin's deposit deadline (otp/reclaim.go).
 	Reclaim *reclaimRecord `json:"reclaim,omitempty"`
+	// Refusal is the bank's evidence against a Refused coin.
+	Refusal *Refusal `json:"refusal,omitempty"`
+}
+
+// Refusal is the bank's answer refusing to credit a coin: its code (like
+// "double_deposit"), its message and, for a double deposit, the one-time
+// key that signed the coin away twice.
+type Refusal struct {
+	Token   string `json:"token"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Key     string `json:"key,omitempty"`
 }
 
 // reclaimRecord is a reclaim key and the authorisation the coin's holder
@@ -52,6 +63,7 @@ type Coin struct {
 	State   State
 	Peer    string
 	Ack     *otp.Ack
+	Refusal *Refusal // the bank's reason, for a Refused coin
 	Updated time.Time
 }
 
@@ -432,12 +444,21 @@ func (t *tx) receive(peer string, in *otp.Sandbox, id []byte, state string, h *h
 	default:
 		return recs, otp.Ack{}, fmt.Errorf("transferred to key %.12s: %w: a %s key, not an exchange key", in.Holder(), ErrState, kstate)
 	}
-	ack, err := in.Acknowledge(privateKey(k.Seed, in.Holder()))
+	if k.Agreement != nil {
+		if err := k.Due.admits(&in.Coin); err != nil {
+			return recs, otp.Ack{}, err
+		}
+	}
+	priv, err := privateKey(k.Seed, in.Holder())
+	if err != nil {
+		return recs, otp.Ack{}, err
+	}
+	ack, err := in.Acknowledge(priv)
 	if err != nil {
 		return recs, otp.Ack{}, err
 	}
 	held := *k
-	held.Agreement = nil
+	held.Agreement, held.Due = nil, nil
 	if recs[0], err = t.sealRecord(kindKey, kid, keyHolder, nil, held); err != nil {
 		return recs, otp.Ack{}, err
 	}
@@ -465,6 +486,8 @@ func (t *tx) checkReturn(in *otp.Sandbox) error {
 		return fmt.Errorf("%w: this vault paid the coin away along a different chain", ErrExists)
 	case Held:
 		return fmt.Errorf("%w: this vault holds the coin with a different chain", ErrExists)
+	case Refused:
+		return fmt.Errorf("%w: the bank refused this coin's deposit", ErrExists)
 	default:
 		return fmt.Errorf("%w: this vault has deposited the coin", ErrExists)
 	}
@@ -655,7 +678,7 @@ func (v *Vault) coins(ctx context.Context, state State) ([]Coin, error) {
 		}
 		rows, err := list[holding](t, kindCoin, f, string(state))
 		for _, r := range rows {
-			out = append(out, Coin{Sandbox: r.val.Sandbox, State: State(r.state), Peer: r.val.Peer, Ack: r.val.Ack, Updated: r.val.Updated})
+			out = append(out, Coin{Sandbox: r.val.Sandbox, State: State(r.state), Peer: r.val.Peer, Ack: r.val.Ack, Refusal: r.val.Refusal, Updated: r.val.Updated})
 		}
 		return err
 	})
@@ -706,10 +729,10 @@ func (v *Vault) SelectProgram(ctx context.Context, amt int64, currency, program 
 }
 
 // PayableCounts counts by value the coins Payable would return: what a
-// payee tells a payer it can give in change, at every offer. A shop holds
+// payee plans the change a payer asks for with. A shop holds
 // many coins; this decrypts only the held records it has not counted
 // before in this process, and recognises the others by row key and nonce
-// (every write of a record draws a fresh nonce), so an offer costs a read
+// (every write of a record draws a fresh nonce), so a plan costs a read
 // of the records, not a decryption and decoding of each.
 func (v *Vault) PayableCounts(ctx context.Context, currency, program string) (map[int64]int, error) {
 	counts := map[int64]int{}
@@ -820,72 +843,125 @@ func (v *Vault) DepositItems(ctx context.Context, account string) ([]DepositItem
 // bank, as deposited and destroys their holder keys, in one transaction.
 // Coins already marked are skipped.
 func (v *Vault) MarkDeposited(ctx context.Context, tokens []string) error {
-	err := v.update(ctx, func(t *tx) error {
-		lasts := make([]row[holding], len(tokens))
-		for i, tok := range tokens {
-			var err error
-			if lasts[i], err = t.latest(tok); err != nil {
-				return fmt.Errorf("coin %.12s: %w", tok, err)
-			}
-		}
-		kids := make([][]byte, len(tokens))
-		for i := range lasts {
-			var err error
-			if kids[i], err = t.keyID(lasts[i].val.Sandbox.Holder()); err != nil {
-				return fmt.Errorf("coin %.12s: %w", tokens[i], err)
-			}
-		}
-		kstates, err := getStates(t, kindKey, kids)
-		if err != nil {
-			return err
-		}
-		recs := make([]sealedRecord, len(tokens))
-		err = parallel.ForEach(len(tokens), func(i int) error {
-			last := &lasts[i]
-			switch State(last.state) {
-			case Deposited:
-				return nil
-			case Held:
-			default:
-				return fmt.Errorf("coin %.12s: %w: the coin is %s, not held", tokens[i], ErrState, last.state)
-			}
-			if err := checkHolderKey(kstates[i], last.val.Sandbox.Holder()); err != nil {
-				return fmt.Errorf("coin %.12s: %w", tokens[i], err)
-			}
-			last.val.Updated = t.now
-			var err error
-			recs[i], err = t.sealRecord(kindCoin, last.id, string(Deposited), t.serialRef(tokens[i]), &last.val)
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		for i := range recs {
-			if recs[i].blob != nil { // not deposited before
-				if err := t.delete(kindKey, kids[i]); err != nil {
-					return err
-				}
-			}
-		}
-		return t.putAll(recs...)
-	})
-	if err != nil {
+	if err := v.update(ctx, func(t *tx) error { return t.markDeposited(tokens) }); err != nil {
 		return fmt.Errorf("mark deposited: %w", err)
 	}
 	return nil
 }
 
-// privateKey rebuilds the one-time private key with seed whose public key
-// is pub (text form), without ed25519.NewKeyFromSeed's scalar
-// multiplication: an Ed25519 private key is the seed followed by the public
-// key. The key record is found by a MAC of pub and authenticated by the
-// AEAD, so the seed is the one made with pub; were they ever to disagree,
-// the signature would simply not verify. A pub that does not decode falls
-// back to deriving it.
-func privateKey(seed []byte, pub string) ed25519.PrivateKey {
-	raw, err := otp.DecodeKey(pub)
-	if err != nil || len(seed) != ed25519.SeedSize {
-		return ed25519.NewKeyFromSeed(seed)
+// SettleDeposit records the bank's answer to a deposit in one
+// transaction: the coins credited as deposited (as MarkDeposited), the
+// coins refused as Refused, each with the bank's refusal, and ev, if its
+// Kind is set, in the history. A refused coin leaves the held coins, so
+// it is never paid or offered again, but keeps its holder key: a refusal
+// the owner disputes needs a deposit proof signed with it. A crash leaves
+// all of it or none, and the next deposit sends what is still held again.
+// Coins already in the state they are moved to are skipped.
+func (v *Vault) SettleDeposit(ctx context.Context, credited []string, refused []Refusal, ev Event) error {
+	err := v.update(ctx, func(t *tx) error {
+		if err := t.markDeposited(credited); err != nil {
+			return err
+		}
+		if err := t.markRefused(refused); err != nil {
+			return err
+		}
+		if ev.Kind == "" {
+			return nil
+		}
+		return t.addEvent(ev)
+	})
+	if err != nil {
+		return fmt.Errorf("settle deposit: %w", err)
 	}
-	return ed25519.PrivateKey(append(append(make([]byte, 0, ed25519.PrivateKeySize), seed...), raw...))
+	return nil
+}
+
+// heldLatest returns the latest holding of each coin, checking that it is
+// held or already in state done; skip[i] says it is in done.
+func (t *tx) heldLatest(tokens []string, done State) ([]row[holding], []bool, error) {
+	lasts := make([]row[holding], len(tokens))
+	skip := make([]bool, len(tokens))
+	for i, tok := range tokens {
+		var err error
+		if lasts[i], err = t.latest(tok); err != nil {
+			return nil, nil, fmt.Errorf("coin %.12s: %w", tok, err)
+		}
+		switch State(lasts[i].state) {
+		case done:
+			skip[i] = true
+		case Held:
+		default:
+			return nil, nil, fmt.Errorf("coin %.12s: %w: the coin is %s, not held", tok, ErrState, lasts[i].state)
+		}
+	}
+	return lasts, skip, nil
+}
+
+// markDeposited records the held coins with the given tokens as deposited
+// and destroys their holder keys.
+func (t *tx) markDeposited(tokens []string) error {
+	lasts, skip, err := t.heldLatest(tokens, Deposited)
+	if err != nil {
+		return err
+	}
+	kids := make([][]byte, len(tokens))
+	for i := range lasts {
+		if kids[i], err = t.keyID(lasts[i].val.Sandbox.Holder()); err != nil {
+			return fmt.Errorf("coin %.12s: %w", tokens[i], err)
+		}
+	}
+	kstates, err := getStates(t, kindKey, kids)
+	if err != nil {
+		return err
+	}
+	recs := make([]sealedRecord, len(tokens))
+	err = parallel.ForEach(len(tokens), func(i int) error {
+		if skip[i] {
+			return nil
+		}
+		last := &lasts[i]
+		if err := checkHolderKey(kstates[i], last.val.Sandbox.Holder()); err != nil {
+			return fmt.Errorf("coin %.12s: %w", tokens[i], err)
+		}
+		last.val.Updated = t.now
+		var err error
+		recs[i], err = t.sealRecord(kindCoin, last.id, string(Deposited), t.serialRef(tokens[i]), &last.val)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for i := range recs {
+		if !skip[i] {
+			if err := t.delete(kindKey, kids[i]); err != nil {
+				return err
+			}
+		}
+	}
+	return t.putAll(recs...)
+}
+
+// markRefused records the held coins the bank refused as Refused, each
+// with its refusal.
+func (t *tx) markRefused(refused []Refusal) error {
+	tokens := make([]string, len(refused))
+	for i := range refused {
+		tokens[i] = refused[i].Token
+	}
+	lasts, skip, err := t.heldLatest(tokens, Refused)
+	if err != nil {
+		return err
+	}
+	for i := range lasts {
+		if skip[i] {
+			continue
+		}
+		h := &lasts[i].val
+		r := refused[i]
+		h.Refusal, h.Updated = &r, t.now
+		if err := t.putHolding(lasts[i].id, Refused, h); err != nil {
+			return fmt.Errorf("coin %.12s: %w", tokens[i], err)
+		}
+	}
+	return nil
 }

@@ -23,7 +23,8 @@
 //     synchronous=FULL: after a crash at any point a batch is either wholly
 //     stored or not at all, and a returned call is durable.
 //   - Every coin is in exactly one state: Held, PendingOut, Spent (kept with
-//     the payee's receipt) or Deposited. A coin that comes back after being
+//     the payee's receipt), Deposited, Reclaimed or Refused (kept with the
+//     bank's reason; never paid, offered or deposited again). A coin that comes back after being
 //     paid away is held again as a new entry, next to the receipt of the
 //     earlier payment. Sealing a coin to a payee destroys its holder key in
 //     the same transaction that records it as PendingOut, and state changes

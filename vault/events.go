@@ -21,30 +21,32 @@ type Event struct {
 
 // AddEvent appends e to the history; a zero Time is set to now.
 func (v *Vault) AddEvent(ctx context.Context, e Event) error {
-	err := v.update(ctx, func(t *tx) error {
-		if e.Time.IsZero() {
-			e.Time = t.now
-		}
-		// Events are numbered, not keyed by a MAC, so that the row keys keep
-		// them in order.
-		var last []byte
-		var seq uint64
-		err := t.stmt(lastRecord).QueryRowContext(t.ctx, kindEvent).Scan(&last)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-		case err != nil:
-			return err
-		case len(last) != 8:
-			return errors.New("event record has a corrupt number")
-		default:
-			seq = binary.BigEndian.Uint64(last)
-		}
-		return t.put(kindEvent, binary.BigEndian.AppendUint64(nil, seq+1), "", nil, e)
-	})
-	if err != nil {
+	if err := v.update(ctx, func(t *tx) error { return t.addEvent(e) }); err != nil {
 		return fmt.Errorf("add event: %w", err)
 	}
 	return nil
+}
+
+// addEvent appends e to the history; a zero Time is set to now.
+func (t *tx) addEvent(e Event) error {
+	if e.Time.IsZero() {
+		e.Time = t.now
+	}
+	// Events are numbered, not keyed by a MAC, so that the row keys keep
+	// them in order.
+	var last []byte
+	var seq uint64
+	err := t.stmt(lastRecord).QueryRowContext(t.ctx, kindEvent).Scan(&last)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return err
+	case len(last) != 8:
+		return errors.New("event record has a corrupt number")
+	default:
+		seq = binary.BigEndian.Uint64(last)
+	}
+	return t.put(kindEvent, binary.BigEndian.AppendUint64(nil, seq+1), "", nil, e)
 }
 
 // Events returns the history, oldest first.

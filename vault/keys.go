@@ -30,6 +30,9 @@ type keyRecord struct {
 	// Agreement is the change agreement a promised key was handed out
 	// under, if any.
 	Agreement []byte `json:"agreement,omitempty"`
+	// Due is the coin the agreement's payer proposed to seal to this key:
+	// set with Agreement, and checked when a coin arrives on the key.
+	Due *due `json:"due,omitempty"`
 }
 
 // maxKeys bounds one request for new keys, so a wrong count cannot exhaust
@@ -83,7 +86,28 @@ func holderPrivate(k *keyRecord, state, pub string) (ed25519.PrivateKey, error) 
 	if err := checkHolderKey(state, pub); err != nil {
 		return nil, err
 	}
-	return privateKey(k.Seed, pub), nil
+	return privateKey(k.Seed, pub)
+}
+
+// ErrKeyRecord reports a stored one-time key whose seed is not the seed of
+// the public key it is stored under.
+var ErrKeyRecord = errors.New("key record does not match its public key")
+
+// privateKey rebuilds the one-time private key of a key record from its
+// seed, and checks that it is the key pub (text form) the record was
+// found under. The public half is derived from the seed, never taken from
+// pub: crypto/ed25519 signs with whatever public half it is handed, and two
+// signatures of one message under two public halves give away the secret
+// scalar.
+func privateKey(seed []byte, pub string) (ed25519.PrivateKey, error) {
+	if len(seed) != ed25519.SeedSize {
+		return nil, fmt.Errorf("key %.12s: %w: a seed of %d bytes", pub, ErrKeyRecord, len(seed))
+	}
+	priv := ed25519.NewKeyFromSeed(seed)
+	if otp.EncodeKey(priv.Public().(ed25519.PublicKey)) != pub {
+		return nil, fmt.Errorf("key %.12s: %w: its seed makes another key", pub, ErrKeyRecord)
+	}
+	return priv, nil
 }
 
 // checkHolderKey checks that a key record in state ("" when there is

@@ -27,6 +27,10 @@ var (
 	ErrNoExchangeKeys = errors.New("not enough certified exchange keys")
 	ErrInsufficient   = errors.New("insufficient funds")
 	ErrState          = errors.New("wrong state")
+	// ErrNotAgreed refuses a coin that arrived on an exchange key promised
+	// for a payment with change but is not the coin the payer proposed
+	// for it (value, currency or program).
+	ErrNotAgreed = errors.New("coin differs from the agreed payment")
 )
 
 var errClosed = errors.New("vault is closed")
@@ -40,6 +44,7 @@ const (
 	Spent      State = "spent"       // paid; kept with the payee's receipt
 	Deposited  State = "deposited"   // credited by the bank
 	Reclaimed  State = "reclaimed"   // sealed, never delivered, credited back by the bank
+	Refused    State = "refused"     // its deposit refused by the bank for good; kept with the bank's reason
 )
 
 // Vault is an open vault. It is safe for concurrent use, and SQLite's

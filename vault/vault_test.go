@@ -1098,3 +1098,62 @@ func TestFetch(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSettleDeposit: the bank's answer to a deposit is recorded whole or
+// not at all. A refused coin leaves the held coins with the bank's
+// refusal, keeping its holder key; a bad answer (a coin not held) changes
+// nothing, not even the coins the same answer credited.
+func TestSettleDeposit(t *testing.T) {
+	ctx := context.Background()
+	is := newIssuer(t)
+	v, _ := newVault(t)
+	coins := is.withdraw(t, v, "w1", 100, 200, 500)
+	credited, refusedTok, other := coins[0].Data.Token, coins[1].Data.Token, coins[2].Data.Token
+	refusal := Refusal{Token: refusedTok, Code: "double_deposit", Message: "already deposited", Key: "k"}
+	ev := Event{Kind: "refused", Amount: 200, Detail: "coin refused"}
+
+	bad := []Refusal{refusal, {Token: otp.NewSerial().String(), Code: "double_deposit"}}
+	if err := v.SettleDeposit(ctx, []string{credited}, bad, ev); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("settling with a coin the vault does not hold: %v; want ErrNotFound", err)
+	}
+	for tok, s := range states(t, v) {
+		if !slices.Equal(s, []State{Held}) {
+			t.Errorf("after a refused settlement, coin %.12s is %v, want held", tok, s)
+		}
+	}
+	if events, err := v.Events(ctx); err != nil || len(events) != 0 {
+		t.Errorf("after a refused settlement, history %v, %v; want empty", events, err)
+	}
+
+	for range 2 { // settling twice is settling once
+		if err := v.SettleDeposit(ctx, []string{credited}, []Refusal{refusal}, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string][]State{credited: {Deposited}, refusedTok: {Refused}, other: {Held}}
+	if got := states(t, v); !reflect.DeepEqual(got, want) {
+		t.Errorf("states %v, want %v", got, want)
+	}
+	all, err := v.Coins(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range all {
+		if c.Sandbox.Coin.Data.Token == refusedTok && (c.Refusal == nil || *c.Refusal != refusal) {
+			t.Errorf("refused coin's evidence %+v, want %+v", c.Refusal, refusal)
+		}
+	}
+	if p, err := v.Payable(ctx, "EUR", ""); err != nil || len(p) != 1 || p[0].Coin.Data.Token != other {
+		t.Errorf("payable after settling: %d coins, %v; want only the held one", len(p), err)
+	}
+	if items, err := v.DepositItems(ctx, "acct"); err != nil || len(items) != 1 {
+		t.Errorf("deposit items after settling: %d, %v; want only the held one", len(items), err)
+	}
+	if events, err := v.Events(ctx); err != nil || len(events) != 2 || events[0].Detail != ev.Detail {
+		t.Errorf("history %+v, %v; want the refusal, once per settlement", events, err)
+	}
+	// A refused coin cannot be marked deposited: the bank said no.
+	if err := v.MarkDeposited(ctx, []string{refusedTok}); !errors.Is(err, ErrState) {
+		t.Errorf("marking a refused coin deposited: %v; want ErrState", err)
+	}
+}

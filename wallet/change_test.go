@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -108,7 +109,7 @@ func TestPayRefusedWithoutChange(t *testing.T) {
 	keysBefore, _ := alice.w.ExchangeKeys(context.Background())
 	_, payErr, _, _ := pay(t, alice, bob, 350, nil)
 	if !errors.Is(payErr, ErrInsufficient) || !errors.Is(payErr, denom.ErrUnpayable) ||
-		!strings.Contains(payErr.Error(), "cannot give 1.50 in change from its 2x1.00") {
+		!strings.Contains(payErr.Error(), `no coins of program "general" make 1.50 in change`) {
 		t.Fatalf("paying 3.50 with a 5.00 coin to a payee with two 1.00 coins: %v", payErr)
 	}
 	if a, bb := coinsHeld(t, alice), coinsHeld(t, bob); a.String() != "1x5.00" || bb.String() != "2x1.00" {
@@ -324,5 +325,57 @@ func TestExchangeRepeatedAndRefused(t *testing.T) {
 	// one exchanged above (behind the wallet's back) is already credited.
 	if r, err := bob.w.Deposit(ctx, bob.account, bob.token); err != nil || r.Balance != 200 || len(r.Refused) != 0 {
 		t.Errorf("deposit after refused exchanges: %+v, %v; want a balance of 2.00", r, err)
+	}
+}
+
+// TestChangeInOtherCoins: the payer plans change knowing nothing of the
+// payee's purse (2.00 as one 2.00 coin, say); the payee agrees to give it
+// in the fewest coins it holds (two 1.00), and says so.
+func TestChangeInOtherCoins(t *testing.T) {
+	ctx := context.Background()
+	b := newTestBankOf(t, denom.Set{100, 200, 500})
+	alice, bob := b.newHolder(t, 0), b.newHolder(t, 200)
+	for range 2 {
+		if _, err := bob.w.Withdraw(ctx, bob.account, bob.token, 100); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys, err := alice.w.v.OfferExchangeKeys(ctx, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &payee{w: bob.w, p: Payment{Peer: "alice"}, offer: p2p.Offer{Amount: 300, Currency: "EUR", Program: "general"}}
+	change, err := h.Change(ctx, p2p.ChangeProposal{Send: []int64{500}, Keys: keys})
+	if err != nil || !slices.Equal(change, []int64{100, 100}) {
+		t.Fatalf("Change = %v, %v; want two 1.00", change, err)
+	}
+	if len(h.agreement.To) != 2 || h.agreement.To[1].Pub != keys[1].Pub {
+		t.Fatalf("the change is agreed to %d keys, want the first two", len(h.agreement.To))
+	}
+}
+
+// TestPayeeCannotGiveChange: a payee without the change says so, and only
+// so: the payer learns nothing of its coins, nothing is sealed, and the
+// payer's exchange keys are not used.
+func TestPayeeCannotGiveChange(t *testing.T) {
+	ctx := context.Background()
+	b := newTestBankOf(t, denom.Set{100, 500})
+	alice, bob := b.newHolder(t, 500), b.newHolder(t, 100)
+	if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, 500); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.w.Withdraw(ctx, bob.account, bob.token, 100); err != nil {
+		t.Fatal(err)
+	}
+	keysBefore, _ := alice.w.ExchangeKeys(ctx)
+	_, payErr, _, recvErr := pay(t, alice, bob, 300, nil)
+	if !errors.Is(payErr, ErrDeclined) || !strings.HasSuffix(payErr.Error(), "the payee cannot give 2.00 in change in at most 10 coins") || recvErr == nil {
+		t.Fatalf("pay: %v; receive: %v", payErr, recvErr)
+	}
+	if a, bb := coinsHeld(t, alice), coinsHeld(t, bob); a.String() != "1x5.00" || bb.String() != "1x1.00" {
+		t.Errorf("a refused payment moved coins: Alice holds %s, Bob %s", a, bb)
+	}
+	if keys, _ := alice.w.ExchangeKeys(ctx); keys != keysBefore {
+		t.Errorf("a refused payment used exchange keys: %d before, %d after", keysBefore, keys)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/otpcash/otpcash/bank/api"
 	"github.com/otpcash/otpcash/denom"
@@ -224,20 +225,30 @@ type DepositResult struct {
 
 // Refusal is a coin the bank would not credit, with its reason. A double
 // deposit names the one-time key that signed twice.
-type Refusal struct {
-	Token   string
-	Code    string
-	Message string
-	Key     string
-}
+type Refusal = vault.Refusal
 
 // maxDepositBatch keeps each request well under the bank's body limit.
 const maxDepositBatch = 500
 
+// finalRefusals are the bank's refusals that are about the coin itself,
+// whatever the account: such a coin can never be credited, so it leaves
+// the held coins (vault.Refused) rather than be paid on to someone who
+// would be refused in turn. A coin refused for its account (a program
+// condition, say) stays held, to be paid or deposited elsewhere.
+var finalRefusals = map[string]bool{
+	api.CodeDoubleDeposit: true,
+	api.CodeInvalidCoin:   true,
+	api.CodeInvalidChain:  true,
+	api.CodeUnknownCoin:   true,
+	api.CodeExpired:       true,
+}
+
 // Deposit sends every held coin to the bank for credit to account. Coins are
 // marked deposited only after the bank answers; a deposit interrupted before
 // that is repeated by the next Deposit and the bank, recognising the same
-// coins from the same holder, credits them once.
+// coins from the same holder, credits them once. A coin the bank refuses
+// for good (finalRefusals) is recorded as refused, with the bank's reason,
+// in the same transaction as the credited coins and the history entries.
 func (w *Wallet) Deposit(ctx context.Context, account, token string) (DepositResult, error) {
 	items, err := w.v.DepositItems(ctx, account)
 	if err != nil {
@@ -255,23 +266,38 @@ func (w *Wallet) Deposit(ctx context.Context, account, token string) (DepositRes
 		if err != nil {
 			return res, fmt.Errorf("deposit: %w", err)
 		}
+		// The client checked one result per coin, in order.
 		var done []string
+		var refs, final []Refusal
+		var credited, lost int64
+		var coins int
 		for i, r := range resp.Results {
+			d := &batch[i].Sandbox.Coin.Data
 			switch r.Status {
 			case api.StatusCredited, api.StatusAlreadyCredited:
 				done = append(done, r.Token)
-				res.Credited += batch[i].Sandbox.Coin.Data.Value
-				res.Coins++
-			default:
-				ref := Refusal{Token: r.Token, Code: r.Code, Message: r.Message}
-				if r.Conflict != nil {
-					ref.Key = r.Conflict.Key
-				}
-				res.Refused = append(res.Refused, ref)
+				credited += d.Value
+				coins++
+				continue
+			}
+			ref := Refusal{Token: r.Token, Code: r.Code, Message: r.Message}
+			if r.Conflict != nil {
+				ref.Key = r.Conflict.Key
+			}
+			refs = append(refs, ref)
+			if finalRefusals[r.Code] {
+				final = append(final, ref)
+				lost += d.Value
 			}
 		}
+		res.Credited, res.Coins = res.Credited+credited, res.Coins+coins
+		res.Refused = append(res.Refused, refs...)
 		fault.Point(fault.WalletDeposited)
-		if err := w.v.MarkDeposited(ctx, done); err != nil {
+		var ev vault.Event // none when no coin is refused for good
+		if len(final) > 0 {
+			ev = vault.Event{Time: w.now(), Kind: "refused", Amount: lost, Currency: w.Currency(), Detail: refusalDetail(final)}
+		}
+		if err := w.v.SettleDeposit(ctx, done, final, ev); err != nil {
 			return res, fmt.Errorf("deposit: %w", err)
 		}
 		res.Balance = resp.Balance
@@ -282,4 +308,17 @@ func (w *Wallet) Deposit(ctx context.Context, account, token string) (DepositRes
 			Detail: fmt.Sprintf("%d coins credited to account %s, %d refused", res.Coins, account, len(res.Refused))})
 	}
 	return res, nil
+}
+
+// refusalDetail says, for the history, which coins the bank refused and
+// why, with the key that signed twice for a double deposit.
+func refusalDetail(refused []Refusal) string {
+	parts := make([]string, len(refused))
+	for i, r := range refused {
+		parts[i] = fmt.Sprintf("coin %.12s refused by the bank: %s: %s", r.Token, r.Code, r.Message)
+		if r.Key != "" {
+			parts[i] += fmt.Sprintf(" (key %s signed it twice)", r.Key)
+		}
+	}
+	return strings.Join(parts, "; ")
 }

@@ -70,8 +70,7 @@ func (w *Wallet) Pay(ctx context.Context, addr string, value int64, memo string,
 		return p, fmt.Errorf("pay %s: %w", amount.Format(value), err)
 	}
 	defer conn.Close()
-	change, err := payer.Offer(ctx, p2p.Offer{Amount: value, Currency: w.Currency(), Memo: memo, Program: program})
-	if err != nil {
+	if err := payer.Offer(ctx, p2p.Offer{Amount: value, Currency: w.Currency(), Memo: memo, Program: program}); err != nil {
 		var re *p2p.RemoteError
 		if errors.As(err, &re) {
 			return p, fmt.Errorf("pay: %w: %s", ErrDeclined, re.Message)
@@ -86,13 +85,17 @@ func (w *Wallet) Pay(ctx context.Context, addr string, value int64, memo string,
 			return p, fmt.Errorf("pay: %w", err)
 		}
 	}
-	plan, err := denom.Best(value, countsOf(held), wireCounts(change))
+	plan, err := denom.Best(value, countsOf(held), w.anyChange(program))
+	if ue := (*denom.UnpayableError)(nil); errors.As(err, &ue) && ue.Nearest > value {
+		err = fmt.Errorf("%w: cannot pay %s exactly: this wallet's coins reach %s at the nearest, and no coins of program %q make %s in change",
+			denom.ErrUnpayable, amount.Format(value), amount.Format(ue.Nearest), program, amount.Format(ue.Nearest-value))
+	}
 	if err != nil {
 		return p, fmt.Errorf("pay: %w: %w", ErrInsufficient, err)
 	}
 	coins := pick(held, plan.Send)
 	if plan.Change.Len() > 0 {
-		if err := w.proposeChange(ctx, payer, p.Peer, coins, plan.Change); err != nil {
+		if plan.Change, err = w.proposeChange(ctx, payer, coins, plan.Change); err != nil {
 			return p, fmt.Errorf("pay %s with %s change: %w", amount.Format(value), amount.Format(plan.Change.Total()), err)
 		}
 	}
@@ -197,21 +200,64 @@ func (w *Wallet) settleEarlier(ctx context.Context, conn *p2p.Conn, p *Payment) 
 	return payer, nil
 }
 
-// proposeChange promises exchange keys of this wallet for the change and
-// proposes the plan to the payee.
-func (w *Wallet) proposeChange(ctx context.Context, payer *p2p.Payer, peer string, coins []otp.Sandbox, change denom.Counts) error {
-	keys, err := w.v.PromiseExchangeKeys(ctx, change.Len(), nil)
-	if errors.Is(err, vault.ErrNoExchangeKeys) {
-		return fmt.Errorf("%w: receiving change takes %d of this wallet's exchange keys; refill while online", err, change.Len())
-	}
+// changeSlack is how many more change coins than the fewest the payer
+// lets a payee give, one exchange key each: a payee short of the larger
+// values can give the change in smaller coins.
+const changeSlack = 8
+
+// anyChange is the change the payer plans with, knowing nothing of the
+// payee's coins: any number of each value of the program, up to what the
+// planner needs (bounded so that its tables stay small).
+func (w *Wallet) anyChange(program string) denom.Counts {
+	keys, err := w.cat.CoinKeys(program, w.now())
 	if err != nil {
-		return err
+		return nil // no coin of the program is issued now; only exact payments
+	}
+	largest := keys[len(keys)-1].Value
+	c := denom.Counts{}
+	for _, k := range keys {
+		c[k.Value] = int(min(max(2*largest/k.Value, 1), p2p.MaxBatch))
+	}
+	return c
+}
+
+// proposeChange asks the payee for the change of a plan that sends coins,
+// offering exchange keys of this wallet for up to changeSlack more change
+// coins than the plan's, and returns the change the payee agreed to give.
+// The keys it agreed to are promised, before anything is sealed; the
+// others stay this wallet's to offer. A payee that cannot give the change
+// says only that: it never shows the payer its coins.
+func (w *Wallet) proposeChange(ctx context.Context, payer *p2p.Payer, coins []otp.Sandbox, change denom.Counts) (denom.Counts, error) {
+	have, err := w.v.ExchangeKeyCount(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if have < change.Len() {
+		return nil, fmt.Errorf("%w: receiving change takes %d of this wallet's exchange keys, it has %d; refill while online", ErrNoExchangeKeys, change.Len(), have)
+	}
+	keys, err := w.v.OfferExchangeKeys(ctx, min(have, change.Len()+changeSlack))
+	if err != nil {
+		return nil, err
 	}
 	send := make([]int64, len(coins))
 	for i := range coins {
 		send[i] = coins[i].Coin.Data.Value
 	}
-	return payer.ProposeChange(ctx, p2p.ChangeProposal{Send: send, Change: valuesOf(change), Keys: keys})
+	agreed, err := payer.ProposeChange(ctx, p2p.ChangeProposal{Send: send, Keys: keys})
+	if re := (*p2p.RemoteError)(nil); errors.As(err, &re) && re.Code == p2p.CodeRefused {
+		return nil, fmt.Errorf("%w: %s", ErrDeclined, re.Message)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := w.v.PromiseKeys(ctx, keys[:len(agreed)]); err != nil {
+		return nil, err
+	}
+	got := denom.Counts{}
+	for _, v := range agreed {
+		got[v]++
+	}
+	return got, nil
 }
 
 // takeChange verifies and stores the coins the payee sealed to this
@@ -266,25 +312,6 @@ func countsOf(coins []otp.Sandbox) denom.Counts {
 	c := denom.Counts{}
 	for i := range coins {
 		c[coins[i].Coin.Data.Value]++
-	}
-	return c
-}
-
-// valuesOf lists the value of every coin of c, largest first.
-func valuesOf(c denom.Counts) []int64 {
-	var vs []int64
-	for _, v := range slices.Sorted(maps.Keys(c)) {
-		vs = append(vs, slices.Repeat([]int64{v}, c[v])...)
-	}
-	slices.Reverse(vs)
-	return vs
-}
-
-// wireCounts is the change a payee listed, as counts.
-func wireCounts(ds []p2p.Denomination) denom.Counts {
-	c := denom.Counts{}
-	for _, d := range ds {
-		c[d.Value] += d.Count
 	}
 	return c
 }
@@ -409,10 +436,12 @@ func (w *Wallet) receive(ctx context.Context, ln net.Listener, as func(*payee) p
 		return h.p, fmt.Errorf("receive: %w", err)
 	}
 	h.p.Amount -= h.p.Change
-	if h.p.Amount != h.offer.Amount {
-		w.log.Warn("payment differs from offer", "offered", h.offer.Amount, "received", h.p.Amount)
-	}
 	w.record(ctx, vault.Event{Kind: "receive", Amount: h.p.Amount, Peer: h.p.Peer, Detail: h.offer.Memo})
+	// A session that only delivered coins of earlier ones has no offer.
+	if h.offer.Amount != 0 && h.p.Amount != h.offer.Amount {
+		return h.p, fmt.Errorf("receive: %w: received %s of the %s offered", ErrNotAsOffered,
+			amount.Format(h.p.Amount), amount.Format(h.offer.Amount))
+	}
 	return h.p, nil
 }
 
@@ -448,80 +477,82 @@ func (h *payee) Collect(ctx context.Context) ([]otp.Sandbox, error) {
 	return h.w.v.PendingOut(ctx, h.p.Peer)
 }
 
-// Offer lists, with the acceptance, the coins of the offer's program this
-// wallet can give in change: a count per value, which is all the payer
-// learns of its purse.
-func (h *payee) Offer(ctx context.Context, o p2p.Offer) ([]p2p.Denomination, error) {
+// Offer asks the user to confirm the offer. Nothing of this wallet's
+// coins goes with the acceptance: the payer asks for change (Change).
+func (h *payee) Offer(ctx context.Context, o p2p.Offer) error {
 	if o.Currency != h.w.Currency() {
-		return nil, fmt.Errorf("this wallet takes %s, not %s", h.w.Currency(), o.Currency)
+		return fmt.Errorf("this wallet takes %s, not %s", h.w.Currency(), o.Currency)
 	}
 	h.w.emit(Event{Kind: "offer", Amount: o.Amount, Peer: h.p.Peer, Detail: o.Memo})
 	if h.w.opts.ConfirmOffer != nil && !h.w.opts.ConfirmOffer(ctx, Offer{Amount: o.Amount, Currency: o.Currency, Memo: o.Memo, Peer: h.p.Peer}) {
-		return nil, ErrDeclined
+		return ErrDeclined
 	}
 	h.offer = o
 	fault.Point(fault.PayeeOffered)
-	counts, err := h.w.v.PayableCounts(ctx, o.Currency, o.Program)
+	return nil
+}
+
+// Change agrees to give what the coins proposed exceed the offer by, in
+// the fewest of this wallet's coins of the offer's program, if it can in
+// no more coins than the payer sent keys, and the payer's keys are good
+// and acceptable to the change coins' conditions; it returns the change
+// coins' values, largest first. A refusal says only which change it
+// cannot give, never what this wallet holds. The change is promised, and
+// given, only when the payment arrives (vault.ChangeAgreement).
+func (h *payee) Change(ctx context.Context, p p2p.ChangeProposal) ([]int64, error) {
+	send, _ := p2p.Total(p.Send)
+	back := send - h.offer.Amount
+	if back <= 0 {
+		return nil, &p2p.RemoteError{Code: p2p.CodeRefused, Message: fmt.Sprintf("%s sent does not exceed the %s offered: no change is due",
+			amount.Format(send), amount.Format(h.offer.Amount))}
+	}
+	counts, err := h.w.v.PayableCounts(ctx, h.offer.Currency, h.offer.Program)
 	if err != nil {
 		return nil, err
 	}
-	change := make([]p2p.Denomination, 0, len(counts))
-	for _, v := range slices.Sorted(maps.Keys(counts)) {
-		change = append(change, p2p.Denomination{Value: v, Count: min(counts[v], p2p.MaxBatch)})
-	}
-	return change, nil
-}
-
-// Change agrees to give the change proposed if the values add up to the
-// offer, this wallet holds the coins, and the payer's keys are good and
-// acceptable to the change coins' conditions. The change is promised, and
-// given, only when the payment arrives (vault.ChangeAgreement).
-func (h *payee) Change(ctx context.Context, p p2p.ChangeProposal) error {
-	send, _ := p2p.Total(p.Send)
-	back, _ := p2p.Total(p.Change)
-	if send-back != h.offer.Amount {
-		return &p2p.RemoteError{Code: p2p.CodeRefused, Message: fmt.Sprintf("change of %s from %s paid does not make the %s offered",
-			amount.Format(back), amount.Format(send), amount.Format(h.offer.Amount))}
+	plan, err := denom.Best(back, counts, nil)
+	if err != nil || plan.Send.Len() > len(p.Keys) {
+		return nil, &p2p.RemoteError{Code: p2p.CodeRefused, Message: fmt.Sprintf("the payee cannot give %s in change in at most %d coins",
+			amount.Format(back), len(p.Keys))}
 	}
 	held, err := h.w.v.Payable(ctx, h.offer.Currency, h.offer.Program)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	want := denom.Counts{}
-	for _, v := range p.Change {
-		want[v]++
+	coins := pick(held, plan.Send)
+	if !maps.Equal(countsOf(coins), plan.Send) {
+		return nil, fmt.Errorf("change of %s: the coins counted (%s) are no longer held", amount.Format(back), plan.Send)
 	}
-	coins := pick(held, want)
-	if !maps.Equal(countsOf(coins), want) {
-		return &p2p.RemoteError{Code: p2p.CodeRefused, Message: fmt.Sprintf("cannot give %s in change: holds %s", want, countsOf(held))}
-	}
-	// The proposal lists values largest first; give each coin to the key
-	// in the same place.
+	// Largest first, each coin to the key in the same place.
 	slices.SortStableFunc(coins, func(a, b otp.Sandbox) int { return cmp.Compare(b.Coin.Data.Value, a.Coin.Data.Value) })
 	now := h.w.now()
 	seen := make(map[string]bool, len(p.Keys))
-	a := &vault.ChangeAgreement{Peer: h.p.Peer, To: p.Keys}
+	// Each key handed out for the payment is bound to the coin proposed
+	// for it, so that the change is given only for the coins agreed.
+	a := &vault.ChangeAgreement{Peer: h.p.Peer, To: p.Keys[:len(coins)], Send: p.Send, Currency: h.offer.Currency, Program: h.offer.Program}
+	change := make([]int64, len(coins))
 	for i := range p.Keys {
 		k := &p.Keys[i]
 		if seen[k.Pub] {
-			return &p2p.RemoteError{Code: p2p.CodeRefused, Message: "the same exchange key twice for change"}
+			return nil, &p2p.RemoteError{Code: p2p.CodeRefused, Message: "the same exchange key twice for change"}
 		}
 		seen[k.Pub] = true
-		if err := h.w.ver.VerifyExchangeKey(k, now); err != nil {
-			return &p2p.RemoteError{Code: p2p.CodeRefused, Message: "exchange key for change: " + err.Error()}
+		if i >= len(coins) {
+			continue
 		}
-		if coins[i].Coin.Data.Value != p.Change[i] {
-			return &p2p.RemoteError{Code: p2p.CodeRefused, Message: "change values must be listed largest first"}
+		if err := h.w.ver.VerifyExchangeKey(k, now); err != nil {
+			return nil, &p2p.RemoteError{Code: p2p.CodeRefused, Message: "exchange key for change: " + err.Error()}
 		}
 		j := otp.Judgement{Coin: &coins[i].Coin, Hops: len(coins[i].Chain) + 1, Payee: k.Attrs,
 			Payment: otp.Payment{Amount: h.offer.Amount, Memo: h.offer.Memo}, Now: now}
 		if err := j.Check(); err != nil {
-			return &p2p.RemoteError{Code: p2p.CodeRefused, Message: "change coin: " + err.Error()}
+			return nil, &p2p.RemoteError{Code: p2p.CodeRefused, Message: "change coin: " + err.Error()}
 		}
 		a.Change = append(a.Change, coins[i].Coin.Data.Token)
+		change[i] = coins[i].Coin.Data.Value
 	}
 	h.agreement = a
-	return nil
+	return change, nil
 }
 
 func (h *payee) ExchangeKeys(ctx context.Context, n int) ([]otp.ExchangeKey, error) {
@@ -568,6 +599,17 @@ func (h *payee) Settle(ctx context.Context, change []otp.Sandbox, acks []otp.Ack
 	return nil
 }
 
+// asOffered refuses a coin of another currency or program than the offer
+// the user confirmed: a payer may not announce general money and pay with
+// coins bound to some purpose.
+func (h *payee) asOffered(c *otp.Coin) error {
+	if c.Data.Currency != h.offer.Currency || c.Data.Program != h.offer.Program {
+		return &p2p.RemoteError{Code: p2p.CodeRefused, Message: fmt.Sprintf("coin %.12s is %s of program %q; the offer was %s of program %q",
+			c.Data.Token, c.Data.Currency, c.Data.Program, h.offer.Currency, h.offer.Program)}
+	}
+	return nil
+}
+
 // accept verifies every coin before any is stored, so a bad coin in a batch
 // changes nothing. It returns the change the coins completed, if any,
 // sealed to the payer.
@@ -589,6 +631,9 @@ func (h *payee) accept(ctx context.Context, coins []otp.Sandbox, payable bool) (
 	}
 	for i := range coins {
 		if payable {
+			if err := h.asOffered(&coins[i].Coin); err != nil {
+				return nil, nil, err
+			}
 			if err := otp.CheckPayable(&coins[i].Coin, now); err != nil {
 				return nil, nil, err
 			}

@@ -130,7 +130,7 @@ func TestPayeeChecksConditions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &payee{w: shop.w, p: Payment{Peer: "alice"}, offer: p2p.Offer{Amount: 100, Currency: "EUR"}}
+	h := &payee{w: shop.w, p: Payment{Peer: "alice"}, offer: p2p.Offer{Amount: 100, Currency: "EUR", Program: "grocery-voucher"}}
 	_, _, err = h.accept(ctx, sealed, true)
 	if !errors.Is(err, otp.ErrCondition) || !strings.Contains(err.Error(), `payee.category = "electronics"`) {
 		t.Fatalf("accept = %v; want %v naming the category", err, otp.ErrCondition)

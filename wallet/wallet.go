@@ -34,6 +34,10 @@ var (
 	// ErrChange reports a payee that gave change other than agreed, or
 	// none: the error gives the amounts, and the history records them.
 	ErrChange = errors.New("change not as agreed")
+	// ErrNotAsOffered reports, to a payee, a session that ended with
+	// another value received than the payer offered: the coins that did
+	// arrive are valid and kept, and the error gives both amounts.
+	ErrNotAsOffered = errors.New("payment not as offered")
 )
 
 // The vault protectors Options.Protector takes.
@@ -347,6 +351,11 @@ type Balance struct {
 	Held       int64  `json:"held"`
 	PendingOut int64  `json:"pendingOut"`
 	Coins      int    `json:"coins"`
+	// Refused is the value of the coins whose deposit the bank refused for
+	// good (a double deposit, say): counted apart, never paid again;
+	// History says why.
+	Refused      int64 `json:"refused"`
+	RefusedCoins int   `json:"refusedCoins"`
 	// Denominations counts the coins held by value.
 	Denominations denom.Counts `json:"denominations"`
 	// Programs splits the totals by coin program: coins of different
@@ -361,7 +370,8 @@ type ProgramBalance struct {
 	Coins      int   `json:"coins"`
 }
 
-// Balance sums the coins the wallet can spend and those in flight.
+// Balance sums the coins the wallet can spend, those in flight and those
+// the bank refused.
 func (w *Wallet) Balance(ctx context.Context) (Balance, error) {
 	coins, err := w.v.Coins(ctx)
 	if err != nil {
@@ -381,6 +391,10 @@ func (w *Wallet) Balance(ctx context.Context) (Balance, error) {
 		case vault.PendingOut:
 			b.PendingOut += d.Value
 			p.PendingOut += d.Value
+		case vault.Refused:
+			b.Refused += d.Value
+			b.RefusedCoins++
+			continue
 		default:
 			continue
 		}

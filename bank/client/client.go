@@ -15,6 +15,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/otpcash/otpcash/bank/api"
 	"github.com/otpcash/otpcash/internal/parallel"
+	"github.com/otpcash/otpcash/internal/strictjson"
 	"github.com/otpcash/otpcash/otp"
 )
 
@@ -242,22 +244,38 @@ func (c *Client) CertifyAccountKeys(ctx context.Context, token, account string, 
 // repeated safely.
 func (c *Client) Deposit(ctx context.Context, token string, req api.DepositRequest) (api.DepositResponse, error) {
 	var out api.DepositResponse
-	err := c.do(ctx, http.MethodPost, "/v1/deposits", token, req, &out)
-	if err == nil && len(out.Results) != len(req.Coins) {
-		err = fmt.Errorf("deposit: bank returned %d results for %d coins", len(out.Results), len(req.Coins))
+	if err := c.do(ctx, http.MethodPost, "/v1/deposits", token, req, &out); err != nil {
+		return out, err
 	}
-	return out, err
+	return out, checkResults("deposit", out.Results, len(req.Coins), func(i int) string { return req.Coins[i].Sandbox.Coin.Data.Token })
+}
+
+// ErrAnswerMismatch reports a bank's answer that does not fit the request:
+// acting on it could mark the wrong coins.
+var ErrAnswerMismatch = errors.New("the bank's answer does not match the request")
+
+// checkResults checks that a deposit or reclaim answer has one result per
+// coin sent, in order: result i for the coin token(i).
+func checkResults(op string, results []api.DepositResult, n int, token func(int) string) error {
+	if len(results) != n {
+		return fmt.Errorf("%s: %w: %d results for %d coins", op, ErrAnswerMismatch, len(results), n)
+	}
+	for i := range results {
+		if results[i].Token != token(i) {
+			return fmt.Errorf("%s: %w: result %d is for coin %.12s, not %.12s", op, ErrAnswerMismatch, i, results[i].Token, token(i))
+		}
+	}
+	return nil
 }
 
 // Reclaim asks for sealed coins that never reached their payee to be
 // credited back to the payer's account (POST /v1/reclaims).
 func (c *Client) Reclaim(ctx context.Context, token string, req api.ReclaimRequest) (api.DepositResponse, error) {
 	var out api.DepositResponse
-	err := c.do(ctx, http.MethodPost, "/v1/reclaims", token, req, &out)
-	if err == nil && len(out.Results) != len(req.Coins) {
-		err = fmt.Errorf("reclaim: bank returned %d results for %d coins", len(out.Results), len(req.Coins))
+	if err := c.do(ctx, http.MethodPost, "/v1/reclaims", token, req, &out); err != nil {
+		return out, err
 	}
-	return out, err
+	return out, checkResults("reclaim", out.Results, len(req.Coins), func(i int) string { return req.Coins[i].Sandbox.Coin.Data.Token })
 }
 
 // Conflicts returns the evidence of refused double deposits (admin).
@@ -304,7 +322,7 @@ func (c *Client) do(ctx context.Context, method, path, token string, in, out any
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return responseError(resp.StatusCode, data)
 	}
-	if err := json.Unmarshal(data, out); err != nil {
+	if err := strictjson.Unmarshal(data, out); err != nil {
 		return fmt.Errorf("%s %s: decode response: %w", method, path, err)
 	}
 	return nil
@@ -314,7 +332,7 @@ func (c *Client) do(ctx context.Context, method, path, token string, in, out any
 // is not the bank's JSON (a proxy's error page, say).
 func responseError(status int, body []byte) *api.Error {
 	e := &api.Error{}
-	if json.Unmarshal(body, e) != nil || e.Code == "" {
+	if strictjson.Unmarshal(body, e) != nil || e.Code == "" {
 		e.Code = api.CodeBadRequest
 		if status >= 500 {
 			e.Code = api.CodeInternal

@@ -154,6 +154,19 @@ func TestClientOddServers(t *testing.T) {
 		t.Errorf("short answer: %v", err)
 	}
 
+	// A response is read as strictly as a request: a repeated or
+	// mis-cased name, or an integer past 2^53, is an error, not a value.
+	for _, body := range []string{
+		`{"id": "a", "currency": "EUR", "balance": 1, "balance": 1000000}`,
+		`{"id": "a", "currency": "EUR", "Balance": 1000000}`,
+		`{"id": "a", "currency": "EUR", "balance": 9007199254740993}`,
+	} {
+		c = serve(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(body)) })
+		if a, err := c.Account(ctx, "t", "a"); err == nil || !strings.Contains(err.Error(), "decode response") {
+			t.Errorf("answer %s: got %+v, %v; want a decode error", body, a, err)
+		}
+	}
+
 	c = serve(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`not json`)) })
 	if _, err := c.Catalogue(ctx); err == nil || errors.As(err, &apiErr) {
 		t.Errorf("garbage answer: %v", err)

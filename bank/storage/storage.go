@@ -67,6 +67,10 @@ type Tx interface {
 	CreateAccount(ctx context.Context, a Account) error
 	// Account returns an account; ErrNotFound if there is none.
 	Account(ctx context.Context, id string) (Account, error)
+	// AccountByToken returns the one account whose token hash is
+	// tokenHash; ErrNotFound if there is none (or, since tokens are
+	// random, the impossible case of two).
+	AccountByToken(ctx context.Context, tokenHash []byte) (Account, error)
 	// Post appends e to its account's ledger and adds e.Amount to the
 	// balance, returning the new balance: ErrNotFound for an unknown
 	// account, ErrInsufficientFunds (and nothing changed) if the balance

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/time/rate"
 
 	"github.com/otpcash/otpcash/bank"
 	"github.com/otpcash/otpcash/bank/client"
@@ -42,11 +43,13 @@ deposits with double-deposit detection, accounts) and its admin tools.`,
 
 func bankServeCmd() *cobra.Command {
 	var (
-		db, listen, tokenFile    string
-		logFormat, logLevel      string
-		tlsCert, tlsKey          string
-		issuer, currency, denoms string
-		programsFile             string
+		db, listen, tokenFile                   string
+		logFormat, logLevel                     string
+		tlsCert, tlsKey                         string
+		issuer, currency, denoms                string
+		programsFile, metricsAddr               string
+		certRate, certGlobalRate                float64
+		certBurst, certGlobalBurst, certWorkers int
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -67,7 +70,10 @@ file. Logs go to stderr; the line with msg=listening gives the address.`,
 			if (tlsCert == "") != (tlsKey == "") {
 				return errors.New("--tls-cert and --tls-key go together")
 			}
-			cfg := bank.Config{Issuer: issuer, Currency: currency, Logger: log}
+			cfg := bank.Config{Issuer: issuer, Currency: currency, Logger: log,
+				ExchangeKeyRate: rate.Limit(certRate), ExchangeKeyBurst: certBurst,
+				ExchangeKeyGlobalRate: rate.Limit(certGlobalRate), ExchangeKeyGlobalBurst: certGlobalBurst,
+				ExchangeKeyWorkers: certWorkers}
 			if programsFile != "" {
 				data, err := os.ReadFile(programsFile)
 				if err != nil {
@@ -106,7 +112,26 @@ file. Logs go to stderr; the line with msg=listening gives the address.`,
 				}
 				ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 			}
-			return bank.Serve(ctx, ln, b.Handler(), log)
+			if metricsAddr == "" {
+				return bank.Serve(ctx, ln, b.Handler(), log)
+			}
+			mln, err := net.Listen("tcp", metricsAddr)
+			if err != nil {
+				ln.Close()
+				return fmt.Errorf("--metrics-addr: %w", err)
+			}
+			// Either server failing stops the other: a bank whose
+			// monitoring is down should not run unwatched.
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			errc := make(chan error, 1)
+			go func() {
+				defer cancel()
+				errc <- bank.Serve(ctx, mln, b.MetricsHandler(), log.With("server", "metrics"))
+			}()
+			err = bank.Serve(ctx, ln, b.Handler(), log)
+			cancel()
+			return errors.Join(err, <-errc)
 		},
 	}
 	f := cmd.Flags()
@@ -120,6 +145,12 @@ file. Logs go to stderr; the line with msg=listening gives the address.`,
 	f.StringVar(&issuer, "issuer", "", `issuer name in coins (default "otpcash-bank"); fixed for the life of the database`)
 	f.StringVar(&currency, "currency", "", `ISO 4217 currency of accounts and coins (default "EUR")`)
 	f.StringVar(&denoms, "denominations", "", `coin values, like 0.01,0.02,0.05,1,2 (default: the currency's; for EUR its coins and notes, 0.01 to 500.00)`)
+	f.StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus /metrics on this address (host:port), apart from the API; default: not served")
+	f.Float64Var(&certRate, "exchange-key-rate", 100, "exchange-key certification budget per client address (IPv6: /64), in signatures a second")
+	f.IntVar(&certBurst, "exchange-key-burst", 1000, "most signatures one client address may ask at once (at least the coins per request, 1000)")
+	f.Float64Var(&certGlobalRate, "exchange-key-global-rate", 400, "exchange-key certification budget for all clients together, in signatures a second")
+	f.IntVar(&certGlobalBurst, "exchange-key-global-burst", 2000, "most signatures all clients together may ask at once")
+	f.IntVar(&certWorkers, "exchange-key-workers", 0, "certification signatures computed at once, over all requests (0: half the CPUs, at least 1); the other CPUs stay for withdrawals and deposits")
 	f.StringVar(&programsFile, "config", "", "TOML file of coin programs (docs/PROGRAMS.md); default: general, grocery-voucher, max-hops")
 	_ = cmd.MarkFlagRequired("db")
 	_ = cmd.MarkFlagRequired("admin-token-file")

@@ -177,7 +177,7 @@ func (p *rampPeer) payBare(ctx context.Context, req peerRequest) (peerReply, err
 	if _, err := payer.Hello(ctx, p2p.Hello{Issuers: []string{"otpcash-bank"}}); err != nil {
 		return peerReply{}, err
 	}
-	if _, err := payer.Offer(ctx, p2p.Offer{Amount: int64(req.N) * coinValue, Currency: "EUR"}); err != nil {
+	if err := payer.Offer(ctx, p2p.Offer{Amount: int64(req.N) * coinValue, Currency: "EUR"}); err != nil {
 		return peerReply{}, err
 	}
 	keys, err := payer.ExchangeKeys(ctx, req.N)
@@ -209,7 +209,7 @@ func (*bareHandler) Hello(context.Context, p2p.Hello) (p2p.Hello, error) {
 func (*bareHandler) Resend(context.Context, []otp.Sandbox) ([]otp.Ack, []otp.Sandbox, error) {
 	return nil, nil, nil
 }
-func (*bareHandler) Offer(context.Context, p2p.Offer) ([]p2p.Denomination, error) { return nil, nil }
+func (*bareHandler) Offer(context.Context, p2p.Offer) error { return nil }
 
 func (*bareHandler) ExchangeKeys(_ context.Context, n int) ([]otp.ExchangeKey, error) {
 	keys := make([]otp.ExchangeKey, n)

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -224,5 +226,116 @@ func TestDemo(t *testing.T) {
 	}
 	if !strings.Contains(out, "All checks passed.") {
 		t.Fatalf("demo did not finish its checks:\n%s", out)
+	}
+}
+
+// TestRefusedCoinsEndToEnd double-spends through the CLI: a copied wallet
+// pays the same coins to two payees, the second payee's deposit is refused,
+// and that payee's wallet then shows the coins as refused, not held, will
+// not pay with them, and says why in its history.
+func TestRefusedCoinsEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	adminFile := filepath.Join(dir, "admin-token")
+	_, url := startBank(t, "sqlite:"+filepath.Join(dir, "bank.db"), "127.0.0.1:0", adminFile)
+	bankArgs := []string{"--bank", url, "--admin-token-file", adminFile}
+	newAccount := func() account {
+		var a account
+		out := mustRun(t, nil, append([]string{"bank", "account", "create", "--json"}, bankArgs...)...)
+		if err := json.Unmarshal([]byte(out), &a); err != nil || a.ID == "" {
+			t.Fatalf("account create printed %q: %v", out, err)
+		}
+		return a
+	}
+	alice, bob, carol := newAccount(), newAccount(), newAccount()
+	mustRun(t, nil, append([]string{"bank", "account", "credit", alice.ID, "3.00"}, bankArgs...)...)
+	env := []string{"OTPCASH_PIN=111111"}
+	wallets := map[string]string{}
+	for _, name := range []string{"alice", "bob", "carol"} {
+		wallets[name] = filepath.Join(dir, name)
+		mustRun(t, env, "wallet", "init", "--wallet", wallets[name], "--bank", url)
+	}
+	mustRun(t, append(env, "OTPCASH_TOKEN="+alice.Token), "wallet", "withdraw", "3", "--wallet", wallets["alice"], "--account", alice.ID)
+	wallets["copy"] = filepath.Join(dir, "copy")
+	if err := os.CopyFS(wallets["copy"], os.DirFS(wallets["alice"])); err != nil {
+		t.Fatal(err)
+	}
+	payTo := func(from, to string) {
+		t.Helper()
+		payee := start(t, env, "wallet", "receive", "--wallet", wallets[to], "--listen", "127.0.0.1:0", "--yes", "--once")
+		addr := strings.TrimPrefix(payee.waitFor(t, "listening on "), "listening on ")
+		mustRun(t, env, "wallet", "pay", "3.00", "--wallet", wallets[from], "--to", addr, "--yes")
+		if err := payee.cmd.Wait(); err != nil {
+			t.Fatalf("receive --once: %v", err)
+		}
+	}
+	payTo("alice", "bob")
+	payTo("copy", "carol")
+	mustRun(t, append(env, "OTPCASH_TOKEN="+bob.Token), "wallet", "deposit", "--wallet", wallets["bob"], "--account", bob.ID)
+	out, _, err := run(t, append(env, "OTPCASH_TOKEN="+carol.Token), "wallet", "deposit", "--wallet", wallets["carol"], "--account", carol.ID)
+	if err == nil || !strings.Contains(out, "double_deposit") {
+		t.Fatalf("Carol's deposit: %v, %q; want refused as a double deposit", err, out)
+	}
+
+	var b struct {
+		balance
+		Refused      int64 `json:"refused"`
+		RefusedCoins int   `json:"refusedCoins"`
+	}
+	out = mustRun(t, env, "wallet", "balance", "--wallet", wallets["carol"], "--json")
+	if err := json.Unmarshal([]byte(out), &b); err != nil || b.Held != 0 || b.Refused != 300 || b.RefusedCoins == 0 {
+		t.Errorf("Carol's balance = %q (%v); want nothing held, 3.00 refused", out, err)
+	}
+	if out := mustRun(t, env, "wallet", "balance", "--wallet", wallets["carol"]); !strings.Contains(out, "refused:     3.00 EUR") {
+		t.Errorf("Carol's balance printed %q; want the refused value", out)
+	}
+	if _, errOut, err := run(t, env, "wallet", "pay", "1.00", "--wallet", wallets["carol"], "--to", "127.0.0.1:1", "--yes"); err == nil || !strings.Contains(errOut, "insufficient") {
+		t.Errorf("paying with refused coins: %v, %q; want insufficient funds", err, errOut)
+	}
+	if out := mustRun(t, env, "wallet", "history", "--wallet", wallets["carol"]); !strings.Contains(out, "refused") || !strings.Contains(out, "double_deposit") {
+		t.Errorf("Carol's history lacks the refusal:\n%s", out)
+	}
+}
+
+// TestMetricsListener: bank serve --metrics-addr serves /metrics there and
+// only there; the API port answers 404, even to the admin.
+func TestMetricsListener(t *testing.T) {
+	dir := t.TempDir()
+	adminFile := filepath.Join(dir, "admin-token")
+	p := start(t, nil, "bank", "serve", "--db", "sqlite:"+filepath.Join(dir, "bank.db"), "--listen", "127.0.0.1:0",
+		"--admin-token-file", adminFile, "--metrics-addr", "127.0.0.1:0")
+	urls := map[bool]string{} // by whether it is the metrics listener
+	for range 2 {
+		line := p.waitFor(t, "msg=listening")
+		addr := strings.Fields(line[strings.Index(line, "addr=")+len("addr="):])[0]
+		urls[strings.Contains(line, "server=metrics")] = "http://" + strings.Trim(addr, `"`) + "/metrics"
+	}
+	admin, err := os.ReadFile(adminFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(url, token string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest("GET", url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(body)
+	}
+	if code, body := get(urls[true], ""); code != 200 || !strings.Contains(body, "otpcash_bank_coins_issued_total 0") {
+		t.Errorf("metrics listener: %d %.200s", code, body)
+	}
+	for _, token := range []string{"", strings.TrimSpace(string(admin))} {
+		if code, body := get(urls[false], token); code != 404 {
+			t.Errorf("API port /metrics with token %t: %d %.200s; want 404", token != "", code, body)
+		}
 	}
 }

@@ -322,6 +322,10 @@ func walletBalanceCmd() *cobra.Command {
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "held:        %s %s (%d coins)\npending-out: %s %s\n",
 					amount.Format(b.Held), b.Currency, b.Coins, amount.Format(b.PendingOut), b.Currency)
+				if b.RefusedCoins > 0 {
+					fmt.Fprintf(cmd.OutOrStdout(), "refused:     %s %s (%d coins the bank will not credit; see wallet history)\n",
+						amount.Format(b.Refused), b.Currency, b.RefusedCoins)
+				}
 				names := slices.Sorted(maps.Keys(b.Programs))
 				for _, n := range names {
 					p := b.Programs[n]
@@ -333,7 +337,7 @@ func walletBalanceCmd() *cobra.Command {
 		},
 	}
 	f.register(cmd)
-	cmd.Flags().BoolVar(&f.json, "json", false, "print JSON: {currency, held, pendingOut, coins, programs: {NAME: {held, pendingOut, coins}}} in minor units")
+	cmd.Flags().BoolVar(&f.json, "json", false, "print JSON: {currency, held, pendingOut, coins, refused, refusedCoins, programs: {NAME: {held, pendingOut, coins}}} in minor units")
 	return cmd
 }
 

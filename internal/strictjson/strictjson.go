@@ -16,9 +16,12 @@
 package strictjson
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
+	"strings"
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -70,4 +73,32 @@ func safeInt[T int | int32 | int64](dec *jsontext.Decoder, v *T) error {
 	}
 	*v = T(n)
 	return nil
+}
+
+// CheckIntegers reports the first integer literal (a number without
+// fraction or exponent) in the JSON text data whose magnitude exceeds
+// MaxSafeInteger, wrapping ErrUnsafeInteger. Encoders call it before
+// anything is signed or hashed over their output: RFC 8785 would write
+// such a number rounded, so two values would share one canonical form.
+func CheckIntegers(data []byte) error {
+	dec := jsontext.NewDecoder(bytes.NewReader(data))
+	for {
+		tok, err := dec.ReadToken()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if tok.Kind() != '0' {
+			continue
+		}
+		lit := tok.String()
+		if strings.ContainsAny(lit, ".eE") {
+			continue
+		}
+		if n, err := strconv.ParseInt(lit, 10, 64); err != nil || n > MaxSafeInteger || n < -MaxSafeInteger {
+			return fmt.Errorf("%w: %s", ErrUnsafeInteger, lit)
+		}
+	}
 }

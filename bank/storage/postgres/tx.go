@@ -53,6 +53,21 @@ func (x *tx) CreateAccount(ctx context.Context, a storage.Account) error {
 		a.ID, a.TokenHash, a.Created, attrs)
 }
 
+func (x *tx) AccountByToken(ctx context.Context, tokenHash []byte) (storage.Account, error) {
+	rows, err := x.t.Query(ctx, `SELECT id FROM accounts WHERE token_hash = $1 LIMIT 2`, tokenHash)
+	if err != nil {
+		return storage.Account{}, fmt.Errorf("account by token: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return storage.Account{}, fmt.Errorf("account by token: %w", err)
+	}
+	if len(ids) != 1 {
+		return storage.Account{}, fmt.Errorf("account by token: %d accounts: %w", len(ids), storage.ErrNotFound)
+	}
+	return x.Account(ctx, ids[0])
+}
+
 func (x *tx) Account(ctx context.Context, id string) (storage.Account, error) {
 	a := storage.Account{ID: id}
 	err := x.t.QueryRow(ctx, `SELECT token_hash, balance, created, attrs FROM accounts WHERE id = $1`, id).

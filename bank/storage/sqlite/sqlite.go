@@ -190,6 +190,10 @@ CREATE TABLE issuer_keys (
 `, `
 -- Version 2: certified attributes of an account, a JSON object of strings.
 ALTER TABLE accounts ADD COLUMN attrs TEXT NOT NULL DEFAULT '{}';
+`, `
+-- Version 3: accounts found by token, so a request is authenticated before
+-- its body is read.
+CREATE INDEX accounts_token ON accounts (token_hash);
 `}
 
 // migrate brings the schema to the newest version. It runs in one

@@ -76,8 +76,8 @@ func TestReopenKeepsDataAndSchemaVersion(t *testing.T) {
 	}
 	defer db.Close()
 	var v int
-	if err := db.QueryRow(`SELECT version FROM schema_version`).Scan(&v); err != nil || v != 2 {
-		t.Errorf("schema version = %d, %v; want 2", v, err)
+	if err := db.QueryRow(`SELECT version FROM schema_version`).Scan(&v); err != nil || v != 3 {
+		t.Errorf("schema version = %d, %v; want 3", v, err)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/otpcash/otpcash/bank/storage"
+	"github.com/otpcash/otpcash/internal/strictjson"
 )
 
 type tx struct{ t *sql.Tx }
@@ -67,6 +68,29 @@ func (x *tx) CreateAccount(ctx context.Context, a storage.Account) error {
 		a.ID, a.TokenHash, unix(a.Created), string(attrs))
 }
 
+func (x *tx) AccountByToken(ctx context.Context, tokenHash []byte) (storage.Account, error) {
+	rows, err := x.t.QueryContext(ctx, `SELECT id FROM accounts WHERE token_hash = ? LIMIT 2`, tokenHash)
+	if err != nil {
+		return storage.Account{}, fmt.Errorf("account by token: %w", err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return storage.Account{}, fmt.Errorf("account by token: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return storage.Account{}, fmt.Errorf("account by token: %w", err)
+	}
+	if len(ids) != 1 {
+		return storage.Account{}, fmt.Errorf("account by token: %d accounts: %w", len(ids), storage.ErrNotFound)
+	}
+	return x.Account(ctx, ids[0])
+}
+
 func (x *tx) Account(ctx context.Context, id string) (storage.Account, error) {
 	a := storage.Account{ID: id}
 	var created int64
@@ -78,7 +102,7 @@ func (x *tx) Account(ctx context.Context, id string) (storage.Account, error) {
 	}
 	a.Created = fromUnix(created)
 	if attrs != "{}" {
-		if err := json.Unmarshal([]byte(attrs), &a.Attrs); err != nil {
+		if err := strictjson.Unmarshal([]byte(attrs), &a.Attrs); err != nil {
 			return a, fmt.Errorf("account %s: attrs: %w", id, err)
 		}
 	}

@@ -120,6 +120,11 @@ func testAccounts(t *testing.T, st storage.Store) {
 		}
 		_, err = tx.Account(ctx, "nobody")
 		wantErr(t, "unknown account", err, storage.ErrNotFound)
+		if a, err := tx.AccountByToken(ctx, []byte("hash-a1")); err != nil || a.ID != "a1" || a.Balance != 0 {
+			t.Errorf("account by token = %+v, %v", a, err)
+		}
+		_, err = tx.AccountByToken(ctx, []byte("hash-nobody"))
+		wantErr(t, "unknown token", err, storage.ErrNotFound)
 		return nil
 	})
 	err := st.Update(ctx, func(tx storage.Tx) error {
