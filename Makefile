@@ -5,8 +5,13 @@
 # installs postgresql with apt-get when missing, starts the cluster, exports
 # OTPCASH_TEST_POSTGRES, removes the cluster afterwards, also on failure).
 # OTPCASH_SKIP_POSTGRES=1 skips the PostgreSQL tests, and they say so.
+# pgrun also installs swtpm when missing: the TPM tests start a fresh
+# software TPM each (internal/testtpm), and the vault's tests run a second
+# time with every vault on one (OTPCASH_TEST_VAULT=tpm). OTPCASH_SKIP_TPM=1
+# skips them, and they say so.
 test: vet
 	go run ./internal/testpg/cmd/pgrun go test -count=1 ./...
+	OTPCASH_TEST_VAULT=tpm go test -count=1 ./vault/
 	go test -count=1 -race -skip '$(RACESKIP)' $(RACEPKGS)
 
 # The race detector, again over the packages whose tests it can afford: it

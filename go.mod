@@ -9,6 +9,7 @@ require (
 	github.com/cloudflare/circl v1.6.5
 	github.com/flynn/noise v1.1.0
 	github.com/go-json-experiment/json v1.27.2
+	github.com/google/go-tpm v0.9.8
 	github.com/gowebpki/jcs v1.0.2
 	github.com/spf13/cobra v1.10.2
 	golang.org/x/crypto v0.59.0

@@ -36,7 +36,7 @@ import (
 // wallet because a peer that lies about the plaintext of a message needs
 // this package's ReadPlain and WritePlain (export_test.go).
 
-const pin = "1234"
+const pin = "123456"
 
 // party is a bank customer with a wallet, and a second handle on its vault
 // through which the tests read the wallet's state without going through it.

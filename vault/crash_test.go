@@ -32,7 +32,7 @@ func TestCrash(t *testing.T) {
 	dirs := []string{filepath.Join(dir, "a"), filepath.Join(dir, "b")}
 	values := map[string]int64{}
 	for i, d := range dirs {
-		v, err := Create(ctx, d, testPIN, cheap)
+		v, err := Create(ctx, d, testPIN, testOptions(t, backend))
 		if err != nil {
 			t.Fatal(err)
 		}

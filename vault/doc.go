@@ -4,8 +4,13 @@
 // A vault is one SQLite database file in the wallet directory. The software
 // backend encrypts every record with XChaCha20-Poly1305 under a random data
 // key; the data key is stored only wrapped by a key derived from the owner's
-// PIN or passphrase with Argon2id. A hardware backend (a TPM 2.0 sealing the
-// data key) fits behind the same key-wrapping interface.
+// PIN or passphrase with Argon2id. The TPM backend (Options.Protector TPM,
+// tpm.go) seals the data key to a TPM 2.0 instead, under a policy on an NV
+// hash chain that every write destroying a key extends: a copy on another
+// TPM, or an older copy on the same one, cannot open (docs/SECURITY.md).
+// A swtpm serves one connection at a time, and an open TPM vault holds
+// one: open one TPM vault per swtpm at a time (/dev/tpmrm0 has no such
+// limit).
 //
 // Guarantees:
 //   - Nothing secret or linkable is stored in the clear: private keys, coin
@@ -37,12 +42,16 @@
 //     decrypted again. Private keys are decrypted for the call that uses
 //     them and not kept.
 //
+// PINs: at least 6 digits or an 8-character passphrase (CheckPIN). The
+// software backend counts wrong PINs in the file and delays tries after 5;
+// the TPM backend leaves that to the TPM's dictionary-attack lockout.
+//
 // Limits of the software backend: it cannot stop a user who copies the
 // directory and later restores the old copy, getting back holder keys it had
 // destroyed. Paying such a coin again makes two transfers signed by one key;
 // the bank detects that double spend at deposit and names the key. Nor can
-// it rate-limit PIN guesses against a copied file: Argon2id only makes each
-// guess expensive. A destroyed key is overwritten in the database file, but
+// it rate-limit PIN guesses against a copied file (its count of wrong PINs
+// is in the file): Argon2id only makes each guess expensive. A destroyed key is overwritten in the database file, but
 // an older, encrypted page holding it can remain in the write-ahead log
 // until SQLite reuses that space; to someone with the PIN it is as good as
 // an old copy. Go cannot reliably wipe key material from memory.

@@ -24,7 +24,7 @@ func Example() {
 
 	// Cheap Argon2id parameters keep the example fast; leave Options nil in
 	// a real wallet.
-	v, err := vault.Create(ctx, dir, []byte("2468"), &vault.Options{Time: 1, MemoryKiB: 64, Threads: 1})
+	v, err := vault.Create(ctx, dir, []byte("246813"), &vault.Options{Time: 1, MemoryKiB: 64, Threads: 1})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -40,10 +40,10 @@ func Example() {
 	}
 	v.Close()
 
-	if _, err := vault.Open(ctx, dir, []byte("1357")); errors.Is(err, vault.ErrWrongPIN) {
+	if _, err := vault.Open(ctx, dir, []byte("135792")); errors.Is(err, vault.ErrWrongPIN) {
 		fmt.Println("wrong PIN refused")
 	}
-	v, err = vault.Open(ctx, dir, []byte("2468"))
+	v, err = vault.Open(ctx, dir, []byte("246813"))
 	if err != nil {
 		log.Fatal(err)
 	}

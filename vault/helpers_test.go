@@ -6,10 +6,12 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/otpcash/otpcash/internal/testtpm"
 	"github.com/otpcash/otpcash/otp"
 )
 
@@ -136,10 +138,30 @@ func (is *issuer) pay(t testing.TB, payer, payee *Vault, coins []otp.Sandbox) []
 	return sealed
 }
 
+// backend is the protector the tests' vaults use: OTPCASH_TEST_VAULT=tpm
+// runs them on a fresh swtpm each (make test runs the package both ways).
+var backend = os.Getenv("OTPCASH_TEST_VAULT")
+
+// testOptions returns the options of a test vault on backend: cheap
+// Argon2id, or a fresh swtpm.
+func testOptions(t testing.TB, backend string) *Options {
+	o := *cheap
+	if backend == TPM {
+		o.Protector, o.TPM = TPM, testtpm.Start(t)
+	}
+	return &o
+}
+
 func newVault(t testing.TB) (*Vault, string) {
 	t.Helper()
+	return newVaultOn(t, backend)
+}
+
+// newVaultOn is newVault with the protector backend.
+func newVaultOn(t testing.TB, backend string) (*Vault, string) {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "wallet")
-	v, err := Create(context.Background(), dir, testPIN, cheap)
+	v, err := Create(context.Background(), dir, testPIN, testOptions(t, backend))
 	if err != nil {
 		t.Fatal(err)
 	}

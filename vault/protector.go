@@ -21,19 +21,62 @@ type keyProtector interface {
 	unwrap(wrapped []byte) ([]byte, error)
 }
 
-// protectorFor returns the protector a vault was created with.
-func protectorFor(name string, pin []byte) (keyProtector, error) {
+// guard is a protector that binds the vault's state to hardware (the TPM
+// protector): every transaction that destroys a key stores the data key
+// re-wrapped by prepare, and advance moves the hardware's record to it
+// once the transaction committed, so that older copies stop opening.
+type guard interface {
+	// prepare returns the vault's secret with a fresh state key, and it
+	// sealed for the next state.
+	prepare() (wrapped, secret []byte, err error)
+	advance() error
+	abandon()
+	close() error
+}
+
+// The protectors by the names Options.Protector takes; the name stored in
+// a vault is the protector's own.
+const (
+	Software = "software" // Argon2id of the PIN wraps the data key
+	TPM      = "tpm"      // a TPM 2.0 seals it: tpm.go
+)
+
+// protectorFor returns the protector a vault was created with. dev names
+// the TPM of a TPM vault.
+func protectorFor(name string, pin []byte, dev string) (keyProtector, error) {
 	switch name {
 	case protectorArgon2id:
 		return &argon2Protector{pin: pin}, nil
+	case protectorTPM:
+		return newTPMProtector(dev, pin), nil
 	}
 	return nil, fmt.Errorf("unknown key protector %q", name)
 }
 
-// Options tunes the Argon2id derivation of the key that wraps the data key.
-// A zero field takes its default: 3 passes over 64 MiB with 2 threads.
+// storedName maps Options.Protector onto the name a vault stores.
+func storedName(protector string) (string, error) {
+	switch protector {
+	case "", Software:
+		return protectorArgon2id, nil
+	case TPM:
+		return protectorTPM, nil
+	}
+	return "", fmt.Errorf("%w: unknown protector %q (want %q or %q)", ErrProtector, protector, Software, TPM)
+}
+
+// Options choose the vault's protector and tune it. The zero value makes
+// a software vault: Argon2id with 3 passes over 64 MiB with 2 threads
+// (a zero field takes its default).
 type Options struct {
-	Time      uint32 // passes over the memory
+	// Protector is Software ("" too) or TPM. Open refuses a vault made
+	// with another protector than a non-empty Protector names.
+	Protector string
+	// TPM names the TPM of a TPM vault: a device (DefaultTPM when empty)
+	// or "swtpm:HOST:PORT", a simulator's command port. Create records
+	// it; Open uses the recorded one when TPM is empty.
+	TPM string
+
+	Time      uint32 // Argon2id passes over the memory
 	MemoryKiB uint32
 	Threads   uint8
 }

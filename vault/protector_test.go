@@ -45,7 +45,7 @@ func TestProtector(t *testing.T) {
 			if tt.change != nil {
 				b = tt.change(b)
 			}
-			p, err := protectorFor(protectorArgon2id, []byte(tt.pin))
+			p, err := protectorFor(protectorArgon2id, []byte(tt.pin), "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -62,7 +62,7 @@ func TestProtector(t *testing.T) {
 			}
 		})
 	}
-	if _, err := protectorFor("tpm2", testPIN); err == nil {
+	if _, err := protectorFor("tpm3", testPIN, ""); err == nil {
 		t.Fatal("an unknown protector was accepted")
 	}
 }

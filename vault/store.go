@@ -48,6 +48,7 @@ const (
 	metaFormat     = "format"
 	metaProtector  = "protector"
 	metaWrappedKey = "wrapped-key"
+	metaTPM        = "tpm" // the TPM a TPM vault was made on
 	formatVersion  = "1"
 )
 
@@ -116,9 +117,21 @@ func openDB(path string) (*sql.DB, error) {
 type sealer struct {
 	aead cipher.AEAD
 	mac  []byte
+	// keys encrypts the private-key records. In the TPM vault it comes
+	// from a state key drawn afresh at every write that destroys a key,
+	// and the live keys are re-encrypted under it (Vault.reseal): the
+	// current state's secret does not open an older copy's keys. In the
+	// software vault it is aead.
+	keys cipher.AEAD
 }
 
-func newSealer(dataKey []byte) (*sealer, error) {
+// newSealer makes the sealer of secret: the data key, followed in the TPM
+// vault by the state key.
+func newSealer(secret []byte) (*sealer, error) {
+	if len(secret) != dataKeySize && len(secret) != 2*dataKeySize {
+		return nil, fmt.Errorf("vault secret of %d bytes", len(secret))
+	}
+	dataKey, stateKey := secret[:dataKeySize], secret[dataKeySize:]
 	enc, err := hkdf.Key(sha256.New, dataKey, nil, "otpcash/v1/vault/record-key", chacha20poly1305.KeySize)
 	if err != nil {
 		return nil, err
@@ -131,7 +144,25 @@ func newSealer(dataKey []byte) (*sealer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &sealer{aead: aead, mac: mac}, nil
+	s := &sealer{aead: aead, mac: mac, keys: aead}
+	if len(stateKey) > 0 {
+		k, err := hkdf.Key(sha256.New, stateKey, nil, "otpcash/v1/vault/key-record-key", chacha20poly1305.KeySize)
+		if err != nil {
+			return nil, err
+		}
+		if s.keys, err = chacha20poly1305.NewX(k); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// aeadFor returns the AEAD of records of kind.
+func (s *sealer) aeadFor(kind string) cipher.AEAD {
+	if kind == kindKey {
+		return s.keys
+	}
+	return s.aead
 }
 
 // frame joins fields with length prefixes, so that no two different field
@@ -162,17 +193,19 @@ func (s *sealer) seal(kind string, id []byte, state string, ref []byte, v any) (
 	if err != nil {
 		return nil, err
 	}
-	nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(plain)+s.aead.Overhead())
+	aead := s.aeadFor(kind)
+	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plain)+aead.Overhead())
 	rand.Read(nonce)
-	return s.aead.Seal(nonce, nonce, plain, associated(kind, id, state, ref)), nil
+	return aead.Seal(nonce, nonce, plain, associated(kind, id, state, ref)), nil
 }
 
 func (s *sealer) open(kind string, id []byte, state string, ref, blob []byte, v any) error {
-	n := s.aead.NonceSize()
+	aead := s.aeadFor(kind)
+	n := aead.NonceSize()
 	if len(blob) < n {
 		return fmt.Errorf("%s record is truncated", kind)
 	}
-	plain, err := s.aead.Open(nil, blob[:n], blob[n:], associated(kind, id, state, ref))
+	plain, err := aead.Open(nil, blob[:n], blob[n:], associated(kind, id, state, ref))
 	if err != nil {
 		return fmt.Errorf("%s record is corrupt or was tampered with", kind)
 	}
@@ -214,6 +247,9 @@ type tx struct {
 	now   time.Time            // one clock reading for the whole transaction
 	mem   *memo                // the vault's, guarded by its lock
 	bound map[string]*sql.Stmt // statements bound to this transaction, made once
+	// destroys is set once the transaction deletes a private key: it
+	// moves the TPM vault's chain (Vault.update).
+	destroys bool
 }
 
 // stmt returns the prepared statement q, bound to this transaction. A batch
@@ -374,6 +410,7 @@ func (t *tx) putAll(recs ...sealedRecord) error {
 }
 
 func (t *tx) delete(kind string, id []byte) error {
+	t.destroys = t.destroys || kind == kindKey
 	_, err := t.stmt(deleteRecord).ExecContext(t.ctx, kind, id)
 	return err
 }

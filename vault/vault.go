@@ -5,6 +5,7 @@ import (
 	"crypto/ecdh"
 	"crypto/rand"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/otpcash/otpcash/internal/parallel"
 	"github.com/otpcash/otpcash/otp"
 )
 
@@ -54,6 +56,11 @@ type Vault struct {
 	s     *sealer
 	now   func() time.Time
 	mem   memo // guarded by mu
+	// g is the TPM vault's protector, nil for a software vault. After a
+	// write it could not advance, failed is set and the vault refuses
+	// further work: reopening finishes that write.
+	g      guard
+	failed error
 }
 
 // memo remembers, by record version (see versions), what was decrypted
@@ -69,14 +76,27 @@ type memo struct {
 
 // Create makes a new vault in dir, protected by pin, with a fresh data key
 // and a fresh identity key. It fails with ErrExists if dir already holds a
-// vault. opts may be nil.
+// vault, and with ErrWeakPIN if pin does not meet CheckPIN. opts may be
+// nil: a software vault.
 func Create(ctx context.Context, dir string, pin []byte, opts *Options) (*Vault, error) {
-	if len(pin) == 0 {
-		return nil, errors.New("create vault: the PIN is empty")
+	if err := CheckPIN(pin); err != nil {
+		return nil, fmt.Errorf("create vault: %w", err)
 	}
 	params, err := opts.params()
 	if err != nil {
 		return nil, fmt.Errorf("create vault: %w", err)
+	}
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	kind, err := storedName(o.Protector)
+	if err != nil {
+		return nil, fmt.Errorf("create vault: %w", err)
+	}
+	var p keyProtector = &argon2Protector{pin: pin, params: params}
+	if kind == protectorTPM {
+		p = newTPMProtector(o.TPM, pin)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create vault: %w", err)
@@ -95,15 +115,20 @@ func Create(ctx context.Context, dir string, pin []byte, opts *Options) (*Vault,
 		return nil, fmt.Errorf("create vault in %s: %w", dir, err)
 	}
 	v := &Vault{db: db, now: time.Now}
-	if err := v.create(ctx, dir, &argon2Protector{pin: pin, params: params}); err != nil {
-		db.Close()
+	v.g, _ = p.(guard)
+	if err := v.create(ctx, dir, p); err != nil {
+		v.Close()
 		return nil, fmt.Errorf("create vault: %w", err)
 	}
 	return v, nil
 }
 
 func (v *Vault) create(ctx context.Context, dir string, p keyProtector) error {
+	// The secret: the data key, and in the TPM vault the state key too.
 	dataKey := make([]byte, dataKeySize)
+	if v.g != nil {
+		dataKey = make([]byte, 2*dataKeySize)
+	}
 	rand.Read(dataKey)
 	var err error
 	if v.s, err = newSealer(dataKey); err != nil {
@@ -131,11 +156,15 @@ func (v *Vault) create(ctx context.Context, dir string, p keyProtector) error {
 		if err != nil {
 			return err
 		}
-		for name, value := range map[string][]byte{
+		rows := map[string][]byte{
 			metaFormat:     []byte(formatVersion),
 			metaProtector:  []byte(p.name()),
 			metaWrappedKey: wrapped,
-		} {
+		}
+		if tp, ok := p.(*tpmProtector); ok {
+			rows[metaTPM] = []byte(tp.dev)
+		}
+		for name, value := range rows {
 			if _, err := t.sql.ExecContext(ctx, `INSERT INTO meta (name, value) VALUES (?, ?)`, name, value); err != nil {
 				return err
 			}
@@ -159,8 +188,22 @@ func syncDir(dir string) error {
 }
 
 // Open unlocks the vault in dir with pin: ErrNotFound if there is none,
-// ErrWrongPIN if pin does not open it.
+// ErrWrongPIN if pin does not open it, ErrLocked after too many wrong
+// PINs. A TPM vault opens on the TPM it was created with.
 func Open(ctx context.Context, dir string, pin []byte) (*Vault, error) {
+	return OpenWith(ctx, dir, pin, nil)
+}
+
+// OpenWith is Open with options: a non-empty opts.Protector must be the
+// vault's (ErrProtector otherwise), and opts.TPM names the TPM of a TPM
+// vault when it is not the one recorded at Create. A TPM vault fails with
+// ErrOtherTPM on another TPM, and with ErrRollback when it is an older
+// copy than the TPM's record. opts may be nil.
+func OpenWith(ctx context.Context, dir string, pin []byte, opts *Options) (*Vault, error) {
+	return openWith(ctx, dir, pin, opts, time.Now)
+}
+
+func openWith(ctx context.Context, dir string, pin []byte, opts *Options, now func() time.Time) (*Vault, error) {
 	path := filepath.Join(dir, dbName)
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("open vault: %w: no vault in %s", ErrNotFound, dir)
@@ -169,15 +212,19 @@ func Open(ctx context.Context, dir string, pin []byte) (*Vault, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open vault in %s: %w", dir, err)
 	}
-	v := &Vault{db: db, now: time.Now}
-	if err := v.unlock(ctx, dir, pin); err != nil {
-		db.Close()
+	v := &Vault{db: db, now: now}
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if err := v.unlock(ctx, dir, pin, o); err != nil {
+		v.Close()
 		return nil, fmt.Errorf("open vault: %w", err)
 	}
 	return v, nil
 }
 
-func (v *Vault) unlock(ctx context.Context, dir string, pin []byte) error {
+func (v *Vault) unlock(ctx context.Context, dir string, pin []byte, o Options) error {
 	var meta map[string][]byte
 	err := v.update(ctx, func(t *tx) error {
 		var err error
@@ -193,13 +240,40 @@ func (v *Vault) unlock(ctx context.Context, dir string, pin []byte) error {
 	if f := string(meta[metaFormat]); f != formatVersion {
 		return fmt.Errorf("vault format %q is not supported", f)
 	}
-	p, err := protectorFor(string(meta[metaProtector]), pin)
+	kind := string(meta[metaProtector])
+	if o.Protector != "" {
+		want, err := storedName(o.Protector)
+		if err != nil {
+			return err
+		}
+		if kind != want {
+			return fmt.Errorf("%w: the vault in %s was made with protector %q, not %q", ErrProtector, dir, kind, want)
+		}
+	}
+	dev := o.TPM
+	if dev == "" {
+		dev = string(meta[metaTPM])
+	}
+	p, err := protectorFor(kind, pin, dev)
 	if err != nil {
 		return err
+	}
+	v.g, _ = p.(guard)
+	// The software vault counts wrong PINs; the TPM counts them for the
+	// TPM vault, under its dictionary-attack lockout.
+	if v.g == nil {
+		if err := v.countTry(ctx, meta); err != nil {
+			return err
+		}
 	}
 	dataKey, err := p.unwrap(meta[metaWrappedKey])
 	if err != nil {
 		return err
+	}
+	if v.g == nil {
+		if err := v.clearTries(ctx); err != nil {
+			return err
+		}
 	}
 	if v.s, err = newSealer(dataKey); err != nil {
 		return err
@@ -240,28 +314,111 @@ func (v *Vault) Close() error {
 		return errClosed
 	}
 	err := v.db.Close()
+	if v.g != nil {
+		err = errors.Join(err, v.g.close())
+	}
 	v.db, v.stmts, v.s = nil, nil, nil
 	return err
 }
 
 // update runs fn in one transaction, committed only if fn succeeds. All
 // access to the vault goes through it, one call at a time.
+//
+// In a TPM vault, a transaction that destroys a key also stores the data
+// key sealed for the TPM's next chain value, and the chain is extended
+// after the commit: once per transaction, whatever its number of coins.
+// update returns only after that, so nothing a payment seals leaves the
+// vault before an older copy of it is dead.
 func (v *Vault) update(ctx context.Context, fn func(*tx) error) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.db == nil {
 		return errClosed
 	}
+	if v.failed != nil {
+		return v.failed
+	}
 	sqlTx, err := v.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
-	if err := fn(&tx{ctx: ctx, sql: sqlTx, stmts: v.stmts, s: v.s, now: v.now(), mem: &v.mem}); err != nil {
+	t := &tx{ctx: ctx, sql: sqlTx, stmts: v.stmts, s: v.s, now: v.now(), mem: &v.mem}
+	if err := fn(t); err != nil {
 		sqlTx.Rollback()
 		return err
 	}
+	advance := t.destroys && v.g != nil
+	var next *sealer
+	if advance {
+		if next, err = v.reseal(t); err != nil {
+			sqlTx.Rollback()
+			return err
+		}
+	}
 	if err := sqlTx.Commit(); err != nil {
+		if advance {
+			v.g.abandon()
+		}
 		return fmt.Errorf("commit: %w", err)
+	}
+	if advance {
+		v.s = next
+		if err := v.g.advance(); err != nil {
+			// Committed but not extended: the next Open extends it.
+			v.failed = fmt.Errorf("vault needs reopening: the write was stored but the TPM was not advanced: %w", err)
+			return v.failed
+		}
+	}
+	return nil
+}
+
+// reseal draws a new state key, re-encrypts the private-key records
+// under it and stores the secret sealed for the next chain value, all
+// with t; it returns the sealer of the new secret, for after the commit.
+// An older copy's keys stay under a state key sealed only to chain values
+// that are about to pass.
+func (v *Vault) reseal(t *tx) (*sealer, error) {
+	wrapped, secret, err := v.g.prepare()
+	if err != nil {
+		return nil, err
+	}
+	next, err := newSealer(secret)
+	if err == nil {
+		err = rekey(t, next)
+	}
+	if err == nil {
+		_, err = t.sql.ExecContext(t.ctx, `UPDATE meta SET value = ? WHERE name = ?`, wrapped, metaWrappedKey)
+	}
+	if err != nil {
+		v.g.abandon()
+		return nil, err
+	}
+	return next, nil
+}
+
+// rekey re-encrypts every private-key record from t's sealer to next.
+func rekey(t *tx, next *sealer) error {
+	raws, err := scanRecords(t, kindKey, allRecords, nil)
+	if err != nil {
+		return err
+	}
+	blobs := make([][]byte, len(raws))
+	err = parallel.ForEach(len(raws), func(i int) error {
+		r := &raws[i]
+		var plain json.RawMessage
+		if err := t.s.open(kindKey, r.id, r.state, r.ref, r.blob, &plain); err != nil {
+			return err
+		}
+		blobs[i], err = next.seal(kindKey, r.id, r.state, r.ref, plain)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("re-encrypt the keys: %w", err)
+	}
+	for i, r := range raws {
+		if err := t.putSealed(kindKey, r.id, r.state, r.ref, blobs[i]); err != nil {
+			return err
+		}
 	}
 	return nil
 }

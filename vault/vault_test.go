@@ -587,7 +587,7 @@ func TestBadInput(t *testing.T) {
 		{"forget a finished withdrawal", ErrState, "coins are stored", func(t *testing.T, f *fixture) error {
 			return f.alice.ForgetWithdrawal(ctx, "w1")
 		}},
-		{"empty PIN", nil, "PIN is empty", func(t *testing.T, f *fixture) error {
+		{"empty PIN", ErrWeakPIN, "at least 6 digits", func(t *testing.T, f *fixture) error {
 			_, err := Create(ctx, t.TempDir(), nil, cheap)
 			return err
 		}},

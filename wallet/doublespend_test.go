@@ -52,14 +52,14 @@ func TestCopiedWalletDoubleSpend(t *testing.T) {
 		copyDir(t, dir, copied)
 		clones[i] = &holder{account: alice.account, token: alice.token}
 		var err error
-		if clones[i].w, err = Open(ctx, copied, []byte("1234"), opts); err != nil {
+		if clones[i].w, err = Open(ctx, copied, []byte("123456"), opts); err != nil {
 			t.Fatal(err)
 		}
 		defer clones[i].w.Close()
 	}
 	clone := clones[0]
 	var err error
-	if alice.w, err = Open(ctx, dir, []byte("1234"), opts); err != nil {
+	if alice.w, err = Open(ctx, dir, []byte("123456"), opts); err != nil {
 		t.Fatal(err)
 	}
 
@@ -111,7 +111,7 @@ func TestCopiedWalletDoubleSpend(t *testing.T) {
 	if err := carol.w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if carol.w, err = Open(ctx, carol.dir, []byte("1234"), opts); err != nil {
+	if carol.w, err = Open(ctx, carol.dir, []byte("123456"), opts); err != nil {
 		t.Fatal(err)
 	}
 	checkRefused(t, carol, second.Refused)
@@ -130,7 +130,7 @@ func TestCopiedWalletDoubleSpend(t *testing.T) {
 	if d, bb := dave.balance(t), bob.balance(t); d.Held != 200 || d.PendingOut != 0 || bb.Held != 0 {
 		t.Errorf("refused payment changed state: Dave %+v, Bob %+v", d, bb)
 	}
-	reopened, err := Open(ctx, dave.dir, []byte("1234"), opts)
+	reopened, err := Open(ctx, dave.dir, []byte("123456"), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

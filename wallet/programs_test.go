@@ -23,7 +23,7 @@ func (b *testBank) newMerchant(t testing.TB, attrs map[string]string) *holder {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(t.TempDir(), "wallet")
-	w, err := Init(ctx, dir, b.url, []byte("1234"), Options{
+	w, err := Init(ctx, dir, b.url, []byte("123456"), Options{
 		Vault:      cheap,
 		ConfirmSAS: func(context.Context, string) bool { return true },
 		Merchant:   &Merchant{Account: id, Token: token},

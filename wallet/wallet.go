@@ -23,8 +23,15 @@ var (
 	ErrNoExchangeKeys = vault.ErrNoExchangeKeys
 	ErrInsufficient   = vault.ErrInsufficient
 	ErrWrongPIN       = vault.ErrWrongPIN
-	ErrDeclined       = errors.New("payment declined")
-	ErrAmount         = errors.New("amount cannot be paid in whole coins")
+	ErrWeakPIN        = vault.ErrWeakPIN
+	ErrLocked         = vault.ErrLocked
+	// ErrOtherTPM, ErrRollback: a TPM vault copied to another machine,
+	// or an older copy restored (see vault.OpenWith).
+	ErrOtherTPM  = vault.ErrOtherTPM
+	ErrRollback  = vault.ErrRollback
+	ErrProtector = vault.ErrProtector
+	ErrDeclined  = errors.New("payment declined")
+	ErrAmount    = errors.New("amount cannot be paid in whole coins")
 	// ErrChange reports a payee that gave change other than agreed, or
 	// none: the error gives the amounts, and the history records them.
 	ErrChange = errors.New("change not as agreed")
@@ -33,6 +40,17 @@ var (
 	// arrive are valid and kept, and the error gives both amounts.
 	ErrNotAsOffered = errors.New("payment not as offered")
 )
+
+// The vault protectors Options.Protector takes.
+const (
+	VaultSoftware = vault.Software
+	VaultTPM      = vault.TPM
+	DefaultTPM    = vault.DefaultTPM
+)
+
+// CheckPIN reports whether pin is strong enough for Init: at least 6
+// digits, or a passphrase of at least 8 characters.
+func CheckPIN(pin []byte) error { return vault.CheckPIN(pin) }
 
 // DefaultKeyPool is how many exchange keys Init and RefillKeys keep on hand:
 // each coin received uses one.
@@ -55,7 +73,16 @@ type Options struct {
 	ConfirmOffer func(ctx context.Context, o Offer) bool
 	// OnEvent receives progress for a user interface; may be nil.
 	OnEvent func(Event)
-	// Vault tunes the vault's PIN hashing (tests use cheap settings).
+	// Protector is the vault's protector, chosen at Init: VaultSoftware
+	// ("" too) or VaultTPM. Open refuses a wallet made with another than
+	// a non-empty Protector.
+	Protector string
+	// TPM names the TPM of a TPM wallet: a device (DefaultTPM when
+	// empty) or "swtpm:HOST:PORT". Open uses the one Init recorded when
+	// TPM is empty.
+	TPM string
+	// Vault tunes the software vault's PIN hashing (tests use cheap
+	// settings); its Protector and TPM are those above.
 	Vault *vault.Options
 	// Merchant, when set, has the wallet's exchange keys certified for a
 	// registered account, authenticated by its token, so they carry the
@@ -119,6 +146,9 @@ const (
 // Init creates a wallet in dir protected by pin, pins the bank's issuer
 // catalogue (trust on first use) and fills a first pool of exchange keys.
 func Init(ctx context.Context, dir, bankURL string, pin []byte, opts Options) (*Wallet, error) {
+	if err := CheckPIN(pin); err != nil {
+		return nil, fmt.Errorf("init: %w", err)
+	}
 	bc := client.New(bankURL, httpClient(opts))
 	cat, err := bc.Catalogue(ctx)
 	if err != nil {
@@ -127,7 +157,7 @@ func Init(ctx context.Context, dir, bankURL string, pin []byte, opts Options) (*
 	if err := cat.Verify(""); err != nil {
 		return nil, fmt.Errorf("init: %w", err)
 	}
-	v, err := vault.Create(ctx, dir, pin, opts.Vault)
+	v, err := vault.Create(ctx, dir, pin, opts.vaultOptions())
 	if err != nil {
 		return nil, fmt.Errorf("init: %w", err)
 	}
@@ -149,7 +179,7 @@ func Init(ctx context.Context, dir, bankURL string, pin []byte, opts Options) (*
 
 // Open opens the wallet in dir with the owner's pin.
 func Open(ctx context.Context, dir string, pin []byte, opts Options) (*Wallet, error) {
-	v, err := vault.Open(ctx, dir, pin)
+	v, err := vault.OpenWith(ctx, dir, pin, opts.vaultOptions())
 	if err != nil {
 		return nil, fmt.Errorf("open wallet: %w", err)
 	}
@@ -188,6 +218,16 @@ func Open(ctx context.Context, dir string, pin []byte, opts Options) (*Wallet, e
 	}
 	w.trust.Store(&trust{cat, w.ver().WithRevocations(rev)})
 	return w, nil
+}
+
+// vaultOptions joins the protector choice to the vault's tuning.
+func (o Options) vaultOptions() *vault.Options {
+	var v vault.Options
+	if o.Vault != nil {
+		v = *o.Vault
+	}
+	v.Protector, v.TPM = o.Protector, o.TPM
+	return &v
 }
 
 func newWallet(v *vault.Vault, bc *client.Client, cat *otp.Catalogue, opts Options) *Wallet {

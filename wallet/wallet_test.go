@@ -79,7 +79,7 @@ func (b *testBank) newHolder(t testing.TB, credit int64) *holder {
 		}
 	}
 	dir := filepath.Join(t.TempDir(), "wallet")
-	w, err := Init(ctx, dir, b.url, []byte("1234"), Options{
+	w, err := Init(ctx, dir, b.url, []byte("123456"), Options{
 		Vault:      cheap,
 		ConfirmSAS: func(context.Context, string) bool { return true },
 		Now:        b.now,

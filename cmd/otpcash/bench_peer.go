@@ -95,7 +95,7 @@ func (p *rampPeer) init(ctx context.Context, req peerRequest) (peerReply, error)
 	if req.Merchant {
 		opts.Merchant = &wallet.Merchant{Account: req.Account, Token: req.Token}
 	}
-	if p.w, err = wallet.Init(ctx, req.Dir, req.Bank, []byte("ramp"), opts); err != nil {
+	if p.w, err = wallet.Init(ctx, req.Dir, req.Bank, []byte("ramp-peer-pin"), opts); err != nil {
 		return peerReply{}, err
 	}
 	if p.identity, err = p2p.GenerateKeypair(); err != nil {

@@ -69,7 +69,7 @@ type crashWorld struct {
 }
 
 func (w *crashWorld) env(dir string, extra ...string) []string {
-	e := []string{"OTPCASH_PIN=pin-" + filepath.Base(dir)}
+	e := []string{"OTPCASH_PIN=pin-of-" + filepath.Base(dir)}
 	return append(e, extra...)
 }
 

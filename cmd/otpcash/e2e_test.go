@@ -154,12 +154,12 @@ func TestEndToEnd(t *testing.T) {
 	mustRun(t, nil, append([]string{"bank", "account", "credit", alice.ID, "10.00"}, bankArgs...)...)
 
 	aliceDir, bobDir := filepath.Join(dir, "alice"), filepath.Join(dir, "bob")
-	aliceEnv, bobEnv := []string{"OTPCASH_PIN=1111"}, []string{"OTPCASH_PIN=2222"}
+	aliceEnv, bobEnv := []string{"OTPCASH_PIN=111111"}, []string{"OTPCASH_PIN=222222"}
 	mustRun(t, aliceEnv, "wallet", "init", "--wallet", aliceDir, "--bank", url)
 	mustRun(t, bobEnv, "wallet", "init", "--wallet", bobDir, "--bank", url)
 	mustRun(t, append(aliceEnv, "OTPCASH_TOKEN="+alice.Token), "wallet", "withdraw", "10", "--wallet", aliceDir, "--account", alice.ID)
 
-	if _, errOut, err := run(t, []string{"OTPCASH_PIN=9999"}, "wallet", "balance", "--wallet", aliceDir); err == nil || !strings.Contains(strings.ToLower(errOut), "pin") {
+	if _, errOut, err := run(t, []string{"OTPCASH_PIN=999999"}, "wallet", "balance", "--wallet", aliceDir); err == nil || !strings.Contains(strings.ToLower(errOut), "pin") {
 		t.Errorf("wrong PIN: err %v, stderr %q; want a failure naming the PIN", err, errOut)
 	}
 	if _, errOut, err := run(t, aliceEnv, "wallet", "pay", "11", "--wallet", aliceDir, "--to", "127.0.0.1:1", "--yes"); err == nil || !strings.Contains(errOut, "insufficient") {
@@ -248,7 +248,7 @@ func TestRefusedCoinsEndToEnd(t *testing.T) {
 	}
 	alice, bob, carol := newAccount(), newAccount(), newAccount()
 	mustRun(t, nil, append([]string{"bank", "account", "credit", alice.ID, "3.00"}, bankArgs...)...)
-	env := []string{"OTPCASH_PIN=1111"}
+	env := []string{"OTPCASH_PIN=111111"}
 	wallets := map[string]string{}
 	for _, name := range []string{"alice", "bob", "carol"} {
 		wallets[name] = filepath.Join(dir, name)

@@ -31,7 +31,7 @@ func TestProgramsEndToEnd(t *testing.T) {
 	alice, shop, grocer := newAccount(), newAccount("category=electronics"), newAccount("category=grocery")
 	mustRun(t, nil, append([]string{"bank", "account", "credit", alice.ID, "5"}, bankArgs...)...)
 
-	pin := []string{"OTPCASH_PIN=1234"}
+	pin := []string{"OTPCASH_PIN=123456"}
 	wallets := map[string]string{}
 	for name, a := range map[string]*account{"alice": nil, "shop": &shop, "grocer": &grocer} {
 		wallets[name] = filepath.Join(dir, name)

@@ -33,6 +33,8 @@ type walletFlags struct {
 	json     bool
 	merchant accountFlags // init, refill: have keys certified for this account
 	program  string       // withdraw, pay
+	vault    string       // init: the vault's protector
+	tpm      string       // the TPM of a TPM vault (default $OTPCASH_TPM)
 }
 
 // registerMerchant adds the optional --account and --token that make the
@@ -51,7 +53,12 @@ func newWalletCmd() *cobra.Command {
 		Use:   "wallet",
 		Short: "A command-line wallet: withdraw, pay and receive offline, deposit",
 		Long: `A command-line wallet. The PIN comes from the OTPCASH_PIN environment variable
-or, when it is unset, from a prompt on the terminal.`,
+or, when it is unset, from a prompt on the terminal: at least 6 digits, or a
+passphrase of at least 8 characters.
+
+A wallet made with "init --vault tpm" is sealed to a TPM 2.0: the one it was
+made on, unless OTPCASH_TPM names another (a device, or swtpm:HOST:PORT for a
+simulator).`,
 	}
 	cmd.AddCommand(walletInitCmd(), walletRefillCmd(), walletWithdrawCmd(), walletBalanceCmd(),
 		walletHistoryCmd(), walletReceiveCmd(), walletPayCmd(), walletRequestCmd(), walletReceiptCmd(), walletSettleCmd(), walletExchangeCmd(), walletReclaimCmd(), walletDepositCmd())
@@ -96,8 +103,14 @@ func (f *walletFlags) options(cmd *cobra.Command) (wallet.Options, error) {
 		}
 		merchant = &wallet.Merchant{Account: f.merchant.account, Token: token}
 	}
+	tpm := f.tpm
+	if tpm == "" {
+		tpm = os.Getenv("OTPCASH_TPM")
+	}
 	return wallet.Options{
-		Merchant: merchant,
+		Merchant:  merchant,
+		Protector: f.vault,
+		TPM:       tpm,
 		// Warnings, such as the connections receive drops; never secrets.
 		Logger: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn})),
 		ConfirmSAS: func(ctx context.Context, sas string) bool {
@@ -175,6 +188,9 @@ func walletInitCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := wallet.CheckPIN(pin); err != nil {
+				return err
+			}
 			opts, err := f.options(cmd)
 			if err != nil {
 				return err
@@ -200,6 +216,8 @@ func walletInitCmd() *cobra.Command {
 	f.register(cmd)
 	cmd.Flags().StringVar(&bankURL, "bank", "", "bank base URL, e.g. http://127.0.0.1:8080 (required)")
 	cmd.Flags().IntVar(&keys, "keys", wallet.DefaultKeyPool, "exchange keys to keep on hand (coins receivable offline)")
+	cmd.Flags().StringVar(&f.vault, "vault", wallet.VaultSoftware, `vault protector: "software" (a PIN-derived key) or "tpm" (sealed to a TPM 2.0: copies and older copies cannot open)`)
+	cmd.Flags().StringVar(&f.tpm, "tpm", "", "TPM of a tpm vault: a device, or swtpm:HOST:PORT (default $OTPCASH_TPM, else "+wallet.DefaultTPM+")")
 	f.registerMerchant(cmd)
 	_ = cmd.MarkFlagRequired("bank")
 	return cmd

@@ -8,7 +8,11 @@
 // OTPCASH_TEST_POSTGRES set to the cluster's URL, then stops the cluster
 // and removes it, whether the command passed, failed or was interrupted.
 // It exits with the command's status. With OTPCASH_SKIP_POSTGRES=1 it
-// only runs the command.
+// starts no cluster.
+//
+// It also installs swtpm (the software TPM the TPM vault's tests start,
+// one per test, through internal/testtpm) when it is missing, unless
+// OTPCASH_SKIP_TPM=1.
 package main
 
 import (
@@ -21,6 +25,7 @@ import (
 	"syscall"
 
 	"github.com/otpcash/otpcash/internal/testpg"
+	"github.com/otpcash/otpcash/internal/testtpm"
 )
 
 func main() {
@@ -34,6 +39,12 @@ func main() {
 func run(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if os.Getenv(testtpm.EnvSkip) != "1" {
+		if err := testtpm.Install(ctx, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, "pgrun:", err)
+			return 1
+		}
+	}
 	if os.Getenv(testpg.EnvSkip) == "1" {
 		fmt.Fprintf(os.Stderr, "pgrun: %s=1: PostgreSQL tests will be skipped\n", testpg.EnvSkip)
 		return command(ctx, args, nil)
