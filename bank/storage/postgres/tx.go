@@ -56,11 +56,11 @@ func (x *tx) CreateAccount(ctx context.Context, a storage.Account) error {
 func (x *tx) AccountByToken(ctx context.Context, tokenHash []byte) (storage.Account, error) {
 	rows, err := x.t.Query(ctx, `SELECT id FROM accounts WHERE token_hash = $1 LIMIT 2`, tokenHash)
 	if err != nil {
-		return storage.Account{}, fmt.Errorf("account by token: %w", err)
+		return storage.Account{}, fail("account by token", err)
 	}
 	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return storage.Account{}, fmt.Errorf("account by token: %w", err)
+		return storage.Account{}, fail("account by token", err)
 	}
 	if len(ids) != 1 {
 		return storage.Account{}, fmt.Errorf("account by token: %d accounts: %w", len(ids), storage.ErrNotFound)
