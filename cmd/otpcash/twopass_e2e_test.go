@@ -27,7 +27,7 @@ func TestTwoPassEndToEnd(t *testing.T) {
 	}
 	mustRun(t, nil, append([]string{"bank", "account", "credit", alice.ID, "10.00"}, bankArgs...)...)
 	aliceDir, erinDir := filepath.Join(dir, "alice"), filepath.Join(dir, "erin")
-	aliceEnv, erinEnv := []string{"OTPCASH_PIN=1111"}, []string{"OTPCASH_PIN=3333"}
+	aliceEnv, erinEnv := []string{"OTPCASH_PIN=111111"}, []string{"OTPCASH_PIN=333333"}
 	mustRun(t, aliceEnv, "wallet", "init", "--wallet", aliceDir, "--bank", url)
 	mustRun(t, erinEnv, "wallet", "init", "--wallet", erinDir, "--bank", url)
 	mustRun(t, append(aliceEnv, "OTPCASH_TOKEN="+alice.Token), "wallet", "withdraw", "10", "--wallet", aliceDir, "--account", alice.ID)
