@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -63,11 +64,14 @@ func (d *discoverFlags) announce(cmd *cobra.Command, name string, ln net.Listene
 	return func() { c.Close() }, nil
 }
 
-// resolve turns --to into host:port: an address is used as given, any
-// other text is a name looked up on the local network.
+// resolve turns --to into host:port: an address with a numeric port is
+// used as given, any other text ("Shop: Erin" included) is a name looked
+// up on the local network.
 func (d *discoverFlags) resolve(ctx context.Context, cmd *cobra.Command, to string) (string, error) {
-	if _, _, err := net.SplitHostPort(to); err == nil {
-		return to, nil
+	if _, port, err := net.SplitHostPort(to); err == nil {
+		if _, err := strconv.ParseUint(port, 10, 16); err == nil {
+			return to, nil
+		}
 	}
 	cfg, err := d.config()
 	if err != nil {

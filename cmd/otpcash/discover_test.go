@@ -45,7 +45,8 @@ func TestDiscoverEndToEnd(t *testing.T) {
 		return run(t, aliceEnv, append([]string{"wallet", "pay", "1", "--wallet", aliceDir, "--to", to, "--yes"}, mdns...)...)
 	}
 
-	bobName := "Bob's stall " + tag
+	// A colon does not make a name an address.
+	bobName := "Bob's stall: " + tag
 	bob, bobAddr := receive(bobEnv, bobDir, bobName, "--once")
 
 	var peers []struct {
@@ -67,7 +68,7 @@ func TestDiscoverEndToEnd(t *testing.T) {
 		t.Errorf("peers = %s; want %q at %s", out, bobName, bobAddr)
 	}
 
-	for _, name := range []string{"nobody " + tag, "Bob's STALL " + tag} {
+	for _, name := range []string{"nobody " + tag, "Bob's STALL: " + tag} {
 		if _, errOut, err := pay(name); err == nil || !strings.Contains(errOut, "no receiver with that name") || !strings.Contains(errOut, name) {
 			t.Errorf("pay --to %q: %v, stderr %q; want a refusal naming it", name, err, errOut)
 		}
@@ -94,8 +95,8 @@ func TestDiscoverEndToEnd(t *testing.T) {
 	}
 	checkBalance(t, aliceEnv, aliceDir, balance{"EUR", 100, 0})
 
-	if _, errOut, err := run(t, bobEnv, append([]string{"wallet", "receive", "--wallet", bobDir, "--listen", "127.0.0.1:0", "--announce", "shop\x1b[2J"}, mdns...)...); err == nil || !strings.Contains(errOut, "invalid name") {
-		t.Errorf("receive --announce with an escape sequence: %v, stderr %q", err, errOut)
+	if _, errOut, err := run(t, bobEnv, append([]string{"wallet", "receive", "--wallet", bobDir, "--listen", "127.0.0.1:0", "--announce", "shop\x1b[2J"}, mdns...)...); err == nil || !strings.Contains(errOut, "invalid name") || strings.Contains(errOut, "listening") {
+		t.Errorf("receive --announce with an escape sequence: %v, stderr %q; want a refusal before listening", err, errOut)
 	}
 }
 

@@ -243,15 +243,13 @@ func Find(peers []Peer, name string) (Peer, error) {
 }
 
 // fromEntry checks one answer: a TXT record of this version with exactly
-// one well-formed name, an address, a port.
+// one well-formed name, an address, a port. A TXT string is at most 255
+// bytes on the wire, which bounds the decoding.
 func fromEntry(txt []string, v4 net.IP, v6 *net.IPAddr, port int) (Peer, error) {
 	if len(txt) != 2 || txt[0] != txtVersion || !strings.HasPrefix(txt[1], txtName) {
 		return Peer{}, fmt.Errorf("%w: TXT %q", ErrAnswer, txt)
 	}
 	enc := txt[1][len(txtName):]
-	if base64.RawURLEncoding.DecodedLen(len(enc)) > MaxName {
-		return Peer{}, fmt.Errorf("%w: name of %d encoded bytes", ErrAnswer, len(enc))
-	}
 	raw, err := base64.RawURLEncoding.Strict().DecodeString(enc)
 	if err != nil {
 		return Peer{}, fmt.Errorf("%w: name: %v", ErrAnswer, err)
