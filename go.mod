@@ -20,10 +20,15 @@ require (
 
 require (
 	github.com/fxamacker/cbor/v2 v2.10.0 // indirect
+	github.com/hashicorp/mdns v1.0.7 // indirect
 	github.com/makiuchi-d/gozxing v0.1.1 // indirect
+	github.com/miekg/dns v1.1.72 // indirect
 	github.com/rogpeppe/go-internal v1.16.0 // indirect
 	github.com/skip2/go-qrcode v0.0.0-20200617195104-da1b6568686e // indirect
 	github.com/x448/float16 v0.8.4 // indirect
+	golang.org/x/mod v0.42.0 // indirect
+	golang.org/x/net v0.62.0 // indirect
+	golang.org/x/tools v0.52.0 // indirect
 	golang.org/x/xerrors v0.0.0-20200804184101-5ec99f83aff1 // indirect
 )
 

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/otpcash/otpcash/internal/amount"
+	"github.com/otpcash/otpcash/internal/discover"
 	"github.com/otpcash/otpcash/otp"
 	"github.com/otpcash/otpcash/p2p"
 	"github.com/otpcash/otpcash/wallet"
@@ -61,7 +62,8 @@ made on, unless OTPCASH_TPM names another (a device, or swtpm:HOST:PORT for a
 simulator).`,
 	}
 	cmd.AddCommand(walletInitCmd(), walletRefillCmd(), walletWithdrawCmd(), walletBalanceCmd(),
-		walletHistoryCmd(), walletReceiveCmd(), walletPayCmd(), walletRequestCmd(), walletReceiptCmd(), walletSettleCmd(), walletExchangeCmd(), walletReclaimCmd(), walletDepositCmd())
+		walletHistoryCmd(), walletReceiveCmd(), walletPayCmd(), walletRequestCmd(), walletReceiptCmd(), walletSettleCmd(), walletExchangeCmd(), walletReclaimCmd(), walletDepositCmd(),
+		walletPeersCmd())
 	return cmd
 }
 
@@ -388,20 +390,32 @@ func shown(s string) string {
 
 func walletReceiveCmd() *cobra.Command {
 	var f walletFlags
-	var listen, token string
+	var listen, token, announce string
 	var once bool
 	var c codeFlags
+	var d discoverFlags
 	var opts wallet.ServeOptions
 	cmd := &cobra.Command{
-		Use:   "receive --wallet DIR (--listen ADDR | --token FILE|TEXT|-)",
+		Use:   "receive --wallet DIR (--listen ADDR [--announce NAME] | --token FILE|TEXT|-)",
 		Short: "Wait for payers on the local network, or take a payment token, and receive their coins",
 		Long: `Wait for payers on the local network and receive their coins, or take a
 payment token (--token) and print its receipt, with no listening. Connections
 that fail their handshake (port probes, scanners, other programs) and payers
 that stall or break the protocol are logged to stderr and dropped; receive
-goes on serving.`,
+goes on serving.
+
+--announce NAME advertises the receiver on the local network by mDNS, so that
+payers can use "pay --to NAME" and "peers" finds it. ` + nameNotIdentity,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if announce != "" {
+				if token != "" {
+					return errors.New("receive: --announce is for listening, not with --token")
+				}
+				if err := discover.CheckName(announce); err != nil {
+					return fmt.Errorf("receive --announce: %w", err)
+				}
+			}
 			return f.with(cmd, func(w *wallet.Wallet) error {
 				if token != "" {
 					return receiveToken(cmd, w, token, &c)
@@ -412,6 +426,13 @@ goes on serving.`,
 				}
 				defer ln.Close()
 				fmt.Fprintf(cmd.ErrOrStderr(), "listening on %s\n", ln.Addr())
+				if announce != "" {
+					stop, err := d.announce(cmd, announce, ln)
+					if err != nil {
+						return fmt.Errorf("receive --announce: %w", err)
+					}
+					defer stop()
+				}
 				opts.HandshakeTimeout = opts.MessageTimeout
 				for {
 					p, err := w.Serve(cmd.Context(), ln, opts)
@@ -444,6 +465,8 @@ goes on serving.`,
 	cmd.Flags().BoolVar(&f.yes, "yes", false, "accept the short authentication string without asking")
 	cmd.Flags().BoolVar(&f.json, "json", false, "print each payment as JSON")
 	cmd.Flags().StringVar(&token, "token", "", "take this payment token (a file, the text, or - for standard input) and print the receipt; no listening")
+	cmd.Flags().StringVar(&announce, "announce", "", "advertise this receiver on the local network under NAME (mDNS); a convenience, not an identity")
+	d.register(cmd)
 	c.register(cmd)
 	return cmd
 }
@@ -452,11 +475,18 @@ func walletPayCmd() *cobra.Command {
 	var f walletFlags
 	var to, memo, request string
 	var c codeFlags
+	var d discoverFlags
 	var timeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "pay (AMOUNT --to ADDR | --request REQ|FILE|-) --wallet DIR",
+		Use:   "pay (AMOUNT --to ADDR|NAME | --request REQ|FILE|-) --wallet DIR",
 		Short: "Pay a wallet on the local network, offline, or pay a payment request with a token",
-		Args:  cobra.MaximumNArgs(1),
+		Long: `Pay a wallet on the local network in a live session, or pay a payment request
+with a token (--request).
+
+--to takes host:port, or the name a receiver announces ("receive --announce
+NAME"), looked up by mDNS; the payment is refused when no receiver, or more
+than one, answers with that name. ` + nameNotIdentity,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if request != "" {
 				if len(args) > 0 || to != "" {
@@ -471,10 +501,14 @@ func walletPayCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			addr, err := d.resolve(cmd.Context(), cmd, to)
+			if err != nil {
+				return err
+			}
 			return f.with(cmd, func(w *wallet.Wallet) error {
 				ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 				defer cancel()
-				p, err := w.Pay(ctx, to, value, memo, wallet.WithProgram(f.program))
+				p, err := w.Pay(ctx, addr, value, memo, wallet.WithProgram(f.program))
 				if err != nil {
 					return err
 				}
@@ -491,7 +525,8 @@ func walletPayCmd() *cobra.Command {
 		},
 	}
 	f.register(cmd)
-	cmd.Flags().StringVar(&to, "to", "", "payee address, host:port (a live session)")
+	cmd.Flags().StringVar(&to, "to", "", "payee address, host:port, or a name announced on the local network (a live session)")
+	d.register(cmd)
 	cmd.Flags().StringVar(&request, "request", "", "pay this payment request (its text, a file, or - for standard input) and print the token")
 	c.register(cmd)
 	cmd.Flags().StringVar(&memo, "memo", "", "a note for the payee")
