@@ -8,12 +8,10 @@ import (
 	"io"
 	"math"
 	"slices"
-	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/otpcash/otpcash/internal/showable"
 	"github.com/otpcash/otpcash/internal/strictjson"
 	"github.com/otpcash/otpcash/otp"
 )
@@ -241,28 +239,15 @@ func checkLen(what, s string, limit int) error {
 
 // checkText bounds text a peer's user will see, and refuses what would
 // let the sender rewrite the screen or log it is shown on rather than be
-// shown: invalid UTF-8 and the characters unshowable refuses.
+// shown (internal/showable).
 func checkText(what, s string, limit int) error {
 	if err := checkLen(what, s, limit); err != nil {
 		return err
 	}
-	for i, r := range s {
-		switch {
-		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
-			return violation("%s: invalid UTF-8 at byte %d", what, i)
-		case unshowable(r):
-			return violation("%s: character %U at byte %d is not allowed", what, r, i)
-		}
+	if err := showable.Check(s); err != nil {
+		return violation("%s: %v", what, err)
 	}
 	return nil
-}
-
-// unshowable reports the characters that act on a terminal or on the text
-// around them rather than show: control characters (C0, DEL, C1: escape
-// sequences, carriage returns), bidirectional controls such as U+202E,
-// which reverses the text after it, and line and paragraph separators.
-func unshowable(r rune) bool {
-	return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) || unicode.In(r, unicode.Zl, unicode.Zp)
 }
 
 // kinds maps each envelope type to a constructor for its body.

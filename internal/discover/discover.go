@@ -34,10 +34,10 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/hashicorp/mdns"
+
+	"github.com/otpcash/otpcash/internal/showable"
 )
 
 const (
@@ -88,13 +88,8 @@ func CheckName(name string) error {
 	if len(name) > MaxName {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrName, len(name), MaxName)
 	}
-	for i, r := range name {
-		switch {
-		case r == utf8.RuneError && !strings.HasPrefix(name[i:], "\uFFFD"):
-			return fmt.Errorf("%w: invalid UTF-8 at byte %d", ErrName, i)
-		case unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) || unicode.In(r, unicode.Zl, unicode.Zp):
-			return fmt.Errorf("%w: character %U at byte %d is not allowed", ErrName, r, i)
-		}
+	if err := showable.Check(name); err != nil {
+		return fmt.Errorf("%w: %v", ErrName, err)
 	}
 	return nil
 }
