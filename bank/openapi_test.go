@@ -3,6 +3,9 @@ package bank_test
 import (
 	"bytes"
 	"encoding/json"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -243,5 +246,51 @@ func TestOpenAPIServed(t *testing.T) {
 	h.ServeHTTP(w, httptest.NewRequest("POST", "/v1/openapi.yaml", nil))
 	if w.Code != http.StatusMethodNotAllowed {
 		t.Fatalf("POST /v1/openapi.yaml: %d, want 405", w.Code)
+	}
+}
+
+// TestOpenAPIErrorCodes: the codes the description lists, for errors and
+// for refused deposits, are exactly the Code constants of bank/api.
+func TestOpenAPIErrorCodes(t *testing.T) {
+	s := newOpenAPISchemas(t)
+	var documented []string
+	for _, ptr := range []string{"/components/schemas/Error/properties/code", "/components/schemas/DepositResult/properties/code"} {
+		m, _ := s.at(ptr)
+		enum, ok := m["enum"].([]any)
+		if !ok {
+			t.Fatalf("openapi.yaml: %s has no enum", ptr)
+		}
+		for _, c := range enum {
+			documented = append(documented, c.(string))
+		}
+	}
+	f, err := parser.ParseFile(token.NewFileSet(), filepath.Join("api", "api.go"), nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var declared []string
+	for _, d := range f.Decls {
+		g, ok := d.(*ast.GenDecl)
+		if !ok || g.Tok != token.CONST {
+			continue
+		}
+		for _, spec := range g.Specs {
+			v := spec.(*ast.ValueSpec)
+			for i, name := range v.Names {
+				if !strings.HasPrefix(name.Name, "Code") {
+					continue
+				}
+				lit, ok := v.Values[i].(*ast.BasicLit)
+				if !ok || lit.Kind != token.STRING {
+					t.Fatalf("api.%s is not a string literal", name.Name)
+				}
+				declared = append(declared, strings.Trim(lit.Value, `"`))
+			}
+		}
+	}
+	slices.Sort(documented)
+	slices.Sort(declared)
+	if !slices.Equal(documented, declared) {
+		t.Errorf("openapi.yaml lists the codes %v, bank/api declares %v", documented, declared)
 	}
 }
