@@ -27,6 +27,7 @@ vet:
 
 build:
 	go build -o otpcash ./cmd/otpcash
+	go build -o otpcash-bench ./cmd/otpcash-bench
 
 demo:
 	go run ./cmd/otpcash demo

@@ -97,7 +97,7 @@ func (b *Bank) credit(ctx context.Context, account string, checked []checkedCoin
 // CheckDeposit runs the checks of a deposit that need no database (every
 // signature, the chains, the deadlines and the holders' proofs, in
 // parallel on all cores, as a deposit does) and returns how many coins
-// pass. It changes nothing; `otpcash bench bank` measures with it the
+// pass. It changes nothing; `otpcash-bench bank` measures with it the
 // verification bound of deposits.
 func (b *Bank) CheckDeposit(ctx context.Context, req api.DepositRequest) (int, error) {
 	now := b.now()

@@ -12,3 +12,12 @@ func (b *Bank) HoldCertifyWorkers() (release func()) {
 		}
 	}
 }
+
+// Routes lists what the bank serves, as "METHOD /path" mux patterns.
+func (b *Bank) Routes() []string {
+	var out []string
+	for _, rt := range b.routes() {
+		out = append(out, rt.method+" "+rt.path)
+	}
+	return out
+}

@@ -40,16 +40,18 @@ const (
 // a JSON error body.
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
-// Handler returns the HTTP API: the /v1 routes and /healthz. Every
-// response, errors included, is JSON; every request is logged. It does not
-// serve the metrics: they are for the operator, not for clients
-// (MetricsHandler).
-func (b *Bank) Handler() http.Handler {
-	routes := []struct {
-		method, path string
-		h            handlerFunc
-	}{
+// route is one endpoint of the HTTP API. The table is the one list of
+// what the bank serves; bank/api/openapi.yaml describes exactly it (the
+// OpenAPI test compares the two).
+type route struct {
+	method, path string
+	h            handlerFunc
+}
+
+func (b *Bank) routes() []route {
+	return []route{
 		{http.MethodGet, "/healthz", b.handleHealth},
+		{http.MethodGet, "/v1/openapi.yaml", handleOpenAPI},
 		{http.MethodGet, "/v1/catalogue", b.handleCatalogue},
 		{http.MethodPost, "/v1/accounts", b.handleCreateAccount},
 		{http.MethodPost, "/v1/accounts/{id}/credit", b.handleCredit},
@@ -63,9 +65,16 @@ func (b *Bank) Handler() http.Handler {
 		{http.MethodGet, "/v1/admin/conflicts", b.handleConflicts},
 		{http.MethodGet, "/v1/revocations", b.handleRevocations},
 	}
+}
+
+// Handler returns the HTTP API: the /v1 routes and /healthz. Every
+// response, errors included, is JSON, but for the API's own OpenAPI
+// description; every request is logged. It does not serve the metrics:
+// they are for the operator, not for clients (MetricsHandler).
+func (b *Bank) Handler() http.Handler {
 	mux := http.NewServeMux()
 	allowed := map[string][]string{}
-	for _, rt := range routes {
+	for _, rt := range b.routes() {
 		mux.Handle(rt.method+" "+rt.path, b.serve(rt.h))
 		allowed[rt.path] = append(allowed[rt.path], rt.method)
 	}
@@ -466,6 +475,18 @@ func (b *Bank) requireOwner(r *http.Request, id string) (storage.Account, error)
 		return storage.Account{}, api.Errorf(http.StatusUnauthorized, api.CodeUnauthorized, "invalid token for account %q", id)
 	}
 	return a, nil
+}
+
+// openAPI is the description served, read once: api.OpenAPI copies it.
+var openAPI = api.OpenAPI()
+
+func handleOpenAPI(w http.ResponseWriter, _ *http.Request) error {
+	h := w.Header()
+	h.Set("Content-Type", "application/yaml") // RFC 9512
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	w.Write(openAPI)
+	return nil
 }
 
 // healthTimeout bounds the storage check of /healthz.

@@ -144,7 +144,7 @@ func signBlinded(signer *otp.Signer, field string, blinded [][]byte, account, id
 
 // CheckWithdraw signs the blinded messages under the blind coin key keyID
 // as a withdrawal does (on all cores, each signature checked before
-// release) and discards the signatures. It changes nothing; `otpcash bench
+// release) and discards the signatures. It changes nothing; `otpcash-bench
 // bank` measures with it the signing bound, against which it holds the
 // withdrawal rate.
 func (b *Bank) CheckWithdraw(ctx context.Context, keyID string, blinded [][]byte) error {

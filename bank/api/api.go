@@ -9,6 +9,10 @@
 //
 // Amounts are int64 minor units (cents) of the bank's currency; binary
 // values (keys, tokens) are unpadded base64url, as in package otp.
+//
+// openapi.yaml describes the whole API (routes, bodies, error codes) in
+// OpenAPI 3.1, for clients in other languages; OpenAPI returns it, and the
+// bank serves it at GET /v1/openapi.yaml.
 package api
 
 import (

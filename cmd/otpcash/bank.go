@@ -23,11 +23,9 @@ import (
 
 	"github.com/otpcash/otpcash/bank"
 	"github.com/otpcash/otpcash/bank/client"
-	"github.com/otpcash/otpcash/bank/storage"
-	"github.com/otpcash/otpcash/bank/storage/postgres"
-	"github.com/otpcash/otpcash/bank/storage/sqlite"
 	"github.com/otpcash/otpcash/denom"
 	"github.com/otpcash/otpcash/internal/amount"
+	"github.com/otpcash/otpcash/internal/cli"
 )
 
 func newBankCmd() *cobra.Command {
@@ -91,7 +89,7 @@ file. Logs go to stderr; the line with msg=listening gives the address.`,
 			if cfg.AdminToken, err = bankAdminToken(tokenFile, true); err != nil {
 				return err
 			}
-			st, err := bankOpenStore(ctx, db, false)
+			st, err := cli.OpenStore(ctx, db, false)
 			if err != nil {
 				return err
 			}
@@ -170,7 +168,7 @@ matches its ledger. It prints the figures and exits with status 1 when
 anything is off. It changes nothing and can run beside a live bank.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := bankOpenStore(cmd.Context(), db, true)
+			st, err := cli.OpenStore(cmd.Context(), db, true)
 			if err != nil {
 				return err
 			}
@@ -313,33 +311,6 @@ const dbFlagHelp = "storage: sqlite:PATH, or postgres://USER@HOST/DB for many no
 // migrater is a store that reports the schema versions it found and left.
 type migrater interface{ Schema() (from, to int) }
 
-// bankOpenStore opens the storage named by a --db value, applying its
-// schema migrations. With mustExist, it changes nothing: a missing SQLite
-// file, or a PostgreSQL database without a current bank schema, is an
-// error rather than a new, empty bank.
-func bankOpenStore(ctx context.Context, dsn string, mustExist bool) (storage.Store, error) {
-	scheme, path, _ := strings.Cut(dsn, ":")
-	switch scheme {
-	case "sqlite":
-		if path == "" {
-			return nil, errors.New("--db sqlite:PATH: the path is missing")
-		}
-		if mustExist {
-			if _, err := os.Stat(path); err != nil {
-				return nil, fmt.Errorf("--db %s: no bank database there: %w", dsn, err)
-			}
-		}
-		return sqlite.Open(ctx, path)
-	case "postgres", "postgresql":
-		// The DSN may hold a password: errors never quote it.
-		if mustExist {
-			return postgres.OpenExisting(ctx, dsn)
-		}
-		return postgres.Open(ctx, dsn)
-	}
-	return nil, fmt.Errorf("--db: unknown storage %q; use sqlite:PATH or postgres://...", scheme)
-}
-
 func bankMigrateCmd() *cobra.Command {
 	var db string
 	cmd := &cobra.Command{
@@ -352,7 +323,7 @@ database, so that an upgrade happens once, before the new nodes start. A
 database migrated by a newer otpcash is refused.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := bankOpenStore(cmd.Context(), db, false)
+			st, err := cli.OpenStore(cmd.Context(), db, false)
 			if err != nil {
 				return err
 			}

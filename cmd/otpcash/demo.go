@@ -13,6 +13,7 @@ import (
 
 	"github.com/otpcash/otpcash/bank"
 	"github.com/otpcash/otpcash/internal/amount"
+	"github.com/otpcash/otpcash/internal/cli"
 	"github.com/otpcash/otpcash/otp"
 	"github.com/otpcash/otpcash/wallet"
 )
@@ -71,7 +72,7 @@ func runDemo(ctx context.Context, out io.Writer, dir string) error {
 	d := &demo{out: out, dir: dir}
 	d.say("otpcash demo: withdraw -> offline payments -> deposit, in %s", dir)
 
-	eb, err := startEmbeddedBank(ctx, dir, bank.Config{})
+	eb, err := cli.StartEmbeddedBank(ctx, dir, bank.Config{})
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -13,9 +13,9 @@ import (
 	"github.com/otpcash/otpcash/bank/storage/sqlite"
 )
 
-// embeddedBank is a bank on an SQLite file, served on a loopback port, for
+// EmbeddedBank is a bank on an SQLite file, served on a loopback port, for
 // the demo and the benchmarks: everything on one machine, nothing to set up.
-type embeddedBank struct {
+type EmbeddedBank struct {
 	*bank.Bank
 	URL    string
 	st     *sqlite.Store
@@ -26,9 +26,9 @@ type embeddedBank struct {
 	closeErr  error
 }
 
-// startEmbeddedBank opens dir/bank.db and serves the bank on 127.0.0.1.
+// StartEmbeddedBank opens dir/bank.db and serves the bank on 127.0.0.1.
 // Logs are discarded unless cfg has a logger.
-func startEmbeddedBank(ctx context.Context, dir string, cfg bank.Config) (*embeddedBank, error) {
+func StartEmbeddedBank(ctx context.Context, dir string, cfg bank.Config) (*EmbeddedBank, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -47,14 +47,14 @@ func startEmbeddedBank(ctx context.Context, dir string, cfg bank.Config) (*embed
 		return nil, err
 	}
 	ctx, stop := context.WithCancel(ctx)
-	e := &embeddedBank{Bank: b, URL: "http://" + ln.Addr().String(), st: st, stop: stop, served: make(chan error, 1)}
+	e := &EmbeddedBank{Bank: b, URL: "http://" + ln.Addr().String(), st: st, stop: stop, served: make(chan error, 1)}
 	go func() { e.served <- bank.Serve(ctx, ln, b.Handler(), cfg.Logger) }()
 	return e, nil
 }
 
 // Close shuts the server down, waits for it, and closes the database. It
 // may be called more than once (deferred and on the normal path).
-func (e *embeddedBank) Close() error {
+func (e *EmbeddedBank) Close() error {
 	e.closeOnce.Do(func() {
 		e.stop()
 		err := <-e.served

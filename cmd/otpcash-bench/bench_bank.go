@@ -26,6 +26,7 @@ import (
 	"github.com/otpcash/otpcash/bank"
 	"github.com/otpcash/otpcash/bank/api"
 	"github.com/otpcash/otpcash/bank/client"
+	"github.com/otpcash/otpcash/internal/cli"
 	"github.com/otpcash/otpcash/otp"
 )
 
@@ -127,7 +128,7 @@ func engineName(dsn string) string {
 
 // benchBankEngine runs every client count on one engine.
 func benchBankEngine(ctx context.Context, dsn string, f benchBankFlags, progress io.Writer) ([]benchBankRow, error) {
-	st, err := bankOpenStore(ctx, dsn, false)
+	st, err := cli.OpenStore(ctx, dsn, false)
 	if err != nil {
 		return nil, err
 	}

@@ -22,7 +22,7 @@ import (
 func newBenchRampPeerCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:    "ramp-peer",
-		Short:  "One wallet process of the ramp test, driven over stdin and stdout by bench ramp",
+		Short:  "One wallet process of the ramp test, driven over stdin and stdout by otpcash-bench ramp",
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

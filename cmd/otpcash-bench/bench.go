@@ -22,16 +22,8 @@ import (
 
 	"github.com/otpcash/otpcash/bank"
 	"github.com/otpcash/otpcash/denom"
+	"github.com/otpcash/otpcash/internal/cli"
 )
-
-func newBenchCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "bench",
-		Short: "Benchmarks: the paper's ramp test",
-	}
-	cmd.AddCommand(newBenchRampCmd(), newBenchRampPeerCmd(), newBenchBankCmd(), newBenchChangeCmd())
-	return cmd
-}
 
 // The paper's ramp (Mainetti et al. 2023, Section 3.1): each amount of
 // coins sent 50 times in a row.
@@ -147,7 +139,7 @@ func startPeer(ctx context.Context, name string, stderr io.Writer) (*peer, error
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, exe, "bench", "ramp-peer")
+	cmd := exec.CommandContext(ctx, exe, "ramp-peer")
 	cmd.Stderr = stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -224,7 +216,7 @@ func runRamp(ctx context.Context, stdout, stderr io.Writer, f rampFlags, lk link
 
 	// The bank: embedded, on loopback, certifying exchange keys without
 	// the per-client rate limit a public bank has.
-	eb, err := startEmbeddedBank(ctx, dir, bank.Config{Denominations: denom.Set{coinValue}, ExchangeKeyRate: rate.Inf})
+	eb, err := cli.StartEmbeddedBank(ctx, dir, bank.Config{Denominations: denom.Set{coinValue}, ExchangeKeyRate: rate.Inf})
 	if err != nil {
 		return err
 	}
