@@ -9,6 +9,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -57,6 +58,11 @@ type Offer struct {
 	Currency string `json:"currency"` // ISO 4217
 	Memo     string `json:"memo"`
 	Program  string `json:"program"` // the coin program paid with
+	// RevocationsIssued is when the bank issued the payer's revocation
+	// list, that is when the payer last met the bank: the payee may
+	// refuse a payer offline longer than the bank allows. The payer says
+	// it; nothing proves it. Omitted by payers of before it existed.
+	RevocationsIssued time.Time `json:"revocationsIssued,omitzero"`
 }
 
 // acceptMsg accepts an offer. It tells the payer nothing of the payee's
