@@ -148,3 +148,27 @@ func noLimits(h *holder, issued time.Time) {
 	tr.cat, tr.revIssued = &cat, issued
 	h.w.trust.Store(&tr)
 }
+
+// TestOfflineLimitRequest: a payment request that would make the payee
+// hold more than MaxOfflineValue is refused when it is made, before any
+// key is handed out; one that reaches the limit exactly is made.
+func TestOfflineLimitRequest(t *testing.T) {
+	ctx := context.Background()
+	_, alice, bob := limitWorld(t, Options{Vault: cheap}, 500, 0)
+	if _, payErr, _, recvErr := pay(t, alice, bob, 300, nil); payErr != nil || recvErr != nil {
+		t.Fatalf("pay: %v, %v", payErr, recvErr)
+	}
+	keys0, err := bob.w.v.ExchangeKeyCount(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.w.Request(ctx, 300, "", time.Minute, 0); !errors.Is(err, ErrOfflineLimit) {
+		t.Fatalf("request taking the payee to 6.00 of 5.00: %v, want ErrOfflineLimit", err)
+	}
+	if keys, err := bob.w.v.ExchangeKeyCount(ctx); err != nil || keys != keys0 {
+		t.Errorf("exchange keys %d, then %d (%v): the refused request promised keys", keys0, keys, err)
+	}
+	if _, err := bob.w.Request(ctx, 200, "", time.Minute, 0); err != nil {
+		t.Fatalf("request reaching the limit exactly: %v", err)
+	}
+}
