@@ -105,6 +105,13 @@ type Config struct {
 	// computes at once, over all requests (half the CPUs, at least 1):
 	// withdrawals and deposits always have the other CPUs.
 	ExchangeKeyWorkers int
+	// MaxOfflineValue and MaxOffline are the offline limits the
+	// catalogue carries and wallets enforce (zero: none): the most value,
+	// in minor units, a wallet may hold, and the longest it may go
+	// without fetching a fresh revocation list before it stops paying.
+	// MaxOffline is whole seconds.
+	MaxOfflineValue int64
+	MaxOffline      time.Duration
 	// Programs are the coin programs withdrawals may name
 	// (DefaultPrograms(): general, grocery-voucher, max-hops).
 	Programs *Programs
@@ -170,6 +177,10 @@ func (c Config) validate() error {
 		// Key times are whole seconds: a shorter lifetime could end
 		// before it began.
 		return errors.New("lifetimes must be at least a second, the grace positive")
+	case c.MaxOfflineValue < 0 || c.MaxOffline < 0 || c.MaxOffline%time.Second != 0:
+		// The catalogue carries whole seconds: a fraction would be
+		// signed as something else than configured.
+		return fmt.Errorf("offline limits %d and %s must be positive, the duration whole seconds", c.MaxOfflineValue, c.MaxOffline)
 	case c.ExchangeKeyRate < 0 || c.ExchangeKeyGlobalRate < 0 || c.ExchangeKeyWorkers < 0:
 		return errors.New("exchange key rates and workers must be positive")
 	case c.ExchangeKeyBurst < c.MaxCoinsPerRequest || c.ExchangeKeyGlobalBurst < c.MaxCoinsPerRequest:

@@ -123,6 +123,9 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		{AdminToken: banktest.AdminToken, Denominations: denom.Set{200, 100}},
 		{AdminToken: banktest.AdminToken, Currency: "XTS"}, // no default denominations
 		{AdminToken: banktest.AdminToken, CoinLifetime: time.Millisecond},
+		{AdminToken: banktest.AdminToken, MaxOfflineValue: -1},
+		{AdminToken: banktest.AdminToken, MaxOffline: -time.Hour},
+		{AdminToken: banktest.AdminToken, MaxOffline: 1500 * time.Millisecond},
 	} {
 		if _, err := bank.New(context.Background(), e.Store, cfg); err == nil {
 			t.Errorf("New accepted %+v", cfg)
@@ -1235,4 +1238,25 @@ func blindMsg(i int) string {
 	b := make([]byte, otp.BlindMessageSize)
 	b[0] = byte(i)
 	return otp.EncodeBlinded(b)
+}
+
+// TestCatalogueCarriesLimits: the configured offline limits reach the
+// signed catalogue wallets fetch, and none are written when none are set.
+func TestCatalogueCarriesLimits(t *testing.T) {
+	for _, tt := range []struct {
+		value   int64
+		offline time.Duration
+	}{{0, 0}, {50000, 72 * time.Hour}} {
+		e := banktest.New(t, bank.Config{MaxOfflineValue: tt.value, MaxOffline: tt.offline})
+		cat, err := e.Client.Catalogue(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cat.Verify(""); err != nil {
+			t.Fatal(err)
+		}
+		if cat.MaxOfflineValue != tt.value || cat.MaxOffline() != tt.offline {
+			t.Errorf("catalogue limits %d, %s; configured %d, %s", cat.MaxOfflineValue, cat.MaxOffline(), tt.value, tt.offline)
+		}
+	}
 }

@@ -243,7 +243,8 @@ func (b *Bank) loadKeyring(stored []storage.IssuerKey) (*keyring, error) {
 		return nil, fmt.Errorf("the store belongs to issuer %q, not %q", root.Issuer, b.cfg.Issuer)
 	}
 	ring := &keyring{blind: map[string]*otp.Signer{}, newest: map[coinType]*otp.Signer{}}
-	cat := &otp.Catalogue{Issuer: b.cfg.Issuer, Issued: stored[len(stored)-1].Created, Keys: []otp.IssuerKey{}}
+	cat := &otp.Catalogue{Issuer: b.cfg.Issuer, Issued: stored[len(stored)-1].Created, Keys: []otp.IssuerKey{},
+		MaxOfflineValue: b.cfg.MaxOfflineValue, MaxOfflineSeconds: int64(b.cfg.MaxOffline / time.Second)}
 	for _, sk := range stored[1:] {
 		var k otp.IssuerKey
 		if err := strictjson.Unmarshal(sk.Entry, &k); err != nil {

@@ -29,6 +29,7 @@ var (
 	ErrUnknownIssuer = errors.New("unknown issuer")
 	ErrUnknownKey    = errors.New("unknown issuer key")
 	ErrKeyMismatch   = errors.New("coin does not match its issuer key")
+	ErrLimits        = errors.New("bad offline limits")
 	ErrExpired       = errors.New("expired")
 	ErrTokenFormat   = errors.New("malformed token")
 	ErrChain         = errors.New("invalid transfer chain")

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -40,25 +41,43 @@ type IssuerKey struct {
 
 // Catalogue is an issuer's signed list of keys. Wallets pin the root key
 // when they are set up and accept later catalogues only under it.
+//
+// It may also carry the issuer's offline limits, which wallets enforce.
+// They are omitted when zero (no limit), so catalogues signed before the
+// limits existed keep their signed form.
 type Catalogue struct {
 	SchemaVersion int         `json:"schemaVersion"`
 	Issuer        string      `json:"issuer"`
 	Root          string      `json:"root"`
 	Issued        time.Time   `json:"issued"`
 	Keys          []IssuerKey `json:"keys"`
-	Signature     Signature   `json:"signature"`
+	// MaxOfflineValue is the most value, in minor units, a wallet may
+	// hold: a payee refuses a payment that would take it beyond.
+	MaxOfflineValue int64 `json:"maxOfflineValue,omitempty"`
+	// MaxOfflineSeconds is the longest a wallet may go without fetching
+	// a fresh revocation list from the issuer: beyond it the wallet stops
+	// paying and only receives, and payees refuse its coins.
+	MaxOfflineSeconds int64     `json:"maxOfflineSeconds,omitempty"`
+	Signature         Signature `json:"signature"`
 }
 
 type unsignedCatalogue struct {
-	SchemaVersion int         `json:"schemaVersion"`
-	Issuer        string      `json:"issuer"`
-	Root          string      `json:"root"`
-	Issued        time.Time   `json:"issued"`
-	Keys          []IssuerKey `json:"keys"`
+	SchemaVersion     int         `json:"schemaVersion"`
+	Issuer            string      `json:"issuer"`
+	Root              string      `json:"root"`
+	Issued            time.Time   `json:"issued"`
+	Keys              []IssuerKey `json:"keys"`
+	MaxOfflineValue   int64       `json:"maxOfflineValue,omitempty"`
+	MaxOfflineSeconds int64       `json:"maxOfflineSeconds,omitempty"`
 }
 
 func (c *Catalogue) payload() ([]byte, error) {
-	return Canonical(unsignedCatalogue{c.SchemaVersion, c.Issuer, c.Root, c.Issued, c.Keys})
+	return Canonical(unsignedCatalogue{c.SchemaVersion, c.Issuer, c.Root, c.Issued, c.Keys, c.MaxOfflineValue, c.MaxOfflineSeconds})
+}
+
+// MaxOffline is MaxOfflineSeconds as a duration; zero: no limit.
+func (c *Catalogue) MaxOffline() time.Duration {
+	return time.Duration(c.MaxOfflineSeconds) * time.Second
 }
 
 // Sign signs the catalogue with the issuer's root key, setting Root.
@@ -81,6 +100,11 @@ func (c *Catalogue) Verify(pinnedRoot string) error {
 	}
 	if pinnedRoot != "" && !equalText(pinnedRoot, c.Root) {
 		return fmt.Errorf("catalogue of %q: %w: root key differs from the pinned one", c.Issuer, ErrUnknownIssuer)
+	}
+	// A limit a wallet would read as none (negative) or as something
+	// else (a duration that overflows) is the issuer's mistake: refuse it.
+	if c.MaxOfflineValue < 0 || c.MaxOfflineSeconds < 0 || c.MaxOfflineSeconds > int64(math.MaxInt64/time.Second) {
+		return fmt.Errorf("catalogue of %q: %w: maxOfflineValue %d, maxOfflineSeconds %d", c.Issuer, ErrLimits, c.MaxOfflineValue, c.MaxOfflineSeconds)
 	}
 	if c.Signature.Alg != AlgEd25519 {
 		return fmt.Errorf("catalogue: %w %q", ErrAlgorithm, c.Signature.Alg)

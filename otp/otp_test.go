@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -130,6 +131,16 @@ func TestGoldenVectors(t *testing.T) {
 			c, err := ParseCatalogue(b)
 			if err != nil {
 				return err
+			}
+			return c.Verify(f.cat.Root)
+		}},
+		{"catalogue-limits.json", limitedCatalogue(t, f), func(b []byte) error {
+			c, err := ParseCatalogue(b)
+			if err != nil {
+				return err
+			}
+			if c.MaxOfflineValue != 50000 || c.MaxOffline() != 72*time.Hour {
+				return fmt.Errorf("limits read back as %d, %s", c.MaxOfflineValue, c.MaxOffline())
 			}
 			return c.Verify(f.cat.Root)
 		}},
@@ -628,6 +639,51 @@ func TestCheckCallMethod(t *testing.T) {
 			err := checkCallMethod(context.Background(), r)
 			if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrMisplacedStep)) {
 				t.Fatalf("checkCallMethod = %v; want ok %v", err, tt.ok)
+			}
+		})
+	}
+}
+
+// limitedCatalogue is the fixture's catalogue with offline limits: 500.00
+// held at most, 72 hours without the bank.
+func limitedCatalogue(t *testing.T, f *fixture) *Catalogue {
+	t.Helper()
+	c := *f.cat
+	c.MaxOfflineValue, c.MaxOfflineSeconds = 50000, 72*3600
+	if err := c.Sign(seedKey("root")); err != nil {
+		t.Fatal(err)
+	}
+	return &c
+}
+
+// TestCatalogueLimits: the limits are signed (a changed limit breaks the
+// signature) and limits a wallet would misread are refused.
+func TestCatalogueLimits(t *testing.T) {
+	f := newFixture(t)
+	tests := []struct {
+		name   string
+		change func(*Catalogue)
+		sign   bool
+		want   error
+	}{
+		{"value raised after signing", func(c *Catalogue) { c.MaxOfflineValue++ }, false, ErrSignature},
+		{"value dropped after signing", func(c *Catalogue) { c.MaxOfflineValue = 0 }, false, ErrSignature},
+		{"duration raised after signing", func(c *Catalogue) { c.MaxOfflineSeconds *= 2 }, false, ErrSignature},
+		{"negative value", func(c *Catalogue) { c.MaxOfflineValue = -1 }, true, ErrLimits},
+		{"negative duration", func(c *Catalogue) { c.MaxOfflineSeconds = -1 }, true, ErrLimits},
+		{"duration overflows", func(c *Catalogue) { c.MaxOfflineSeconds = 1<<53 - 1 }, true, ErrLimits},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := limitedCatalogue(t, f)
+			tt.change(c)
+			if tt.sign {
+				if err := c.Sign(seedKey("root")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := c.Verify(f.cat.Root); !errors.Is(err, tt.want) {
+				t.Fatalf("Verify = %v, want %v", err, tt.want)
 			}
 		})
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
 
@@ -55,6 +56,11 @@ type Offer struct {
 	Currency string `json:"currency"` // ISO 4217
 	Memo     string `json:"memo"`
 	Program  string `json:"program"` // the coin program paid with
+	// RevocationsIssued is when the bank issued the payer's revocation
+	// list, that is when the payer last met the bank: the payee may
+	// refuse a payer offline longer than the bank allows. The payer says
+	// it; nothing proves it. Omitted by payers of before it existed.
+	RevocationsIssued time.Time `json:"revocationsIssued,omitzero"`
 }
 
 // acceptMsg accepts an offer. It tells the payer nothing of the payee's

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/otpcash/otpcash/otp"
 )
@@ -26,6 +27,8 @@ func goldenMessages(t testing.TB) []golden {
 	return []golden{
 		{"hello", &Hello{Versions: []int{Version}, Issuers: []string{issuer}}},
 		{"offer", &Offer{Amount: 1250, Currency: "EUR", Memo: "2 coffees & a <croissant> ☕", Program: "general"}},
+		{"offer-revocations", &Offer{Amount: 1250, Currency: "EUR", Program: "general",
+			RevocationsIssued: time.Date(2026, 12, 4, 9, 30, 0, 0, time.UTC)}},
 		{"accept", &acceptMsg{}},
 		{"change", &ChangeProposal{Send: []int64{1000, 500}, Keys: []otp.ExchangeKey{p[0].key, p[1].key}}},
 		{"agreed", &agreedMsg{Change: []int64{200, 50}}},

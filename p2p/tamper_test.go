@@ -502,7 +502,7 @@ func harmless(orig, flipped []byte) (string, error) {
 		}
 	case *p2p.Offer:
 		if is := is.(*p2p.Offer); was.Currency == is.Currency {
-			return "the offer's amount or memo: what the payer proposes is its own to say", nil
+			return "the offer's amount, memo or revocation list time: what the payer proposes is its own to say", nil
 		}
 	}
 	return "", nil

@@ -58,6 +58,10 @@ func (w *Wallet) Pay(ctx context.Context, addr string, value int64, memo string,
 	if value <= 0 {
 		return Payment{}, fmt.Errorf("pay %d: %w: the amount must be positive", value, ErrAmount)
 	}
+	revIssued := w.trust.Load().revIssued
+	if err := w.offlineTooLong("this wallet's", revIssued); err != nil {
+		return Payment{}, fmt.Errorf("pay %s: %w", amount.Format(value), err)
+	}
 	held, err := w.v.Payable(ctx, w.Currency(), program)
 	if err != nil {
 		return Payment{}, fmt.Errorf("pay %s: %w", amount.Format(value), err)
@@ -70,7 +74,7 @@ func (w *Wallet) Pay(ctx context.Context, addr string, value int64, memo string,
 		return p, fmt.Errorf("pay %s: %w", amount.Format(value), err)
 	}
 	defer conn.Close()
-	if err := payer.Offer(ctx, p2p.Offer{Amount: value, Currency: w.Currency(), Memo: memo, Program: program}); err != nil {
+	if err := payer.Offer(ctx, p2p.Offer{Amount: value, Currency: w.Currency(), Memo: memo, Program: program, RevocationsIssued: revIssued}); err != nil {
 		var re *p2p.RemoteError
 		if errors.As(err, &re) {
 			return p, fmt.Errorf("pay: %w: %s", ErrDeclined, re.Message)
@@ -495,12 +499,39 @@ func (h *payee) Offer(ctx context.Context, o p2p.Offer) error {
 	if o.Currency != h.w.Currency() {
 		return fmt.Errorf("this wallet takes %s, not %s", h.w.Currency(), o.Currency)
 	}
+	// The bank's limits are checked before the user is asked and before
+	// any exchange key is handed out: a refused payment leaves nothing
+	// sealed to this wallet.
+	if err := h.w.offlineTooLong("the payer's", o.RevocationsIssued); err != nil {
+		return err
+	}
+	if err := h.w.mayHold(ctx, o.Amount); err != nil {
+		return err
+	}
 	h.w.emit(Event{Kind: "offer", Amount: o.Amount, Peer: h.p.Peer, Detail: o.Memo})
-	if h.w.opts.ConfirmOffer != nil && !h.w.opts.ConfirmOffer(ctx, Offer{Amount: o.Amount, Currency: o.Currency, Memo: o.Memo, Peer: h.p.Peer}) {
+	if h.w.opts.ConfirmOffer != nil && !h.w.opts.ConfirmOffer(ctx, Offer{Amount: o.Amount, Currency: o.Currency, Memo: o.Memo, Peer: h.p.Peer, RevocationsIssued: o.RevocationsIssued}) {
 		return ErrDeclined
 	}
 	h.offer = o
 	fault.Point(fault.PayeeOffered)
+	return nil
+}
+
+// mayHold refuses to receive value when the wallet would then hold more
+// than the bank's catalogue allows offline.
+func (w *Wallet) mayHold(ctx context.Context, value int64) error {
+	limit := w.cat().MaxOfflineValue
+	if limit == 0 {
+		return nil
+	}
+	b, err := w.Balance(ctx)
+	if err != nil {
+		return err
+	}
+	if value > limit-b.Held {
+		return fmt.Errorf("%w: receiving %s would make %s held, the bank allows %s offline",
+			ErrOfflineLimit, amount.Format(value), amount.Format(b.Held+value), amount.Format(limit))
+	}
 	return nil
 }
 

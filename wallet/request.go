@@ -124,6 +124,11 @@ func (w *Wallet) Request(ctx context.Context, value int64, memo string, ttl time
 		return PaymentRequest{}, fmt.Errorf("request %d for %s with %d keys: %w: the amount and the time must be positive, the keys 0..%d",
 			value, ttl, keys, ErrAmount, paycode.MaxKeys)
 	}
+	// The bank's limit on held value is checked when the request is made,
+	// as a live payee checks it at the offer: before any key is handed out.
+	if err := w.mayHold(ctx, value); err != nil {
+		return PaymentRequest{}, fmt.Errorf("request %s: %w", amount.Format(value), err)
+	}
 	fewest, err := w.fewestCoins(program, value)
 	if err != nil {
 		return PaymentRequest{}, fmt.Errorf("request %s: %w", amount.Format(value), err)

@@ -39,6 +39,11 @@ var (
 	// another value received than the payer offered: the coins that did
 	// arrive are valid and kept, and the error gives both amounts.
 	ErrNotAsOffered = errors.New("payment not as offered")
+	// ErrOfflineLimit reports a payment stopped by the bank's offline
+	// limits (the catalogue's): a payer whose revocation list is older
+	// than the bank allows, or a payee that would hold more than it
+	// allows. The error gives the figures.
+	ErrOfflineLimit = errors.New("beyond the bank's offline limit")
 )
 
 // The vault protectors Options.Protector takes.
@@ -105,6 +110,9 @@ type Offer struct {
 	Currency string
 	Memo     string
 	Peer     string
+	// RevocationsIssued is when the payer says it last met the bank
+	// (its revocation list's issue time); zero when it does not say.
+	RevocationsIssued time.Time
 }
 
 // Event is a step of a payment or an online operation, for a user interface.
@@ -128,14 +136,34 @@ type Wallet struct {
 }
 
 // trust is what the wallet checks coins and keys against: the pinned
-// catalogue and a verifier of it that knows the revoked keys.
+// catalogue and a verifier of it that knows the revoked keys, and when
+// the bank issued that revocation list (zero: none yet).
 type trust struct {
-	cat *otp.Catalogue
-	ver *otp.Verifier
+	cat       *otp.Catalogue
+	ver       *otp.Verifier
+	revIssued time.Time
 }
 
 func (w *Wallet) cat() *otp.Catalogue { return w.trust.Load().cat }
-func (w *Wallet) ver() *otp.Verifier  { return w.trust.Load().ver }
+
+// offlineTooLong refuses a payer whose revocation list, issued at issued,
+// is older than the bank's catalogue allows: a wallet that has not met
+// the bank for that long stops paying and only receives.
+func (w *Wallet) offlineTooLong(whose string, issued time.Time) error {
+	limit := w.cat().MaxOffline()
+	if limit == 0 {
+		return nil
+	}
+	if issued.IsZero() {
+		return fmt.Errorf("%w: %s revocation list is unknown, the bank allows %s offline", ErrOfflineLimit, whose, limit)
+	}
+	if age := w.now().Sub(issued); age > limit {
+		return fmt.Errorf("%w: %s revocation list is %s old, the bank allows %s offline: meet the bank (refill) first",
+			ErrOfflineLimit, whose, age.Round(time.Second), limit)
+	}
+	return nil
+}
+func (w *Wallet) ver() *otp.Verifier { return w.trust.Load().ver }
 
 const (
 	settingBank        = "bank"
@@ -216,7 +244,7 @@ func Open(ctx context.Context, dir string, pin []byte, opts Options) (*Wallet, e
 		v.Close()
 		return nil, fmt.Errorf("open wallet: revocation list: %w", err)
 	}
-	w.trust.Store(&trust{cat, w.ver().WithRevocations(rev)})
+	w.trust.Store(&trust{cat, w.ver().WithRevocations(rev), rev.Issued})
 	return w, nil
 }
 
@@ -236,7 +264,7 @@ func newWallet(v *vault.Vault, bc *client.Client, cat *otp.Catalogue, opts Optio
 		log = slog.New(slog.DiscardHandler)
 	}
 	w := &Wallet{v: v, bank: bc, opts: opts, log: log}
-	w.trust.Store(&trust{cat, otp.NewVerifier(cat)})
+	w.trust.Store(&trust{cat: cat, ver: otp.NewVerifier(cat)})
 	return w
 }
 
@@ -319,7 +347,7 @@ func (w *Wallet) RefillKeys(ctx context.Context, target int) (int, error) {
 		return 0, fmt.Errorf("refill: %w", err)
 	}
 	ver := otp.NewVerifier(cat).WithRevocations(rev)
-	w.trust.Store(&trust{cat, ver})
+	w.trust.Store(&trust{cat, ver, rev.Issued})
 
 	have, err := w.v.ExchangeKeyCount(ctx)
 	if err != nil {

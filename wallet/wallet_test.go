@@ -42,19 +42,27 @@ func newTestBankOf(t testing.TB, set denom.Set) *testBank { return newClockedBan
 // now (time.Now if nil).
 func newClockedBank(t testing.TB, set denom.Set, now func() time.Time) *testBank {
 	t.Helper()
+	return newBankOf(t, bank.Config{Denominations: set, Now: now})
+}
+
+// newBankOf starts a bank of cfg, with the tests' logger, token and no
+// certification rate limit.
+func newBankOf(t testing.TB, cfg bank.Config) *testBank {
+	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "bank.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	b, err := bank.New(ctx, st, bank.Config{Logger: slog.New(slog.DiscardHandler), ExchangeKeyRate: rate.Inf, AdminToken: testAdminToken, Denominations: set, Now: now})
+	cfg.Logger, cfg.ExchangeKeyRate, cfg.AdminToken = slog.New(slog.DiscardHandler), rate.Inf, testAdminToken
+	b, err := bank.New(ctx, st, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(b.Handler())
 	t.Cleanup(srv.Close)
-	return &testBank{Bank: b, url: srv.URL, now: now}
+	return &testBank{Bank: b, url: srv.URL, now: cfg.Now}
 }
 
 // holder is a bank customer with a wallet.
@@ -68,6 +76,12 @@ var cheap = &vault.Options{Time: 1, MemoryKiB: 64, Threads: 1}
 
 func (b *testBank) newHolder(t testing.TB, credit int64) *holder {
 	t.Helper()
+	return b.newHolderOn(t, credit, Options{Vault: cheap})
+}
+
+// newHolderOn is newHolder with the vault of opts (Vault, Protector, TPM).
+func (b *testBank) newHolderOn(t testing.TB, credit int64, opts Options) *holder {
+	t.Helper()
 	ctx := context.Background()
 	id, token, err := b.CreateAccount(ctx)
 	if err != nil {
@@ -79,11 +93,9 @@ func (b *testBank) newHolder(t testing.TB, credit int64) *holder {
 		}
 	}
 	dir := filepath.Join(t.TempDir(), "wallet")
-	w, err := Init(ctx, dir, b.url, []byte("123456"), Options{
-		Vault:      cheap,
-		ConfirmSAS: func(context.Context, string) bool { return true },
-		Now:        b.now,
-	})
+	opts.ConfirmSAS = func(context.Context, string) bool { return true }
+	opts.Now = b.now
+	w, err := Init(ctx, dir, b.url, []byte("123456"), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,6 +46,8 @@ func bankServeCmd() *cobra.Command {
 		tlsCert, tlsKey                         string
 		issuer, currency, denoms                string
 		programsFile, metricsAddr               string
+		maxOfflineValue                         string
+		maxOffline                              time.Duration
 		certRate, certGlobalRate                float64
 		certBurst, certGlobalBurst, certWorkers int
 	)
@@ -86,6 +88,12 @@ file. Logs go to stderr; the line with msg=listening gives the address.`,
 					return fmt.Errorf("%w: --denominations: %w", errUsage, err)
 				}
 			}
+			if maxOfflineValue != "" {
+				if cfg.MaxOfflineValue, err = amount.Parse(maxOfflineValue); err != nil {
+					return fmt.Errorf("%w: --max-offline-value: %w", errUsage, err)
+				}
+			}
+			cfg.MaxOffline = maxOffline
 			if cfg.AdminToken, err = bankAdminToken(tokenFile, true); err != nil {
 				return err
 			}
@@ -150,6 +158,8 @@ file. Logs go to stderr; the line with msg=listening gives the address.`,
 	f.IntVar(&certGlobalBurst, "exchange-key-global-burst", 2000, "most signatures all clients together may ask at once")
 	f.IntVar(&certWorkers, "exchange-key-workers", 0, "certification signatures computed at once, over all requests (0: half the CPUs, at least 1); the other CPUs stay for withdrawals and deposits")
 	f.StringVar(&programsFile, "config", "", "TOML file of coin programs (docs/PROGRAMS.md); default: general, grocery-voucher, max-hops")
+	f.StringVar(&maxOfflineValue, "max-offline-value", "", "most value a wallet may hold offline, like 500.00, signed into the catalogue (default: no limit)")
+	f.DurationVar(&maxOffline, "max-offline", 0, "longest a wallet may go without fetching the revocation list before it stops paying, like 72h, whole seconds (default: no limit)")
 	_ = cmd.MarkFlagRequired("db")
 	_ = cmd.MarkFlagRequired("admin-token-file")
 	return cmd
