@@ -409,6 +409,7 @@ func rekey(t *tx, next *sealer) error {
 		if err := t.s.open(kindKey, r.id, r.state, r.ref, r.blob, &plain); err != nil {
 			return err
 		}
+		var err error
 		blobs[i], err = next.seal(kindKey, r.id, r.state, r.ref, plain)
 		return err
 	})
