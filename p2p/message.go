@@ -59,7 +59,7 @@ type Offer struct {
 	// RevocationsIssued is when the bank issued the payer's revocation
 	// list, that is when the payer last met the bank: the payee may
 	// refuse a payer offline longer than the bank allows. The payer says
-	// it; nothing proves it. Omitted by payers of before it existed.
+	// it; nothing proves it (a payee refuses a time in its future).
 	RevocationsIssued time.Time `json:"revocationsIssued,omitzero"`
 }
 

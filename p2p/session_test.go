@@ -138,7 +138,8 @@ func TestResend(t *testing.T) {
 // stub is a Handler that checks nothing, for tests of the session rules.
 type stub struct {
 	helloErr, offerErr, keysErr, receiveErr error
-	keysShort                               bool // hand out one key too few
+	keysShort                               bool    // hand out one key too few
+	agree                                   []int64 // the change Change agrees to, if set
 	batches                                 []int
 	give                                    int // change coins Receive and Collect give
 	settled                                 int // change coins settled
@@ -148,6 +149,9 @@ type stub struct {
 // Change agrees to give what the coins sent exceed the offer by, in one
 // coin.
 func (s *stub) Change(_ context.Context, p ChangeProposal) ([]int64, error) {
+	if s.agree != nil {
+		return s.agree, nil
+	}
 	send, _ := Total(p.Send)
 	return []int64{send - s.offered}, nil
 }
@@ -357,6 +361,10 @@ func TestHandlerErrors(t *testing.T) {
 		{"keys short", &stub{keysShort: true}, pay(2), CodeRefused, "no exchange keys", nil},
 		{"coins", &stub{receiveErr: secret}, pay(2), CodeRefused, "coins refused", secret},
 		{"coins with reason", &stub{receiveErr: limit}, pay(2), "limit", limit.Message, limit},
+		// The payee's own handler, agreeing to change the session cannot
+		// carry: more coins than the payer sent keys, or coins out of order.
+		{"change in more coins than keys", &stub{agree: []int64{25, 25}}, proposeChange(1), CodeRefused, "change refused", nil},
+		{"change out of order", &stub{agree: []int64{10, 40}}, proposeChange(2), CodeRefused, "change refused", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -382,6 +390,21 @@ func hello(ctx context.Context, p *Payer) error {
 }
 
 // pay runs a payment of n coins (none: only the offer) with stub data.
+// proposeChange offers 1.00 and proposes to pay it with 1.50, with keys
+// for k change coins.
+func proposeChange(k int) func(context.Context, *Payer) error {
+	return func(ctx context.Context, p *Payer) error {
+		if err := hello(ctx, p); err != nil {
+			return err
+		}
+		if err := p.Offer(ctx, Offer{Amount: 100, Currency: "EUR"}); err != nil {
+			return err
+		}
+		_, err := p.ProposeChange(ctx, ChangeProposal{Send: []int64{150}, Keys: make([]otp.ExchangeKey, k)})
+		return err
+	}
+}
+
 func pay(n int) func(context.Context, *Payer) error {
 	return func(ctx context.Context, p *Payer) error {
 		if err := hello(ctx, p); err != nil {

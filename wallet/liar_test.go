@@ -25,6 +25,7 @@ type lie struct {
 	seal    []int64
 	program string // of the coins sealed; "general" when empty
 	keys    int    // the payer's keys for change; 8 when 0
+	dupKey  bool   // the second key for change repeats the first
 }
 
 // payLying runs one session from `from`, a payer that says and seals what
@@ -59,6 +60,9 @@ func payLying(t *testing.T, from, to *holder, l lie) (payErr, recvErr error) {
 		p := p2p.ChangeProposal{Send: l.send}
 		if p.Keys, err = from.w.v.OfferExchangeKeys(ctx, cmp.Or(l.keys, 8)); err != nil {
 			t.Fatal(err)
+		}
+		if l.dupKey {
+			p.Keys[1] = p.Keys[0]
 		}
 		agreed, err := payer.ProposeChange(ctx, p)
 		if err != nil {
@@ -161,6 +165,8 @@ func TestLyingPayerGetsNoChange(t *testing.T) {
 			false, "the payee cannot give 8.00 in change in at most 8 coins"},
 		{"change in more coins than keys", lie{offer: offer(100), send: []int64{500}, keys: 2},
 			false, "the payee cannot give 4.00 in change in at most 2 coins"},
+		{"one key twice for change", lie{offer: offer(100), send: []int64{300}, dupKey: true},
+			false, "the same exchange key twice for change"},
 		{"no change due", lie{offer: offer(500), send: []int64{500}},
 			false, "5.00 sent does not exceed the 5.00 offered"},
 		{"a negative coin sent", lie{offer: offer(100), send: []int64{-100, 300}},

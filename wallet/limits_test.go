@@ -87,6 +87,10 @@ func TestOfflineLimitPayee(t *testing.T) {
 			clock.Advance(73 * time.Hour)
 			noLimits(alice, alice.w.trust.Load().revIssued)
 		}},
+		{"payer claims a list from the future", 100, "claims to be issued 1h0m0s from now", func(t *testing.T, clock *manualClock, alice, _ *holder) {
+			clock.Advance(73 * time.Hour)
+			noLimits(alice, clock.Now().Add(time.Hour))
+		}},
 		{"payer does not say", 100, "revocation list is unknown", func(t *testing.T, _ *manualClock, alice, _ *holder) {
 			noLimits(alice, time.Time{})
 		}},

@@ -580,11 +580,11 @@ func (h *payee) Change(ctx context.Context, p p2p.ChangeProposal) ([]int64, erro
 			return nil, &p2p.RemoteError{Code: p2p.CodeRefused, Message: "the same exchange key twice for change"}
 		}
 		seen[k.Pub] = true
-		if i >= len(coins) {
-			continue
-		}
 		if err := h.w.ver().VerifyExchangeKey(k, now); err != nil {
 			return nil, &p2p.RemoteError{Code: p2p.CodeRefused, Message: "exchange key for change: " + err.Error()}
+		}
+		if i >= len(coins) {
+			continue
 		}
 		j := otp.Judgement{Coin: &coins[i].Coin, Hops: len(coins[i].Chain) + 1, Payee: k.Attrs,
 			Payment: otp.Payment{Amount: h.offer.Amount, Memo: h.offer.Memo}, Now: now}

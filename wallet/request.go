@@ -219,6 +219,11 @@ func (w *Wallet) PayRequest(ctx context.Context, text string) (TokenPayment, err
 		return tp, fmt.Errorf("pay request %s: %w", req.ID, err)
 	}
 	if len(sealed) > 0 {
+		// The id is the payee's word: another request may carry it. The
+		// coins are this request's only if they went to its keys.
+		if err := sealedTo(sealed, req.Keys); err != nil {
+			return tp, fmt.Errorf("pay request %s: %w", req.ID, err)
+		}
 		tp.Again = true
 		return w.token(req, sealed, tp)
 	}
@@ -273,6 +278,22 @@ func (w *Wallet) PayRequest(ctx context.Context, text string) (TokenPayment, err
 	}
 	w.record(ctx, vault.Event{Kind: "pay-token", Amount: req.Amount, Peer: peer, Detail: req.Memo})
 	return w.token(req, sealed, tp)
+}
+
+// sealedTo refuses coins that were not sealed to one of keys, exactly as
+// certified: coins paid to another request that carried the same id.
+func sealedTo(sealed []otp.Sandbox, keys []otp.ExchangeKey) error {
+	for i := range sealed {
+		c := &sealed[i]
+		if len(c.Chain) == 0 {
+			return fmt.Errorf("%w: coin %.12s was never sealed", ErrPaid, c.Coin.Data.Token)
+		}
+		to := &c.Chain[len(c.Chain)-1].To
+		if !slices.ContainsFunc(keys, func(k otp.ExchangeKey) bool { return otp.SameExchangeKey(&k, to) }) {
+			return fmt.Errorf("%w: coin %.12s went to key %.12s, not to this request's keys: another request with the same id was paid", ErrPaid, c.Coin.Data.Token, to.Pub)
+		}
+	}
+	return nil
 }
 
 // token makes the token of the coins sealed to req, in the order of their

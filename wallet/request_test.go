@@ -473,3 +473,23 @@ func mustHex(t *testing.T, id string) []byte {
 	}
 	return b
 }
+
+// TestSealedTo: coins found pending under a request's id are that
+// request's only if they went to its keys; another request can carry the
+// same id (the id is the payee's word).
+func TestSealedTo(t *testing.T) {
+	alice, erin, _ := requestWorld(t, newClock())
+	mine := mustRequest(t, erin, 100)
+	other := mustRequest(t, erin, 100)
+	tp := mustPay(t, alice, mine.Text)
+	tok, err := paycode.ParseToken(tp.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sealedTo(tok.Coins, mine.Keys); err != nil {
+		t.Fatalf("coins sealed to the request's keys: %v", err)
+	}
+	if err := sealedTo(tok.Coins, other.Keys); !errors.Is(err, ErrPaid) {
+		t.Fatalf("coins sealed to another request's keys: %v; want ErrPaid", err)
+	}
+}

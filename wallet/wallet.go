@@ -149,6 +149,10 @@ func (w *Wallet) cat() *otp.Catalogue { return w.trust.Load().cat }
 // offlineTooLong refuses a payer whose revocation list, issued at issued,
 // is older than the bank's catalogue allows: a wallet that has not met
 // the bank for that long stops paying and only receives.
+// maxClockSkew is how far ahead of this wallet's clock a payer's
+// revocation list may claim to be issued.
+const maxClockSkew = 5 * time.Minute
+
 func (w *Wallet) offlineTooLong(whose string, issued time.Time) error {
 	limit := w.cat().MaxOffline()
 	if limit == 0 {
@@ -156,6 +160,12 @@ func (w *Wallet) offlineTooLong(whose string, issued time.Time) error {
 	}
 	if issued.IsZero() {
 		return fmt.Errorf("%w: %s revocation list is unknown, the bank allows %s offline", ErrOfflineLimit, whose, limit)
+	}
+	// A list from the future is a payer's invention: the payer says when,
+	// and only a time no later than now (with a little clock skew) can
+	// bound how long it has been offline.
+	if ahead := issued.Sub(w.now()); ahead > maxClockSkew {
+		return fmt.Errorf("%w: %s revocation list claims to be issued %s from now", ErrOfflineLimit, whose, ahead.Round(time.Second))
 	}
 	if age := w.now().Sub(issued); age > limit {
 		return fmt.Errorf("%w: %s revocation list is %s old, the bank allows %s offline: meet the bank (refill) first",
