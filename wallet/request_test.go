@@ -9,10 +9,12 @@ import (
 	"errors"
 	"maps"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/otpcash/otpcash/bank/api"
 	"github.com/otpcash/otpcash/denom"
 	"github.com/otpcash/otpcash/internal/paycode"
 	"github.com/otpcash/otpcash/otp"
@@ -281,15 +283,7 @@ func TestRequestUnverifiableKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The lying payee's own keys, certified by the bank.
-	privs := make([]ed25519.PrivateKey, 2)
-	pubs := make([]ed25519.PublicKey, 2)
-	for i := range privs {
-		pubs[i], privs[i], _ = ed25519.GenerateKey(nil)
-	}
-	certs, err := alice.w.bank.CertifyExchangeKeys(ctx, alice.w.cat(), pubs)
-	if err != nil {
-		t.Fatal(err)
-	}
+	liar := newForger(t, alice, 2, nil)
 	for _, tc := range []struct {
 		name   string
 		edit   func(r *paycode.Request)
@@ -297,7 +291,7 @@ func TestRequestUnverifiableKeys(t *testing.T) {
 		want   error // nil: any refusal but a bad request signature
 	}{
 		{"forged certificate", func(r *paycode.Request) { r.Keys[0].Sig = flipB64(r.Keys[0].Sig) }, true, nil},
-		{"key of another bank", func(r *paycode.Request) { r.Keys[0], _ = other.Certify(pubs[0], time.Now().Add(time.Hour), nil) }, true, nil},
+		{"key of another bank", func(r *paycode.Request) { r.Keys[0], _ = other.Certify(liar.pub(0), time.Now().Add(time.Hour), nil) }, true, nil},
 		{"changed expiry", func(r *paycode.Request) { r.Keys[0].Expires = r.Keys[0].Expires.Add(time.Hour) }, true, nil},
 		{"the same key twice", func(r *paycode.Request) { r.Keys[1] = r.Keys[0] }, true, nil},
 		{"amount changed after signing", func(r *paycode.Request) { r.Amount = 100 }, false, ErrRequestSignature},
@@ -313,20 +307,13 @@ func TestRequestUnverifiableKeys(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tc.resign {
-				r.Keys = append([]otp.ExchangeKey{certs[0], certs[1]}, r.Keys[2:]...)
+				r.Keys = append(slices.Clone(liar.keys), r.Keys[2:]...)
 			}
 			tc.edit(r)
+			var text string
 			if tc.resign {
-				vr := vault.Request{ID: hex.EncodeToString(r.ID[:]), Amount: r.Amount, Currency: r.Currency, Program: r.Program,
-					Memo: r.Memo, Expires: r.Expires, Keys: r.Keys}
-				msg, err := vr.SignedMessage()
-				if err != nil {
-					t.Fatal(err)
-				}
-				r.Sig = ed25519.Sign(privs[0], msg)
-			}
-			text, err := paycode.EncodeRequest(r)
-			if err != nil {
+				text = sign(t, r, liar.privs[0])
+			} else if text, err = paycode.EncodeRequest(r); err != nil {
 				t.Fatal(err)
 			}
 			before := stateOf(t, alice)
@@ -491,5 +478,94 @@ func TestSealedTo(t *testing.T) {
 	}
 	if err := sealedTo(tok.Coins, other.Keys); !errors.Is(err, ErrPaid) {
 		t.Fatalf("coins sealed to another request's keys: %v; want ErrPaid", err)
+	}
+}
+
+// forger is a payee the test plays: it holds the private halves of
+// exchange keys the bank certified (for a merchant account of attrs, when
+// attrs is set), so it signs any request it likes.
+type forger struct {
+	privs []ed25519.PrivateKey
+	keys  []otp.ExchangeKey
+}
+
+// newForger has n keys certified at the bank of h's wallet.
+func newForger(t *testing.T, h *holder, n int, attrs map[string]string) *forger {
+	t.Helper()
+	ctx := context.Background()
+	f := &forger{privs: make([]ed25519.PrivateKey, n)}
+	pubs := make([]ed25519.PublicKey, n)
+	for i := range f.privs {
+		pubs[i], f.privs[i], _ = ed25519.GenerateKey(nil)
+	}
+	var err error
+	if attrs == nil {
+		f.keys, err = h.w.bank.CertifyExchangeKeys(ctx, h.w.cat(), pubs)
+	} else {
+		var acct api.CreateAccountResponse
+		if acct, err = h.w.bank.CreateAccountWithAttrs(ctx, testAdminToken, attrs); err == nil {
+			f.keys, err = h.w.bank.CertifyAccountKeys(ctx, acct.Token, acct.ID, pubs)
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *forger) pub(i int) ed25519.PublicKey { return f.privs[i].Public().(ed25519.PublicKey) }
+
+// sign signs r with priv, as its first key would, and returns its text.
+func sign(t *testing.T, r *paycode.Request, priv ed25519.PrivateKey) string {
+	t.Helper()
+	vr := vault.Request{ID: hex.EncodeToString(r.ID[:]), Amount: r.Amount, Currency: r.Currency, Program: r.Program,
+		Memo: r.Memo, Expires: r.Expires, Keys: r.Keys}
+	msg, err := vr.SignedMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Sig = ed25519.Sign(priv, msg)
+	text, err := paycode.EncodeRequest(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return text
+}
+
+// TestPayRequestSameIDOtherKeys: a request carrying the id of one this
+// wallet has sealed coins to, but other keys (a lying payee's, or a man in
+// the middle's who saw the request and signed his own under its id), is
+// refused: the coins sealed are not its, and nothing is sealed to it. The
+// request itself still gets its token.
+func TestPayRequestSameIDOtherKeys(t *testing.T) {
+	ctx := context.Background()
+	alice, erin, _ := requestWorld(t, newClock())
+	req := mustRequest(t, erin, 100)
+	tp := mustPay(t, alice, req.Text)
+	mallory := newForger(t, alice, 2, nil)
+	for _, tc := range []struct {
+		name   string
+		amount int64
+		keys   []otp.ExchangeKey
+	}{
+		{"another payee's keys", 100, mallory.keys},
+		{"another payee's keys and amount", 600, mallory.keys},
+		{"the first key swapped for another payee's", 100, append([]otp.ExchangeKey{mallory.keys[0]}, req.Keys[1:]...)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := paycode.ParseRequest(req.Text)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Amount, r.Keys = tc.amount, tc.keys
+			before := stateOf(t, alice)
+			if got, err := alice.w.PayRequest(ctx, sign(t, r, mallory.privs[0])); !errors.Is(err, ErrPaid) {
+				t.Fatalf("a request under the id of one paid, with other keys: token of %d coins (again %v), %v; want %v", got.Coins, got.Again, err, ErrPaid)
+			}
+			unchanged(t, alice, before, "a request under a paid one's id")
+		})
+	}
+	if again := mustPay(t, alice, req.Text); !again.Again || again.Token != tp.Token {
+		t.Fatalf("the request itself again: again %v, same token %v", again.Again, again.Token == tp.Token)
 	}
 }
