@@ -497,7 +497,7 @@ func (h *payee) Collect(ctx context.Context) ([]otp.Sandbox, error) {
 // coins goes with the acceptance: the payer asks for change (Change).
 func (h *payee) Offer(ctx context.Context, o p2p.Offer) error {
 	if o.Currency != h.w.Currency() {
-		return fmt.Errorf("this wallet takes %s, not %s", h.w.Currency(), o.Currency)
+		return fmt.Errorf("%w: this wallet takes %s, not %s", ErrCurrency, h.w.Currency(), o.Currency)
 	}
 	// The bank's limits are checked before the user is asked and before
 	// any exchange key is handed out: a refused payment leaves nothing

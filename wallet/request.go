@@ -233,7 +233,7 @@ func (w *Wallet) PayRequest(ctx context.Context, text string) (TokenPayment, err
 		return tp, fmt.Errorf("pay request %s: %w: its receipt is in this wallet", req.ID, ErrPaid)
 	}
 	if req.Currency != w.Currency() {
-		return tp, fmt.Errorf("pay request %s: this wallet pays %s, the request asks for %s", req.ID, w.Currency(), req.Currency)
+		return tp, fmt.Errorf("pay request %s: %w: this wallet pays %s, the request asks for %s", req.ID, ErrCurrency, w.Currency(), req.Currency)
 	}
 	// The payer is shown who it pays by the first key's certified
 	// attributes: a request that mixes in keys of another payee (a

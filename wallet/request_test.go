@@ -3,6 +3,7 @@ package wallet
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/hex"
@@ -567,5 +568,96 @@ func TestPayRequestSameIDOtherKeys(t *testing.T) {
 	}
 	if again := mustPay(t, alice, req.Text); !again.Again || again.Token != tp.Token {
 		t.Fatalf("the request itself again: again %v, same token %v", again.Again, again.Token == tp.Token)
+	}
+}
+
+// TestPayRequestRefused: requests a payer refuses before anything is
+// sealed, though their payee signed them and the bank certified every
+// key: keys of two payees (a merchant's with a stranger's anonymous ones,
+// either first, so the payer would be shown one payee and pay both), and
+// a currency this wallet does not pay.
+func TestPayRequestRefused(t *testing.T) {
+	ctx := context.Background()
+	clock := newClock()
+	alice, _, _ := requestWorld(t, clock)
+	grocer := newForger(t, alice, 2, map[string]string{"category": "grocery"})
+	stranger := newForger(t, alice, 2, nil)
+	for _, tc := range []struct {
+		name     string
+		currency string
+		keys     []otp.ExchangeKey
+		by       ed25519.PrivateKey
+		want     error
+	}{
+		{"a merchant's key, then anonymous ones", "EUR", append(slices.Clone(grocer.keys[:1]), stranger.keys...), grocer.privs[0], ErrMixedPayees},
+		{"an anonymous key, then a merchant's", "EUR", append(slices.Clone(stranger.keys[:1]), grocer.keys...), stranger.privs[0], ErrMixedPayees},
+		{"another currency", "USD", stranger.keys, stranger.privs[0], ErrCurrency},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &paycode.Request{Amount: 100, Currency: tc.currency, Program: otp.GeneralProgramName,
+				Expires: clock.Now().Add(time.Minute), Keys: tc.keys}
+			rand.Read(r.ID[:])
+			before := stateOf(t, alice)
+			if got, err := alice.w.PayRequest(ctx, sign(t, r, tc.by)); !errors.Is(err, tc.want) {
+				t.Fatalf("paid %d coins, %v; want %v", got.Coins, err, tc.want)
+			}
+			unchanged(t, alice, before, tc.name)
+		})
+	}
+}
+
+// TestReceiptForPaidRequest: once a request's receipt is imported, a
+// receipt under its id is taken only if it is that receipt again. Any
+// other, even one validly signed by the payee (another request's,
+// relabelled), is refused and changes nothing; the other request's coin
+// stays pending-out until its own receipt comes.
+func TestReceiptForPaidRequest(t *testing.T) {
+	ctx := context.Background()
+	alice, erin, _ := requestWorld(t, newClock())
+	receipt := func(req PaymentRequest) *paycode.Receipt {
+		t.Helper()
+		got, err := erin.w.ReceiveToken(ctx, mustPay(t, alice, req.Text).Token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := paycode.ParseReceipt(got.Receipt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	paid, open := mustRequest(t, erin, 100), mustRequest(t, erin, 100)
+	mine, other := receipt(paid), receipt(open)
+	text := func(r *paycode.Receipt) string {
+		t.Helper()
+		s, err := paycode.EncodeReceipt(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if _, err := alice.w.ImportReceipt(ctx, text(mine)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		acks []otp.Ack
+	}{
+		{"another request's receipt", other.Acks},
+		{"its receipt and another's", []otp.Ack{mine.Acks[0], other.Acks[0]}},
+		{"its receipt for another link", []otp.Ack{{Token: mine.Acks[0].Token, Link: mine.Acks[0].Link + 1, Sig: mine.Acks[0].Sig}}},
+		{"its receipt with a forged signature", []otp.Ack{{Token: mine.Acks[0].Token, Link: mine.Acks[0].Link, Sig: flipB64(mine.Acks[0].Sig)}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := stateOf(t, alice)
+			r := &paycode.Receipt{Request: mine.Request, Acks: tc.acks}
+			if imp, err := alice.w.ImportReceipt(ctx, text(r)); !errors.Is(err, ErrUnknownRequest) {
+				t.Fatalf("imported %+v, %v; want %v", imp, err, ErrUnknownRequest)
+			}
+			unchanged(t, alice, before, tc.name)
+		})
+	}
+	if imp, err := alice.w.ImportReceipt(ctx, text(other)); err != nil || imp.Again || imp.Amount != 100 {
+		t.Fatalf("the other request's own receipt: %+v, %v", imp, err)
 	}
 }

@@ -32,6 +32,9 @@ var (
 	ErrProtector = vault.ErrProtector
 	ErrDeclined  = errors.New("payment declined")
 	ErrAmount    = errors.New("amount cannot be paid in whole coins")
+	// ErrCurrency refuses a payment in a currency other than the one of
+	// this wallet's bank: an offer, or a payment request.
+	ErrCurrency = errors.New("payment in another currency")
 	// ErrChange reports a payee that gave change other than agreed, or
 	// none: the error gives the amounts, and the history records them.
 	ErrChange = errors.New("change not as agreed")
