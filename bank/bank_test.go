@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -656,6 +657,65 @@ func TestExchangeKeysCostLimit(t *testing.T) {
 	e.Clock.Advance(time.Hour)
 	ok(post(a, 1))
 	refused(post(a, 1), own, "3540") // the minute above counts too
+}
+
+// tripwire is a request body that records being read.
+type tripwire struct {
+	io.Reader
+	read bool
+}
+
+func (t *tripwire) Read(p []byte) (int, error) { t.read = true; return t.Reader.Read(p) }
+
+// TestExchangeKeysTokenFirst: a merchant's certification request with a
+// wrong token is refused with 401 before its body is read or any
+// certification budget charged, so a flood of them neither costs the
+// bank a body nor spends the budget of the address they come from; the
+// merchant's own request from that address then goes through. A body
+// beyond the limit with a wrong token is 401 too, not 413: it is never
+// read.
+func TestExchangeKeysTokenFirst(t *testing.T) {
+	e := banktest.New(t, bank.Config{MaxCoinsPerRequest: 1, ExchangeKeyRate: rate.Every(time.Hour), ExchangeKeyBurst: 2, ExchangeKeyGlobalRate: rate.Inf})
+	h := e.Bank.Handler()
+	id, token, err := e.Bank.CreateAccountWithAttrs(context.Background(), map[string]string{"category": "grocery"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := banktest.NewKey(t)
+	body, err := json.Marshal(api.ExchangeKeysRequest{Account: id, Pubs: []string{otp.EncodeKey(pub)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(token string, body io.Reader) response {
+		r := httptest.NewRequest("POST", "/v1/exchange-keys", body)
+		r.RemoteAddr = "192.0.2.1:1000"
+		r.Header.Set("Authorization", "Bearer "+token)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return response{w.Code, w.Header(), w.Body.Bytes()}
+	}
+	for _, tc := range []struct {
+		name string
+		body []byte
+	}{
+		{"the merchant's body", body},
+		{"a body over the limit", bytes.Repeat([]byte(" "), 2<<20)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for range 10 {
+				tw := &tripwire{Reader: bytes.NewReader(tc.body)}
+				wantError(t, post("not-the-merchants-token", tw), http.StatusUnauthorized, api.CodeUnauthorized, "invalid token")
+				if tw.read {
+					t.Fatal("the body of a request with a wrong token was read")
+				}
+			}
+		})
+	}
+	var out api.ExchangeKeysResponse
+	decodeOK(t, post(token, bytes.NewReader(body)), &out)
+	if len(out.Keys) != 1 || out.Keys[0].Attrs["category"] != "grocery" {
+		t.Fatalf("the merchant's keys: %+v", out.Keys)
+	}
 }
 
 // TestExchangeKeysWorkers: certification signs on at most
