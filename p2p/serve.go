@@ -33,8 +33,10 @@ type Handler interface {
 	// Change checks the payer's proposal to pay the offer with change
 	// (the coins sent exceed the offer, the payee can give the difference
 	// in at most one coin per key, the payer's keys are good) and returns
-	// the values of the change coins it will give, largest first. The next
-	// ExchangeKeys is for the payment it agreed to.
+	// the values of the change coins it will give, largest first: they
+	// must make up exactly what the coins sent exceed the offer by, or
+	// Serve refuses the proposal. The next ExchangeKeys is for the payment
+	// it agreed to.
 	Change(ctx context.Context, p ChangeProposal) ([]int64, error)
 	// ExchangeKeys returns n fresh certified exchange keys.
 	ExchangeKeys(ctx context.Context, n int) ([]otp.ExchangeKey, error)
@@ -86,13 +88,14 @@ type session struct {
 	c *Conn
 	h Handler
 
-	greeted  bool // hellos exchanged
-	accepted bool // the offer was accepted
-	proposed bool // a change proposal was agreed
-	rounds   int  // keysRequests answered
-	keysLeft int  // exchange keys of the current round not yet paid with
-	awaiting bool // keys were handed out and no coins have come for them yet
-	send     int  // coins of the agreed change proposal
+	greeted  bool  // hellos exchanged
+	accepted bool  // the offer was accepted
+	proposed bool  // a change proposal was agreed
+	rounds   int   // keysRequests answered
+	keysLeft int   // exchange keys of the current round not yet paid with
+	awaiting bool  // keys were handed out and no coins have come for them yet
+	send     int   // coins of the agreed change proposal
+	offered  int64 // the amount of the accepted offer
 	// owed is the change sent whose receipts the payer owes next.
 	owed []otp.Sandbox
 }
@@ -184,6 +187,16 @@ func (s *session) change(ctx context.Context, p *ChangeProposal) error {
 	if err == nil && len(change) > len(p.Keys) {
 		err = fmt.Errorf("handler agreed %d change coins for %d keys", len(change), len(p.Keys))
 	}
+	// The payment net of change must be the offer the user accepted, as
+	// the payer checks too (Payer.ProposeChange): a handler that agreed
+	// to other change would pay, or be paid, a sum nobody confirmed.
+	if err == nil {
+		send, _ := Total(p.Send)
+		back, _ := Total(change)
+		if send-back != s.offered {
+			err = fmt.Errorf("handler agreed %d in change for %d sent, which pays %d, not the %d offered", back, send, send-back, s.offered)
+		}
+	}
 	if err != nil {
 		return s.c.abort(ctx, err, refusal(err, CodeRefused, "change refused"))
 	}
@@ -209,7 +222,7 @@ func (s *session) offer(ctx context.Context, o *Offer) error {
 	if err := s.h.Offer(ctx, *o); err != nil {
 		return s.c.abort(ctx, err, refusal(err, CodeDeclined, "offer declined"))
 	}
-	s.accepted = true
+	s.accepted, s.offered = true, o.Amount
 	return s.c.send(ctx, &acceptMsg{})
 }
 

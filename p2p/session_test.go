@@ -384,6 +384,42 @@ func TestHandlerErrors(t *testing.T) {
 	}
 }
 
+// TestServeRefusesUnbalancedChange: whatever the handler agrees to, the
+// session agrees only to change that leaves the payee paid the offer it
+// accepted, sum(sent) - sum(change) = offered, as the payer checks on its
+// side. A lying payer's proposal that a naive handler agrees to (a fixed
+// change, say) is refused before any key is handed out, and the session
+// ends naming the sums.
+func TestServeRefusesUnbalancedChange(t *testing.T) {
+	tests := []struct {
+		name  string
+		send  []int64
+		agree []int64
+	}{
+		{"nothing beyond the offer sent", []int64{100}, []int64{50}},
+		{"less sent than the offer and the change", []int64{120}, []int64{50}},
+		{"more change than the coins exceed the offer by", []int64{150}, []int64{60}},
+		{"less change than the coins exceed the offer by", []int64{150}, []int64{25, 10}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := testContext(t)
+			payerConn, payeeConn := connect(t, newKeypair(t), newKeypair(t))
+			served := serve(ctx, payeeConn, &stub{agree: tt.agree})
+			for _, m := range []message{helloMsg(), offerMsg()} {
+				if _, err := exchange(ctx, payerConn, m); err != nil {
+					t.Fatalf("%s: %v", m.kind(), err)
+				}
+			}
+			_, err := exchange(ctx, payerConn, &ChangeProposal{Send: tt.send, Keys: make([]otp.ExchangeKey, 2)})
+			wantRemote(t, err, CodeRefused, "change refused")
+			if err := <-served; err == nil || !strings.Contains(err.Error(), "not the 100 offered") {
+				t.Errorf("Serve = %v, want the sums named", err)
+			}
+		})
+	}
+}
+
 func hello(ctx context.Context, p *Payer) error {
 	_, err := p.Hello(ctx, Hello{})
 	return err
