@@ -77,7 +77,7 @@ func TestTwoPassPayment(t *testing.T) {
 	if !strings.HasPrefix(req.Text, "OTPCASHREQ1") || len(req.Keys) < 2 {
 		t.Fatalf("request %q with %d keys", req.Text[:16], len(req.Keys))
 	}
-	tp := mustPay(t, alice, paycode.URI(req.Text))
+	tp := mustPay(t, alice, "otpcash:"+req.Text) // the URI, in lower case
 	if tp.Coins != 2 || tp.Again {
 		t.Fatalf("token of %d coins, again %v; want 2 new", tp.Coins, tp.Again)
 	}

@@ -281,9 +281,9 @@ func ParseReceipt(text string) (*Receipt, error) {
 	return r, nil
 }
 
-// KindOf returns the kind of a text form or URI, from its prefix alone.
-func KindOf(text string) (Kind, error) {
-	body := normalize(text)
+// kindOf returns the kind of a normalized text form, from its prefix
+// alone.
+func kindOf(body string) (Kind, error) {
 	for _, k := range []Kind{KindRequest, KindToken, KindReceipt} {
 		if strings.HasPrefix(body, k.prefix()) {
 			return k, nil
@@ -291,10 +291,6 @@ func KindOf(text string) (Kind, error) {
 	}
 	return "", fmt.Errorf("%w: no OTPCASHREQ1, OTPCASHTOK1 or OTPCASHRCP1 prefix", ErrFormat)
 }
-
-// URI returns the URI of a text form: "OTPCASH:" and the text, all in the
-// QR alphanumeric set (URI schemes are case-insensitive).
-func URI(text string) string { return scheme + text }
 
 // normalize strips the URI scheme and surrounding space and upper-cases
 // the text: base32 is case-insensitive and the checksum catches a
@@ -324,7 +320,7 @@ func decode(k Kind, text string, v any) error {
 		return fmt.Errorf("%w: %d characters, at most %d", ErrFormat, len(text), MaxText)
 	}
 	body := normalize(text)
-	got, err := KindOf(body)
+	got, err := kindOf(body)
 	if err != nil {
 		return err
 	}

@@ -141,7 +141,7 @@ func TestGolden(t *testing.T) {
 			t.Errorf("%s: golden vector decodes to\n%+v\nwant\n%+v", k, got, want[k])
 		}
 		// The URI and lower case are the same code.
-		if _, err := parse(k, strings.ToLower(URI(g))); err != nil {
+		if _, err := parse(k, strings.ToLower(scheme+g)); err != nil {
 			t.Errorf("%s as a lower-case URI: %v", k, err)
 		}
 		if strings.Trim(g, "OTPCASHEQRKPB0123456789/: ABCDEFGIJLMNUVWXYZ") != "" {
