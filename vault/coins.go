@@ -678,7 +678,7 @@ func (v *Vault) Coins(ctx context.Context) ([]Coin, error) {
 // coins lists the holdings in state, or all of them when state is "".
 func (v *Vault) coins(ctx context.Context, state State) ([]Coin, error) {
 	var out []Coin
-	err := v.update(ctx, func(t *tx) error {
+	err := v.view(ctx, func(t *tx) error {
 		f := byState
 		if state == "" {
 			f = allRecords
@@ -777,26 +777,29 @@ type coinSummary struct {
 // when program is "") that can be paid now: larger coins first, and among
 // equals those expiring first.
 func (v *Vault) Payable(ctx context.Context, currency, program string) ([]otp.Sandbox, error) {
-	var held []otp.Sandbox
-	err := v.update(ctx, func(t *tx) error {
-		rows, err := list[holding](t, kindCoin, byState, string(Held))
-		for _, r := range rows {
-			c := &r.val.Sandbox.Coin
-			if c.Data.Currency == currency && (program == "" || c.Data.Program == program) && otp.CheckPayable(c, t.now) == nil {
-				held = append(held, r.val.Sandbox)
-			}
-		}
-		return err
-	})
+	held, err := v.coins(ctx, Held)
 	if err != nil {
 		return nil, fmt.Errorf("payable coins: %w", err)
+	}
+	return PayableOf(held, currency, program, v.now()), nil
+}
+
+// PayableOf is Payable of coins, as Coins lists them, at now: for a caller
+// that needs the vault's other holdings too, from the same read.
+func PayableOf(coins []Coin, currency, program string, now time.Time) []otp.Sandbox {
+	var held []otp.Sandbox
+	for i := range coins {
+		c := &coins[i].Sandbox.Coin
+		if coins[i].State == Held && c.Data.Currency == currency && (program == "" || c.Data.Program == program) && otp.CheckPayable(c, now) == nil {
+			held = append(held, coins[i].Sandbox)
+		}
 	}
 	slices.SortFunc(held, func(a, b otp.Sandbox) int {
 		return cmp.Or(cmp.Compare(b.Coin.Data.Value, a.Coin.Data.Value),
 			a.Coin.Data.Expires.Compare(b.Coin.Data.Expires),
 			strings.Compare(a.Coin.Data.Token, b.Coin.Data.Token))
 	})
-	return held, nil
+	return held
 }
 
 // DepositItem is a held coin with the holder's signed request to credit it

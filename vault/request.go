@@ -168,8 +168,9 @@ func (v *Vault) PromiseRequest(ctx context.Context, r Request, n int) (Request, 
 // The same token again (the payee crashed before the receipt left, or the
 // receipt was lost) is answered with the same receipts and again set, and
 // nothing changes; any other token for a paid request is refused.
-func (v *Vault) ReceiveRequest(ctx context.Context, id string, coins []otp.Sandbox, now time.Time) (acks []otp.Ack, r Request, again bool, err error) {
+func (v *Vault) ReceiveRequest(ctx context.Context, id string, coins []otp.Sandbox, now time.Time) (acks []otp.Ack, again bool, err error) {
 	err = v.update(ctx, func(t *tx) error {
+		var r Request
 		rid := t.s.id(kindRequest, []byte(id))
 		state, err := t.get(kindRequest, rid, &r)
 		if errors.Is(err, ErrNotFound) {
@@ -204,14 +205,14 @@ func (v *Vault) ReceiveRequest(ctx context.Context, id string, coins []otp.Sandb
 		return t.put(kindRequest, rid, requestPaid, nil, r)
 	})
 	if err != nil {
-		return nil, Request{}, false, fmt.Errorf("receive for request %s: %w", id, err)
+		return nil, false, fmt.Errorf("receive for request %s: %w", id, err)
 	}
-	return acks, r, again, nil
+	return acks, again, nil
 }
 
 // PaymentRequest returns the request id and whether it is paid.
 func (v *Vault) PaymentRequest(ctx context.Context, id string) (r Request, paid bool, err error) {
-	err = v.update(ctx, func(t *tx) error {
+	err = v.view(ctx, func(t *tx) error {
 		state, err := t.get(kindRequest, t.s.id(kindRequest, []byte(id)), &r)
 		paid = state == requestPaid
 		return err

@@ -322,7 +322,7 @@ func (v *Vault) Close() error {
 }
 
 // update runs fn in one transaction, committed only if fn succeeds. All
-// access to the vault goes through it, one call at a time.
+// access to the vault goes through it or view, one call at a time.
 //
 // In a TPM vault, a transaction that destroys a key also stores the data
 // key sealed for the TPM's next chain value, and the chain is extended
@@ -338,11 +338,11 @@ func (v *Vault) update(ctx context.Context, fn func(*tx) error) error {
 	if v.failed != nil {
 		return v.failed
 	}
-	sqlTx, err := v.db.BeginTx(ctx, nil)
+	t, err := v.begin(ctx, nil)
 	if err != nil {
 		return err
 	}
-	t := &tx{ctx: ctx, sql: sqlTx, stmts: v.stmts, s: v.s, now: v.now(), mem: &v.mem}
+	sqlTx := t.sql
 	if err := fn(t); err != nil {
 		sqlTx.Rollback()
 		return err
@@ -370,6 +370,35 @@ func (v *Vault) update(ctx context.Context, fn func(*tx) error) error {
 		}
 	}
 	return nil
+}
+
+// view runs fn in a read transaction: fn sees one state of the vault,
+// and the transaction is rolled back whatever fn did, so a read neither
+// writes nor, in a TPM vault, advances the chain.
+func (v *Vault) view(ctx context.Context, fn func(*tx) error) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.db == nil {
+		return errClosed
+	}
+	if v.failed != nil {
+		return v.failed
+	}
+	t, err := v.begin(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer t.sql.Rollback()
+	return fn(t)
+}
+
+// begin opens a transaction; the caller holds v.mu.
+func (v *Vault) begin(ctx context.Context, opts *sql.TxOptions) (*tx, error) {
+	sqlTx, err := v.db.BeginTx(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &tx{ctx: ctx, sql: sqlTx, stmts: v.stmts, s: v.s, now: v.now(), mem: &v.mem}, nil
 }
 
 // reseal draws a new state key, re-encrypts the private-key records

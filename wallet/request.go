@@ -214,10 +214,11 @@ func (w *Wallet) PayRequest(ctx context.Context, text string) (TokenPayment, err
 		return tp, fmt.Errorf("pay request %s: %w", req.ID, err)
 	}
 	peer := requestPeer(req.ID)
-	sealed, err := w.v.PendingOut(ctx, peer)
+	coins, err := w.v.Coins(ctx)
 	if err != nil {
 		return tp, fmt.Errorf("pay request %s: %w", req.ID, err)
 	}
+	sealed, paid := towards(coins, peer)
 	if len(sealed) > 0 {
 		// The id is the payee's word: another request may carry it. The
 		// coins are this request's only if they went to its keys.
@@ -227,9 +228,7 @@ func (w *Wallet) PayRequest(ctx context.Context, text string) (TokenPayment, err
 		tp.Again = true
 		return w.token(req, sealed, tp)
 	}
-	if paid, err := w.paidTo(ctx, peer); err != nil {
-		return tp, fmt.Errorf("pay request %s: %w", req.ID, err)
-	} else if len(paid) > 0 {
+	if len(paid) > 0 {
 		return tp, fmt.Errorf("pay request %s: %w: its receipt is in this wallet", req.ID, ErrPaid)
 	}
 	if req.Currency != w.Currency() {
@@ -247,10 +246,7 @@ func (w *Wallet) PayRequest(ctx context.Context, text string) (TokenPayment, err
 	if now := w.now(); now.After(req.Expires) {
 		return tp, fmt.Errorf("pay request %s: %w at %s", req.ID, ErrExpired, req.Expires.Format(time.RFC3339))
 	}
-	held, err := w.v.Payable(ctx, req.Currency, req.Program)
-	if err != nil {
-		return tp, fmt.Errorf("pay request %s: %w", req.ID, err)
-	}
+	held := vault.PayableOf(coins, req.Currency, req.Program, w.now())
 	plan, err := denom.Best(req.Amount, countsOf(held), nil)
 	if err == nil && plan.Send.Len() > len(req.Keys) {
 		err = fmt.Errorf("it takes %d coins and the request has keys for %d", plan.Send.Len(), len(req.Keys))
@@ -312,20 +308,19 @@ func (w *Wallet) token(req PaymentRequest, sealed []otp.Sandbox, tp TokenPayment
 	return tp, nil
 }
 
-// paidTo returns the coins this wallet paid to peer whose receipts it
-// holds.
-func (w *Wallet) paidTo(ctx context.Context, peer string) ([]vault.Coin, error) {
-	all, err := w.v.Coins(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var out []vault.Coin
-	for _, c := range all {
-		if c.State == vault.Spent && c.Peer == peer {
-			out = append(out, c)
+// towards returns, of the vault's coins, those this wallet sealed to peer:
+// awaiting their receipts (pending), and with their receipts (paid).
+func towards(coins []vault.Coin, peer string) (pending []otp.Sandbox, paid []vault.Coin) {
+	for _, c := range coins {
+		switch {
+		case c.Peer != peer:
+		case c.State == vault.PendingOut:
+			pending = append(pending, c.Sandbox)
+		case c.State == vault.Spent:
+			paid = append(paid, c)
 		}
 	}
-	return out, nil
+	return pending, paid
 }
 
 // errDeferred ends the executor's sendOTP step of a two-pass payment: the
@@ -387,7 +382,7 @@ func (w *Wallet) ReceiveToken(ctx context.Context, text string) (TokenReceipt, e
 	if err := h.verify(t.Coins, !paid); err != nil {
 		return res, fmt.Errorf("receive token for request %s: %w", id, err)
 	}
-	acks, _, again, err := w.v.ReceiveRequest(ctx, id, t.Coins, w.now())
+	acks, again, err := w.v.ReceiveRequest(ctx, id, t.Coins, w.now())
 	if err != nil {
 		return res, fmt.Errorf("receive token: %w", err)
 	}
@@ -416,15 +411,12 @@ func (w *Wallet) ImportReceipt(ctx context.Context, text string) (ReceiptImport,
 	id := hex.EncodeToString(rc.Request[:])
 	res := ReceiptImport{RequestID: id}
 	peer := requestPeer(id)
-	pending, err := w.v.PendingOut(ctx, peer)
+	coins, err := w.v.Coins(ctx)
 	if err != nil {
 		return res, fmt.Errorf("import receipt: %w", err)
 	}
+	pending, paid := towards(coins, peer)
 	if len(pending) == 0 {
-		paid, err := w.paidTo(ctx, peer)
-		if err != nil {
-			return res, fmt.Errorf("import receipt: %w", err)
-		}
 		if len(paid) == 0 || !sameAcks(paid, rc.Acks) {
 			return res, fmt.Errorf("import receipt: %w %s: this wallet has no coins awaiting its receipt", ErrUnknownRequest, id)
 		}
