@@ -1,9 +1,11 @@
 // Package client is the Go client of the otpcash bank's HTTP API (package
 // bank; wire types in bank/api).
 //
-// Every error the bank answers with is returned as an *api.Error, so
-// callers can branch on its Code; network failures are returned wrapped
-// as they come. Responses are read up to a fixed bound, so a broken or
+// Every error the bank answers with has an *api.Error in its chain, so
+// callers can branch on its Code; one that says when to retry
+// (Retry-After: the bank's rate limit, or a passing outage) is a
+// *RetryError, and ErrRetryLater. Network failures are returned wrapped as
+// they come. Responses are read up to a fixed bound, so a broken or
 // hostile server cannot exhaust the caller's memory. The client verifies
 // nothing: callers check the catalogue under their pinned root key and the
 // coins and exchange keys against it (package otp).
@@ -20,7 +22,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/otpcash/otpcash/bank/api"
 	"github.com/otpcash/otpcash/internal/parallel"
@@ -320,12 +324,53 @@ func (c *Client) do(ctx context.Context, method, path, token string, in, out any
 		return fmt.Errorf("%s %s: response larger than %d bytes", method, path, maxResponse)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return responseError(resp.StatusCode, data)
+		e := responseError(resp.StatusCode, data)
+		if after, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+			return &RetryError{Err: e, After: after}
+		}
+		return e
 	}
 	if err := strictjson.Unmarshal(data, out); err != nil {
 		return fmt.Errorf("%s %s: decode response: %w", method, path, err)
 	}
 	return nil
+}
+
+// ErrRetryLater is in the chain of the error of a request the bank
+// refused for now, saying when to retry (a *RetryError).
+var ErrRetryLater = errors.New("the bank asks to retry later")
+
+// RetryError is the bank's refusal of a request for now (its rate limit,
+// 429, or a passing outage, 503) with the wait it asked for in
+// Retry-After. It unwraps to Err and ErrRetryLater.
+type RetryError struct {
+	Err   *api.Error
+	After time.Duration // at most maxRetryAfter
+}
+
+func (e *RetryError) Error() string { return fmt.Sprintf("%v (retry after %s)", e.Err, e.After) }
+
+func (e *RetryError) Unwrap() []error { return []error{e.Err, ErrRetryLater} }
+
+// maxRetryAfter bounds the wait a Retry-After can ask for, so that no
+// value overflows a time.Duration; a caller bounds its own wait anyway.
+const maxRetryAfter = 24 * time.Hour
+
+// retryAfter reads a Retry-After header (RFC 9110, section 10.2.3): a
+// number of seconds, or an HTTP date, read against now. A date past is no
+// wait; an empty or malformed value is none (ok false).
+func retryAfter(v string, now time.Time) (time.Duration, bool) {
+	if v == "" {
+		return 0, false
+	}
+	if secs, err := strconv.ParseUint(v, 10, 64); err == nil {
+		return time.Duration(min(secs, uint64(maxRetryAfter/time.Second))) * time.Second, true
+	}
+	at, err := http.ParseTime(v)
+	if err != nil {
+		return 0, false
+	}
+	return min(max(at.Sub(now), 0), maxRetryAfter), true
 }
 
 // responseError turns an error response into an *api.Error, also when it

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/otpcash/otpcash/bank"
 	"github.com/otpcash/otpcash/bank/api"
@@ -176,5 +177,45 @@ func TestClientOddServers(t *testing.T) {
 	s.Close()
 	if _, err := client.New(s.URL, nil).Catalogue(ctx); err == nil || errors.As(err, &apiErr) {
 		t.Errorf("closed server: %v", err)
+	}
+}
+
+// TestRetryAfterSurfaced: a refusal that says when to retry is a
+// *client.RetryError with the wait, in the chain of ErrRetryLater and of
+// the bank's *api.Error; one that does not is the *api.Error alone.
+func TestRetryAfterSurfaced(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		status int
+		header string
+		after  time.Duration // < 0: no RetryError
+	}{
+		{"rate limited", http.StatusTooManyRequests, "7", 7 * time.Second},
+		{"unavailable", http.StatusServiceUnavailable, "1", time.Second},
+		{"rate limited, no header", http.StatusTooManyRequests, "", -1},
+		{"rate limited, malformed header", http.StatusTooManyRequests, "soon", -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tc.header != "" {
+					w.Header().Set("Retry-After", tc.header)
+				}
+				w.WriteHeader(tc.status)
+				io.WriteString(w, `{"code":"rate_limited","message":"budget spent"}`)
+			}))
+			defer srv.Close()
+			_, err := client.New(srv.URL, nil).Catalogue(context.Background())
+			var apiErr *api.Error
+			if !errors.As(err, &apiErr) || apiErr.Status != tc.status || apiErr.Code != api.CodeRateLimited {
+				t.Fatalf("error %v; want the bank's *api.Error", err)
+			}
+			var re *client.RetryError
+			if got := errors.As(err, &re); got != (tc.after >= 0) || got != errors.Is(err, client.ErrRetryLater) {
+				t.Fatalf("error %v: RetryError %v, ErrRetryLater %v; want both %v", err, got, errors.Is(err, client.ErrRetryLater), tc.after >= 0)
+			}
+			if re != nil && re.After != tc.after {
+				t.Fatalf("Retry-After %q read as %s, want %s", tc.header, re.After, tc.after)
+			}
+		})
 	}
 }
