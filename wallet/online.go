@@ -187,8 +187,13 @@ func (w *Wallet) finishWithdrawal(ctx context.Context, id, account, token, keyID
 	if err != nil {
 		return fmt.Errorf("withdraw: %w", err)
 	}
-	coins, err := w.bank.WithdrawCoins(ctx, token, id, account, w.cat().Issuer, k, pubs,
-		func(i int) io.Reader { return otp.WithdrawalRand(secret, id, i) })
+	// Asking again is safe: the same id, the same blinded coins.
+	var coins []otp.Coin
+	err = w.retryOnce(ctx, func() (err error) {
+		coins, err = w.bank.WithdrawCoins(ctx, token, id, account, w.cat().Issuer, k, pubs,
+			func(i int) io.Reader { return otp.WithdrawalRand(secret, id, i) })
+		return err
+	})
 	if err != nil {
 		if refused(err) {
 			if ferr := w.v.ForgetWithdrawal(ctx, id); ferr != nil {

@@ -136,6 +136,9 @@ type Wallet struct {
 	trust atomic.Pointer[trust]
 	opts  Options
 	log   *slog.Logger
+	// sleep waits d or until ctx is done: the wait for a bank that asked
+	// to be asked again later (retryOnce). Tests replace it.
+	sleep func(ctx context.Context, d time.Duration) error
 }
 
 // trust is what the wallet checks coins and keys against: the pinned
@@ -276,7 +279,7 @@ func newWallet(v *vault.Vault, bc *client.Client, cat *otp.Catalogue, opts Optio
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	w := &Wallet{v: v, bank: bc, opts: opts, log: log}
+	w := &Wallet{v: v, bank: bc, opts: opts, log: log, sleep: sleep}
 	w.trust.Store(&trust{cat: cat, ver: otp.NewVerifier(cat)})
 	return w
 }
@@ -286,6 +289,40 @@ func httpClient(opts Options) *http.Client {
 		return opts.HTTPClient
 	}
 	return &http.Client{Timeout: 30 * time.Second}
+}
+
+// maxRetryWait is the longest the wallet waits for a bank that asked it
+// to retry later, before it asks once more: a longer wait is the user's to
+// choose, and the error says how long the bank asked for.
+const maxRetryWait = 30 * time.Second
+
+// retryOnce calls f, and once more when the bank refused it for now and
+// asked for a wait of at most maxRetryWait (client.ErrRetryLater), after
+// that wait, unless ctx is done first. The bank's budgets and outages
+// pass; a wallet that refills itself should not fail for them.
+func (w *Wallet) retryOnce(ctx context.Context, f func() error) error {
+	err := f()
+	var re *client.RetryError
+	if !errors.As(err, &re) || re.After > maxRetryWait {
+		return err
+	}
+	w.log.Info("the bank asks to retry later; waiting", "wait", re.After, "err", err)
+	if serr := w.sleep(ctx, re.After); serr != nil {
+		return fmt.Errorf("%w; waiting to retry: %w", err, serr)
+	}
+	return f()
+}
+
+// sleep waits d, or until ctx is done and returns its error.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Close closes the wallet's vault.
@@ -374,14 +411,19 @@ func (w *Wallet) RefillKeys(ctx context.Context, target int) (int, error) {
 		return 0, fmt.Errorf("refill: %w", err)
 	}
 	var certs []otp.ExchangeKey
-	if m := w.opts.Merchant; m != nil {
-		certs, err = w.bank.CertifyAccountKeys(ctx, m.Token, m.Account, pubs)
-	} else {
-		// Blindly: the bank cannot tell, at deposit, that a coin was paid
-		// to this wallet. Certification costs nothing, so a crash before
-		// the keys are stored loses nothing: they stay uncertified, unused.
-		certs, err = w.bank.CertifyExchangeKeys(ctx, cat, pubs)
-	}
+	// Certification is rate limited at the bank (429, Retry-After).
+	err = w.retryOnce(ctx, func() (err error) {
+		if m := w.opts.Merchant; m != nil {
+			certs, err = w.bank.CertifyAccountKeys(ctx, m.Token, m.Account, pubs)
+		} else {
+			// Blindly: the bank cannot tell, at deposit, that a coin was
+			// paid to this wallet. Certification costs nothing, so a crash
+			// before the keys are stored loses nothing: they stay
+			// uncertified, unused.
+			certs, err = w.bank.CertifyExchangeKeys(ctx, cat, pubs)
+		}
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("refill: certify: %w", err)
 	}
