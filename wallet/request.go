@@ -247,7 +247,7 @@ func (w *Wallet) PayRequest(ctx context.Context, text string) (TokenPayment, err
 	if now := w.now(); now.After(req.Expires) {
 		return tp, fmt.Errorf("pay request %s: %w at %s", req.ID, ErrExpired, req.Expires.Format(time.RFC3339))
 	}
-	held, err := w.v.Payable(ctx, req.Currency, req.Program)
+	held, err := w.payable(ctx, req.Program)
 	if err != nil {
 		return tp, fmt.Errorf("pay request %s: %w", req.ID, err)
 	}

@@ -177,7 +177,7 @@ func (p *rampPeer) payBare(ctx context.Context, req peerRequest) (peerReply, err
 	if _, err := payer.Hello(ctx, p2p.Hello{Issuers: []string{"otpcash-bank"}}); err != nil {
 		return peerReply{}, err
 	}
-	if err := payer.Offer(ctx, p2p.Offer{Amount: int64(req.N) * coinValue, Currency: "EUR"}); err != nil {
+	if err := payer.Offer(ctx, p2p.Offer{Amount: int64(req.N) * coinValue, Currency: "EUR", MaxHops: 1}); err != nil {
 		return peerReply{}, err
 	}
 	keys, err := payer.ExchangeKeys(ctx, req.N)

@@ -122,6 +122,17 @@ func (f *walletFlags) options(cmd *cobra.Command) (wallet.Options, error) {
 			}
 			return askYes(cmd, fmt.Sprintf("Does the other screen show %s? [y/N] ", sas))
 		},
+		// The wallet has already held the offer to the bank's limits;
+		// the user sees what it was judged on.
+		ConfirmOffer: func(_ context.Context, o wallet.Offer) bool {
+			list := "not said"
+			if !o.RevocationsIssued.IsZero() {
+				list = fmt.Sprintf("issued %s (%s ago)", o.RevocationsIssued.UTC().Format(time.RFC3339), time.Since(o.RevocationsIssued).Round(time.Second))
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "offer: %s %s, memo %s, coins of at most %d transfers, payer's revocation list %s\n",
+				amount.Format(o.Amount), o.Currency, strconv.Quote(o.Memo), o.MaxHops, list)
+			return true
+		},
 	}, nil
 }
 
