@@ -156,7 +156,7 @@ func directUnseal(t *testing.T, dev string, w *tpmWrapped, value []byte) ([]byte
 	if p.nvName, err = p.readIndexName(w.index); err != nil {
 		t.Fatal(err)
 	}
-	return p.unseal(w, value)
+	return p.unseal(w, value, p.pinAuth)
 }
 
 // openKeys counts the private-key records of the vault in dir that secret

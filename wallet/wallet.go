@@ -318,6 +318,14 @@ func httpClient(opts Options) *http.Client {
 	return &http.Client{Timeout: 30 * time.Second}
 }
 
+// ChangePIN replaces the PIN that opens the wallet (vault.ChangePIN): oldPIN
+// must be the PIN, counted like a try at Open, and newPIN must meet the
+// policy (vault.ErrWeakPIN); a crash leaves the wallet opening with
+// exactly one of the two.
+func (w *Wallet) ChangePIN(ctx context.Context, oldPIN, newPIN []byte) error {
+	return w.v.ChangePIN(ctx, oldPIN, newPIN)
+}
+
 // Close closes the wallet's vault.
 func (w *Wallet) Close() error { return w.v.Close() }
 
