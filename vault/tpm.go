@@ -168,10 +168,15 @@ type tpmProtector struct {
 }
 
 func newTPMProtector(dev string, pin []byte) *tpmProtector {
+	return &tpmProtector{dev: devOrDefault(dev), pinAuth: pinAuth(pin)}
+}
+
+// devOrDefault is the TPM dev names: DefaultTPM when it is empty.
+func devOrDefault(dev string) string {
 	if dev == "" {
-		dev = DefaultTPM
+		return DefaultTPM
 	}
-	return &tpmProtector{dev: dev, pinAuth: pinAuth(pin)}
+	return dev
 }
 
 // pinAuth is the sealed key's authValue for pin. No slow hash: only the
