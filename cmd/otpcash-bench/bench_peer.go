@@ -91,7 +91,7 @@ func (p *rampPeer) do(ctx context.Context, req peerRequest) (peerReply, error) {
 func (p *rampPeer) init(ctx context.Context, req peerRequest) (peerReply, error) {
 	var err error
 	p.account, p.token = req.Account, req.Token
-	opts := wallet.Options{ConfirmSAS: func(context.Context, string) bool { return true }}
+	opts := wallet.Options{ConfirmSAS: func(context.Context, string) bool { return true }, Protector: req.Vault, TPM: req.TPM}
 	if req.Merchant {
 		opts.Merchant = &wallet.Merchant{Account: req.Account, Token: req.Token}
 	}
