@@ -112,6 +112,10 @@ type Config struct {
 	// MaxOffline is whole seconds.
 	MaxOfflineValue int64
 	MaxOffline      time.Duration
+	// MaxHops is the most transfers a coin may have made, counting the
+	// one to the payee, for a wallet to take it offline (zero: no limit);
+	// the catalogue carries it and payees enforce it.
+	MaxHops int
 	// Programs are the coin programs withdrawals may name
 	// (DefaultPrograms(): general, grocery-voucher, max-hops).
 	Programs *Programs
@@ -177,6 +181,8 @@ func (c Config) validate() error {
 		// Key times are whole seconds: a shorter lifetime could end
 		// before it began.
 		return errors.New("lifetimes must be at least a second, the grace positive")
+	case c.MaxHops < 0:
+		return fmt.Errorf("max hops %d must be positive", c.MaxHops)
 	case c.MaxOfflineValue < 0 || c.MaxOffline < 0 || c.MaxOffline%time.Second != 0:
 		// The catalogue carries whole seconds: a fraction would be
 		// signed as something else than configured.

@@ -127,6 +127,7 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		{AdminToken: banktest.AdminToken, MaxOfflineValue: -1},
 		{AdminToken: banktest.AdminToken, MaxOffline: -time.Hour},
 		{AdminToken: banktest.AdminToken, MaxOffline: 1500 * time.Millisecond},
+		{AdminToken: banktest.AdminToken, MaxHops: -1},
 	} {
 		if _, err := bank.New(context.Background(), e.Store, cfg); err == nil {
 			t.Errorf("New accepted %+v", cfg)
@@ -1306,8 +1307,9 @@ func TestCatalogueCarriesLimits(t *testing.T) {
 	for _, tt := range []struct {
 		value   int64
 		offline time.Duration
-	}{{0, 0}, {50000, 72 * time.Hour}} {
-		e := banktest.New(t, bank.Config{MaxOfflineValue: tt.value, MaxOffline: tt.offline})
+		hops    int
+	}{{0, 0, 0}, {50000, 72 * time.Hour, 4}} {
+		e := banktest.New(t, bank.Config{MaxOfflineValue: tt.value, MaxOffline: tt.offline, MaxHops: tt.hops})
 		cat, err := e.Client.Catalogue(context.Background())
 		if err != nil {
 			t.Fatal(err)
@@ -1315,8 +1317,8 @@ func TestCatalogueCarriesLimits(t *testing.T) {
 		if err := cat.Verify(""); err != nil {
 			t.Fatal(err)
 		}
-		if cat.MaxOfflineValue != tt.value || cat.MaxOffline() != tt.offline {
-			t.Errorf("catalogue limits %d, %s; configured %d, %s", cat.MaxOfflineValue, cat.MaxOffline(), tt.value, tt.offline)
+		if cat.MaxOfflineValue != tt.value || cat.MaxOffline() != tt.offline || cat.MaxHops != int64(tt.hops) {
+			t.Errorf("catalogue limits %d, %s, %d hops; configured %d, %s, %d", cat.MaxOfflineValue, cat.MaxOffline(), cat.MaxHops, tt.value, tt.offline, tt.hops)
 		}
 	}
 }

@@ -244,7 +244,8 @@ func (b *Bank) loadKeyring(stored []storage.IssuerKey) (*keyring, error) {
 	}
 	ring := &keyring{blind: map[string]*otp.Signer{}, newest: map[coinType]*otp.Signer{}}
 	cat := &otp.Catalogue{Issuer: b.cfg.Issuer, Issued: stored[len(stored)-1].Created, Keys: []otp.IssuerKey{},
-		MaxOfflineValue: b.cfg.MaxOfflineValue, MaxOfflineSeconds: int64(b.cfg.MaxOffline / time.Second)}
+		MaxOfflineValue: b.cfg.MaxOfflineValue, MaxOfflineSeconds: int64(b.cfg.MaxOffline / time.Second),
+		MaxHops: int64(b.cfg.MaxHops)}
 	for _, sk := range stored[1:] {
 		var k otp.IssuerKey
 		if err := strictjson.Unmarshal(sk.Entry, &k); err != nil {

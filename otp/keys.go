@@ -57,8 +57,13 @@ type Catalogue struct {
 	// MaxOfflineSeconds is the longest a wallet may go without fetching
 	// a fresh revocation list from the issuer: beyond it the wallet stops
 	// paying and only receives, and payees refuse its coins.
-	MaxOfflineSeconds int64     `json:"maxOfflineSeconds,omitempty"`
-	Signature         Signature `json:"signature"`
+	MaxOfflineSeconds int64 `json:"maxOfflineSeconds,omitempty"`
+	// MaxHops is the most transfers a coin may have made, counting the
+	// one to the payee, for a wallet to take it offline: a longer chain
+	// is longer to verify and more likely hides a copied coin, so a
+	// payee refuses it and its holder deposits or exchanges it instead.
+	MaxHops   int64     `json:"maxHops,omitempty"`
+	Signature Signature `json:"signature"`
 }
 
 type unsignedCatalogue struct {
@@ -69,10 +74,11 @@ type unsignedCatalogue struct {
 	Keys              []IssuerKey `json:"keys"`
 	MaxOfflineValue   int64       `json:"maxOfflineValue,omitempty"`
 	MaxOfflineSeconds int64       `json:"maxOfflineSeconds,omitempty"`
+	MaxHops           int64       `json:"maxHops,omitempty"`
 }
 
 func (c *Catalogue) payload() ([]byte, error) {
-	return Canonical(unsignedCatalogue{c.SchemaVersion, c.Issuer, c.Root, c.Issued, c.Keys, c.MaxOfflineValue, c.MaxOfflineSeconds})
+	return Canonical(unsignedCatalogue{c.SchemaVersion, c.Issuer, c.Root, c.Issued, c.Keys, c.MaxOfflineValue, c.MaxOfflineSeconds, c.MaxHops})
 }
 
 // MaxOffline is MaxOfflineSeconds as a duration; zero: no limit.
@@ -103,8 +109,8 @@ func (c *Catalogue) Verify(pinnedRoot string) error {
 	}
 	// A limit a wallet would read as none (negative) or as something
 	// else (a duration that overflows) is the issuer's mistake: refuse it.
-	if c.MaxOfflineValue < 0 || c.MaxOfflineSeconds < 0 || c.MaxOfflineSeconds > int64(math.MaxInt64/time.Second) {
-		return fmt.Errorf("catalogue of %q: %w: maxOfflineValue %d, maxOfflineSeconds %d", c.Issuer, ErrLimits, c.MaxOfflineValue, c.MaxOfflineSeconds)
+	if c.MaxOfflineValue < 0 || c.MaxOfflineSeconds < 0 || c.MaxOfflineSeconds > int64(math.MaxInt64/time.Second) || c.MaxHops < 0 {
+		return fmt.Errorf("catalogue of %q: %w: maxOfflineValue %d, maxOfflineSeconds %d, maxHops %d", c.Issuer, ErrLimits, c.MaxOfflineValue, c.MaxOfflineSeconds, c.MaxHops)
 	}
 	if c.Signature.Alg != AlgEd25519 {
 		return fmt.Errorf("catalogue: %w %q", ErrAlgorithm, c.Signature.Alg)

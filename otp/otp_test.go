@@ -139,8 +139,8 @@ func TestGoldenVectors(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if c.MaxOfflineValue != 50000 || c.MaxOffline() != 72*time.Hour {
-				return fmt.Errorf("limits read back as %d, %s", c.MaxOfflineValue, c.MaxOffline())
+			if c.MaxOfflineValue != 50000 || c.MaxOffline() != 72*time.Hour || c.MaxHops != 4 {
+				return fmt.Errorf("limits read back as %d, %s, %d hops", c.MaxOfflineValue, c.MaxOffline(), c.MaxHops)
 			}
 			return c.Verify(f.cat.Root)
 		}},
@@ -649,7 +649,7 @@ func TestCheckCallMethod(t *testing.T) {
 func limitedCatalogue(t *testing.T, f *fixture) *Catalogue {
 	t.Helper()
 	c := *f.cat
-	c.MaxOfflineValue, c.MaxOfflineSeconds = 50000, 72*3600
+	c.MaxOfflineValue, c.MaxOfflineSeconds, c.MaxHops = 50000, 72*3600, 4
 	if err := c.Sign(seedKey("root")); err != nil {
 		t.Fatal(err)
 	}
@@ -669,7 +669,10 @@ func TestCatalogueLimits(t *testing.T) {
 		{"value raised after signing", func(c *Catalogue) { c.MaxOfflineValue++ }, false, ErrSignature},
 		{"value dropped after signing", func(c *Catalogue) { c.MaxOfflineValue = 0 }, false, ErrSignature},
 		{"duration raised after signing", func(c *Catalogue) { c.MaxOfflineSeconds *= 2 }, false, ErrSignature},
+		{"hops raised after signing", func(c *Catalogue) { c.MaxHops++ }, false, ErrSignature},
+		{"hops dropped after signing", func(c *Catalogue) { c.MaxHops = 0 }, false, ErrSignature},
 		{"negative value", func(c *Catalogue) { c.MaxOfflineValue = -1 }, true, ErrLimits},
+		{"negative hops", func(c *Catalogue) { c.MaxHops = -1 }, true, ErrLimits},
 		{"negative duration", func(c *Catalogue) { c.MaxOfflineSeconds = -1 }, true, ErrLimits},
 		{"duration overflows", func(c *Catalogue) { c.MaxOfflineSeconds = 1<<53 - 1 }, true, ErrLimits},
 	}

@@ -100,7 +100,7 @@ func payOnce(ctx context.Context, p *Payer, sealed []otp.Sandbox) error {
 	if _, err := p.Hello(ctx, Hello{}); err != nil {
 		return err
 	}
-	if err := p.Offer(ctx, Offer{Amount: int64(100 * len(sealed)), Currency: "EUR"}); err != nil {
+	if err := p.Offer(ctx, Offer{Amount: int64(100 * len(sealed)), Currency: "EUR", MaxHops: 1}); err != nil {
 		return err
 	}
 	if _, err := p.ExchangeKeys(ctx, len(sealed)); err != nil {

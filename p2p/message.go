@@ -20,8 +20,10 @@ import (
 // Version is the session protocol version this package speaks. Version 2
 // stopped the payee listing its coins with its acceptance: the payer asks
 // for an amount of change and the payee says which coins it gives, or no.
-// A peer that speaks only version 1 is refused with ErrVersion, naming both.
-const Version = 2
+// Version 3 made the offer say the coins' hop count (Offer.MaxHops), which
+// a version 2 peer would refuse as an unknown member mid-session. A peer
+// that speaks another version is refused with ErrVersion, naming both.
+const Version = 3
 
 // MaxBatch is the most coins, exchange keys or receipts one message carries,
 // and so the most coins one round of a payment moves.
@@ -61,6 +63,13 @@ type Offer struct {
 	// refuse a payer offline longer than the bank allows. The payer says
 	// it; nothing proves it (a payee refuses a time in its future).
 	RevocationsIssued time.Time `json:"revocationsIssued,omitzero"`
+	// MaxHops is the most transfers any coin of the payment will have
+	// made when it arrives, the transfer to the payee included: the
+	// payee may refuse by the bank's policy before it hands out a key,
+	// and refuses coins that arrive with more. One figure, not one per
+	// coin: it is what a policy compares, the coins are not all chosen
+	// when the offer is made, and a list would fingerprint the purse.
+	MaxHops int `json:"maxHops"`
 }
 
 // acceptMsg accepts an offer. It tells the payer nothing of the payee's
@@ -147,6 +156,10 @@ func (o *Offer) check() error {
 	}
 	if !isCurrencyCode(o.Currency) {
 		return violation("offer currency %q is not an ISO 4217 code", o.Currency)
+	}
+	if o.MaxHops < 1 {
+		// A coin arrives by a transfer: it has made at least one.
+		return violation("offer of coins of %d hops: a coin paid has made at least one", o.MaxHops)
 	}
 	if err := checkText("offer program", o.Program, maxCode); err != nil {
 		return err

@@ -26,8 +26,8 @@ func goldenMessages(t testing.TB) []golden {
 	p := newBank(t).pay(t, "golden", 2)
 	return []golden{
 		{"hello", &Hello{Versions: []int{Version}, Issuers: []string{issuer}}},
-		{"offer", &Offer{Amount: 1250, Currency: "EUR", Memo: "2 coffees & a <croissant> ☕", Program: "general"}},
-		{"offer-revocations", &Offer{Amount: 1250, Currency: "EUR", Program: "general",
+		{"offer", &Offer{Amount: 1250, Currency: "EUR", MaxHops: 1, Memo: "2 coffees & a <croissant> ☕", Program: "general"}},
+		{"offer-revocations", &Offer{Amount: 1250, Currency: "EUR", MaxHops: 1, Program: "general",
 			RevocationsIssued: time.Date(2026, 12, 4, 9, 30, 0, 0, time.UTC)}},
 		{"accept", &acceptMsg{}},
 		{"change", &ChangeProposal{Send: []int64{1000, 500}, Keys: []otp.ExchangeKey{p[0].key, p[1].key}}},
@@ -131,7 +131,9 @@ func TestDecodeRefuses(t *testing.T) {
 		{"no coins", `{"type":"coins","body":{"coins":[],"resend":false}}`, "coins: 0"},
 		{"offer of nothing", `{"type":"offer","body":{"amount":0,"currency":"EUR","memo":""}}`, "amount must be positive"},
 		{"currency not a code", `{"type":"offer","body":{"amount":1,"currency":"eur","memo":""}}`, `"eur" is not an ISO 4217 code`},
-		{"memo too long", `{"type":"offer","body":{"amount":1,"currency":"EUR","memo":"` + strings.Repeat("m", maxText+1) + `"}}`, "offer memo of 1025 bytes"},
+		{"memo too long", `{"type":"offer","body":{"amount":1,"currency":"EUR","maxHops":1,"memo":"` + strings.Repeat("m", maxText+1) + `"}}`, "offer memo of 1025 bytes"},
+		{"offer without hops", `{"type":"offer","body":{"amount":1,"currency":"EUR","memo":""}}`, "offer of coins of 0 hops"},
+		{"offer of negative hops", `{"type":"offer","body":{"amount":1,"currency":"EUR","maxHops":-2,"memo":""}}`, "offer of coins of -2 hops"},
 		{"an accept listing the payee's coins (version 1)", `{"type":"accept","body":{"change":[{"value":5,"count":1}]}}`, "accept body"},
 		{"proposal without keys", `{"type":"change","body":{"send":[500],"keys":[]}}`, "change keys: 0"},
 		{"proposal that sends nothing", `{"type":"change","body":{"send":[],"keys":[{}]}}`, "change send: 0"},
@@ -169,7 +171,7 @@ func TestEncodeRefuses(t *testing.T) {
 	for _, m := range []message{
 		&keysRequestMsg{N: MaxBatch + 1},
 		&coinsMsg{},
-		&Offer{Amount: 1, Currency: "EURO"},
+		&Offer{Amount: 1, Currency: "EURO", MaxHops: 1},
 		&Hello{Issuers: make([]string, maxIssuers+1)},
 	} {
 		if _, err := encodeMessage(m); !errors.Is(err, ErrProtocol) {
@@ -275,8 +277,8 @@ func TestOfferText(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, o := range []*Offer{
-				{Amount: 1, Currency: "EUR", Memo: tt.memo},
-				{Amount: 1, Currency: "EUR", Program: tt.memo},
+				{Amount: 1, Currency: "EUR", MaxHops: 1, Memo: tt.memo},
+				{Amount: 1, Currency: "EUR", MaxHops: 1, Program: tt.memo},
 			} {
 				err := o.check()
 				if tt.want == "" {

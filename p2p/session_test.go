@@ -31,7 +31,7 @@ func TestSession(t *testing.T) {
 	if !slices.Equal(hello.Issuers, []string{issuer}) || !slices.Equal(hello.Versions, []int{Version}) {
 		t.Fatalf("payee hello = %+v", hello)
 	}
-	offer := Offer{Amount: 500, Currency: "EUR", Memo: "groceries"}
+	offer := Offer{Amount: 500, Currency: "EUR", MaxHops: 1, Memo: "groceries"}
 	if err := p.Offer(ctx, offer); err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestResend(t *testing.T) {
 	if _, err := p.Hello(ctx, Hello{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Offer(ctx, Offer{Amount: 200, Currency: "EUR"}); err != nil {
+	if err := p.Offer(ctx, Offer{Amount: 200, Currency: "EUR", MaxHops: 1}); err != nil {
 		t.Fatal(err)
 	}
 	keys, err := p.ExchangeKeys(ctx, 2)
@@ -190,7 +190,7 @@ func (s *stub) Resend(ctx context.Context, coins []otp.Sandbox) ([]otp.Ack, []ot
 // Messages for driving a payee by hand.
 var (
 	helloMsg = func() message { return &Hello{Versions: []int{Version}} }
-	offerMsg = func() message { return &Offer{Amount: 100, Currency: "EUR"} }
+	offerMsg = func() message { return &Offer{Amount: 100, Currency: "EUR", MaxHops: 1} }
 	keysReq  = func(n int) message { return &keysRequestMsg{N: n} }
 	coinsOf  = func(n int, resend bool) message { return &coinsMsg{Coins: make([]otp.Sandbox, n), Resend: resend} }
 	done     = func() message { return &doneMsg{} }
@@ -433,7 +433,7 @@ func proposeChange(k int) func(context.Context, *Payer) error {
 		if err := hello(ctx, p); err != nil {
 			return err
 		}
-		if err := p.Offer(ctx, Offer{Amount: 100, Currency: "EUR"}); err != nil {
+		if err := p.Offer(ctx, Offer{Amount: 100, Currency: "EUR", MaxHops: 1}); err != nil {
 			return err
 		}
 		_, err := p.ProposeChange(ctx, ChangeProposal{Send: []int64{150}, Keys: make([]otp.ExchangeKey, k)})
@@ -446,7 +446,7 @@ func pay(n int) func(context.Context, *Payer) error {
 		if err := hello(ctx, p); err != nil {
 			return err
 		}
-		if err := p.Offer(ctx, Offer{Amount: 100, Currency: "EUR"}); err != nil || n == 0 {
+		if err := p.Offer(ctx, Offer{Amount: 100, Currency: "EUR", MaxHops: 1}); err != nil || n == 0 {
 			return err
 		}
 		if _, err := p.ExchangeKeys(ctx, n); err != nil {
@@ -462,9 +462,9 @@ func TestVersionMismatch(t *testing.T) {
 		ctx := testContext(t)
 		payerConn, payeeConn := connect(t, newKeypair(t), newKeypair(t))
 		served := serve(ctx, payeeConn, &stub{})
-		// Version 1 is a payer that expects the payee's coins listed.
-		_, err := exchange(ctx, payerConn, &Hello{Versions: []int{1, 3}})
-		wantRemote(t, err, CodeVersion, "peer speaks [1 3], this side 2")
+		// Version 2 is a payer whose offer does not say the coins' hops.
+		_, err := exchange(ctx, payerConn, &Hello{Versions: []int{1, 2}})
+		wantRemote(t, err, CodeVersion, "peer speaks [1 2], this side 3")
 		if err := <-served; !errors.Is(err, ErrVersion) {
 			t.Errorf("Serve = %v, want %v", err, ErrVersion)
 		}
@@ -472,11 +472,12 @@ func TestVersionMismatch(t *testing.T) {
 	t.Run("payee", func(t *testing.T) {
 		ctx := testContext(t)
 		payerConn, payeeConn := connect(t, newKeypair(t), newKeypair(t))
-		told := script(ctx, payeeConn, &Hello{Versions: []int{1}})
+		// Version 2 is a payee that would refuse the offer's maxHops.
+		told := script(ctx, payeeConn, &Hello{Versions: []int{2}})
 		if _, err := NewPayer(payerConn).Hello(ctx, Hello{}); !errors.Is(err, ErrVersion) {
 			t.Errorf("Hello = %v, want %v", err, ErrVersion)
 		}
-		wantRemote(t, <-told, CodeVersion, "peer speaks [1], this side 2")
+		wantRemote(t, <-told, CodeVersion, "peer speaks [2], this side 3")
 	})
 }
 
@@ -508,7 +509,7 @@ func TestPayerRefusesWrongReplies(t *testing.T) {
 		want  string
 	}{
 		{"keys for an offer", &keysMsg{}, func(ctx context.Context, p *Payer) error {
-			return p.Offer(ctx, Offer{Amount: 1, Currency: "EUR"})
+			return p.Offer(ctx, Offer{Amount: 1, Currency: "EUR", MaxHops: 1})
 		}, "unexpected keys from the peer, wanted accept"},
 		{"too few keys", &keysMsg{Keys: make([]otp.ExchangeKey, 1)}, func(ctx context.Context, p *Payer) error {
 			_, err := p.ExchangeKeys(ctx, 2)
@@ -581,7 +582,7 @@ func TestPayerSplitsBatches(t *testing.T) {
 			coins := slices.Repeat([]otp.Sandbox{sandbox}, tt.n)
 			deliver := p.Resend
 			if !tt.resend {
-				if err := p.Offer(ctx, Offer{Amount: 100, Currency: "EUR"}); err != nil {
+				if err := p.Offer(ctx, Offer{Amount: 100, Currency: "EUR", MaxHops: 1}); err != nil {
 					t.Fatal(err)
 				}
 				if _, err := p.ExchangeKeys(ctx, tt.n); err != nil {
@@ -634,7 +635,7 @@ func TestPayerChange(t *testing.T) {
 	if err != nil || len(got) != 1 || len(p.Change()) != 1 {
 		t.Fatalf("collect: %d coins, %v", len(got), err)
 	}
-	if err := p.Offer(ctx, Offer{Amount: 150, Currency: "EUR"}); !errors.Is(err, errUnsettled) {
+	if err := p.Offer(ctx, Offer{Amount: 150, Currency: "EUR", MaxHops: 1}); !errors.Is(err, errUnsettled) {
 		t.Fatalf("offer with change unsettled: %v, want errUnsettled", err)
 	}
 	if err := p.SettleChange(ctx, make([]otp.Ack, 2)); err == nil {
@@ -643,7 +644,7 @@ func TestPayerChange(t *testing.T) {
 	if err := p.SettleChange(ctx, make([]otp.Ack, 1)); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Offer(ctx, Offer{Amount: 150, Currency: "EUR"}); err != nil {
+	if err := p.Offer(ctx, Offer{Amount: 150, Currency: "EUR", MaxHops: 1}); err != nil {
 		t.Fatal(err)
 	}
 	if change, err := p.ProposeChange(ctx, ChangeProposal{Send: []int64{100, 100}, Keys: make([]otp.ExchangeKey, 2)}); err != nil || !slices.Equal(change, []int64{50}) {

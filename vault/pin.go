@@ -116,8 +116,83 @@ func (v *Vault) countTry(ctx context.Context, meta map[string][]byte) error {
 
 // clearTries forgets the wrong PINs once the right one was given.
 func (v *Vault) clearTries(ctx context.Context) error {
-	return v.update(ctx, func(t *tx) error {
-		_, err := t.sql.ExecContext(ctx, `DELETE FROM meta WHERE name IN (?, ?)`, metaFailures, metaFailedAt)
+	return v.update(ctx, func(t *tx) error { return t.clearTries() })
+}
+
+func (t *tx) clearTries() error {
+	_, err := t.sql.ExecContext(t.ctx, `DELETE FROM meta WHERE name IN (?, ?)`, metaFailures, metaFailedAt)
+	return err
+}
+
+// ChangePIN replaces the PIN that opens the vault by newPIN, which must
+// meet the policy (CheckPIN), once oldPIN is proven: a wrong oldPIN is
+// counted like one at Open (the software vault's count, or the TPM's
+// lockout) and changes nothing. The change is one transaction, so a
+// crash leaves a vault that opens with exactly one of the two PINs. The
+// software vault re-wraps the data key under Argon2id of the new PIN,
+// with a fresh salt and the same parameters. The TPM vault seals its
+// secret anew under the new PIN for the next chain value and advances
+// the chain, as a write that destroys a key does: a copy from before the
+// change is dead, so the old PIN opens no copy either.
+func (v *Vault) ChangePIN(ctx context.Context, oldPIN, newPIN []byte) error {
+	if err := CheckPIN(newPIN); err != nil {
+		return fmt.Errorf("change PIN: %w", err)
+	}
+	var err error
+	if v.g != nil {
+		err = v.update(ctx, func(t *tx) error {
+			if err := v.g.checkPIN(oldPIN); err != nil {
+				return err
+			}
+			v.g.changePIN(newPIN)
+			t.destroys = true
+			return nil
+		})
+	} else {
+		err = v.rewrap(ctx, oldPIN, newPIN)
+	}
+	if err != nil {
+		return fmt.Errorf("change PIN: %w", err)
+	}
+	return nil
+}
+
+// rewrap is the software vault's PIN change: oldPIN is tried under the
+// count of wrong PINs, and the data key it unwraps is stored wrapped
+// under newPIN, with the count cleared, in one transaction.
+func (v *Vault) rewrap(ctx context.Context, oldPIN, newPIN []byte) error {
+	var meta map[string][]byte
+	err := v.update(ctx, func(t *tx) error {
+		var err error
+		meta, err = t.meta()
 		return err
+	})
+	if err != nil {
+		return err
+	}
+	if err := v.countTry(ctx, meta); err != nil {
+		return err
+	}
+	return v.update(ctx, func(t *tx) error {
+		meta, err := t.meta()
+		if err != nil {
+			return err
+		}
+		wrapped := meta[metaWrappedKey]
+		w, err := parseWrapped(wrapped)
+		if err != nil {
+			return err
+		}
+		dataKey, err := (&argon2Protector{pin: oldPIN}).unwrap(wrapped)
+		if err != nil {
+			return err
+		}
+		if wrapped, err = (&argon2Protector{pin: newPIN, params: w.params}).wrap(dataKey); err != nil {
+			return err
+		}
+		if err := t.setWrapped(wrapped); err != nil {
+			return err
+		}
+		return t.clearTries()
 	})
 }

@@ -32,6 +32,11 @@ type guard interface {
 	advance() error
 	abandon()
 	close() error
+	// checkPIN proves pin against the hardware, which counts a wrong one
+	// under its lockout; changePIN makes the next prepare seal under pin,
+	// which becomes the PIN once advance runs (abandon forgets it).
+	checkPIN(pin []byte) error
+	changePIN(pin []byte)
 }
 
 // The protectors by the names Options.Protector takes; the name stored in

@@ -162,13 +162,21 @@ type tpmProtector struct {
 	// next and nextSecret are sealed for the transaction being committed.
 	next       *tpmWrapped
 	nextSecret []byte
+	// nextPINAuth, during a PIN change, is the authValue the next state
+	// is sealed under.
+	nextPINAuth []byte
 }
 
 func newTPMProtector(dev string, pin []byte) *tpmProtector {
+	return &tpmProtector{dev: devOrDefault(dev), pinAuth: pinAuth(pin)}
+}
+
+// devOrDefault is the TPM dev names: DefaultTPM when it is empty.
+func devOrDefault(dev string) string {
 	if dev == "" {
-		dev = DefaultTPM
+		return DefaultTPM
 	}
-	return &tpmProtector{dev: dev, pinAuth: pinAuth(pin)}
+	return dev
 }
 
 // pinAuth is the sealed key's authValue for pin. No slow hash: only the
@@ -336,7 +344,7 @@ func (p *tpmProtector) wrap(dataKey []byte) ([]byte, error) {
 	if p.nvName, err = p.readIndexName(index); err != nil {
 		return nil, err
 	}
-	if err := p.seal(w, dataKey); err != nil {
+	if err := p.seal(w, dataKey, p.pinAuth); err != nil {
 		return nil, err
 	}
 	p.cur = w
@@ -452,7 +460,7 @@ func (p *tpmProtector) authPolicy(w *tpmWrapped) ([]byte, error) {
 // this TPM, usable only through the policy, and subject to the
 // dictionary-attack lockout. The session is salted with the SRK and
 // encrypts the data key and the PIN's authValue on their way in.
-func (p *tpmProtector) seal(w *tpmWrapped, secret []byte) error {
+func (p *tpmProtector) seal(w *tpmWrapped, secret, auth []byte) error {
 	digest, err := p.authPolicy(w)
 	if err != nil {
 		return err
@@ -462,7 +470,7 @@ func (p *tpmProtector) seal(w *tpmWrapped, secret []byte) error {
 	rsp, err := tpm2.Create{
 		ParentHandle: srk,
 		InSensitive: tpm2.TPM2BSensitiveCreate{Sensitive: &tpm2.TPMSSensitiveCreate{
-			UserAuth: tpm2.TPM2BAuth{Buffer: p.pinAuth},
+			UserAuth: tpm2.TPM2BAuth{Buffer: auth},
 			Data:     tpm2.NewTPMUSensitiveCreate(&tpm2.TPM2BSensitiveData{Buffer: secret}),
 		}},
 		InPublic: tpm2.New2B(tpm2.TPMTPublic{
@@ -507,7 +515,7 @@ func (p *tpmProtector) unwrap(wrapped []byte) ([]byte, error) {
 	if !bytes.Equal(chain, w.head) && !bytes.Equal(chain, w.prev) {
 		return nil, fmt.Errorf("%w: the TPM's chain for it has moved past this copy (an older copy, or a copy another one overtook)", ErrRollback)
 	}
-	dataKey, err := p.unseal(w, chain)
+	dataKey, err := p.unseal(w, chain, p.pinAuth)
 	if err != nil {
 		return nil, err
 	}
@@ -527,8 +535,8 @@ func (p *tpmProtector) unwrap(wrapped []byte) ([]byte, error) {
 }
 
 // unseal loads w's sealed key and unseals it in a policy session that
-// proves the chain is at value and the PIN.
-func (p *tpmProtector) unseal(w *tpmWrapped, value []byte) ([]byte, error) {
+// proves the chain is at value and the PIN's authValue auth.
+func (p *tpmProtector) unseal(w *tpmWrapped, value, auth []byte) ([]byte, error) {
 	pub, err := tpm2.Unmarshal[tpm2.TPM2BPublic](w.pub)
 	if err != nil {
 		return nil, fmt.Errorf("sealed data key: %w", err)
@@ -559,7 +567,7 @@ func (p *tpmProtector) unseal(w *tpmWrapped, value []byte) ([]byte, error) {
 		}
 		_, err := tpm2.PolicyAuthValue{PolicySession: s}.Execute(t)
 		return err
-	}, tpm2.Auth(p.pinAuth), tpm2.AESEncryption(128, tpm2.EncryptOut), tpm2.Salted(p.srk.Handle, p.srkPub))
+	}, tpm2.Auth(auth), tpm2.AESEncryption(128, tpm2.EncryptOut), tpm2.Salted(p.srk.Handle, p.srkPub))
 	rsp, err := tpm2.Unseal{
 		ItemHandle: tpm2.AuthHandle{Handle: load.ObjectHandle, Name: load.Name, Auth: sess},
 	}.Execute(p)
@@ -583,7 +591,11 @@ func (p *tpmProtector) prepare() (wrapped, secret []byte, err error) {
 	rand.Read(secret[dataKeySize:])
 	w := &tpmWrapped{index: p.cur.index, prev: p.cur.head}
 	w.head = extended(w.prev, chainStep(secret))
-	if err := p.seal(w, secret); err != nil {
+	auth := p.pinAuth
+	if p.nextPINAuth != nil {
+		auth = p.nextPINAuth
+	}
+	if err := p.seal(w, secret, auth); err != nil {
 		return nil, nil, err
 	}
 	p.next, p.nextSecret = w, secret
@@ -596,8 +608,12 @@ func (p *tpmProtector) prepare() (wrapped, secret []byte, err error) {
 func (p *tpmProtector) advance() error {
 	w, secret := p.next, p.nextSecret
 	p.next, p.nextSecret = nil, nil
-	// The new state is committed: its secret is the one to seal from.
+	// The new state is committed: its secret is the one to seal from,
+	// and its PIN the one to seal under.
 	p.dataKey = secret
+	if p.nextPINAuth != nil {
+		p.pinAuth, p.nextPINAuth = p.nextPINAuth, nil
+	}
 	if err := p.extend(w.index, chainStep(secret)); err != nil {
 		return err
 	}
@@ -605,8 +621,18 @@ func (p *tpmProtector) advance() error {
 	return nil
 }
 
-// abandon forgets a prepared state whose transaction did not commit.
-func (p *tpmProtector) abandon() { p.next, p.nextSecret = nil, nil }
+// abandon forgets a prepared state whose transaction did not commit, and
+// the PIN it was to be sealed under.
+func (p *tpmProtector) abandon() { p.next, p.nextSecret, p.nextPINAuth = nil, nil, nil }
+
+// checkPIN unseals the current state with pin: the TPM says whether it is
+// the PIN, and counts a wrong one under its dictionary-attack lockout.
+func (p *tpmProtector) checkPIN(pin []byte) error {
+	_, err := p.unseal(p.cur, p.cur.head, pinAuth(pin))
+	return err
+}
+
+func (p *tpmProtector) changePIN(pin []byte) { p.nextPINAuth = pinAuth(pin) }
 
 // extend runs TPM2_NV_Extend(index, step), authorized by the data
 // key. go-tpm has no NV_Extend, so the command is built here.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
@@ -156,7 +157,7 @@ func directUnseal(t *testing.T, dev string, w *tpmWrapped, value []byte) ([]byte
 	if p.nvName, err = p.readIndexName(w.index); err != nil {
 		t.Fatal(err)
 	}
-	return p.unseal(w, value)
+	return p.unseal(w, value, p.pinAuth)
 }
 
 // openKeys counts the private-key records of the vault in dir that secret
@@ -352,17 +353,9 @@ func TestTPMFork(t *testing.T) {
 // hierarchy's authorization is empty on a fresh swtpm).
 func setDA(t *testing.T, dev string, maxTries, recovery, lockoutRecovery uint32) {
 	t.Helper()
-	tp, err := openTPM(dev)
-	if err != nil {
+	p := DAParams{MaxTries: maxTries, Recovery: time.Duration(recovery) * time.Second, LockoutRecovery: time.Duration(lockoutRecovery) * time.Second}
+	if err := SetDictionaryAttack(context.Background(), dev, nil, p); err != nil {
 		t.Fatal(err)
-	}
-	defer tp.Close()
-	var params []byte
-	for _, n := range []uint32{maxTries, recovery, lockoutRecovery} {
-		params = binary.BigEndian.AppendUint32(params, n)
-	}
-	if err := rawCommand(tp, tpm2.TPMCCDictionaryAttackParameters, []tpm2.TPMHandle{tpm2.TPMRHLockout}, nil, params); err != nil {
-		t.Fatalf("TPM2_DictionaryAttackParameters: %v", err)
 	}
 }
 

@@ -416,13 +416,19 @@ func (v *Vault) reseal(t *tx) (*sealer, error) {
 		err = rekey(t, next)
 	}
 	if err == nil {
-		_, err = t.sql.ExecContext(t.ctx, `UPDATE meta SET value = ? WHERE name = ?`, wrapped, metaWrappedKey)
+		err = t.setWrapped(wrapped)
 	}
 	if err != nil {
 		v.g.abandon()
 		return nil, err
 	}
 	return next, nil
+}
+
+// setWrapped stores the wrapped (or sealed) data key.
+func (t *tx) setWrapped(wrapped []byte) error {
+	_, err := t.sql.ExecContext(t.ctx, `UPDATE meta SET value = ? WHERE name = ?`, wrapped, metaWrappedKey)
+	return err
 }
 
 // rekey re-encrypts every private-key record from t's sealer to next.

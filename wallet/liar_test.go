@@ -142,7 +142,9 @@ func purseOf(t *testing.T, h *holder) string {
 // (a coin it sealed stays pending-out at its side, to be reclaimed).
 func TestLyingPayerGetsNoChange(t *testing.T) {
 	b := newTestBankOf(t, denom.Set{100, 500})
-	offer := func(v int64) p2p.Offer { return p2p.Offer{Amount: v, Currency: "EUR", Program: "general", Memo: "lie"} }
+	offer := func(v int64) p2p.Offer {
+		return p2p.Offer{Amount: v, Currency: "EUR", Program: "general", Memo: "lie", MaxHops: 1}
+	}
 	tests := []struct {
 		name   string
 		l      lie
@@ -237,7 +239,7 @@ func liarWorld(t *testing.T, b *testBank) (alice, bob *holder) {
 // the payee's purse unchanged and no change given.
 func TestLyingPayerResends(t *testing.T) {
 	alice, bob := liarWorld(t, newTestBankOf(t, denom.Set{100, 500}))
-	l := lie{offer: p2p.Offer{Amount: 100, Currency: "EUR", Program: "general"}, send: []int64{300}, seal: []int64{100}}
+	l := lie{offer: p2p.Offer{Amount: 100, Currency: "EUR", Program: "general", MaxHops: 1}, send: []int64{300}, seal: []int64{100}}
 	if payErr, recvErr := payLying(t, alice, bob, l); payErr == nil || !errors.Is(recvErr, vault.ErrNotAgreed) {
 		t.Fatalf("payer %v, payee %v", payErr, recvErr)
 	}
@@ -260,7 +262,7 @@ func TestLyingPayerResends(t *testing.T) {
 func TestShortPayment(t *testing.T) {
 	alice, bob := liarWorld(t, newTestBankOf(t, denom.Set{100, 500}))
 	bob0 := bob.balance(t)
-	l := lie{offer: p2p.Offer{Amount: 500, Currency: "EUR", Program: "general"}, seal: []int64{100}}
+	l := lie{offer: p2p.Offer{Amount: 500, Currency: "EUR", Program: "general", MaxHops: 1}, seal: []int64{100}}
 	payErr, recvErr := payLying(t, alice, bob, l)
 	if payErr != nil || !errors.Is(recvErr, ErrNotAsOffered) || !strings.Contains(recvErr.Error(), "received 1.00 of the 5.00 offered") {
 		t.Fatalf("payer %v; payee %v; want %v with the amounts", payErr, recvErr, ErrNotAsOffered)

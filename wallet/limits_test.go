@@ -148,7 +148,7 @@ func TestOfflineLimitPayeeBoundary(t *testing.T) {
 func noLimits(h *holder, issued time.Time) {
 	tr := *h.w.trust.Load()
 	cat := *tr.cat
-	cat.MaxOfflineValue, cat.MaxOfflineSeconds = 0, 0
+	cat.MaxOfflineValue, cat.MaxOfflineSeconds, cat.MaxHops = 0, 0, 0
 	tr.cat, tr.revIssued = &cat, issued
 	h.w.trust.Store(&tr)
 }

@@ -62,33 +62,28 @@ func (w *Wallet) Pay(ctx context.Context, addr string, value int64, memo string,
 	if err := w.offlineTooLong("this wallet's", revIssued); err != nil {
 		return Payment{}, fmt.Errorf("pay %s: %w", amount.Format(value), err)
 	}
-	held, err := w.v.Payable(ctx, w.Currency(), program)
+	held, err := w.payable(ctx, program)
 	if err != nil {
 		return Payment{}, fmt.Errorf("pay %s: %w", amount.Format(value), err)
 	}
 	if have := countsOf(held).Total(); have < value {
-		return Payment{}, fmt.Errorf("pay %s: %w: have %s %s of program %q", amount.Format(value), ErrInsufficient, amount.Format(have), w.Currency(), program)
+		return Payment{}, fmt.Errorf("pay %s: %w: have %s %s of program %q payable offline", amount.Format(value), ErrInsufficient, amount.Format(have), w.Currency(), program)
 	}
 	conn, payer, p, err := w.meet(ctx, addr)
 	if err != nil {
 		return p, fmt.Errorf("pay %s: %w", amount.Format(value), err)
 	}
 	defer conn.Close()
-	if err := payer.Offer(ctx, p2p.Offer{Amount: value, Currency: w.Currency(), Memo: memo, Program: program, RevocationsIssued: revIssued}); err != nil {
-		var re *p2p.RemoteError
-		if errors.As(err, &re) {
-			return p, fmt.Errorf("pay: %w: %s", ErrDeclined, re.Message)
-		}
-		return p, fmt.Errorf("pay: %w", err)
-	}
 	// The coins this wallet holds change when resent or collected ones
 	// settle; loading them all again costs as much as sealing a tenth of
 	// them, so only then.
 	if p.Resent > 0 || p.Collected > 0 {
-		if held, err = w.v.Payable(ctx, w.Currency(), program); err != nil {
+		if held, err = w.payable(ctx, program); err != nil {
 			return p, fmt.Errorf("pay: %w", err)
 		}
 	}
+	// The coins are chosen before the offer, which says the most
+	// transfers any of them will have made.
 	plan, err := denom.Best(value, countsOf(held), w.anyChange(program))
 	if ue := (*denom.UnpayableError)(nil); errors.As(err, &ue) && ue.Nearest > value {
 		err = fmt.Errorf("%w: cannot pay %s exactly: this wallet's coins reach %s at the nearest, and no coins of program %q make %s in change",
@@ -98,6 +93,15 @@ func (w *Wallet) Pay(ctx context.Context, addr string, value int64, memo string,
 		return p, fmt.Errorf("pay: %w: %w", ErrInsufficient, err)
 	}
 	coins := pick(held, plan.Send)
+	offer := p2p.Offer{Amount: value, Currency: w.Currency(), Memo: memo, Program: program,
+		RevocationsIssued: revIssued, MaxHops: maxHops(coins)}
+	if err := payer.Offer(ctx, offer); err != nil {
+		var re *p2p.RemoteError
+		if errors.As(err, &re) {
+			return p, fmt.Errorf("pay: %w: %s", ErrDeclined, re.Message)
+		}
+		return p, fmt.Errorf("pay: %w", err)
+	}
 	if plan.Change.Len() > 0 {
 		if plan.Change, err = w.proposeChange(ctx, payer, coins, plan.Change); err != nil {
 			return p, fmt.Errorf("pay %s with %s change: %w", amount.Format(value), amount.Format(plan.Change.Total()), err)
@@ -208,6 +212,13 @@ func (w *Wallet) settleEarlier(ctx context.Context, conn *p2p.Conn, p *Payment) 
 // lets a payee give, one exchange key each: a payee short of the larger
 // values can give the change in smaller coins.
 const changeSlack = 8
+
+// payable returns the coins of program this wallet may pay offline: held,
+// payable, and within the bank's maxHops once paid, which a payee enforces.
+func (w *Wallet) payable(ctx context.Context, program string) ([]otp.Sandbox, error) {
+	held, err := w.v.Payable(ctx, w.Currency(), program)
+	return w.offlinePayable(held), err
+}
 
 // anyChange is the change the payer plans with, knowing nothing of the
 // payee's coins: any number of each value of the program, up to what the
@@ -505,11 +516,15 @@ func (h *payee) Offer(ctx context.Context, o p2p.Offer) error {
 	if err := h.w.offlineTooLong("the payer's", o.RevocationsIssued); err != nil {
 		return err
 	}
+	if err := h.w.tooManyHops("the payer offers coins", o.MaxHops); err != nil {
+		return err
+	}
 	if err := h.w.mayHold(ctx, o.Amount); err != nil {
 		return err
 	}
 	h.w.emit(Event{Kind: "offer", Amount: o.Amount, Peer: h.p.Peer, Detail: o.Memo})
-	if h.w.opts.ConfirmOffer != nil && !h.w.opts.ConfirmOffer(ctx, Offer{Amount: o.Amount, Currency: o.Currency, Memo: o.Memo, Peer: h.p.Peer, RevocationsIssued: o.RevocationsIssued}) {
+	if h.w.opts.ConfirmOffer != nil && !h.w.opts.ConfirmOffer(ctx, Offer{Amount: o.Amount, Currency: o.Currency, Memo: o.Memo, Peer: h.p.Peer,
+		RevocationsIssued: o.RevocationsIssued, MaxHops: o.MaxHops}) {
 		return ErrDeclined
 	}
 	h.offer = o
@@ -653,6 +668,21 @@ func (h *payee) asOffered(c *otp.Coin) error {
 	return nil
 }
 
+// hopsAsOffered refuses a coin that has made more transfers than the
+// bank allows offline (a re-sent coin and a token's too: they skip no
+// policy), or than the offer of this session said: the payer's word on
+// hops is checked against each chain that arrived.
+func (h *payee) hopsAsOffered(s *otp.Sandbox) error {
+	if err := h.w.tooManyHops(fmt.Sprintf("coin %.12s", s.Coin.Data.Token), s.Hops()); err != nil {
+		return err
+	}
+	if h.offer.MaxHops > 0 && s.Hops() > h.offer.MaxHops {
+		return fmt.Errorf("%w: coin %.12s has made %d transfers, the offer said at most %d",
+			ErrNotAsOffered, s.Coin.Data.Token, s.Hops(), h.offer.MaxHops)
+	}
+	return nil
+}
+
 // accept verifies every coin before any is stored, so a bad coin in a batch
 // changes nothing. It returns the change the coins completed, if any,
 // sealed to the payer.
@@ -692,6 +722,9 @@ func (h *payee) verify(coins []otp.Sandbox, payable bool) error {
 		return err
 	}
 	for i := range coins {
+		if err := h.hopsAsOffered(&coins[i]); err != nil {
+			return err
+		}
 		if payable {
 			if err := h.asOffered(&coins[i].Coin); err != nil {
 				return err

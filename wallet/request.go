@@ -246,7 +246,7 @@ func (w *Wallet) PayRequest(ctx context.Context, text string) (TokenPayment, err
 	if now := w.now(); now.After(req.Expires) {
 		return tp, fmt.Errorf("pay request %s: %w at %s", req.ID, ErrExpired, req.Expires.Format(time.RFC3339))
 	}
-	held := vault.PayableOf(coins, req.Currency, req.Program, w.now())
+	held := w.offlinePayable(vault.PayableOf(coins, req.Currency, req.Program, w.now()))
 	plan, err := denom.Best(req.Amount, countsOf(held), nil)
 	if err == nil && plan.Send.Len() > len(req.Keys) {
 		err = fmt.Errorf("it takes %d coins and the request has keys for %d", plan.Send.Len(), len(req.Keys))

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -40,12 +41,15 @@ var (
 	ErrChange = errors.New("change not as agreed")
 	// ErrNotAsOffered reports, to a payee, a session that ended with
 	// another value received than the payer offered: the coins that did
-	// arrive are valid and kept, and the error gives both amounts.
+	// arrive are valid and kept, and the error gives both amounts. It
+	// also reports coins that have made more transfers than the offer
+	// said: those are refused, and nothing of their batch is stored.
 	ErrNotAsOffered = errors.New("payment not as offered")
 	// ErrOfflineLimit reports a payment stopped by the bank's offline
 	// limits (the catalogue's): a payer whose revocation list is older
-	// than the bank allows, or a payee that would hold more than it
-	// allows. The error gives the figures.
+	// than the bank allows, a payee that would hold more than it allows,
+	// or coins that have made more transfers than it allows. The error
+	// gives the figures.
 	ErrOfflineLimit = errors.New("beyond the bank's offline limit")
 )
 
@@ -116,6 +120,10 @@ type Offer struct {
 	// RevocationsIssued is when the payer says it last met the bank
 	// (its revocation list's issue time); zero when it does not say.
 	RevocationsIssued time.Time
+	// MaxHops is the most transfers any of the coins will have made when
+	// they arrive, this one included, as the payer says: a coin that
+	// arrives with more is refused (ErrNotAsOffered).
+	MaxHops int
 }
 
 // Event is a step of a payment or an online operation, for a user interface.
@@ -180,6 +188,31 @@ func (w *Wallet) offlineTooLong(whose string, issued time.Time) error {
 	return nil
 }
 func (w *Wallet) ver() *otp.Verifier { return w.trust.Load().ver }
+
+// tooManyHops refuses coins that will have made hops transfers, counting
+// the one to the payee, when the bank's catalogue allows fewer offline.
+func (w *Wallet) tooManyHops(what string, hops int) error {
+	if limit := w.cat().MaxHops; limit != 0 && int64(hops) > limit {
+		return fmt.Errorf("%w: %s of %d transfers, the bank allows %d offline: their holder deposits or exchanges them",
+			ErrOfflineLimit, what, hops, limit)
+	}
+	return nil
+}
+
+// offlinePayable keeps of held the coins a payee will take by the bank's
+// maxHops: those whose next transfer stays within it.
+func (w *Wallet) offlinePayable(held []otp.Sandbox) []otp.Sandbox {
+	return slices.DeleteFunc(held, func(s otp.Sandbox) bool { return w.tooManyHops("", s.Hops()+1) != nil })
+}
+
+// maxHops is the most transfers any of coins will have made once paid.
+func maxHops(coins []otp.Sandbox) int {
+	n := 0
+	for i := range coins {
+		n = max(n, coins[i].Hops()+1)
+	}
+	return n
+}
 
 const (
 	settingBank        = "bank"
@@ -323,6 +356,14 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// ChangePIN replaces the PIN that opens the wallet (vault.ChangePIN): oldPIN
+// must be the PIN, counted like a try at Open, and newPIN must meet the
+// policy (vault.ErrWeakPIN); a crash leaves the wallet opening with
+// exactly one of the two.
+func (w *Wallet) ChangePIN(ctx context.Context, oldPIN, newPIN []byte) error {
+	return w.v.ChangePIN(ctx, oldPIN, newPIN)
 }
 
 // Close closes the wallet's vault.

@@ -23,6 +23,8 @@ import (
 	"github.com/otpcash/otpcash/bank"
 	"github.com/otpcash/otpcash/denom"
 	"github.com/otpcash/otpcash/internal/cli"
+	"github.com/otpcash/otpcash/internal/testtpm"
+	"github.com/otpcash/otpcash/wallet"
 )
 
 // The paper's ramp (Mainetti et al. 2023, Section 3.1): each amount of
@@ -40,6 +42,7 @@ type rampFlags struct {
 	out       string
 	transport bool
 	payee     string
+	vault     string
 }
 
 func newBenchRampCmd() *cobra.Command {
@@ -89,6 +92,9 @@ not a measurement.`,
 			if f.payee != "merchant" && f.payee != "anonymous" {
 				return fmt.Errorf("%w: --payee must be merchant or anonymous, not %q", errUsage, f.payee)
 			}
+			if f.vault != wallet.VaultSoftware && f.vault != wallet.VaultTPM {
+				return fmt.Errorf("%w: --vault must be %s or %s, not %q", errUsage, wallet.VaultSoftware, wallet.VaultTPM, f.vault)
+			}
 			return runRamp(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), f, lk)
 		},
 	}
@@ -97,6 +103,7 @@ not a measurement.`,
 	cmd.Flags().StringVar(&f.link, "link", "", `throttle the link to a bit rate and a one-way latency, e.g. "1Mbit,10ms" (a Bluetooth-like radio); empty: plain loopback`)
 	cmd.Flags().StringVar(&f.out, "out", "ramp", "directory for the CSV files and the chart")
 	cmd.Flags().BoolVar(&f.transport, "transport-only", true, "also run each amount with the vault and signatures switched off")
+	cmd.Flags().StringVar(&f.vault, "vault", wallet.VaultSoftware, `the wallets' vault: "software" or "tpm" (each wallet on a swtpm of its own, which the ramp starts and removes)`)
 	cmd.Flags().StringVar(&f.payee, "payee", "merchant", `how the payee's exchange keys are certified: "merchant" (in the clear, as in the paper) or "anonymous" (blind RSA)`)
 	return cmd
 }
@@ -115,6 +122,8 @@ type peerRequest struct {
 	N        int    `json:"n,omitempty"`
 	Addr     string `json:"addr,omitempty"`
 	Bare     bool   `json:"bare,omitempty"` // transport only
+	Vault    string `json:"vault,omitempty"`
+	TPM      string `json:"tpm,omitempty"` // the swtpm of a TPM vault
 }
 
 type peerReply struct {
@@ -248,10 +257,23 @@ func runRamp(ctx context.Context, stdout, stderr io.Writer, f rampFlags, lk link
 		return err
 	}
 	defer payee.stop()
-	if _, err := payer.call(peerRequest{Op: "init", Dir: filepath.Join(dir, "payer"), Bank: bankURL, Account: account, Token: token}); err != nil {
+	payerInit := peerRequest{Op: "init", Dir: filepath.Join(dir, "payer"), Bank: bankURL, Account: account, Token: token, Vault: f.vault}
+	payeeInit := peerRequest{Op: "init", Dir: filepath.Join(dir, "payee"), Bank: bankURL, Link: f.link, Listen: true, Merchant: f.payee == "merchant", Vault: f.vault}
+	if f.vault == wallet.VaultTPM {
+		// A swtpm serves one connection at a time, and an open TPM
+		// vault holds one: each wallet has its own.
+		for _, r := range []*peerRequest{&payerInit, &payeeInit} {
+			addr, stop, err := testtpm.Run(stderr)
+			if err != nil {
+				return fmt.Errorf("--vault tpm: %w", err)
+			}
+			defer stop()
+			r.TPM = addr
+		}
+	}
+	if _, err := payer.call(payerInit); err != nil {
 		return err
 	}
-	payeeInit := peerRequest{Op: "init", Dir: filepath.Join(dir, "payee"), Bank: bankURL, Link: f.link, Listen: true, Merchant: f.payee == "merchant"}
 	if payeeInit.Account, payeeInit.Token, err = bk.CreateAccount(ctx); err != nil {
 		return err
 	}
@@ -265,7 +287,7 @@ func runRamp(ctx context.Context, stdout, stderr io.Writer, f rampFlags, lk link
 	if f.link != "" {
 		linkText = "loopback TCP throttled to " + lk.String()
 	}
-	fmt.Fprintf(stdout, "otpcash ramp: %v coins, %d runs each, payer and payee in separate processes, %s.\n", f.amounts, f.reps, linkText)
+	fmt.Fprintf(stdout, "otpcash ramp: %v coins, %d runs each, payer and payee in separate processes, %s, %s vaults.\n", f.amounts, f.reps, linkText, f.vault)
 	fmt.Fprintf(stdout, "Coins are withdrawn fresh before each run, and the payee deposits the last run's meanwhile, outside the timed part: every coin sent is one transfer long.\n")
 	if f.payee == "merchant" {
 		fmt.Fprintf(stdout, "The payee's exchange keys are certified in the clear (a merchant's, as in the paper).\n\n")

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/otpcash/otpcash/internal/testtpm"
 )
 
 // The tests run the real binary: the ramp re-executes it as its two
@@ -107,5 +109,34 @@ func TestBenchRampRefusesUnknownPayee(t *testing.T) {
 	_, errOut, err := run(t, "ramp", "--payee", "bank", "--out", t.TempDir())
 	if err == nil || !strings.Contains(errOut, "--payee must be merchant or anonymous") {
 		t.Fatalf("otpcash-bench ramp --payee bank: err %v, stderr %q", err, errOut)
+	}
+}
+
+// TestBenchRampTPM runs a small ramp with TPM vaults, each wallet on a
+// swtpm the ramp starts: every coin of every run arrives.
+func TestBenchRampTPM(t *testing.T) {
+	testtpm.Require(t)
+	out := t.TempDir()
+	stdout, errOut, err := run(t, "ramp", "--reps", "2", "--amounts", "1,3", "--vault", "tpm", "--transport-only=false", "--out", out)
+	if err != nil {
+		t.Fatalf("otpcash-bench ramp --vault tpm: %v\n%s%s", err, stdout, errOut)
+	}
+	if !strings.Contains(stdout, "tpm vaults") {
+		t.Errorf("the ramp does not say its vaults are TPM ones:\n%s", stdout)
+	}
+	f, err := os.Open(filepath.Join(out, "ramp-runs.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	runs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 1+2*2 { // header, then 2 amounts x 2 reps, full only
+		t.Fatalf("ramp-runs.csv has %d lines, want 5:\n%v", len(runs), runs)
+	}
+	if _, _, err := run(t, "ramp", "--vault", "hsm", "--out", out); err == nil {
+		t.Error("ramp --vault hsm was accepted")
 	}
 }

@@ -91,7 +91,7 @@ func (p *rampPeer) do(ctx context.Context, req peerRequest) (peerReply, error) {
 func (p *rampPeer) init(ctx context.Context, req peerRequest) (peerReply, error) {
 	var err error
 	p.account, p.token = req.Account, req.Token
-	opts := wallet.Options{ConfirmSAS: func(context.Context, string) bool { return true }}
+	opts := wallet.Options{ConfirmSAS: func(context.Context, string) bool { return true }, Protector: req.Vault, TPM: req.TPM}
 	if req.Merchant {
 		opts.Merchant = &wallet.Merchant{Account: req.Account, Token: req.Token}
 	}
@@ -177,7 +177,7 @@ func (p *rampPeer) payBare(ctx context.Context, req peerRequest) (peerReply, err
 	if _, err := payer.Hello(ctx, p2p.Hello{Issuers: []string{"otpcash-bank"}}); err != nil {
 		return peerReply{}, err
 	}
-	if err := payer.Offer(ctx, p2p.Offer{Amount: int64(req.N) * coinValue, Currency: "EUR"}); err != nil {
+	if err := payer.Offer(ctx, p2p.Offer{Amount: int64(req.N) * coinValue, Currency: "EUR", MaxHops: 1}); err != nil {
 		return peerReply{}, err
 	}
 	keys, err := payer.ExchangeKeys(ctx, req.N)

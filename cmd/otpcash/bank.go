@@ -48,6 +48,7 @@ func bankServeCmd() *cobra.Command {
 		programsFile, metricsAddr               string
 		maxOfflineValue                         string
 		maxOffline                              time.Duration
+		maxHops                                 int
 		certRate, certGlobalRate                float64
 		certBurst, certGlobalBurst, certWorkers int
 	)
@@ -93,7 +94,7 @@ file. Logs go to stderr; the line with msg=listening gives the address.`,
 					return fmt.Errorf("%w: --max-offline-value: %w", errUsage, err)
 				}
 			}
-			cfg.MaxOffline = maxOffline
+			cfg.MaxOffline, cfg.MaxHops = maxOffline, maxHops
 			if cfg.AdminToken, err = bankAdminToken(tokenFile, true); err != nil {
 				return err
 			}
@@ -160,6 +161,7 @@ file. Logs go to stderr; the line with msg=listening gives the address.`,
 	f.StringVar(&programsFile, "config", "", "TOML file of coin programs (docs/PROGRAMS.md); default: general, grocery-voucher, max-hops")
 	f.StringVar(&maxOfflineValue, "max-offline-value", "", "most value a wallet may hold offline, like 500.00, signed into the catalogue (default: no limit)")
 	f.DurationVar(&maxOffline, "max-offline", 0, "longest a wallet may go without fetching the revocation list before it stops paying, like 72h, whole seconds (default: no limit)")
+	f.IntVar(&maxHops, "max-hops", 0, "most transfers a coin may have made, counting the one to the payee, for wallets to take it offline (default: no limit)")
 	_ = cmd.MarkFlagRequired("db")
 	_ = cmd.MarkFlagRequired("admin-token-file")
 	return cmd

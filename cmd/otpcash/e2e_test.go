@@ -162,6 +162,17 @@ func TestEndToEnd(t *testing.T) {
 	if _, errOut, err := run(t, []string{"OTPCASH_PIN=999999"}, "wallet", "balance", "--wallet", aliceDir); err == nil || !strings.Contains(strings.ToLower(errOut), "pin") {
 		t.Errorf("wrong PIN: err %v, stderr %q; want a failure naming the PIN", err, errOut)
 	}
+	// A PIN change: a weak new PIN is refused, a good one replaces the old.
+	if _, errOut, err := run(t, append(aliceEnv, "OTPCASH_NEW_PIN=12345"), "wallet", "pin", "--wallet", aliceDir); err == nil || !strings.Contains(errOut, "too weak") {
+		t.Errorf("change to a weak PIN: err %v, stderr %q", err, errOut)
+	}
+	if out := mustRun(t, append(aliceEnv, "OTPCASH_NEW_PIN=333333"), "wallet", "pin", "--wallet", aliceDir); !strings.Contains(out, "PIN changed") {
+		t.Errorf("wallet pin printed %q", out)
+	}
+	if _, errOut, err := run(t, aliceEnv, "wallet", "balance", "--wallet", aliceDir); err == nil || !strings.Contains(strings.ToLower(errOut), "pin") {
+		t.Errorf("the old PIN after the change: err %v, stderr %q; want a failure naming the PIN", err, errOut)
+	}
+	aliceEnv = []string{"OTPCASH_PIN=333333"}
 	if _, errOut, err := run(t, aliceEnv, "wallet", "pay", "11", "--wallet", aliceDir, "--to", "127.0.0.1:1", "--yes"); err == nil || !strings.Contains(errOut, "insufficient") {
 		t.Errorf("paying more than held: err %v, stderr %q", err, errOut)
 	}

@@ -24,7 +24,7 @@ encrypted local link, and holders deposit later.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newBankCmd(), newWalletCmd(), newDemoCmd())
+	root.AddCommand(newBankCmd(), newWalletCmd(), newDemoCmd(), newTPMCmd())
 	return root
 }
 

@@ -64,3 +64,24 @@ func TestTPMEndToEnd(t *testing.T) {
 		t.Errorf("alice's balance %+v, %v; want 3.00 held", b, err)
 	}
 }
+
+// TestTPMSetup sets a swtpm's dictionary-attack parameters through the
+// CLI, the recommended ones and then others, as the TPM reports them back,
+// and refuses numbers that would lock every TPM wallet out.
+func TestTPMSetup(t *testing.T) {
+	dev := testtpm.Start(t)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "max tries 10, recovery 10m0s, lockout recovery 24h0m0s"},
+		{[]string{"--max-tries", "32", "--recovery", "30s", "--lockout-recovery", "1h"}, "max tries 32, recovery 30s, lockout recovery 1h0m0s"},
+	} {
+		if out := mustRun(t, nil, append([]string{"tpm", "setup", "--tpm", dev}, c.args...)...); !strings.Contains(out, c.want) {
+			t.Errorf("tpm setup %q printed %q, want %q", c.args, out, c.want)
+		}
+	}
+	if _, errOut, err := run(t, nil, "tpm", "setup", "--tpm", dev, "--max-tries", "0"); err == nil || !strings.Contains(errOut, "max tries 0") {
+		t.Errorf("tpm setup --max-tries 0: err %v, stderr %q", err, errOut)
+	}
+}

@@ -63,7 +63,7 @@ simulator).`,
 	}
 	cmd.AddCommand(walletInitCmd(), walletRefillCmd(), walletWithdrawCmd(), walletBalanceCmd(),
 		walletHistoryCmd(), walletReceiveCmd(), walletPayCmd(), walletRequestCmd(), walletReceiptCmd(), walletSettleCmd(), walletExchangeCmd(), walletReclaimCmd(), walletDepositCmd(),
-		walletPeersCmd())
+		walletPeersCmd(), walletPinCmd())
 	return cmd
 }
 
@@ -122,43 +122,101 @@ func (f *walletFlags) options(cmd *cobra.Command) (wallet.Options, error) {
 			}
 			return askYes(cmd, fmt.Sprintf("Does the other screen show %s? [y/N] ", sas))
 		},
+		// The wallet has already held the offer to the bank's limits;
+		// the user sees what it was judged on.
+		ConfirmOffer: func(_ context.Context, o wallet.Offer) bool {
+			list := "not said"
+			if !o.RevocationsIssued.IsZero() {
+				list = fmt.Sprintf("issued %s (%s ago)", o.RevocationsIssued.UTC().Format(time.RFC3339), time.Since(o.RevocationsIssued).Round(time.Second))
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "offer: %s %s, memo %s, coins of at most %d transfers, payer's revocation list %s\n",
+				amount.Format(o.Amount), o.Currency, strconv.Quote(o.Memo), o.MaxHops, list)
+			return true
+		},
 	}, nil
 }
 
 // readPIN takes the PIN from OTPCASH_PIN or the terminal; a new PIN is asked
 // twice.
 func readPIN(cmd *cobra.Command, confirm bool) ([]byte, error) {
-	if pin, ok := os.LookupEnv("OTPCASH_PIN"); ok {
+	return readSecret(cmd, "OTPCASH_PIN", "PIN", confirm)
+}
+
+// readSecret takes a PIN from the environment variable env or, when it is
+// unset, from the terminal, prompting with label; confirm asks twice.
+func readSecret(cmd *cobra.Command, env, label string, confirm bool) ([]byte, error) {
+	if pin, ok := os.LookupEnv(env); ok {
 		if pin == "" {
-			return nil, fmt.Errorf("OTPCASH_PIN is set but empty")
+			return nil, fmt.Errorf("%s is set but empty", env)
 		}
 		return []byte(pin), nil
 	}
 	fd := int(os.Stdin.Fd())
 	if !term.IsTerminal(fd) {
-		return nil, fmt.Errorf("no PIN: set OTPCASH_PIN or run in a terminal")
+		return nil, fmt.Errorf("no %s: set %s or run in a terminal", label, env)
 	}
-	fmt.Fprint(cmd.ErrOrStderr(), "PIN: ")
+	fmt.Fprintf(cmd.ErrOrStderr(), "%s: ", label)
 	pin, err := term.ReadPassword(fd)
 	fmt.Fprintln(cmd.ErrOrStderr())
 	if err != nil {
-		return nil, fmt.Errorf("read PIN: %w", err)
+		return nil, fmt.Errorf("read %s: %w", label, err)
 	}
 	if len(pin) == 0 {
-		return nil, fmt.Errorf("empty PIN")
+		return nil, fmt.Errorf("empty %s", label)
 	}
 	if confirm {
-		fmt.Fprint(cmd.ErrOrStderr(), "PIN again: ")
+		fmt.Fprintf(cmd.ErrOrStderr(), "%s again: ", label)
 		again, err := term.ReadPassword(fd)
 		fmt.Fprintln(cmd.ErrOrStderr())
 		if err != nil {
-			return nil, fmt.Errorf("read PIN: %w", err)
+			return nil, fmt.Errorf("read %s: %w", label, err)
 		}
 		if string(again) != string(pin) {
-			return nil, fmt.Errorf("the two PINs differ")
+			return nil, fmt.Errorf("the two %ss differ", label)
 		}
 	}
 	return pin, nil
+}
+
+func walletPinCmd() *cobra.Command {
+	var f walletFlags
+	cmd := &cobra.Command{
+		Use:   "pin --wallet DIR",
+		Short: "Change the wallet's PIN",
+		Long: `Change the PIN (or passphrase) that opens the wallet. The current PIN comes
+from OTPCASH_PIN or the terminal, the new one from OTPCASH_NEW_PIN or the
+terminal (asked twice): at least 6 digits, or a passphrase of at least 8
+characters. A wrong current PIN counts like one at opening (the TPM's
+lockout for a TPM wallet). A copy of a TPM wallet from before the change no
+longer opens, with either PIN.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			oldPIN, err := readPIN(cmd, false)
+			if err != nil {
+				return err
+			}
+			newPIN, err := readSecret(cmd, "OTPCASH_NEW_PIN", "New PIN", true)
+			if err != nil {
+				return err
+			}
+			opts, err := f.options(cmd)
+			if err != nil {
+				return err
+			}
+			w, err := wallet.Open(cmd.Context(), f.dir, oldPIN, opts)
+			if err != nil {
+				return err
+			}
+			defer w.Close()
+			if err := w.ChangePIN(cmd.Context(), oldPIN, newPIN); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "PIN changed")
+			return nil
+		},
+	}
+	f.register(cmd)
+	return cmd
 }
 
 func askYes(cmd *cobra.Command, question string) bool {

@@ -59,27 +59,55 @@ func Install(ctx context.Context, log io.Writer) error {
 // state removed when t ends.
 func Start(t testing.TB) string {
 	t.Helper()
+	Require(t)
+	addr, stop, err := Run(tlog{t})
+	if err != nil {
+		t.Fatalf("testtpm: %v", err)
+	}
+	t.Cleanup(stop)
+	return addr
+}
+
+// Require skips t, saying why, when OTPCASH_SKIP_TPM=1 or swtpm is
+// missing outside CI, and fails it when swtpm is missing in CI: for a
+// test whose program starts its own swtpm (Run).
+func Require(t testing.TB) {
+	t.Helper()
 	if os.Getenv(EnvSkip) == "1" {
 		t.Skipf("TPM test skipped: %s=1", EnvSkip)
 	}
-	bin, err := exec.LookPath("swtpm")
-	if err != nil {
+	if _, err := exec.LookPath("swtpm"); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("CI=true and %v: run the tests with `make test`, which installs it, or set %s=1 to skip them", ErrNoSwtpm, EnvSkip)
 		}
 		t.Skipf("TPM test skipped: %v (`make test` installs it)", ErrNoSwtpm)
 	}
-	// Not t.TempDir: swtpm's option syntax cannot quote a comma, which a
-	// subtest's name, and so its directory, may hold.
+}
+
+// tlog writes a failed start's log to the test's.
+type tlog struct{ t testing.TB }
+
+func (l tlog) Write(p []byte) (int, error) { l.t.Logf("%s", p); return len(p), nil }
+
+// Run starts a fresh swtpm as Start does, for a program rather than a
+// test (the benchmark's TPM wallets): stop kills it and removes its state.
+// Failed starts are logged to log.
+func Run(log io.Writer) (addr string, stop func(), err error) {
+	bin, err := exec.LookPath("swtpm")
+	if err != nil {
+		return "", nil, ErrNoSwtpm
+	}
+	// Not a test's TempDir: swtpm's option syntax cannot quote a comma,
+	// which a subtest's name, and so its directory, may hold.
 	state, err := os.MkdirTemp("", "otpcash-swtpm-")
 	if err != nil {
-		t.Fatalf("testtpm: %v", err)
+		return "", nil, err
 	}
-	t.Cleanup(func() { os.RemoveAll(state) })
 	for range 10 {
 		port, err := freePair()
 		if err != nil {
-			t.Fatalf("testtpm: %v", err)
+			os.RemoveAll(state)
+			return "", nil, err
 		}
 		cmd := exec.Command(bin, "socket", "--tpm2",
 			"--server", fmt.Sprintf("type=tcp,port=%d,bindaddr=127.0.0.1", port),
@@ -89,25 +117,27 @@ func Start(t testing.TB) string {
 		out := &tail{}
 		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
-			t.Fatalf("testtpm: start swtpm: %v", err)
+			os.RemoveAll(state)
+			return "", nil, fmt.Errorf("start swtpm: %w", err)
 		}
 		var exitErr error
 		exited := make(chan struct{})
 		go func() { exitErr = cmd.Wait(); close(exited) }()
-		t.Cleanup(func() {
+		kill := func() {
 			cmd.Process.Kill()
 			<-exited
-		})
+		}
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		if err := wait(addr, exited, &exitErr); err != nil {
 			// Most likely another process took a port first: try others.
-			t.Logf("testtpm: swtpm on port %d: %v: %s", port, err, out)
+			fmt.Fprintf(log, "testtpm: swtpm on port %d: %v: %s\n", port, err, out)
+			kill()
 			continue
 		}
-		return "swtpm:" + addr
+		return "swtpm:" + addr, func() { kill(); os.RemoveAll(state) }, nil
 	}
-	t.Fatal("testtpm: swtpm did not start")
-	return ""
+	os.RemoveAll(state)
+	return "", nil, errors.New("swtpm did not start")
 }
 
 // wait waits until the swtpm accepts connections on addr's control port
