@@ -25,6 +25,7 @@ import (
 	"github.com/otpcash/otpcash/otp"
 	"github.com/otpcash/otpcash/p2p"
 	"github.com/otpcash/otpcash/wallet"
+	"github.com/otpcash/otpcash/wallet/recovery"
 )
 
 // walletFlags are the flags every wallet command shares.
@@ -161,6 +162,27 @@ func readPIN(cmd *cobra.Command, confirm bool) ([]byte, error) {
 	return pin, nil
 }
 
+// readPhrase reads a recovery phrase from the file name, or standard
+// input for "-": never from the command line, where other users and the
+// shell's history see it.
+func readPhrase(cmd *cobra.Command, name string) (recovery.Phrase, error) {
+	var r io.Reader = cmd.InOrStdin()
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return recovery.Phrase{}, fmt.Errorf("recovery phrase: %w", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	// 24 words of at most 8 letters and their separators fit in far less.
+	b, err := io.ReadAll(io.LimitReader(r, 4096))
+	if err != nil {
+		return recovery.Phrase{}, fmt.Errorf("recovery phrase: %w", err)
+	}
+	return recovery.ParsePhrase(string(b))
+}
+
 func askYes(cmd *cobra.Command, question string) bool {
 	fmt.Fprint(cmd.ErrOrStderr(), question)
 	line, err := bufio.NewReader(io.LimitReader(cmd.InOrStdin(), 64)).ReadString('\n')
@@ -179,10 +201,10 @@ func printJSON(cmd *cobra.Command, v any) error {
 
 func walletInitCmd() *cobra.Command {
 	var f walletFlags
-	var bankURL string
+	var bankURL, recoverFrom string
 	var keys int
 	cmd := &cobra.Command{
-		Use:   "init --wallet DIR --bank URL",
+		Use:   "init --wallet DIR --bank URL [--recover PHRASE-FILE]",
 		Short: "Create a wallet, pin the bank's issuer keys and fetch exchange keys",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -197,9 +219,24 @@ func walletInitCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			w, err := wallet.Init(cmd.Context(), f.dir, bankURL, pin, opts)
-			if err != nil {
-				return err
+			var w *wallet.Wallet
+			if recoverFrom != "" {
+				p, err := readPhrase(cmd, recoverFrom)
+				if err != nil {
+					return err
+				}
+				w, err = wallet.InitFromPhrase(cmd.Context(), f.dir, bankURL, pin, p, opts)
+				if err != nil {
+					return err
+				}
+			} else {
+				var p recovery.Phrase
+				w, p, err = wallet.Create(cmd.Context(), f.dir, bankURL, pin, opts)
+				if err != nil {
+					return err
+				}
+				// Shown once: the wallet keeps only what it derives from it.
+				fmt.Fprintf(cmd.OutOrStdout(), "recovery phrase (write it down now; it is shown only this once and anyone who has it can claim this wallet's coins at the bank after their deadline, never pay them):\n%s\n", p)
 			}
 			defer w.Close()
 			if keys > wallet.DefaultKeyPool {
@@ -218,6 +255,7 @@ func walletInitCmd() *cobra.Command {
 	f.register(cmd)
 	cmd.Flags().StringVar(&bankURL, "bank", "", "bank base URL, e.g. http://127.0.0.1:8080 (required)")
 	cmd.Flags().IntVar(&keys, "keys", wallet.DefaultKeyPool, "exchange keys to keep on hand (coins receivable offline)")
+	cmd.Flags().StringVar(&recoverFrom, "recover", "", `start from an existing recovery phrase, read from this file ("-": standard input)`)
 	cmd.Flags().StringVar(&f.vault, "vault", wallet.VaultSoftware, `vault protector: "software" (a PIN-derived key) or "tpm" (sealed to a TPM 2.0: copies and older copies cannot open)`)
 	cmd.Flags().StringVar(&f.tpm, "tpm", "", "TPM of a tpm vault: a device, or swtpm:HOST:PORT (default $OTPCASH_TPM, else "+wallet.DefaultTPM+")")
 	f.registerMerchant(cmd)
