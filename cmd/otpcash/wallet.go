@@ -11,6 +11,7 @@ import (
 	"maps"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -63,7 +64,7 @@ made on, unless OTPCASH_TPM names another (a device, or swtpm:HOST:PORT for a
 simulator).`,
 	}
 	cmd.AddCommand(walletInitCmd(), walletRefillCmd(), walletWithdrawCmd(), walletBalanceCmd(),
-		walletHistoryCmd(), walletReceiveCmd(), walletPayCmd(), walletRequestCmd(), walletReceiptCmd(), walletSettleCmd(), walletExchangeCmd(), walletReclaimCmd(), walletDepositCmd(),
+		walletHistoryCmd(), walletReceiveCmd(), walletPayCmd(), walletRequestCmd(), walletReceiptCmd(), walletSettleCmd(), walletExchangeCmd(), walletReclaimCmd(), walletBackupCmd(), walletRecoverCmd(), walletDepositCmd(),
 		walletPeersCmd())
 	return cmd
 }
@@ -657,6 +658,124 @@ Interrupted, it is finished by the next exchange, with nothing done twice.`,
 	f.register(cmd)
 	a.register(cmd)
 	f.registerProgram(cmd, "whose coins to exchange")
+	cmd.Flags().BoolVar(&f.json, "json", false, "print the result as JSON")
+	return cmd
+}
+
+func walletBackupCmd() *cobra.Command {
+	var f walletFlags
+	var to string
+	cmd := &cobra.Command{
+		Use:   "backup --wallet DIR --to FILE",
+		Short: "Write an encrypted backup that the recovery phrase opens",
+		Long: `backup writes every held coin, with its holder key's authorisation of the
+wallet's recovery key, and the history, encrypted under a key derived from the
+recovery phrase. With the phrase, a new device claims the coins at the bank
+after their deposit deadline (wallet recover); nothing in it can be paid.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return f.with(cmd, func(w *wallet.Wallet) error {
+				data, err := w.Backup(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if err := writeFileAtomic(to, data); err != nil {
+					return fmt.Errorf("backup: %w", err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "backup written to %s (%d bytes)\n", to, len(data))
+				return nil
+			})
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().StringVar(&to, "to", "", "file to write the backup to (required)")
+	_ = cmd.MarkFlagRequired("to")
+	return cmd
+}
+
+// writeFileAtomic writes data to name through a temporary file in the same
+// directory, so a crash leaves the old backup or the new one, never half.
+func writeFileAtomic(name string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(name), ".backup-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), name)
+}
+
+func walletRecoverCmd() *cobra.Command {
+	var f walletFlags
+	var a accountFlags
+	var phraseFile, backupFile string
+	cmd := &cobra.Command{
+		Use:   "recover --wallet DIR --account ID [--phrase-file F --backup FILE]",
+		Short: "Claim a lost wallet's coins at the bank, after their deposit deadline (online)",
+		Long: `recover runs on a wallet made from the lost wallet's phrase (wallet init
+--recover). With --backup, it opens the backup with the phrase and keeps a claim,
+signed for the account, of each coin in it: claims, never coins, so nothing
+recovered can be paid offline. It then asks the bank to credit every claim whose
+coin's deposit deadline has passed and that nobody else deposited or claimed;
+run it again later, without the phrase, for the coins still pending.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			token, err := a.bearer()
+			if err != nil {
+				return err
+			}
+			var p *recovery.Phrase
+			var backup []byte
+			if backupFile != "" {
+				if phraseFile == "" {
+					return fmt.Errorf("--backup needs --phrase-file: only the phrase opens it")
+				}
+				ph, err := readPhrase(cmd, phraseFile)
+				if err != nil {
+					return err
+				}
+				p = &ph
+				bf, err := os.Open(backupFile)
+				if err != nil {
+					return err
+				}
+				backup, err = recovery.ReadBackup(bf)
+				bf.Close()
+				if err != nil {
+					return fmt.Errorf("%s: %w", backupFile, err)
+				}
+			}
+			return f.with(cmd, func(w *wallet.Wallet) error {
+				res, err := w.Recover(cmd.Context(), p, backup, a.account, token)
+				if err != nil {
+					return err
+				}
+				if f.json {
+					return printJSON(cmd, res)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "recovered %d coins, %s %s credited; %d spent elsewhere; %d pending their deposit deadline; %d refused\n",
+					res.Coins, amount.Format(res.Credited), w.Currency(), res.Spent, res.Pending, len(res.Refused))
+				for _, r := range res.Refused {
+					fmt.Fprintf(cmd.ErrOrStderr(), "refused %.12s: %s: %s\n", r.Token, r.Code, r.Message)
+				}
+				return nil
+			})
+		},
+	}
+	f.register(cmd)
+	a.register(cmd)
+	cmd.Flags().StringVar(&phraseFile, "phrase-file", "", `file holding the recovery phrase ("-": standard input)`)
+	cmd.Flags().StringVar(&backupFile, "backup", "", "backup file written by wallet backup")
 	cmd.Flags().BoolVar(&f.json, "json", false, "print the result as JSON")
 	return cmd
 }
