@@ -60,6 +60,7 @@ func (b *Bank) routes() []route {
 		{http.MethodPost, "/v1/withdrawals", b.handleWithdraw},
 		{http.MethodPost, "/v1/exchanges", b.handleExchange},
 		{http.MethodPost, "/v1/reclaims", b.handleReclaim},
+		{http.MethodPost, "/v1/recoveries", b.handleRecovery},
 		{http.MethodPost, "/v1/exchange-keys", b.handleExchangeKeys},
 		{http.MethodPost, "/v1/deposits", b.handleDeposit},
 		{http.MethodGet, "/v1/admin/conflicts", b.handleConflicts},
@@ -388,10 +389,22 @@ func parseReclaimRequest(r io.Reader, maxCoins int) (api.ReclaimRequest, error) 
 	if err := decode(r, &req); err != nil {
 		return req, err
 	}
-	if err := checkID("account", req.Account); err != nil {
+	return req, checkClaims(req.Account, req.Coins, maxCoins)
+}
+
+func parseRecoveryRequest(r io.Reader, maxCoins int) (api.RecoveryRequest, error) {
+	var req api.RecoveryRequest
+	if err := decode(r, &req); err != nil {
 		return req, err
 	}
-	return req, checkCount("coins", len(req.Coins), maxCoins)
+	return req, checkClaims(req.Account, req.Coins, maxCoins)
+}
+
+func checkClaims(account string, coins []api.ReclaimCoin, maxCoins int) error {
+	if err := checkID("account", account); err != nil {
+		return err
+	}
+	return checkCount("coins", len(coins), maxCoins)
 }
 
 func parseCreditRequest(r io.Reader) (api.CreditRequest, error) {
@@ -702,6 +715,26 @@ func (b *Bank) handleReclaim(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	resp, err := b.reclaim(r.Context(), req)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+func (b *Bank) handleRecovery(w http.ResponseWriter, r *http.Request) error {
+	a, err := b.requireToken(r)
+	if err != nil {
+		return err
+	}
+	req, err := parseRecoveryRequest(http.MaxBytesReader(w, r.Body, maxDepositBody), b.cfg.MaxCoinsPerRequest)
+	if err != nil {
+		return err
+	}
+	if err := ownedBy(a, req.Account); err != nil {
+		return err
+	}
+	resp, err := b.recover(r.Context(), req)
 	if err != nil {
 		return err
 	}

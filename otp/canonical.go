@@ -28,6 +28,8 @@ const (
 	labelRevocations = "otpcash/v1/revocations"
 	labelReclaimKey  = "otpcash/v1/reclaim-key"
 	labelReclaim     = "otpcash/v1/reclaim"
+	labelRecoveryKey = "otpcash/v1/recovery-key"
+	labelRecover     = "otpcash/v1/recover"
 )
 
 // Canonical returns the RFC 8785 (JCS) form of v's JSON encoding. It

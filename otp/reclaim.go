@@ -59,27 +59,35 @@ func (s *Sandbox) VerifyReclaim(auth, r, proof, account string) error {
 	if last < 0 {
 		return fmt.Errorf("reclaim %s: %w: the coin was never sealed", s.Coin.Data.Token, ErrChain)
 	}
-	payer, err := DecodeKey(s.HolderAt(last))
+	payload, err := s.reclaimKeyPayload(r)
+	if err != nil {
+		return err
+	}
+	return s.verifyClaim("reclaim", s.HolderAt(last), labelReclaimKey, payload, auth, r, labelReclaim, proof, account)
+}
+
+// verifyClaim checks a claim made by a key r that the holder key signer
+// authorised: auth, signer's signature under authLabel of authPayload, and
+// proof, r's signature under proofLabel of the checksum, the chain length
+// and account.
+func (s *Sandbox) verifyClaim(what, signer, authLabel string, authPayload []byte, auth, r, proofLabel, proof, account string) error {
+	holder, err := DecodeKey(signer)
 	if err != nil {
 		return err
 	}
 	rk, err := DecodeKey(r)
 	if err != nil {
-		return fmt.Errorf("reclaim %s: %w", s.Coin.Data.Token, err)
+		return fmt.Errorf("%s %s: %w", what, s.Coin.Data.Token, err)
 	}
-	payload, err := s.reclaimKeyPayload(r)
-	if err != nil {
-		return err
-	}
-	if err := verify(payer, auth, labelReclaimKey, payload); err != nil {
-		return fmt.Errorf("reclaim %s: authorisation: %w", s.Coin.Data.Token, err)
+	if err := verify(holder, auth, authLabel, authPayload); err != nil {
+		return fmt.Errorf("%s %s: authorisation: %w", what, s.Coin.Data.Token, err)
 	}
 	sum, err := s.Coin.checksumBytes()
 	if err != nil {
 		return err
 	}
-	if err := verify(rk, proof, labelReclaim, indexPayload(sum, len(s.Chain), account)); err != nil {
-		return fmt.Errorf("reclaim %s: request: %w", s.Coin.Data.Token, err)
+	if err := verify(rk, proof, proofLabel, indexPayload(sum, len(s.Chain), account)); err != nil {
+		return fmt.Errorf("%s %s: request: %w", what, s.Coin.Data.Token, err)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/ed25519"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -812,6 +813,32 @@ type DepositItem struct {
 // DepositItems returns every held coin with its deposit proof for account.
 // The coins stay held until MarkDeposited.
 func (v *Vault) DepositItems(ctx context.Context, account string) ([]DepositItem, error) {
+	items, err := v.signHeld(ctx, func(sb *otp.Sandbox, holder ed25519.PrivateKey) (string, error) {
+		return sb.DepositProof(holder, account)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("deposit items: %w", err)
+	}
+	return items, nil
+}
+
+// RecoveryItems returns every held coin with its holder key's
+// authorisation for the recovery key r to claim it, as held now, at the
+// bank after its deposit deadline (otp.Sandbox.RecoveryAuthorization).
+// Nothing changes: the coins stay held and payable.
+func (v *Vault) RecoveryItems(ctx context.Context, r ed25519.PublicKey) ([]DepositItem, error) {
+	items, err := v.signHeld(ctx, func(sb *otp.Sandbox, holder ed25519.PrivateKey) (string, error) {
+		return sb.RecoveryAuthorization(holder, r)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("recovery items: %w", err)
+	}
+	return items, nil
+}
+
+// signHeld returns every held coin with what sign makes of it with its
+// holder key.
+func (v *Vault) signHeld(ctx context.Context, sign func(*otp.Sandbox, ed25519.PrivateKey) (string, error)) ([]DepositItem, error) {
 	var items []DepositItem
 	err := v.update(ctx, func(t *tx) error {
 		rows, err := list[holding](t, kindCoin, byState, string(Held))
@@ -835,18 +862,15 @@ func (v *Vault) DepositItems(ctx context.Context, account string) ([]DepositItem
 			if err != nil {
 				return fmt.Errorf("coin %.12s: %w", sb.Coin.Data.Token, err)
 			}
-			proof, err := sb.DepositProof(priv, account)
+			sig, err := sign(&sb, priv)
 			if err != nil {
 				return err
 			}
-			items[i] = DepositItem{Sandbox: sb, Proof: proof}
+			items[i] = DepositItem{Sandbox: sb, Proof: sig}
 			return nil
 		})
 	})
-	if err != nil {
-		return nil, fmt.Errorf("deposit items: %w", err)
-	}
-	return items, nil
+	return items, err
 }
 
 // MarkDeposited records the coins with the given tokens, credited by the

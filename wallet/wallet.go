@@ -17,6 +17,7 @@ import (
 	"github.com/otpcash/otpcash/denom"
 	"github.com/otpcash/otpcash/otp"
 	"github.com/otpcash/otpcash/vault"
+	"github.com/otpcash/otpcash/wallet/recovery"
 )
 
 // Errors callers can test with errors.Is.
@@ -222,7 +223,15 @@ const (
 
 // Init creates a wallet in dir protected by pin, pins the bank's issuer
 // catalogue (trust on first use) and fills a first pool of exchange keys.
+// The wallet has no recovery phrase: it cannot be backed up, and what it
+// holds is lost with its device. Create makes a recoverable one.
 func Init(ctx context.Context, dir, bankURL string, pin []byte, opts Options) (*Wallet, error) {
+	return initWallet(ctx, dir, bankURL, pin, nil, opts)
+}
+
+// initWallet is Init, keeping the recovery secrets keys (nil: none) in
+// the vault.
+func initWallet(ctx context.Context, dir, bankURL string, pin []byte, keys *recovery.Keys, opts Options) (*Wallet, error) {
 	if err := CheckPIN(pin); err != nil {
 		return nil, fmt.Errorf("init: %w", err)
 	}
@@ -246,6 +255,12 @@ func Init(ctx context.Context, dir, bankURL string, pin []byte, opts Options) (*
 	if err := v.SetSetting(ctx, settingBank, []byte(bankURL)); err != nil {
 		v.Close()
 		return nil, fmt.Errorf("init: %w", err)
+	}
+	if keys != nil {
+		if err := w.setJSON(ctx, settingRecovery, newRecoverySetting(keys)); err != nil {
+			v.Close()
+			return nil, fmt.Errorf("init: %w", err)
+		}
 	}
 	if _, err := w.RefillKeys(ctx, DefaultKeyPool); err != nil {
 		v.Close()

@@ -158,6 +158,19 @@ type ReclaimCoin struct {
 	Proof         string      `json:"proof"`
 }
 
+// RecoveryRequest is the body of POST /v1/recoveries: the coins of a lost
+// wallet, claimed with its recovery key once their deposit deadline has
+// passed. Each coin is held as the wallet last backed it up; its
+// Authorization was signed by the coin's holder key then, naming the
+// recovery key Key, and Proof is Key's signature of the claim for this
+// account (otp/recovery.go). The answer is a DepositResponse: not_yet
+// before the deadline, double_deposit for a coin someone deposited,
+// reclaimed or recovered with another chain: spent.
+type RecoveryRequest struct {
+	Account string        `json:"account"`
+	Coins   []ReclaimCoin `json:"coins"`
+}
+
 // ExchangeRequest is the body of POST /v1/exchanges: a re-denomination.
 // The coins are deposited to the account and the blinded coins withdrawn
 // from it in one transaction, so the account does not change: they must

@@ -282,6 +282,16 @@ func (c *Client) Reclaim(ctx context.Context, token string, req api.ReclaimReque
 	return out, checkResults("reclaim", out.Results, len(req.Coins), func(i int) string { return req.Coins[i].Sandbox.Coin.Data.Token })
 }
 
+// Recover claims a lost wallet's coins for the account, with its recovery
+// key, after their deposit deadline (POST /v1/recoveries).
+func (c *Client) Recover(ctx context.Context, token string, req api.RecoveryRequest) (api.DepositResponse, error) {
+	var out api.DepositResponse
+	if err := c.do(ctx, http.MethodPost, "/v1/recoveries", token, req, &out); err != nil {
+		return out, err
+	}
+	return out, checkResults("recovery", out.Results, len(req.Coins), func(i int) string { return req.Coins[i].Sandbox.Coin.Data.Token })
+}
+
 // Conflicts returns the evidence of refused double deposits (admin).
 func (c *Client) Conflicts(ctx context.Context, adminToken string) ([]api.Conflict, error) {
 	var out api.Conflicts

@@ -8,6 +8,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -16,6 +19,7 @@ import (
 	"github.com/otpcash/otpcash/internal/cli"
 	"github.com/otpcash/otpcash/otp"
 	"github.com/otpcash/otpcash/wallet"
+	"github.com/otpcash/otpcash/wallet/recovery"
 )
 
 func newDemoCmd() *cobra.Command {
@@ -54,7 +58,12 @@ type demo struct {
 	bank *bank.Bank
 	url  string
 	dir  string
+	// skip is how far the demo has moved the bank's and the wallets'
+	// clock ahead, to reach a deposit deadline without waiting for it.
+	skip atomic.Int64
 }
+
+func (d *demo) now() time.Time { return time.Now().Add(time.Duration(d.skip.Load())) }
 
 type person struct {
 	name           string
@@ -72,7 +81,7 @@ func runDemo(ctx context.Context, out io.Writer, dir string) error {
 	d := &demo{out: out, dir: dir}
 	d.say("otpcash demo: withdraw -> offline payments -> deposit, in %s", dir)
 
-	eb, err := cli.StartEmbeddedBank(ctx, dir, bank.Config{})
+	eb, err := cli.StartEmbeddedBank(ctx, dir, bank.Config{Now: d.now})
 	if err != nil {
 		return err
 	}
@@ -159,6 +168,10 @@ func runDemo(ctx context.Context, out io.Writer, dir string) error {
 		return err
 	}
 
+	if err := d.recoveryAct(ctx, bob); err != nil {
+		return err
+	}
+
 	d.say("\n== The bank's audit")
 	rep, err := d.bank.Audit(ctx)
 	if err != nil {
@@ -170,6 +183,89 @@ func runDemo(ctx context.Context, out io.Writer, dir string) error {
 	}
 	d.say("\nAll checks passed.")
 	return eb.Close()
+}
+
+// recoveryAct is a lost phone: Frank backs up, pays Bob a coin, and loses
+// his wallet. From his phrase and backup a new wallet gets nothing before
+// the coins' deposit deadline and nothing payable ever; after it the bank
+// credits exactly the coins nobody else deposited. It moves the demo's
+// clock past the deadline, so it comes last.
+func (d *demo) recoveryAct(ctx context.Context, bob *person) error {
+	d.say("\n== Frank loses his phone after paying; his recovery phrase gets back what he had not spent")
+	frank := &person{name: "Frank"}
+	var err error
+	if frank.account, frank.token, err = d.bank.CreateAccount(ctx); err != nil {
+		return err
+	}
+	if _, err := d.bank.Credit(ctx, frank.account, 300); err != nil {
+		return err
+	}
+	opts := wallet.Options{ConfirmSAS: func(context.Context, string) bool { return true }, Now: d.now}
+	var phrase recovery.Phrase
+	if frank.w, phrase, err = wallet.Create(ctx, filepath.Join(d.dir, "Frank"), d.url, []byte("pin-of-Frank"), opts); err != nil {
+		return err
+	}
+	d.say("Frank's wallet shows its recovery phrase once (%d words); it can claim at the bank, never pay", len(strings.Fields(phrase.String())))
+	for range 3 {
+		if _, err := frank.w.Withdraw(ctx, frank.account, frank.token, 100); err != nil {
+			return err
+		}
+	}
+	before, err := frank.w.Balance(ctx)
+	if err != nil {
+		return err
+	}
+	backup, err := frank.w.Backup(ctx)
+	if err != nil {
+		return err
+	}
+	d.say("Frank withdraws %s in %d coins and backs up (%d encrypted bytes); then pays Bob %s", eur(before.Held), before.Coins, len(backup), eur(100))
+	if err := d.pay(ctx, frank, bob, 100); err != nil {
+		return err
+	}
+	if _, err := bob.w.Deposit(ctx, bob.account, bob.token); err != nil {
+		return err
+	}
+	frank.w.Close()
+	if err := os.RemoveAll(filepath.Join(d.dir, "Frank")); err != nil {
+		return err
+	}
+	d.say("Bob deposits; Frank's phone is lost (its wallet deleted)")
+
+	fresh, err := wallet.InitFromPhrase(ctx, filepath.Join(d.dir, "Frank-new"), d.url, []byte("pin-of-Frank"), phrase, opts)
+	if err != nil {
+		return err
+	}
+	defer fresh.Close()
+	res, err := fresh.Recover(ctx, &phrase, backup, frank.account, frank.token)
+	if err != nil {
+		return err
+	}
+	d.say("on a new phone, from the phrase and the backup: %d coins pending their deposit deadline, none payable", res.Pending)
+	if bal, err := fresh.Balance(ctx); err != nil || bal.Held != 0 || res.Pending != before.Coins {
+		return fmt.Errorf("check failed: before the deadline %d coins pending, %v payable (%v); want %d and none", res.Pending, bal.Held, err, before.Coins)
+	}
+	key, err := d.bank.Catalogue().CoinKey(otp.GeneralProgramName, 100, d.now())
+	if err != nil {
+		return err
+	}
+	d.skip.Add(int64(key.DepositUntil.Sub(d.now()) + time.Hour))
+	d.say("(the demo's clock jumps past the coins' deposit deadline, %s)", key.DepositUntil.Format(time.DateOnly))
+	if res, err = fresh.Recover(ctx, nil, nil, frank.account, frank.token); err != nil {
+		return err
+	}
+	d.say("recovery: %s credited for %d coins, %d coins spent by Bob, account balance %s", eur(res.Credited), res.Coins, res.Spent, eur(res.Balance))
+	if res.Credited != 200 || res.Coins+res.Spent != before.Coins || res.Balance != 200 {
+		return fmt.Errorf("check failed: recovery credited %s with %d coins spent; want %s", eur(res.Credited), res.Spent, eur(200))
+	}
+	if res, err = fresh.Recover(ctx, &phrase, backup, frank.account, frank.token); err != nil {
+		return err
+	}
+	if acct, err := d.bank.Balance(ctx, frank.account); err != nil || acct != 200 {
+		return fmt.Errorf("check failed: after recovering twice Frank's account holds %s (%v), want %s", eur(acct), err, eur(200))
+	}
+	d.say("recovering again from the same backup credits nothing more")
+	return nil
 }
 
 // voucherAct is programmable money: a grocery voucher is refused offline
@@ -236,6 +332,7 @@ func (d *demo) open(ctx context.Context, p *person, attrs map[string]string) err
 	p.w, err = wallet.Init(ctx, filepath.Join(d.dir, p.name), d.url, []byte("pin-of-"+p.name), wallet.Options{
 		ConfirmSAS: func(context.Context, string) bool { return true },
 		Merchant:   merchant,
+		Now:        d.now,
 	})
 	if err != nil {
 		return fmt.Errorf("%s's wallet: %w", p.name, err)

@@ -11,6 +11,7 @@ import (
 	"maps"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,6 +26,7 @@ import (
 	"github.com/otpcash/otpcash/otp"
 	"github.com/otpcash/otpcash/p2p"
 	"github.com/otpcash/otpcash/wallet"
+	"github.com/otpcash/otpcash/wallet/recovery"
 )
 
 // walletFlags are the flags every wallet command shares.
@@ -62,7 +64,7 @@ made on, unless OTPCASH_TPM names another (a device, or swtpm:HOST:PORT for a
 simulator).`,
 	}
 	cmd.AddCommand(walletInitCmd(), walletRefillCmd(), walletWithdrawCmd(), walletBalanceCmd(),
-		walletHistoryCmd(), walletReceiveCmd(), walletPayCmd(), walletRequestCmd(), walletReceiptCmd(), walletSettleCmd(), walletExchangeCmd(), walletReclaimCmd(), walletDepositCmd(),
+		walletHistoryCmd(), walletReceiveCmd(), walletPayCmd(), walletRequestCmd(), walletReceiptCmd(), walletSettleCmd(), walletExchangeCmd(), walletReclaimCmd(), walletBackupCmd(), walletRecoverCmd(), walletDepositCmd(),
 		walletPeersCmd(), walletPinCmd())
 	return cmd
 }
@@ -219,6 +221,27 @@ longer opens, with either PIN.`,
 	return cmd
 }
 
+// readPhrase reads a recovery phrase from the file name, or standard
+// input for "-": never from the command line, where other users and the
+// shell's history see it.
+func readPhrase(cmd *cobra.Command, name string) (recovery.Phrase, error) {
+	var r io.Reader = cmd.InOrStdin()
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return recovery.Phrase{}, fmt.Errorf("recovery phrase: %w", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	// 24 words of at most 8 letters and their separators fit in far less.
+	b, err := io.ReadAll(io.LimitReader(r, 4096))
+	if err != nil {
+		return recovery.Phrase{}, fmt.Errorf("recovery phrase: %w", err)
+	}
+	return recovery.ParsePhrase(string(b))
+}
+
 func askYes(cmd *cobra.Command, question string) bool {
 	fmt.Fprint(cmd.ErrOrStderr(), question)
 	line, err := bufio.NewReader(io.LimitReader(cmd.InOrStdin(), 64)).ReadString('\n')
@@ -237,10 +260,10 @@ func printJSON(cmd *cobra.Command, v any) error {
 
 func walletInitCmd() *cobra.Command {
 	var f walletFlags
-	var bankURL string
+	var bankURL, recoverFrom string
 	var keys int
 	cmd := &cobra.Command{
-		Use:   "init --wallet DIR --bank URL",
+		Use:   "init --wallet DIR --bank URL [--recover PHRASE-FILE]",
 		Short: "Create a wallet, pin the bank's issuer keys and fetch exchange keys",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -255,9 +278,24 @@ func walletInitCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			w, err := wallet.Init(cmd.Context(), f.dir, bankURL, pin, opts)
-			if err != nil {
-				return err
+			var w *wallet.Wallet
+			if recoverFrom != "" {
+				p, err := readPhrase(cmd, recoverFrom)
+				if err != nil {
+					return err
+				}
+				w, err = wallet.InitFromPhrase(cmd.Context(), f.dir, bankURL, pin, p, opts)
+				if err != nil {
+					return err
+				}
+			} else {
+				var p recovery.Phrase
+				w, p, err = wallet.Create(cmd.Context(), f.dir, bankURL, pin, opts)
+				if err != nil {
+					return err
+				}
+				// Shown once: the wallet keeps only what it derives from it.
+				fmt.Fprintf(cmd.OutOrStdout(), "recovery phrase (write it down now; it is shown only this once and anyone who has it can claim this wallet's coins at the bank after their deadline, never pay them):\n%s\n", p)
 			}
 			defer w.Close()
 			if keys > wallet.DefaultKeyPool {
@@ -276,6 +314,7 @@ func walletInitCmd() *cobra.Command {
 	f.register(cmd)
 	cmd.Flags().StringVar(&bankURL, "bank", "", "bank base URL, e.g. http://127.0.0.1:8080 (required)")
 	cmd.Flags().IntVar(&keys, "keys", wallet.DefaultKeyPool, "exchange keys to keep on hand (coins receivable offline)")
+	cmd.Flags().StringVar(&recoverFrom, "recover", "", `start from an existing recovery phrase, read from this file ("-": standard input)`)
 	cmd.Flags().StringVar(&f.vault, "vault", wallet.VaultSoftware, `vault protector: "software" (a PIN-derived key) or "tpm" (sealed to a TPM 2.0: copies and older copies cannot open)`)
 	cmd.Flags().StringVar(&f.tpm, "tpm", "", "TPM of a tpm vault: a device, or swtpm:HOST:PORT (default $OTPCASH_TPM, else "+wallet.DefaultTPM+")")
 	f.registerMerchant(cmd)
@@ -677,6 +716,124 @@ Interrupted, it is finished by the next exchange, with nothing done twice.`,
 	f.register(cmd)
 	a.register(cmd)
 	f.registerProgram(cmd, "whose coins to exchange")
+	cmd.Flags().BoolVar(&f.json, "json", false, "print the result as JSON")
+	return cmd
+}
+
+func walletBackupCmd() *cobra.Command {
+	var f walletFlags
+	var to string
+	cmd := &cobra.Command{
+		Use:   "backup --wallet DIR --to FILE",
+		Short: "Write an encrypted backup that the recovery phrase opens",
+		Long: `backup writes every held coin, with its holder key's authorisation of the
+wallet's recovery key, and the history, encrypted under a key derived from the
+recovery phrase. With the phrase, a new device claims the coins at the bank
+after their deposit deadline (wallet recover); nothing in it can be paid.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return f.with(cmd, func(w *wallet.Wallet) error {
+				data, err := w.Backup(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if err := writeFileAtomic(to, data); err != nil {
+					return fmt.Errorf("backup: %w", err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "backup written to %s (%d bytes)\n", to, len(data))
+				return nil
+			})
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().StringVar(&to, "to", "", "file to write the backup to (required)")
+	_ = cmd.MarkFlagRequired("to")
+	return cmd
+}
+
+// writeFileAtomic writes data to name through a temporary file in the same
+// directory, so a crash leaves the old backup or the new one, never half.
+func writeFileAtomic(name string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(name), ".backup-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), name)
+}
+
+func walletRecoverCmd() *cobra.Command {
+	var f walletFlags
+	var a accountFlags
+	var phraseFile, backupFile string
+	cmd := &cobra.Command{
+		Use:   "recover --wallet DIR --account ID [--phrase-file F --backup FILE]",
+		Short: "Claim a lost wallet's coins at the bank, after their deposit deadline (online)",
+		Long: `recover runs on a wallet made from the lost wallet's phrase (wallet init
+--recover). With --backup, it opens the backup with the phrase and keeps a claim,
+signed for the account, of each coin in it: claims, never coins, so nothing
+recovered can be paid offline. It then asks the bank to credit every claim whose
+coin's deposit deadline has passed and that nobody else deposited or claimed;
+run it again later, without the phrase, for the coins still pending.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			token, err := a.bearer()
+			if err != nil {
+				return err
+			}
+			var p *recovery.Phrase
+			var backup []byte
+			if backupFile != "" {
+				if phraseFile == "" {
+					return fmt.Errorf("--backup needs --phrase-file: only the phrase opens it")
+				}
+				ph, err := readPhrase(cmd, phraseFile)
+				if err != nil {
+					return err
+				}
+				p = &ph
+				bf, err := os.Open(backupFile)
+				if err != nil {
+					return err
+				}
+				backup, err = recovery.ReadBackup(bf)
+				bf.Close()
+				if err != nil {
+					return fmt.Errorf("%s: %w", backupFile, err)
+				}
+			}
+			return f.with(cmd, func(w *wallet.Wallet) error {
+				res, err := w.Recover(cmd.Context(), p, backup, a.account, token)
+				if err != nil {
+					return err
+				}
+				if f.json {
+					return printJSON(cmd, res)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "recovered %d coins, %s %s credited; %d spent elsewhere; %d pending their deposit deadline; %d refused\n",
+					res.Coins, amount.Format(res.Credited), w.Currency(), res.Spent, res.Pending, len(res.Refused))
+				for _, r := range res.Refused {
+					fmt.Fprintf(cmd.ErrOrStderr(), "refused %.12s: %s: %s\n", r.Token, r.Code, r.Message)
+				}
+				return nil
+			})
+		},
+	}
+	f.register(cmd)
+	a.register(cmd)
+	cmd.Flags().StringVar(&phraseFile, "phrase-file", "", `file holding the recovery phrase ("-": standard input)`)
+	cmd.Flags().StringVar(&backupFile, "backup", "", "backup file written by wallet backup")
 	cmd.Flags().BoolVar(&f.json, "json", false, "print the result as JSON")
 	return cmd
 }

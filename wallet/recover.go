@@ -1,0 +1,288 @@
+package wallet
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/otpcash/otpcash/bank/api"
+	"github.com/otpcash/otpcash/otp"
+	"github.com/otpcash/otpcash/vault"
+	"github.com/otpcash/otpcash/wallet/recovery"
+)
+
+// ErrNoPhrase reports a wallet made without a recovery phrase (Init): it
+// has nothing to back up or recover with.
+var ErrNoPhrase = errors.New("wallet has no recovery phrase")
+
+const settingRecovery = "recovery"
+
+// recoverySetting is what the vault keeps of the phrase's secrets: the
+// wallet's id, the public recovery key, and the backup key, so that
+// backups need no phrase. The phrase and the private recovery key are
+// never stored.
+type recoverySetting struct {
+	ID        []byte `json:"id"`
+	Key       string `json:"key"`
+	BackupKey []byte `json:"backupKey"`
+}
+
+func newRecoverySetting(k *recovery.Keys) recoverySetting {
+	return recoverySetting{ID: k.ID[:], Key: otp.EncodeKey(k.RecoveryKey()), BackupKey: k.Backup[:]}
+}
+
+// Create creates a wallet as Init does, from a fresh recovery phrase, and
+// returns the phrase: the only time anyone sees it. The phrase recovers
+// the wallet's coins through the bank after their deadline, with a backup
+// (Backup); it cannot pay anything.
+func Create(ctx context.Context, dir, bankURL string, pin []byte, opts Options) (*Wallet, recovery.Phrase, error) {
+	p, err := recovery.NewPhrase()
+	if err != nil {
+		return nil, recovery.Phrase{}, fmt.Errorf("init: %w", err)
+	}
+	w, err := InitFromPhrase(ctx, dir, bankURL, pin, p, opts)
+	if err != nil {
+		return nil, recovery.Phrase{}, err
+	}
+	return w, p, nil
+}
+
+// InitFromPhrase creates a wallet as Init does, with the recovery secrets
+// of an existing phrase: on a new device, to recover a lost wallet's
+// coins (Recover). Its holder and exchange keys are new and random, as
+// every wallet's: the lost wallet's coins never become payable here.
+func InitFromPhrase(ctx context.Context, dir, bankURL string, pin []byte, p recovery.Phrase, opts Options) (*Wallet, error) {
+	k, err := p.Derive()
+	if err != nil {
+		return nil, fmt.Errorf("init: %w", err)
+	}
+	return initWallet(ctx, dir, bankURL, pin, &k, opts)
+}
+
+// recoverySecrets returns the recovery secrets kept in the vault.
+func (w *Wallet) recoverySecrets(ctx context.Context) (recoverySetting, error) {
+	var s recoverySetting
+	raw, err := w.v.Setting(ctx, settingRecovery)
+	if errors.Is(err, vault.ErrNotFound) {
+		return s, ErrNoPhrase
+	}
+	if err != nil {
+		return s, err
+	}
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return s, fmt.Errorf("recovery setting: %w", err)
+	}
+	if _, err := otp.DecodeKey(s.Key); err != nil || len(s.ID) != recovery.IDSize || len(s.BackupKey) != 32 {
+		return s, fmt.Errorf("recovery setting: malformed")
+	}
+	return s, nil
+}
+
+// recoveryKey decodes the stored public recovery key.
+func (s *recoverySetting) recoveryKey() ed25519.PublicKey {
+	k, _ := otp.DecodeKey(s.Key) // checked by recoverySecrets
+	return k
+}
+
+// Backup returns an encrypted, authenticated backup of what the phrase
+// cannot re-derive: every held coin with its holder key's authorisation
+// of the wallet's recovery key, and the history. Only the phrase opens
+// it. Nothing changes: the coins stay held and payable here; a coin paid
+// after the backup is recovered only if nobody else deposited or claimed
+// it first (docs/PROTOCOL.md).
+func (w *Wallet) Backup(ctx context.Context) ([]byte, error) {
+	s, err := w.recoverySecrets(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	items, err := w.v.RecoveryItems(ctx, s.recoveryKey())
+	if err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	history, err := w.v.Events(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	b := recovery.Backup{Version: recovery.BackupVersion, Created: w.now(), Coins: make([]recovery.Coin, len(items)), History: history}
+	for i, it := range items {
+		b.Coins[i] = recovery.Coin{Sandbox: it.Sandbox, Authorization: it.Proof}
+	}
+	id, key := s.secrets()
+	sealed, err := recovery.SealBackup(id, &key, &b)
+	if err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	return sealed, nil
+}
+
+func (s *recoverySetting) secrets() (id [recovery.IDSize]byte, key [32]byte) {
+	copy(id[:], s.ID)
+	copy(key[:], s.BackupKey)
+	return id, key
+}
+
+// settingClaims holds the recovered coins waiting for the bank: claims,
+// never coins, so nothing can select, pay, offer or deposit them offline.
+const settingClaims = "recovery/claims"
+
+// claims are the recovered coins, each claim signed for Account.
+type claims struct {
+	Account string            `json:"account"`
+	Coins   []api.ReclaimCoin `json:"coins"`
+}
+
+// ErrWrongPhrase reports a phrase that is not this wallet's.
+var ErrWrongPhrase = errors.New("recovery phrase of another wallet")
+
+// RecoverResult says what a recovery did.
+type RecoverResult struct {
+	Imported int   // coins taken from the backup this time
+	Credited int64 // value the bank credited this time (or had credited)
+	Coins    int   // coins credited
+	Spent    int   // coins someone else deposited or claimed: spent
+	Pending  int   // coins before their deposit deadline, kept to claim later
+	Refused  []Refusal
+	Balance  int64 // account balance after the recovery
+}
+
+// Recover claims at the bank, for account, the coins of a lost wallet
+// this wallet was made from the phrase of (InitFromPhrase). With a
+// backup, it first opens it with phrase p (refusing a backup of another
+// wallet, a tampered one or a wrong phrase, with nothing changed), checks
+// every coin's authorisation and keeps the claims, signed for account, in
+// the vault. Then it sends every claim whose coin's deposit deadline has
+// passed; the others stay pending for a later call, which needs no phrase.
+// A claim leaves the list once the bank credited it or says it was spent.
+// Run again after a crash, it credits nothing twice.
+func (w *Wallet) Recover(ctx context.Context, p *recovery.Phrase, backup []byte, account, token string) (RecoverResult, error) {
+	var res RecoverResult
+	cl, err := w.claims(ctx)
+	if err != nil {
+		return res, fmt.Errorf("recover: %w", err)
+	}
+	if cl.Account != "" && cl.Account != account {
+		return res, fmt.Errorf("recover: the recovered coins are claimed for account %s, not %s", cl.Account, account)
+	}
+	cl.Account = account
+	if backup != nil {
+		if p == nil {
+			return res, fmt.Errorf("recover: opening a backup needs the recovery phrase")
+		}
+		added, err := w.importBackup(ctx, p, backup, account, cl.Coins)
+		if err != nil {
+			return res, fmt.Errorf("recover: %w", err)
+		}
+		cl.Coins = append(cl.Coins, added...)
+		res.Imported = len(added)
+		if err := w.setJSON(ctx, settingClaims, cl); err != nil {
+			return res, fmt.Errorf("recover: %w", err)
+		}
+	}
+	now := w.now()
+	var due, pending []api.ReclaimCoin
+	for _, c := range cl.Coins {
+		k, err := w.cat().Key(c.Sandbox.Coin.Data.KeyID, otp.UseCoin)
+		if err == nil && now.Before(k.DepositUntil) {
+			// Not sent before its time: until then the bank need not learn
+			// that the coin was this account's.
+			pending = append(pending, c)
+			continue
+		}
+		due = append(due, c)
+	}
+	res.Pending = len(pending)
+	if len(due) == 0 {
+		return res, nil
+	}
+	resp, err := w.bank.Recover(ctx, token, api.RecoveryRequest{Account: account, Coins: due})
+	if err != nil {
+		return res, fmt.Errorf("recover: %w", err)
+	}
+	for i, r := range resp.Results {
+		switch {
+		case r.Status == api.StatusCredited || r.Status == api.StatusAlreadyCredited:
+			res.Credited += due[i].Sandbox.Coin.Data.Value
+			res.Coins++
+		case r.Code == api.CodeDoubleDeposit:
+			res.Spent++
+		case r.Code == api.CodeNotYet:
+			// The bank's clock is behind ours: ask again later.
+			pending = append(pending, due[i])
+			res.Pending++
+		default:
+			res.Refused = append(res.Refused, Refusal{Token: r.Token, Code: r.Code, Message: r.Message})
+		}
+	}
+	cl.Coins = pending
+	if err := w.setJSON(ctx, settingClaims, cl); err != nil {
+		return res, fmt.Errorf("recover: %w", err)
+	}
+	res.Balance = resp.Balance
+	w.record(ctx, vault.Event{Kind: "recovered", Amount: res.Credited,
+		Detail: fmt.Sprintf("%d coins of a lost wallet credited to account %s, %d spent elsewhere, %d pending, %d refused", res.Coins, account, res.Spent, res.Pending, len(res.Refused))})
+	return res, nil
+}
+
+// claims returns the recovered coins waiting for the bank.
+func (w *Wallet) claims(ctx context.Context) (claims, error) {
+	var cl claims
+	raw, err := w.v.Setting(ctx, settingClaims)
+	if errors.Is(err, vault.ErrNotFound) {
+		return cl, nil
+	}
+	if err == nil {
+		err = json.Unmarshal(raw, &cl)
+	}
+	return cl, err
+}
+
+// importBackup opens backup with p, which must be this wallet's phrase,
+// and returns a claim for account of each of its coins not among have.
+// Every coin and authorisation is checked before any is returned: a
+// backup is taken whole or not at all.
+func (w *Wallet) importBackup(ctx context.Context, p *recovery.Phrase, backup []byte, account string, have []api.ReclaimCoin) ([]api.ReclaimCoin, error) {
+	s, err := w.recoverySecrets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	k, err := p.Derive()
+	if err != nil {
+		return nil, err
+	}
+	if id, _ := s.secrets(); id != k.ID {
+		return nil, fmt.Errorf("%w: this wallet was made from another phrase", ErrWrongPhrase)
+	}
+	b, err := recovery.OpenBackup(&k, backup)
+	if err != nil {
+		return nil, err
+	}
+	known := map[string]bool{}
+	for _, c := range have {
+		known[c.Sandbox.Coin.Data.Token] = true
+	}
+	key := otp.EncodeKey(k.RecoveryKey())
+	var out []api.ReclaimCoin
+	for _, c := range b.Coins {
+		sb := c.Sandbox
+		if known[sb.Coin.Data.Token] {
+			continue
+		}
+		known[sb.Coin.Data.Token] = true
+		if err := w.ver().VerifySandbox(&sb); err != nil {
+			return nil, fmt.Errorf("backed-up coin %.12s: %w", sb.Coin.Data.Token, err)
+		}
+		proof, err := sb.RecoveryProof(k.Recovery, account)
+		if err != nil {
+			return nil, err
+		}
+		// The authorisation came out of the backup: check it names this
+		// phrase's key for this coin as it stands, or the claim is void.
+		if err := sb.VerifyRecovery(c.Authorization, key, proof, account); err != nil {
+			return nil, fmt.Errorf("backed-up coin %.12s: %w", sb.Coin.Data.Token, err)
+		}
+		out = append(out, api.ReclaimCoin{Sandbox: sb, Authorization: c.Authorization, Key: key, Proof: proof})
+	}
+	return out, nil
+}
