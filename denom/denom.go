@@ -8,7 +8,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/otpcash/otpcash/internal/amount"
+	"github.com/otpcash/otpcash/amount"
 )
 
 // Errors callers can test with errors.Is.

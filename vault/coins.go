@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/otpcash/otpcash/internal/amount"
+	"github.com/otpcash/otpcash/amount"
 	"github.com/otpcash/otpcash/internal/parallel"
 	"github.com/otpcash/otpcash/otp"
 )

@@ -17,7 +17,7 @@ func TestPipelinedPay(t *testing.T) {
 	ctx := context.Background()
 	b := newTestBank(t)
 	alice, bob := b.newHolder(t, 1500), b.newHolder(t, 0)
-	if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, 1500); err != nil {
+	if _, err := alice.w.Withdraw(ctx, alice.acct(), 1500); err != nil {
 		t.Fatal(err)
 	}
 	paid, payErr, got, recvErr := pay(t, alice, bob, 700, nil)
@@ -55,7 +55,7 @@ func TestPipelinedPay(t *testing.T) {
 	if a, bb := alice.balance(t), bob.balance(t); a.Held != left || a.PendingOut != 0 || bb.Held != 1500-left {
 		t.Fatalf("after resending: Alice %+v, Bob %+v; want %d held by Alice, the rest by Bob", a, bb, left)
 	}
-	res, err := bob.w.Deposit(ctx, bob.account, bob.token)
+	res, err := bob.w.Deposit(ctx, bob.acct())
 	if err != nil || res.Credited != 1500-left {
 		t.Fatalf("Bob's deposit = %+v, %v", res, err)
 	}

@@ -26,7 +26,7 @@ func requestWorld(t *testing.T, clock *manualClock) (alice, erin, frank *holder)
 	b := newClockedBank(t, denom.Set{100, 500}, clock.Now)
 	alice, erin, frank = b.newHolder(t, 800), b.newHolder(t, 0), b.newHolder(t, 0)
 	for _, v := range []int64{500, 200, 100} {
-		if _, err := alice.w.Withdraw(context.Background(), alice.account, alice.token, v); err != nil {
+		if _, err := alice.w.Withdraw(context.Background(), alice.acct(), v); err != nil {
 			t.Fatal(err)
 		}
 	}

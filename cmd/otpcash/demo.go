@@ -11,8 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/otpcash/otpcash/amount"
 	"github.com/otpcash/otpcash/bank"
-	"github.com/otpcash/otpcash/internal/amount"
 	"github.com/otpcash/otpcash/internal/cli"
 	"github.com/otpcash/otpcash/otp"
 	"github.com/otpcash/otpcash/wallet"
@@ -57,9 +57,9 @@ type demo struct {
 }
 
 type person struct {
-	name           string
-	account, token string
-	w              *wallet.Wallet
+	name    string
+	account wallet.Account
+	w       *wallet.Wallet
 }
 
 func (d *demo) say(format string, args ...any) { fmt.Fprintf(d.out, format+"\n", args...) }
@@ -87,10 +87,10 @@ func runDemo(ctx context.Context, out io.Writer, dir string) error {
 		}
 		defer p.w.Close()
 	}
-	if _, err := d.bank.Credit(ctx, alice.account, 1234); err != nil {
+	if _, err := d.bank.Credit(ctx, alice.account.ID, 1234); err != nil {
 		return err
 	}
-	if _, err := d.bank.Credit(ctx, carol.account, 500); err != nil {
+	if _, err := d.bank.Credit(ctx, carol.account.ID, 500); err != nil {
 		return err
 	}
 	d.say("accounts opened for Alice, Bob and Carol; Alice's account credited with %s, Carol's with %s", eur(1234), eur(500))
@@ -100,7 +100,7 @@ func runDemo(ctx context.Context, out io.Writer, dir string) error {
 		p     *person
 		value int64
 	}{{alice, 1234}, {carol, 500}} {
-		if _, err := w.p.w.Withdraw(ctx, w.p.account, w.p.token, w.value); err != nil {
+		if _, err := w.p.w.Withdraw(ctx, w.p.account, w.value); err != nil {
 			return err
 		}
 		bal, err := w.p.w.Balance(ctx)
@@ -124,7 +124,7 @@ func runDemo(ctx context.Context, out io.Writer, dir string) error {
 
 	d.say("\n== Everyone deposits (online)")
 	for _, p := range []*person{alice, bob, carol} {
-		r, err := p.w.Deposit(ctx, p.account, p.token)
+		r, err := p.w.Deposit(ctx, p.account)
 		if err != nil {
 			return err
 		}
@@ -138,7 +138,7 @@ func runDemo(ctx context.Context, out io.Writer, dir string) error {
 		if err := d.expectHeld(ctx, p, 0); err != nil {
 			return err
 		}
-		acct, err := d.bank.Balance(ctx, p.account)
+		acct, err := d.bank.Balance(ctx, p.account.ID)
 		if err != nil {
 			return err
 		}
@@ -186,7 +186,7 @@ func (d *demo) voucherAct(ctx context.Context, alice, erin *person) error {
 	def, _ := d.bank.Programs().Get(voucher)
 	d.say("the bank certifies Dave's shop as category=electronics and Erin's as category=grocery on their exchange keys")
 	d.say("program %s: %s\nits conditions: %q", voucher, def.Description, def.Conditions)
-	if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, 100, wallet.WithProgram(voucher)); err != nil {
+	if _, err := alice.w.Withdraw(ctx, alice.account, 100, wallet.WithProgram(voucher)); err != nil {
 		return err
 	}
 	d.say("Alice withdraws a %s %s", eur(100), voucher)
@@ -211,7 +211,7 @@ func (d *demo) voucherAct(ctx context.Context, alice, erin *person) error {
 	if err := d.expectProgram(ctx, alice, voucher, 0); err != nil {
 		return err
 	}
-	r, err := erin.w.Deposit(ctx, erin.account, erin.token)
+	r, err := erin.w.Deposit(ctx, erin.account)
 	if err != nil {
 		return err
 	}
@@ -226,12 +226,12 @@ func (d *demo) voucherAct(ctx context.Context, alice, erin *person) error {
 // none) and a wallet for p whose exchange keys carry them.
 func (d *demo) open(ctx context.Context, p *person, attrs map[string]string) error {
 	var err error
-	if p.account, p.token, err = d.bank.CreateAccountWithAttrs(ctx, attrs); err != nil {
+	if p.account.ID, p.account.Token, err = d.bank.CreateAccountWithAttrs(ctx, attrs); err != nil {
 		return err
 	}
-	var merchant *wallet.Merchant
+	var merchant *wallet.Account
 	if attrs != nil {
-		merchant = &wallet.Merchant{Account: p.account, Token: p.token}
+		merchant = &p.account
 	}
 	p.w, err = wallet.Init(ctx, filepath.Join(d.dir, p.name), d.url, []byte("pin-of-"+p.name), wallet.Options{
 		ConfirmSAS: func(context.Context, string) bool { return true },
