@@ -35,11 +35,11 @@ import (
 const AlgBlindRSA = "RSABSSA-SHA384-PSS-Randomized"
 
 const (
-	// BlindRSABits is the modulus size of blind coin keys.
-	BlindRSABits = 2048
+	// blindRSABits is the modulus size of blind coin keys.
+	blindRSABits = 2048
 	// BlindMessageSize is the size of a blinded message and of a blind
 	// signature, in bytes.
-	BlindMessageSize = BlindRSABits / 8
+	BlindMessageSize = blindRSABits / 8
 	blindPrefixSize  = 32 // RFC 9474 msg_prefix of the randomized variants
 	blindRSAExponent = 65537
 )
@@ -75,8 +75,8 @@ func decodeRSAKey(s string) (*rsa.PublicKey, error) {
 	if !ok {
 		return nil, fmt.Errorf("rsa public key: a %T", k)
 	}
-	if pub.N.BitLen() != BlindRSABits || pub.E != blindRSAExponent {
-		return nil, fmt.Errorf("rsa public key: %d bits, exponent %d; want %d bits, exponent %d", pub.N.BitLen(), pub.E, BlindRSABits, blindRSAExponent)
+	if pub.N.BitLen() != blindRSABits || pub.E != blindRSAExponent {
+		return nil, fmt.Errorf("rsa public key: %d bits, exponent %d; want %d bits, exponent %d", pub.N.BitLen(), pub.E, blindRSABits, blindRSAExponent)
 	}
 	again, err := encodeRSAKey(pub)
 	if err != nil || again != s {
@@ -97,12 +97,12 @@ func (k *IssuerKey) CoinProgram() Program {
 // never the same. It runs for every coin verified, so it compares fields
 // rather than encoding whole programs.
 func SameProgram(a, b Program) bool {
-	return a.Name == b.Name && slices.Equal(a.Conditions, b.Conditions) && SameSteps(a.Steps, b.Steps)
+	return a.Name == b.Name && slices.Equal(a.Conditions, b.Conditions) && sameSteps(a.Steps, b.Steps)
 }
 
-// SameSteps reports whether two callMethods are the same, step for step,
+// sameSteps reports whether two callMethods are the same, step for step,
 // with arguments compared in canonical form.
-func SameSteps(a, b []Step) bool {
+func sameSteps(a, b []Step) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -160,7 +160,7 @@ func checkBlindKey(k *IssuerKey) error {
 // filling in the algorithm, public key, key id and program. It takes an
 // RSA-2048 key generation: about a second of CPU.
 func GenerateBlindSigner(issuer string, k IssuerKey, p Program) (*Signer, *rsa.PrivateKey, error) {
-	priv, err := rsa.GenerateKey(rand.Reader, BlindRSABits)
+	priv, err := rsa.GenerateKey(rand.Reader, blindRSABits)
 	if err != nil {
 		return nil, nil, fmt.Errorf("blind coin key: %w", err)
 	}
@@ -449,7 +449,7 @@ func checkBlindFields(c *Coin, k *IssuerKey) error {
 // signature over msg_prefix || msg (Section 4.5), so the standard
 // library's PSS verification checks it: a quarter faster than circl's,
 // which the bank feels on every deposit. The signature is as long as the
-// modulus: decodeRSAKey admits only BlindRSABits, and the RFC's test
+// modulus: decodeRSAKey admits only blindRSABits, and the RFC's test
 // vectors (4096 bits) run through here unchanged.
 func verifyBlind(pub *rsa.PublicKey, sig string, msg []byte) error {
 	raw, err := decodeFixed(sig, blindPrefixSize+pub.Size())

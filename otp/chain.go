@@ -215,9 +215,9 @@ func (s *Sandbox) VerifyAck(a Ack) error {
 	return nil
 }
 
-// VerifyAcks checks that acks[i] is the receipt for the last transfer of
+// verifyAcks checks that acks[i] is the receipt for the last transfer of
 // sealed[i], for every i, as VerifyAck does, on all CPUs.
-func VerifyAcks(sealed []Sandbox, acks []Ack) error {
+func verifyAcks(sealed []Sandbox, acks []Ack) error {
 	if len(acks) != len(sealed) {
 		return fmt.Errorf("%d receipts for %d coins", len(acks), len(sealed))
 	}

@@ -57,9 +57,9 @@ func NewSerial() Serial {
 
 func (s Serial) String() string { return b64.EncodeToString(s[:]) }
 
-// ParseSerial parses the text form of a serial. Only the canonical spelling
+// parseSerial parses the text form of a serial. Only the canonical spelling
 // is accepted, so one serial has exactly one token.
-func ParseSerial(token string) (Serial, error) {
+func parseSerial(token string) (Serial, error) {
 	var s Serial
 	b, err := decodeFixed(token, SerialSize)
 	if err != nil {
@@ -204,11 +204,11 @@ func (c *Coin) checksumBytes() ([]byte, error) {
 }
 
 // Serial returns the coin's serial, parsed from its token.
-func (c *Coin) Serial() (Serial, error) { return ParseSerial(c.Data.Token) }
+func (c *Coin) Serial() (Serial, error) { return parseSerial(c.Data.Token) }
 
-// CheckIntegrity recomputes the checksum and compares it with the checksum
+// checkIntegrity recomputes the checksum and compares it with the checksum
 // field (the paper's checkIntegrityOfOTP).
-func (c *Coin) CheckIntegrity() error {
+func (c *Coin) checkIntegrity() error {
 	if c.SchemaVersion != SchemaVersion {
 		return fmt.Errorf("%w: %d", ErrVersion, c.SchemaVersion)
 	}
@@ -222,10 +222,10 @@ func (c *Coin) CheckIntegrity() error {
 	return nil
 }
 
-// ParseCoin decodes a coin strictly: unknown fields or a version other than
+// parseCoin decodes a coin strictly: unknown fields or a version other than
 // SchemaVersion are errors. It checks the format only; use a Verifier to
 // check the coin.
-func ParseCoin(data []byte) (*Coin, error) {
+func parseCoin(data []byte) (*Coin, error) {
 	var c Coin
 	if err := decodeExact(data, &c); err != nil {
 		return nil, fmt.Errorf("parse coin: %w", err)

@@ -105,7 +105,7 @@ func (w *Wallet) Pay(ctx context.Context, addr string, value int64, memo string,
 	}
 	purse := w.v.Purse(p.Peer)
 	for _, batch := range byProgram(coins) {
-		run := &otp.Run{Verifier: w.ver(), Now: w.now(), Peer: payer, Purse: purse, Coins: batch,
+		run := &otp.Run{Verifier: w.ver(), Now: w.now(), Peer: payer, Purse: purse, Coins: batch, Pipeline: w.pipeline,
 			Payment: otp.Payment{Amount: value, Memo: memo}}
 		err := otp.Execute(ctx, run)
 		if run.Sealed != nil {

@@ -126,6 +126,9 @@ type Wallet struct {
 	trust atomic.Pointer[trust]
 	opts  Options
 	log   *slog.Logger
+	// pipeline is the default (the zero value) but in tests, which make
+	// chunks small.
+	pipeline otp.Pipeline
 }
 
 // trust is what the wallet checks coins and keys against: the pinned
