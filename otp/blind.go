@@ -1,7 +1,6 @@
 package otp
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -89,41 +88,6 @@ func decodeRSAKey(s string) (*rsa.PublicKey, error) {
 // carries.
 func (k *IssuerKey) CoinProgram() Program {
 	return Program{Name: k.Program, Steps: k.CallMethod, Conditions: k.Conditions}
-}
-
-// SameProgram reports whether two programs are the same: same name, steps
-// and conditions (nil and empty conditions are the same). Step arguments
-// are compared in canonical form; arguments that cannot be encoded are
-// never the same. It runs for every coin verified, so it compares fields
-// rather than encoding whole programs.
-func SameProgram(a, b Program) bool {
-	return a.Name == b.Name && slices.Equal(a.Conditions, b.Conditions) && sameSteps(a.Steps, b.Steps)
-}
-
-// sameSteps reports whether two callMethods are the same, step for step,
-// with arguments compared in canonical form.
-func sameSteps(a, b []Step) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		sa, sb := &a[i], &b[i]
-		if sa.Method != sb.Method {
-			return false
-		}
-		if len(sa.Args) == 0 && len(sb.Args) == 0 {
-			continue
-		}
-		ca, err := Canonical(sa.Args)
-		if err != nil {
-			return false
-		}
-		cb, err := Canonical(sb.Args)
-		if err != nil || !bytes.Equal(ca, cb) {
-			return false
-		}
-	}
-	return true
 }
 
 // checkBlindKey checks the fields a blind key's catalogue entry must
@@ -438,7 +402,7 @@ func checkBlindFields(c *Coin, k *IssuerKey) error {
 		return fmt.Errorf("%w: coin payable until %s, key %q signs coins payable until %s", ErrKeyMismatch,
 			c.Data.Expires.Format(time.RFC3339), k.KeyID, k.PayableUntil.Format(time.RFC3339))
 	}
-	if !SameProgram(Program{c.Data.Program, c.CallMethod, c.Data.Conditions}, k.CoinProgram()) {
+	if !(Program{c.Data.Program, c.CallMethod, c.Data.Conditions}).Equal(k.CoinProgram()) {
 		return fmt.Errorf("%w: coin of program %q, key %q signs program %q", ErrKeyMismatch, c.Data.Program, k.KeyID, k.Program)
 	}
 	return nil

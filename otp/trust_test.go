@@ -14,7 +14,7 @@ import (
 // attributes, a made-up signature) is still refused.
 func TestVerifyReceivedOwnKey(t *testing.T) {
 	f := newFixture(t)
-	own := func(k *ExchangeKey) bool { return SameExchangeKey(&f.exchange, k) }
+	own := func(k *ExchangeKey) bool { return f.exchange.Equal(k) }
 	if err := f.v.VerifyReceived([]Sandbox{*f.sandbox}, own); err != nil {
 		t.Fatalf("genuine coin to the payee's own key: %v", err)
 	}

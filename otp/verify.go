@@ -187,7 +187,7 @@ func (v *Verifier) checkCertificate(k *ExchangeKey, sig bool) error {
 	}
 	if ik.Alg == AlgBlindRSA {
 		// Certified blindly: the key fixes what the bank could not see.
-		if len(k.Attrs) > 0 || !SameTime(k.Expires, ik.DepositUntil.UTC()) {
+		if len(k.Attrs) > 0 || !sameTime(k.Expires, ik.DepositUntil.UTC()) {
 			return fmt.Errorf("exchange key %.12s: %w: a blind-certified key carries no attributes and expires at %s", k.Pub, ErrKeyMismatch, ik.DepositUntil.Format(time.RFC3339))
 		}
 		if !sig {

@@ -686,7 +686,7 @@ func (h *payee) verify(coins []otp.Sandbox, payable bool) error {
 	// this wallet's public keys, say) is verified, and refused.
 	own := func(k *otp.ExchangeKey) bool {
 		mine, ok := h.offered[k.Pub]
-		return ok && otp.SameExchangeKey(&mine, k)
+		return ok && mine.Equal(k)
 	}
 	if err := h.w.ver().VerifyReceived(coins, own); err != nil {
 		return err

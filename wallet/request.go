@@ -289,7 +289,7 @@ func sealedTo(sealed []otp.Sandbox, keys []otp.ExchangeKey) error {
 			return fmt.Errorf("%w: coin %.12s was never sealed", ErrPaid, c.Coin.Data.Token)
 		}
 		to := &c.Chain[len(c.Chain)-1].To
-		if !slices.ContainsFunc(keys, func(k otp.ExchangeKey) bool { return otp.SameExchangeKey(&k, to) }) {
+		if !slices.ContainsFunc(keys, func(k otp.ExchangeKey) bool { return k.Equal(to) }) {
 			return fmt.Errorf("%w: coin %.12s went to key %.12s, not to this request's keys: another request with the same id was paid", ErrPaid, c.Coin.Data.Token, to.Pub)
 		}
 	}
