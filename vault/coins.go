@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/otpcash/otpcash/amount"
+	"github.com/otpcash/otpcash/denom"
 	"github.com/otpcash/otpcash/internal/parallel"
 	"github.com/otpcash/otpcash/otp"
 )
@@ -626,8 +627,8 @@ func (v *Vault) SelectProgram(ctx context.Context, amt int64, currency, program 
 // before in this process, and recognises the others by row key and nonce
 // (every write of a record draws a fresh nonce), so a plan costs a read
 // of the records, not a decryption and decoding of each.
-func (v *Vault) PayableCounts(ctx context.Context, currency, program string) (map[int64]int, error) {
-	counts := map[int64]int{}
+func (v *Vault) PayableCounts(ctx context.Context, currency, program string) (denom.Counts, error) {
+	counts := denom.Counts{}
 	err := v.update(ctx, func(t *tx) error {
 		held, err := remembered(t, kindCoin, string(Held), t.mem.counted, func(h *holding) coinSummary {
 			d := &h.Sandbox.Coin.Data

@@ -257,11 +257,7 @@ func (w *Wallet) proposeChange(ctx context.Context, payer *p2p.Payer, coins []ot
 	if err := w.v.PromiseKeys(ctx, keys[:len(agreed)]); err != nil {
 		return nil, err
 	}
-	got := denom.Counts{}
-	for _, v := range agreed {
-		got[v]++
-	}
-	return got, nil
+	return denom.CountsOf(agreed), nil
 }
 
 // takeChange verifies and stores the coins the payee sealed to this
