@@ -7,6 +7,11 @@
 // hostile server cannot exhaust the caller's memory. The client verifies
 // nothing: callers check the catalogue under their pinned root key and the
 // coins and exchange keys against it (package otp).
+//
+// Where to start: New, then Catalogue (verify it with
+// otp.Catalogue.Verify under the root key you pinned), WithdrawCoins,
+// CertifyExchangeKeys and Deposit. An Account carries an account's id and
+// token together. Package wallet uses this client; an app need not.
 package client
 
 import (

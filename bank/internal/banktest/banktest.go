@@ -1,6 +1,9 @@
 // Package banktest runs a real bank (SQLite store, HTTP server on
 // loopback) for tests, and plays the wallet side well enough to make
 // valid withdrawals, payments and deposits with package otp.
+//
+// Where to start: New gives an Env with a bank and its client; Account,
+// Withdraw, Pay and PayAccount make the coins a test needs.
 package banktest
 
 import (
