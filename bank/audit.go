@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/otpcash/otpcash/amount"
 	"github.com/otpcash/otpcash/bank/storage"
-	"github.com/otpcash/otpcash/internal/amount"
 )
 
 // AuditReport holds the ledger figures (values in minor units) and the

@@ -29,6 +29,12 @@
 // key that has reached the end of its signing period is replaced by a
 // fresh one on first use; old keys stay in the catalogue, so their coins
 // remain depositable until their deadline.
+//
+// Where to start: New makes a Bank on a storage engine (bank/storage/sqlite
+// for one node, bank/storage/postgres for many) and Handler serves its API;
+// "otpcash bank serve" does both. bank/api holds the wire types and the
+// OpenAPI description, bank/client the Go client, and docs/OPERATIONS.md is
+// the operator's guide.
 package bank
 
 import (

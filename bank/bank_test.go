@@ -23,6 +23,7 @@ import (
 
 	"github.com/otpcash/otpcash/bank"
 	"github.com/otpcash/otpcash/bank/api"
+	"github.com/otpcash/otpcash/bank/client"
 	"github.com/otpcash/otpcash/bank/internal/banktest"
 	"github.com/otpcash/otpcash/bank/storage"
 	"github.com/otpcash/otpcash/bank/storage/sqlite"
@@ -498,7 +499,7 @@ func TestWithdraw(t *testing.T) {
 		}
 	})
 	t.Run("history", func(t *testing.T) {
-		hist, err := e.Client.History(context.Background(), token, id)
+		hist, err := e.Client.History(context.Background(), client.Account{ID: id, Token: token})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -836,7 +837,7 @@ func TestDeposit(t *testing.T) {
 		t.Errorf("own deposit: %+v", resp)
 	}
 
-	hist, err := e.Client.History(ctx, payeeToken, payee)
+	hist, err := e.Client.History(ctx, client.Account{ID: payee, Token: payeeToken})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -72,7 +72,7 @@ func (k *keyring) missing(cfg Config, now time.Time) []coinType {
 		}
 		for _, v := range cfg.Denominations {
 			s := k.newest[coinType{name, v}]
-			if !signs(s, now) || s.Key.Currency != cfg.Currency || !otp.SameProgram(s.Key.CoinProgram(), def.Program) {
+			if !signs(s, now) || s.Key.Currency != cfg.Currency || !s.Key.CoinProgram().Equal(def.Program) {
 				out = append(out, coinType{name, v})
 			}
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/otpcash/otpcash/bank"
 	"github.com/otpcash/otpcash/bank/api"
+	"github.com/otpcash/otpcash/bank/client"
 	"github.com/otpcash/otpcash/bank/internal/banktest"
 	"github.com/otpcash/otpcash/otp"
 )
@@ -182,7 +183,7 @@ func TestMerchantKeys(t *testing.T) {
 	other, otherToken := e.Account(t, 0)
 	pub, _ := banktest.NewKey(t)
 
-	keys, err := e.Client.CertifyAccountKeys(ctx, grocer.Token, grocer.ID, []ed25519.PublicKey{pub})
+	keys, err := e.Client.CertifyAccountKeys(ctx, client.Account{ID: grocer.ID, Token: grocer.Token}, []ed25519.PublicKey{pub})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +212,7 @@ func TestMerchantKeys(t *testing.T) {
 	if len(anon[0].Attrs) != 0 {
 		t.Fatalf("anonymous key attrs %v", anon[0].Attrs)
 	}
-	plain, err := e.Client.CertifyAccountKeys(ctx, otherToken, other, []ed25519.PublicKey{pub})
+	plain, err := e.Client.CertifyAccountKeys(ctx, client.Account{ID: other, Token: otherToken}, []ed25519.PublicKey{pub})
 	if err != nil || len(plain[0].Attrs) != 0 {
 		t.Fatalf("key of an account without attrs: %v, %v", plain, err)
 	}

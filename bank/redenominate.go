@@ -8,9 +8,9 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/otpcash/otpcash/amount"
 	"github.com/otpcash/otpcash/bank/api"
 	"github.com/otpcash/otpcash/bank/storage"
-	"github.com/otpcash/otpcash/internal/amount"
 	"github.com/otpcash/otpcash/otp"
 )
 

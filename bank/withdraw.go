@@ -14,9 +14,9 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/otpcash/otpcash/amount"
 	"github.com/otpcash/otpcash/bank/api"
 	"github.com/otpcash/otpcash/bank/storage"
-	"github.com/otpcash/otpcash/internal/amount"
 	"github.com/otpcash/otpcash/internal/fault"
 	"github.com/otpcash/otpcash/otp"
 )

@@ -8,7 +8,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/otpcash/otpcash/internal/amount"
+	"github.com/otpcash/otpcash/amount"
 )
 
 // Errors callers can test with errors.Is.
@@ -91,6 +91,16 @@ func (s Set) String() string {
 
 // Counts is a multiset of coins: how many coins of each value.
 type Counts map[int64]int
+
+// CountsOf counts a list of coin values, as the peer-to-peer messages
+// carry them.
+func CountsOf(values []int64) Counts {
+	c := make(Counts, len(values))
+	for _, v := range values {
+		c[v]++
+	}
+	return c
+}
 
 // Total returns the value of all the coins; math.MaxInt64 if it overflows.
 func (c Counts) Total() int64 {

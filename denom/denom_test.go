@@ -243,3 +243,20 @@ func TestBestBounds(t *testing.T) {
 		t.Error("empty counts")
 	}
 }
+
+func TestCountsOf(t *testing.T) {
+	tests := []struct {
+		values []int64
+		want   Counts
+	}{
+		{nil, Counts{}},
+		{[]int64{200}, Counts{200: 1}},
+		{[]int64{50, 200, 50, 10}, Counts{200: 1, 50: 2, 10: 1}},
+	}
+	for _, tt := range tests {
+		got := CountsOf(tt.values)
+		if !maps.Equal(got, tt.want) || got.Len() != len(tt.values) {
+			t.Errorf("CountsOf(%v) = %v; want %v", tt.values, got, tt.want)
+		}
+	}
+}

@@ -11,4 +11,9 @@
 // yardstick Best is measured against.
 //
 // Values are int64 minor units (cents). Nothing here does I/O.
+//
+// Where to start: Default gives a currency's values as a Set;
+// Set.Withdrawal the mix a wallet withdraws; Best the coins a payment moves
+// both ways. Counts is the multiset of coins they all speak, and CountsOf
+// reads a list of values, as messages carry them, into one.
 package denom

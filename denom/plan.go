@@ -5,7 +5,7 @@ import (
 	"maps"
 	"slices"
 
-	"github.com/otpcash/otpcash/internal/amount"
+	"github.com/otpcash/otpcash/amount"
 )
 
 // Plan is how one payment moves coins: Send from the payer to the payee,

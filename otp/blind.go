@@ -1,7 +1,6 @@
 package otp
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -35,11 +34,11 @@ import (
 const AlgBlindRSA = "RSABSSA-SHA384-PSS-Randomized"
 
 const (
-	// BlindRSABits is the modulus size of blind coin keys.
-	BlindRSABits = 2048
+	// blindRSABits is the modulus size of blind coin keys.
+	blindRSABits = 2048
 	// BlindMessageSize is the size of a blinded message and of a blind
 	// signature, in bytes.
-	BlindMessageSize = BlindRSABits / 8
+	BlindMessageSize = blindRSABits / 8
 	blindPrefixSize  = 32 // RFC 9474 msg_prefix of the randomized variants
 	blindRSAExponent = 65537
 )
@@ -75,8 +74,8 @@ func decodeRSAKey(s string) (*rsa.PublicKey, error) {
 	if !ok {
 		return nil, fmt.Errorf("rsa public key: a %T", k)
 	}
-	if pub.N.BitLen() != BlindRSABits || pub.E != blindRSAExponent {
-		return nil, fmt.Errorf("rsa public key: %d bits, exponent %d; want %d bits, exponent %d", pub.N.BitLen(), pub.E, BlindRSABits, blindRSAExponent)
+	if pub.N.BitLen() != blindRSABits || pub.E != blindRSAExponent {
+		return nil, fmt.Errorf("rsa public key: %d bits, exponent %d; want %d bits, exponent %d", pub.N.BitLen(), pub.E, blindRSABits, blindRSAExponent)
 	}
 	again, err := encodeRSAKey(pub)
 	if err != nil || again != s {
@@ -89,41 +88,6 @@ func decodeRSAKey(s string) (*rsa.PublicKey, error) {
 // carries.
 func (k *IssuerKey) CoinProgram() Program {
 	return Program{Name: k.Program, Steps: k.CallMethod, Conditions: k.Conditions}
-}
-
-// SameProgram reports whether two programs are the same: same name, steps
-// and conditions (nil and empty conditions are the same). Step arguments
-// are compared in canonical form; arguments that cannot be encoded are
-// never the same. It runs for every coin verified, so it compares fields
-// rather than encoding whole programs.
-func SameProgram(a, b Program) bool {
-	return a.Name == b.Name && slices.Equal(a.Conditions, b.Conditions) && SameSteps(a.Steps, b.Steps)
-}
-
-// SameSteps reports whether two callMethods are the same, step for step,
-// with arguments compared in canonical form.
-func SameSteps(a, b []Step) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		sa, sb := &a[i], &b[i]
-		if sa.Method != sb.Method {
-			return false
-		}
-		if len(sa.Args) == 0 && len(sb.Args) == 0 {
-			continue
-		}
-		ca, err := Canonical(sa.Args)
-		if err != nil {
-			return false
-		}
-		cb, err := Canonical(sb.Args)
-		if err != nil || !bytes.Equal(ca, cb) {
-			return false
-		}
-	}
-	return true
 }
 
 // checkBlindKey checks the fields a blind key's catalogue entry must
@@ -160,7 +124,7 @@ func checkBlindKey(k *IssuerKey) error {
 // filling in the algorithm, public key, key id and program. It takes an
 // RSA-2048 key generation: about a second of CPU.
 func GenerateBlindSigner(issuer string, k IssuerKey, p Program) (*Signer, *rsa.PrivateKey, error) {
-	priv, err := rsa.GenerateKey(rand.Reader, BlindRSABits)
+	priv, err := rsa.GenerateKey(rand.Reader, blindRSABits)
 	if err != nil {
 		return nil, nil, fmt.Errorf("blind coin key: %w", err)
 	}
@@ -438,7 +402,7 @@ func checkBlindFields(c *Coin, k *IssuerKey) error {
 		return fmt.Errorf("%w: coin payable until %s, key %q signs coins payable until %s", ErrKeyMismatch,
 			c.Data.Expires.Format(time.RFC3339), k.KeyID, k.PayableUntil.Format(time.RFC3339))
 	}
-	if !SameProgram(Program{c.Data.Program, c.CallMethod, c.Data.Conditions}, k.CoinProgram()) {
+	if !(Program{c.Data.Program, c.CallMethod, c.Data.Conditions}).Equal(k.CoinProgram()) {
 		return fmt.Errorf("%w: coin of program %q, key %q signs program %q", ErrKeyMismatch, c.Data.Program, k.KeyID, k.Program)
 	}
 	return nil
@@ -449,7 +413,7 @@ func checkBlindFields(c *Coin, k *IssuerKey) error {
 // signature over msg_prefix || msg (Section 4.5), so the standard
 // library's PSS verification checks it: a quarter faster than circl's,
 // which the bank feels on every deposit. The signature is as long as the
-// modulus: decodeRSAKey admits only BlindRSABits, and the RFC's test
+// modulus: decodeRSAKey admits only blindRSABits, and the RFC's test
 // vectors (4096 bits) run through here unchanged.
 func verifyBlind(pub *rsa.PublicKey, sig string, msg []byte) error {
 	raw, err := decodeFixed(sig, blindPrefixSize+pub.Size())

@@ -356,7 +356,7 @@ func BenchmarkBlindCoinWallet(b *testing.B) {
 	}
 }
 
-func TestSameProgram(t *testing.T) {
+func TestProgramEqual(t *testing.T) {
 	withArgs := func(v any) Program {
 		p := GeneralProgram()
 		p.Steps = append([]Step{}, p.Steps...)
@@ -384,8 +384,8 @@ func TestSameProgram(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := SameProgram(tt.a, tt.b); got != tt.want {
-				t.Fatalf("SameProgram = %v, want %v", got, tt.want)
+			if got := tt.a.Equal(tt.b); got != tt.want {
+				t.Fatalf("Equal = %v, want %v", got, tt.want)
 			}
 		})
 	}

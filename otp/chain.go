@@ -4,8 +4,6 @@ import (
 	"crypto/ed25519"
 	"encoding/binary"
 	"fmt"
-	"maps"
-	"reflect"
 	"slices"
 	"time"
 
@@ -215,9 +213,9 @@ func (s *Sandbox) VerifyAck(a Ack) error {
 	return nil
 }
 
-// VerifyAcks checks that acks[i] is the receipt for the last transfer of
+// verifyAcks checks that acks[i] is the receipt for the last transfer of
 // sealed[i], for every i, as VerifyAck does, on all CPUs.
-func VerifyAcks(sealed []Sandbox, acks []Ack) error {
+func verifyAcks(sealed []Sandbox, acks []Ack) error {
 	if len(acks) != len(sealed) {
 		return fmt.Errorf("%d receipts for %d coins", len(acks), len(sealed))
 	}
@@ -267,37 +265,4 @@ func Divergence(a, b *Sandbox) (key string, index int, ok bool) {
 		i++
 	}
 	return a.HolderAt(i), i, true
-}
-
-// SameExchangeKey reports whether a and b are the same certificate, field
-// for field, so that they encode, and are signed, alike. It errs towards
-// false: a time in another location, or a field it does not know, makes it
-// report a difference (a caller then verifies instead of trusting).
-func SameExchangeKey(a, b *ExchangeKey) bool {
-	return exchangeKeyFieldsKnown &&
-		a.Pub == b.Pub && a.Issuer == b.Issuer && a.KeyID == b.KeyID && a.Sig == b.Sig &&
-		SameTime(a.Expires, b.Expires) && len(a.Attrs) == len(b.Attrs) && maps.Equal(a.Attrs, b.Attrs)
-}
-
-// SameTime reports whether a and b are one instant in one location, so
-// that they encode alike; false when unsure.
-func SameTime(a, b time.Time) bool {
-	return a.Equal(b) && a.Location() == b.Location()
-}
-
-// exchangeKeyFieldsKnown guards SameExchangeKey against a field added to
-// ExchangeKey and not compared there.
-var exchangeKeyFieldsKnown = fieldsAre(reflect.TypeFor[ExchangeKey](), "Pub", "Issuer", "KeyID", "Expires", "Attrs", "Sig")
-
-// fieldsAre reports whether struct type t has exactly the named fields.
-func fieldsAre(t reflect.Type, names ...string) bool {
-	if t.NumField() != len(names) {
-		return false
-	}
-	for i, n := range names {
-		if t.Field(i).Name != n {
-			return false
-		}
-	}
-	return true
 }

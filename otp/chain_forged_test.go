@@ -157,7 +157,7 @@ func TestForgedLaterLink(t *testing.T) {
 				}
 				prev = h.priv
 			}
-			own := func(k *ExchangeKey) bool { return SameExchangeKey(k, &hs[n-1].to) }
+			own := func(k *ExchangeKey) bool { return k.Equal(&hs[n-1].to) }
 			if err := f.v.VerifySandbox(s); err != nil {
 				t.Fatalf("%d hops: VerifySandbox = %v", n, err)
 			}
@@ -181,7 +181,7 @@ func checkRefused(t *testing.T, f *fixture, s *Sandbox, last ExchangeKey, want e
 	}
 	check("VerifySandbox", f.v.VerifySandbox(s))
 	check("VerifyReceived", f.v.VerifyReceived([]Sandbox{*s}, nil))
-	own := func(k *ExchangeKey) bool { return SameExchangeKey(k, &last) }
+	own := func(k *ExchangeKey) bool { return k.Equal(&last) }
 	check("VerifyReceived trusting the payee's own certificate", f.v.VerifyReceived([]Sandbox{*s}, own))
 
 	// The payer's executor, with a purse that vouches for nothing, must

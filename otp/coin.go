@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
 	"strconv"
 	"time"
 
@@ -57,9 +56,9 @@ func NewSerial() Serial {
 
 func (s Serial) String() string { return b64.EncodeToString(s[:]) }
 
-// ParseSerial parses the text form of a serial. Only the canonical spelling
+// parseSerial parses the text form of a serial. Only the canonical spelling
 // is accepted, so one serial has exactly one token.
-func ParseSerial(token string) (Serial, error) {
+func parseSerial(token string) (Serial, error) {
 	var s Serial
 	b, err := decodeFixed(token, SerialSize)
 	if err != nil {
@@ -120,11 +119,6 @@ func (c *Coin) ComputeChecksum() ([sha256.Size]byte, error) {
 	}
 	return sha256.Sum256(canon), nil
 }
-
-// coinFieldsKnown guards checksummedCanonical against a field added to a
-// coin and not written there.
-var coinFieldsKnown = fieldsAre(reflect.TypeFor[checksummed](), "SchemaVersion", "Data", "CallMethod") &&
-	fieldsAre(reflect.TypeFor[Data](), "Token", "Value", "Currency", "Issuer", "KeyID", "Holder", "Expires", "Program", "Conditions")
 
 // checksummedCanonical writes the JCS form of the checksummed part of c
 // directly, for the common case: every text field plain (see plainText),
@@ -204,11 +198,11 @@ func (c *Coin) checksumBytes() ([]byte, error) {
 }
 
 // Serial returns the coin's serial, parsed from its token.
-func (c *Coin) Serial() (Serial, error) { return ParseSerial(c.Data.Token) }
+func (c *Coin) Serial() (Serial, error) { return parseSerial(c.Data.Token) }
 
-// CheckIntegrity recomputes the checksum and compares it with the checksum
+// checkIntegrity recomputes the checksum and compares it with the checksum
 // field (the paper's checkIntegrityOfOTP).
-func (c *Coin) CheckIntegrity() error {
+func (c *Coin) checkIntegrity() error {
 	if c.SchemaVersion != SchemaVersion {
 		return fmt.Errorf("%w: %d", ErrVersion, c.SchemaVersion)
 	}
@@ -222,10 +216,10 @@ func (c *Coin) CheckIntegrity() error {
 	return nil
 }
 
-// ParseCoin decodes a coin strictly: unknown fields or a version other than
+// parseCoin decodes a coin strictly: unknown fields or a version other than
 // SchemaVersion are errors. It checks the format only; use a Verifier to
 // check the coin.
-func ParseCoin(data []byte) (*Coin, error) {
+func parseCoin(data []byte) (*Coin, error) {
 	var c Coin
 	if err := decodeExact(data, &c); err != nil {
 		return nil, fmt.Errorf("parse coin: %w", err)

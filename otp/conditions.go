@@ -37,29 +37,29 @@ var (
 // The names a condition can use. They are part of the format: a coin
 // signed today must mean the same to every later wallet.
 const (
-	VarCoinValue     = "coin.value"     // int: minor units
-	VarCoinCurrency  = "coin.currency"  // string: ISO 4217
-	VarCoinIssuer    = "coin.issuer"    // string
-	VarCoinProgram   = "coin.program"   // string: the program's name
-	VarCoinHops      = "coin.hops"      // int: transfers, counting the one judged
-	VarCoinExpires   = "coin.expires"   // timestamp: payable until
-	VarPayee         = "payee"          // map(string, string): bank-certified attributes
-	VarPaymentAmount = "payment.amount" // int: minor units of the whole payment; 0 when unknown
-	VarPaymentMemo   = "payment.memo"   // string: the payer's memo; "" when unknown
-	VarNow           = "now"            // timestamp: the evaluator's clock
+	varCoinValue     = "coin.value"     // int: minor units
+	varCoinCurrency  = "coin.currency"  // string: ISO 4217
+	varCoinIssuer    = "coin.issuer"    // string
+	varCoinProgram   = "coin.program"   // string: the program's name
+	varCoinHops      = "coin.hops"      // int: transfers, counting the one judged
+	varCoinExpires   = "coin.expires"   // timestamp: payable until
+	varPayee         = "payee"          // map(string, string): bank-certified attributes
+	varPaymentAmount = "payment.amount" // int: minor units of the whole payment; 0 when unknown
+	varPaymentMemo   = "payment.memo"   // string: the payer's memo; "" when unknown
+	varNow           = "now"            // timestamp: the evaluator's clock
 )
 
 // Limits on conditions. Programs within them cost about a microsecond a
 // coin to check; the bank refuses anything over them when it loads its
 // configuration, so a payment never meets a condition it cannot afford.
 const (
-	MaxConditions      = 16   // per program
-	MaxConditionLength = 1024 // code points of one expression
-	MaxConditionNodes  = 256  // syntax nodes of one expression, after macro expansion
-	MaxConditionDepth  = 16   // nesting of one expression
-	MaxConditionCost   = 1000 // CEL cost units: the worst case estimated at compile time, and the limit at run time
-	MaxAttrs           = 16   // certified attributes of an exchange key
-	MaxAttrLength      = 64   // bytes of an attribute key or value
+	maxConditions      = 16   // per program
+	maxConditionLength = 1024 // code points of one expression
+	maxConditionNodes  = 256  // syntax nodes of one expression, after macro expansion
+	maxConditionDepth  = 16   // nesting of one expression
+	maxConditionCost   = 1000 // CEL cost units: the worst case estimated at compile time, and the limit at run time
+	maxAttrs           = 16   // certified attributes of an exchange key
+	maxAttrLength      = 64   // bytes of an attribute key or value
 	maxMemoLength      = 1024 // bytes of a memo, as p2p bounds it
 	maxIssuerLength    = 128
 )
@@ -67,19 +67,19 @@ const (
 // conditionEnv is the one CEL environment of conditions.
 var conditionEnv = sync.OnceValues(func() (*cel.Env, error) {
 	return cel.NewEnv(
-		cel.Variable(VarCoinValue, cel.IntType),
-		cel.Variable(VarCoinCurrency, cel.StringType),
-		cel.Variable(VarCoinIssuer, cel.StringType),
-		cel.Variable(VarCoinProgram, cel.StringType),
-		cel.Variable(VarCoinHops, cel.IntType),
-		cel.Variable(VarCoinExpires, cel.TimestampType),
-		cel.Variable(VarPayee, cel.MapType(cel.StringType, cel.StringType)),
-		cel.Variable(VarPaymentAmount, cel.IntType),
-		cel.Variable(VarPaymentMemo, cel.StringType),
-		cel.Variable(VarNow, cel.TimestampType),
-		cel.ParserExpressionSizeLimit(MaxConditionLength),
-		cel.ParserRecursionLimit(MaxConditionDepth),
-		cel.ExpressionNodeLimit(MaxConditionNodes),
+		cel.Variable(varCoinValue, cel.IntType),
+		cel.Variable(varCoinCurrency, cel.StringType),
+		cel.Variable(varCoinIssuer, cel.StringType),
+		cel.Variable(varCoinProgram, cel.StringType),
+		cel.Variable(varCoinHops, cel.IntType),
+		cel.Variable(varCoinExpires, cel.TimestampType),
+		cel.Variable(varPayee, cel.MapType(cel.StringType, cel.StringType)),
+		cel.Variable(varPaymentAmount, cel.IntType),
+		cel.Variable(varPaymentMemo, cel.StringType),
+		cel.Variable(varNow, cel.TimestampType),
+		cel.ParserExpressionSizeLimit(maxConditionLength),
+		cel.ParserRecursionLimit(maxConditionDepth),
+		cel.ExpressionNodeLimit(maxConditionNodes),
 		cel.DefaultUTCTimeZone(true),
 	)
 })
@@ -94,15 +94,15 @@ func (sizes) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
 		return nil
 	}
 	switch {
-	case p[0] == VarPayee && len(p) == 1:
-		return &cost.SizeEstimate{Min: 0, Max: MaxAttrs}
-	case p[0] == VarPayee:
-		return &cost.SizeEstimate{Min: 0, Max: MaxAttrLength}
-	case p[0] == VarPaymentMemo:
+	case p[0] == varPayee && len(p) == 1:
+		return &cost.SizeEstimate{Min: 0, Max: maxAttrs}
+	case p[0] == varPayee:
+		return &cost.SizeEstimate{Min: 0, Max: maxAttrLength}
+	case p[0] == varPaymentMemo:
 		return &cost.SizeEstimate{Min: 0, Max: maxMemoLength}
-	case p[0] == VarCoinCurrency:
+	case p[0] == varCoinCurrency:
 		return &cost.SizeEstimate{Min: 3, Max: 3}
-	case p[0] == VarCoinIssuer || p[0] == VarCoinProgram:
+	case p[0] == varCoinIssuer || p[0] == varCoinProgram:
 		return &cost.SizeEstimate{Min: 0, Max: maxIssuerLength}
 	}
 	return nil
@@ -112,20 +112,20 @@ func (sizes) EstimateCallCost(string, string, *cost.AstNode, []cost.AstNode) *co
 	return nil
 }
 
-// CheckAttrs checks attributes a bank is to certify: at most MaxAttrs,
+// CheckAttrs checks attributes a bank is to certify: at most maxAttrs,
 // keys lowercase identifiers (so a condition can say payee.key), keys and
-// values 1 to MaxAttrLength bytes of printable UTF-8. The cost estimate of
+// values 1 to maxAttrLength bytes of printable UTF-8. The cost estimate of
 // conditions counts on these bounds.
 func CheckAttrs(attrs map[string]string) error {
-	if len(attrs) > MaxAttrs {
-		return fmt.Errorf("%w: %d attributes, at most %d", ErrBadAttrs, len(attrs), MaxAttrs)
+	if len(attrs) > maxAttrs {
+		return fmt.Errorf("%w: %d attributes, at most %d", ErrBadAttrs, len(attrs), maxAttrs)
 	}
 	for k, v := range attrs {
-		if len(k) == 0 || len(k) > MaxAttrLength || !isIdent(k) {
-			return fmt.Errorf("%w: key %q: want a lowercase identifier of at most %d bytes", ErrBadAttrs, k, MaxAttrLength)
+		if len(k) == 0 || len(k) > maxAttrLength || !isIdent(k) {
+			return fmt.Errorf("%w: key %q: want a lowercase identifier of at most %d bytes", ErrBadAttrs, k, maxAttrLength)
 		}
-		if len(v) == 0 || len(v) > MaxAttrLength || !utf8.ValidString(v) || strings.ContainsFunc(v, func(r rune) bool { return !unicode.IsPrint(r) }) {
-			return fmt.Errorf("%w: %s: want 1 to %d bytes of printable text", ErrBadAttrs, k, MaxAttrLength)
+		if len(v) == 0 || len(v) > maxAttrLength || !utf8.ValidString(v) || strings.ContainsFunc(v, func(r rune) bool { return !unicode.IsPrint(r) }) {
+			return fmt.Errorf("%w: %s: want 1 to %d bytes of printable text", ErrBadAttrs, k, maxAttrLength)
 		}
 	}
 	return nil
@@ -159,12 +159,12 @@ var (
 
 const maxCached = 1024
 
-// CompileConditions checks a program's conditions against the
+// compileConditions checks a program's conditions against the
 // environment and the limits, compiling each once. The error names the
 // condition by its index and the position in it.
-func CompileConditions(srcs []string) error {
-	if len(srcs) > MaxConditions {
-		return fmt.Errorf("%w: %d conditions, at most %d", ErrBadCondition, len(srcs), MaxConditions)
+func compileConditions(srcs []string) error {
+	if len(srcs) > maxConditions {
+		return fmt.Errorf("%w: %d conditions, at most %d", ErrBadCondition, len(srcs), maxConditions)
 	}
 	for i, src := range srcs {
 		if _, err := compileCondition(src); err != nil {
@@ -182,8 +182,8 @@ func compileCondition(src string) (*condition, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: environment: %v", ErrBadCondition, err)
 	}
-	if n := len([]rune(src)); n > MaxConditionLength {
-		return nil, fmt.Errorf("%w: %d characters, at most %d", ErrBadCondition, n, MaxConditionLength)
+	if n := len([]rune(src)); n > maxConditionLength {
+		return nil, fmt.Errorf("%w: %d characters, at most %d", ErrBadCondition, n, maxConditionLength)
 	}
 	tree, iss := env.Compile(src)
 	if iss.Err() != nil {
@@ -196,10 +196,10 @@ func compileCondition(src string) (*condition, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %q: cost: %v", ErrBadCondition, src, err)
 	}
-	if est.Max > MaxConditionCost {
-		return nil, fmt.Errorf("%w: %q: may cost %d, over the limit of %d", ErrBadCondition, src, est.Max, MaxConditionCost)
+	if est.Max > maxConditionCost {
+		return nil, fmt.Errorf("%w: %q: may cost %d, over the limit of %d", ErrBadCondition, src, est.Max, maxConditionCost)
 	}
-	prog, err := env.Program(tree, cel.CostLimit(MaxConditionCost), cel.EvalOptions(cel.OptOptimize))
+	prog, err := env.Program(tree, cel.CostLimit(maxConditionCost), cel.EvalOptions(cel.OptOptimize))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %q: %v", ErrBadCondition, src, err)
 	}
@@ -238,19 +238,19 @@ func names(tree *ast.AST) []string {
 			return
 		}
 		sel := e.AsSelect()
-		if op := sel.Operand(); op.Kind() == ast.IdentKind && refs[op.ID()] != nil && refs[op.ID()].Name == VarPayee {
-			set[VarPayee+"."+sel.FieldName()] = true
+		if op := sel.Operand(); op.Kind() == ast.IdentKind && refs[op.ID()] != nil && refs[op.ID()].Name == varPayee {
+			set[varPayee+"."+sel.FieldName()] = true
 		}
 	}))
 	var out []string
 	attrs := false
 	for n := range set {
 		out = append(out, n)
-		attrs = attrs || strings.HasPrefix(n, VarPayee+".")
+		attrs = attrs || strings.HasPrefix(n, varPayee+".")
 	}
 	// The attributes read say more than the whole map beside them.
 	if attrs {
-		out = slices.DeleteFunc(out, func(n string) bool { return n == VarPayee })
+		out = slices.DeleteFunc(out, func(n string) bool { return n == varPayee })
 	}
 	sort.Strings(out)
 	return out
@@ -273,47 +273,51 @@ type Judgement struct {
 	Now     time.Time
 }
 
-// ResolveName makes a Judgement the activation of a condition, without
-// building a map per evaluation.
-func (j *Judgement) ResolveName(name string) (any, bool) {
+// activation is a Judgement as CEL evaluates it: the variables of a
+// condition, resolved without building a map per evaluation.
+type activation Judgement
+
+// ResolveName implements interpreter.Activation.
+func (a *activation) ResolveName(name string) (any, bool) {
+	j := (*Judgement)(a)
 	switch name {
-	case VarCoinValue:
+	case varCoinValue:
 		return types.Int(j.Coin.Data.Value), true
-	case VarCoinCurrency:
+	case varCoinCurrency:
 		return types.String(j.Coin.Data.Currency), true
-	case VarCoinIssuer:
+	case varCoinIssuer:
 		return types.String(j.Coin.Data.Issuer), true
-	case VarCoinProgram:
+	case varCoinProgram:
 		return types.String(j.Coin.Data.Program), true
-	case VarCoinHops:
+	case varCoinHops:
 		return types.Int(j.Hops), true
-	case VarCoinExpires:
+	case varCoinExpires:
 		return types.Timestamp{Time: j.Coin.Data.Expires}, true
-	case VarPayee:
+	case varPayee:
 		return types.NewStringStringMap(types.DefaultTypeAdapter, j.Payee), true
-	case VarPaymentAmount:
+	case varPaymentAmount:
 		return types.Int(j.Payment.Amount), true
-	case VarPaymentMemo:
+	case varPaymentMemo:
 		return types.String(j.Payment.Memo), true
-	case VarNow:
+	case varNow:
 		return types.Timestamp{Time: j.Now.UTC()}, true
 	}
 	return nil, false
 }
 
-// Parent: a Judgement is the only activation.
-func (j *Judgement) Parent() interpreter.Activation { return nil }
+// Parent implements interpreter.Activation: a Judgement is the only one.
+func (a *activation) Parent() interpreter.Activation { return nil }
 
 // value formats a name's value for a refusal message.
 func (j *Judgement) value(name string) string {
-	if attr, ok := strings.CutPrefix(name, VarPayee+"."); ok {
+	if attr, ok := strings.CutPrefix(name, varPayee+"."); ok {
 		v, ok := j.Payee[attr]
 		if !ok {
 			return "<absent>"
 		}
 		return strconv.Quote(v)
 	}
-	v, _ := j.ResolveName(name)
+	v, _ := (*activation)(j).ResolveName(name)
 	switch v := v.(type) {
 	case types.String:
 		return strconv.Quote(string(v))
@@ -355,7 +359,7 @@ func (j *Judgement) Check() error {
 		if err != nil {
 			return fmt.Errorf("coin %.12s: %w", j.Coin.Data.Token, err)
 		}
-		out, _, err := c.prog.Eval(j)
+		out, _, err := c.prog.Eval((*activation)(j))
 		if err == nil && out == types.True {
 			continue
 		}

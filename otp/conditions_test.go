@@ -33,14 +33,14 @@ func TestCompileConditionsRefuses(t *testing.T) {
 		{"over the cost limit", []string{`payee.all(a, payee.all(b, payee.all(c, payee[a] + payee[b] + payee[c] != payment.memo)))`}, "over the limit"},
 		{"too long", []string{strings.Repeat("true && ", 200) + "true"}, "at most 1024"},
 		{"too deep", []string{strings.Repeat("(", 40) + "true" + strings.Repeat(")", 40)}, "condition 0"},
-		{"too many", make([]string, MaxConditions+1), "at most 16"},
+		{"too many", make([]string, maxConditions+1), "at most 16"},
 		{"empty", []string{``}, "condition 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := CompileConditions(tt.conds)
+			err := compileConditions(tt.conds)
 			if !errors.Is(err, ErrBadCondition) || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("CompileConditions = %v; want %v mentioning %q", err, ErrBadCondition, tt.want)
+				t.Fatalf("compileConditions = %v; want %v mentioning %q", err, ErrBadCondition, tt.want)
 			}
 		})
 	}
@@ -56,7 +56,7 @@ func TestCompileConditionsAccepts(t *testing.T) {
 		`coin.currency == "EUR" && coin.value == 100 && coin.issuer != "" && coin.program == "voucher"`,
 		`now < coin.expires - duration("24h")`,
 	} {
-		if err := CompileConditions([]string{src}); err != nil {
+		if err := compileConditions([]string{src}); err != nil {
 			t.Errorf("%s: %v", src, err)
 		}
 	}
@@ -305,7 +305,7 @@ func TestSteps(t *testing.T) {
 
 func TestCheckAttrs(t *testing.T) {
 	many := map[string]string{}
-	for i := range MaxAttrs + 1 {
+	for i := range maxAttrs + 1 {
 		many[string(rune('a'+i))] = "x"
 	}
 	tests := []struct {
@@ -318,7 +318,7 @@ func TestCheckAttrs(t *testing.T) {
 		{map[string]string{"9lives": "x"}, false},
 		{map[string]string{"category": ""}, false},
 		{map[string]string{"category": "a\nb"}, false},
-		{map[string]string{"category": strings.Repeat("x", MaxAttrLength+1)}, false},
+		{map[string]string{"category": strings.Repeat("x", maxAttrLength+1)}, false},
 		{many, false},
 	}
 	for _, tt := range tests {

@@ -20,4 +20,12 @@
 //
 // The package does no I/O: the network and the vault reach the executor
 // through the Peer and Purse interfaces.
+//
+// Where to start: Coin and Sandbox are the formats; Catalogue is the bank's
+// signed list of keys, which a wallet pins; NewVerifier checks coins,
+// chains and exchange keys against it; Execute runs a coin's program for a
+// payer (a Run, with a Peer and a Purse); equal.go holds the comparisons
+// of the formats. docs/PROTOCOL.md specifies the formats and signatures,
+// docs/PROGRAMS.md the conditions a program can carry, their variables and
+// their limits. An app uses package wallet, not this one.
 package otp

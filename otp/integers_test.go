@@ -29,8 +29,8 @@ func TestUnsafeIntegerCoins(t *testing.T) {
 			t.Fatal(err)
 		}
 		raw = bytes.TrimSpace(raw)
-		if _, err := ParseCoin(raw); !errors.Is(err, strictjson.ErrUnsafeInteger) {
-			t.Errorf("ParseCoin(%s) = %v; want %v", name, err, strictjson.ErrUnsafeInteger)
+		if _, err := parseCoin(raw); !errors.Is(err, strictjson.ErrUnsafeInteger) {
+			t.Errorf("parseCoin(%s) = %v; want %v", name, err, strictjson.ErrUnsafeInteger)
 		}
 		// A lax decoder (encoding/json reads int64 exactly) lets the coin
 		// through; its checksum must still not be computed.
@@ -100,8 +100,8 @@ func TestCanonicalRefusesUnsafeIntegers(t *testing.T) {
 		t.Fatal(err)
 	}
 	withArg := strings.Replace(string(golden), `"sendOTP"`, `{"method":"sendOTP","args":{"n":9007199254740993}}`, 1)
-	if _, err := ParseCoin([]byte(withArg)); !errors.Is(err, strictjson.ErrUnsafeInteger) {
-		t.Errorf("ParseCoin with a step argument of 2^53+1 = %v; want %v", err, strictjson.ErrUnsafeInteger)
+	if _, err := parseCoin([]byte(withArg)); !errors.Is(err, strictjson.ErrUnsafeInteger) {
+		t.Errorf("parseCoin with a step argument of 2^53+1 = %v; want %v", err, strictjson.ErrUnsafeInteger)
 	}
 	for _, doc := range []struct {
 		name  string

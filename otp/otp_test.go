@@ -152,14 +152,14 @@ func TestGoldenVectors(t *testing.T) {
 			return f.v.VerifyExchangeKey(k, f.now)
 		}},
 		{"coin.json", f.coin, func(b []byte) error {
-			c, err := ParseCoin(b)
+			c, err := parseCoin(b)
 			if err != nil {
 				return err
 			}
 			return f.v.VerifyCoin(c)
 		}},
 		{"blind-coin.json", f.blind, func(b []byte) error {
-			c, err := ParseCoin(b)
+			c, err := parseCoin(b)
 			if err != nil {
 				return err
 			}
@@ -212,7 +212,7 @@ func TestFlipEveryByte(t *testing.T) {
 			return c.Verify(f.cat.Root)
 		},
 		"coin": func(b []byte) error {
-			c, err := ParseCoin(b)
+			c, err := parseCoin(b)
 			if err != nil {
 				return err
 			}
@@ -574,7 +574,7 @@ func FuzzParseCoin(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		c, err := ParseCoin(b)
+		c, err := parseCoin(b)
 		if err != nil {
 			return
 		}

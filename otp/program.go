@@ -1,6 +1,7 @@
 package otp
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -117,23 +118,30 @@ type PipelinedPeer interface {
 	Receipts(ctx context.Context) ([]Ack, error)
 }
 
-// PipelineChunk is the number of coins per chunk when the executor
-// pipelines a batch (see Execute); a batch of fewer than two chunks, or
-// PipelineChunk 0, is not pipelined.
-var PipelineChunk = 64
+// Pipeline tunes how Execute splits a batch for a PipelinedPeer. A zero
+// field takes its default.
+type Pipeline struct {
+	// Chunk is the number of coins per chunk (64); a batch of fewer than
+	// two chunks is not pipelined, nor is any when Chunk is negative.
+	Chunk int
+	// Depth is the most chunks a batch is split into (4): every chunk
+	// costs a durable write on each side (two on the payer's).
+	Depth int
+}
 
-// PipelineDepth is the most chunks a batch is split into: every chunk
-// costs a durable write on each side (two on the payer's).
-var PipelineDepth = 4
+const (
+	defaultPipelineChunk = 64
+	defaultPipelineDepth = 4
+)
 
-// pipelineChunks is the chunk size for a batch of n coins: PipelineChunk,
-// or more for a batch of more than PipelineDepth chunks; 0 for no
-// pipeline.
-func pipelineChunks(n int) int {
-	if PipelineChunk <= 0 || PipelineDepth < 2 || n < 2*PipelineChunk {
+// chunkSize is the chunk size for a batch of n coins: p.Chunk, or more for
+// a batch of more than p.Depth chunks; 0 for no pipeline.
+func (p Pipeline) chunkSize(n int) int {
+	chunk, depth := cmp.Or(p.Chunk, defaultPipelineChunk), cmp.Or(p.Depth, defaultPipelineDepth)
+	if chunk <= 0 || depth < 2 || n < 2*chunk {
 		return 0
 	}
-	return max(PipelineChunk, (n+PipelineDepth-1)/PipelineDepth)
+	return max(chunk, (n+depth-1)/depth)
 }
 
 // Run is one execution of a coin program over a batch of coins that all
@@ -145,18 +153,19 @@ type Run struct {
 	Purse    Purse
 	Coins    []Sandbox // held coins to pay
 	Payment  Payment   // what conditions see of the payment
+	Pipeline Pipeline  // how a batch for a PipelinedPeer is split
 
 	keys   []ExchangeKey
 	Sealed []Sandbox // set by buildSandbox
 	Acks   []Ack     // set by sendOTP
 }
 
-// StepFunc is a base-level function: one step of a coin program.
-type StepFunc func(ctx context.Context, r *Run) error
+// stepFunc is a base-level function: one step of a coin program.
+type stepFunc func(ctx context.Context, r *Run) error
 
 type stepDef struct {
 	rank int // a program lists steps in increasing rank
-	fn   StepFunc
+	fn   stepFunc
 }
 
 // registry holds the base-level functions a coin program may name.
@@ -255,7 +264,7 @@ func Execute(ctx context.Context, r *Run) error {
 			return fmt.Errorf("execute %s: %w", s.Method, err)
 		}
 		if pp, ok := r.Peer.(PipelinedPeer); ok && s.Method == StepBuildSandbox && isTail(program[i:]) {
-			if size := pipelineChunks(len(r.Coins)); size > 0 {
+			if size := r.Pipeline.chunkSize(len(r.Coins)); size > 0 {
 				return r.pipeline(ctx, pp, size)
 			}
 		}
@@ -297,7 +306,7 @@ func (r *Run) pipeline(ctx context.Context, pp PipelinedPeer, size int) error {
 			return fmt.Errorf("%s: payee acknowledged %d of %d coins", StepSendOTP, len(acks), hi-lo)
 		}
 		if !trusted {
-			if err := VerifyAcks(r.Sealed[lo:hi], acks); err != nil {
+			if err := verifyAcks(r.Sealed[lo:hi], acks); err != nil {
 				return fmt.Errorf("%s: %w", StepSendOTP, err)
 			}
 		}
@@ -345,7 +354,7 @@ func checkIntegrity(_ context.Context, r *Run) error {
 	trusted := r.authenticated()
 	return parallel.ForEach(len(r.Coins), func(i int) error {
 		s := &r.Coins[i]
-		if err := s.Coin.CheckIntegrity(); err != nil {
+		if err := s.Coin.checkIntegrity(); err != nil {
 			return fmt.Errorf("coin %.12s: %w", s.Coin.Data.Token, err)
 		}
 		if trusted {
@@ -385,7 +394,7 @@ func checkToken(_ context.Context, r *Run) error {
 func checkCallMethod(_ context.Context, r *Run) error {
 	want := r.Coins[0].Coin.CallMethod
 	for i := range r.Coins[1:] {
-		if c := &r.Coins[i+1].Coin; !SameSteps(c.CallMethod, want) {
+		if c := &r.Coins[i+1].Coin; !sameSteps(c.CallMethod, want) {
 			return fmt.Errorf("coin %.12s: %w: carries a different program from the rest of the batch", c.Data.Token, ErrMisplacedStep)
 		}
 	}
@@ -428,7 +437,7 @@ func validateCoinProgram(c *Coin, compile bool) error {
 		return fmt.Errorf("step %q: %w: there are conditions to check", StepCheckConditions, ErrMissingStep)
 	}
 	if compile {
-		return CompileConditions(c.Data.Conditions)
+		return compileConditions(c.Data.Conditions)
 	}
 	return nil
 }
@@ -467,7 +476,7 @@ func sendOTP(ctx context.Context, r *Run) error {
 	// records any, and a bad one leaves the whole batch pending-out, as a
 	// refusal here would: checking twice would only double the cost.
 	if !r.authenticated() {
-		if err := VerifyAcks(r.Sealed, acks); err != nil {
+		if err := verifyAcks(r.Sealed, acks); err != nil {
 			return err
 		}
 	}

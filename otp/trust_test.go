@@ -14,7 +14,7 @@ import (
 // attributes, a made-up signature) is still refused.
 func TestVerifyReceivedOwnKey(t *testing.T) {
 	f := newFixture(t)
-	own := func(k *ExchangeKey) bool { return SameExchangeKey(&f.exchange, k) }
+	own := func(k *ExchangeKey) bool { return f.exchange.Equal(k) }
 	if err := f.v.VerifyReceived([]Sandbox{*f.sandbox}, own); err != nil {
 		t.Fatalf("genuine coin to the payee's own key: %v", err)
 	}
@@ -80,8 +80,6 @@ func (p *pipePeer) Receipts(context.Context) ([]Ack, error) {
 // posted, receipts of chunk k read after chunk k+1 is posted, and a refused
 // chunk leaves the earlier chunks spent and the rest pending.
 func TestPipeline(t *testing.T) {
-	defer func(n int) { PipelineChunk = n }(PipelineChunk)
-	PipelineChunk = 2
 	f := newFixture(t)
 	const n = 5
 	var coins []Sandbox
@@ -105,7 +103,7 @@ func TestPipeline(t *testing.T) {
 	for _, refuse := range []int{-1, 2} {
 		peer := &pipePeer{fakePeer: fakePeer{keys: keys, privs: privs}, refuse: refuse}
 		purse := &fakePurse{holder: f.holder, peer: &peer.fakePeer}
-		r := &Run{Verifier: f.v, Now: f.now, Peer: peer, Purse: purse, Coins: coins}
+		r := &Run{Verifier: f.v, Now: f.now, Peer: peer, Purse: purse, Coins: coins, Pipeline: Pipeline{Chunk: 2}}
 		err := Execute(context.Background(), r)
 		got := fmt.Sprint(peer.calls)
 		switch refuse {

@@ -42,7 +42,7 @@ func (v *Verifier) key(issuer, id string, use KeyUse) (*IssuerKey, error) {
 // signature and that its public fields match its key in the catalogue. It
 // does not look at the time: see CheckPayable and CheckDepositable.
 func (v *Verifier) VerifyCoin(c *Coin) error {
-	if err := c.CheckIntegrity(); err != nil {
+	if err := c.checkIntegrity(); err != nil {
 		return fmt.Errorf("coin %.12s: %w", c.Data.Token, err)
 	}
 	if _, err := c.Serial(); err != nil {
@@ -187,7 +187,7 @@ func (v *Verifier) checkCertificate(k *ExchangeKey, sig bool) error {
 	}
 	if ik.Alg == AlgBlindRSA {
 		// Certified blindly: the key fixes what the bank could not see.
-		if len(k.Attrs) > 0 || !SameTime(k.Expires, ik.DepositUntil.UTC()) {
+		if len(k.Attrs) > 0 || !sameTime(k.Expires, ik.DepositUntil.UTC()) {
 			return fmt.Errorf("exchange key %.12s: %w: a blind-certified key carries no attributes and expires at %s", k.Pub, ErrKeyMismatch, ik.DepositUntil.Format(time.RFC3339))
 		}
 		if !sig {
@@ -232,13 +232,13 @@ func (v *Verifier) VerifySandbox(s *Sandbox) error {
 	return v.verifyChain(s)
 }
 
-// VerifySandboxes checks every sandbox as VerifySandbox does, on all CPUs,
+// verifySandboxes checks every sandbox as VerifySandbox does, on all CPUs,
 // and returns the error of the first one that fails.
-func (v *Verifier) VerifySandboxes(ss []Sandbox) error {
+func (v *Verifier) verifySandboxes(ss []Sandbox) error {
 	return v.VerifyReceived(ss, nil)
 }
 
-// VerifyReceived is VerifySandboxes for a payee that knows some
+// VerifyReceived is verifySandboxes for a payee that knows some
 // certificates already: own reports whether an exchange key is, byte for
 // byte, a certificate the caller verified itself and still holds (its own
 // exchange key, read from its vault). The certificate of the last link of

@@ -37,4 +37,8 @@
 // persist anything: the payer records sealed coins as pending-out before
 // Send, and the payee persists received coins before its Handler returns
 // the receipts.
+//
+// Where to start: docs/PROTOCOL.md gives the messages and their order, and
+// package wallet is the user of this one (wallet/pay.go): an app does not
+// call it directly.
 package p2p

@@ -83,7 +83,7 @@ func (b *testBank) newParty(t testing.TB, coins int64) *party {
 	dir := filepath.Join(t.TempDir(), "wallet")
 	p := &party{account: id, token: token}
 	w, err := wallet.Init(ctx, dir, b.url, []byte(pin), wallet.Options{
-		Vault:      &vault.Options{Time: 1, MemoryKiB: 64, Threads: 1},
+		PINHashing: wallet.PINHashing{Time: 1, MemoryKiB: 64, Threads: 1},
 		ConfirmSAS: func(context.Context, string) bool { return true },
 		ConfirmOffer: func(_ context.Context, o wallet.Offer) bool {
 			p.offer = o
@@ -118,7 +118,7 @@ func (p *party) withdraw(t testing.TB, b *testBank, coins int64) {
 	if _, err := b.Credit(ctx, p.account, coins*100); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.w.Withdraw(ctx, p.account, p.token, coins*100); err != nil {
+	if _, err := p.w.Withdraw(ctx, wallet.Account{ID: p.account, Token: p.token}, coins*100); err != nil {
 		t.Fatal(err)
 	}
 	p.withdrawn += coins * 100
@@ -897,7 +897,7 @@ func TestRelayWithOwnKeys(t *testing.T) {
 	if len(coins) != 1 || coins[0].State != vault.Spent || coins[0].Peer != mallory.id {
 		t.Errorf("the payer's coin: %+v; want spent to Mallory", coins)
 	}
-	res, err := mallory.w.Deposit(ctx, mallory.account, mallory.token)
+	res, err := mallory.w.Deposit(ctx, wallet.Account{ID: mallory.account, Token: mallory.token})
 	if err != nil || res.Credited != 100 {
 		t.Fatalf("Mallory's deposit: %+v, %v; want the coin credited", res, err)
 	}

@@ -1,20 +1,18 @@
 package vault
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"crypto/ed25519"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/otpcash/otpcash/internal/amount"
+	"github.com/otpcash/otpcash/amount"
+	"github.com/otpcash/otpcash/denom"
 	"github.com/otpcash/otpcash/internal/parallel"
 	"github.com/otpcash/otpcash/otp"
 )
@@ -96,118 +94,6 @@ func (t *tx) latest(token string) (row[holding], error) {
 	return slices.MaxFunc(rows, func(a, b row[holding]) int { return cmp.Compare(a.val.Hop, b.val.Hop) }), nil
 }
 
-// extends reports whether full is prefix, possibly with more transfers.
-// Both are compared as their JSON encodings would be: field by field when
-// that is certain to give the same answer (sameCoin, sameLinks), which is
-// most of the time and costs nothing, else as JSON (the formats' Go types
-// encode deterministically, and JCS on top would only cost time).
-func extends(full, prefix *otp.Sandbox) (bool, error) {
-	n := len(prefix.Chain)
-	if len(full.Chain) < n {
-		return false, nil
-	}
-	if same, sure := sameCoin(&full.Coin, &prefix.Coin); sure && !same {
-		return false, nil
-	} else if sure {
-		if same, sure := sameLinks(full.Chain[:n], prefix.Chain); sure {
-			return same, nil
-		}
-	}
-	a, err := sandboxJSON(&full.Coin, full.Chain[:n])
-	if err != nil {
-		return false, err
-	}
-	b, err := sandboxJSON(&prefix.Coin, prefix.Chain)
-	if err != nil {
-		return false, err
-	}
-	return bytes.Equal(a, b), nil
-}
-
-// sameCoin compares two coins field by field. sure is false when it cannot
-// tell cheaply whether their JSON encodings are equal: a step with
-// arguments, times in different locations, or a field of the coin format
-// this function does not know (coinFieldsKnown).
-func sameCoin(a, b *otp.Coin) (same, sure bool) {
-	if !coinFieldsKnown {
-		return false, false
-	}
-	da, db := &a.Data, &b.Data
-	if a.SchemaVersion != b.SchemaVersion || a.Checksum != b.Checksum || a.Signature != b.Signature ||
-		da.Token != db.Token || da.Value != db.Value || da.Currency != db.Currency ||
-		da.Issuer != db.Issuer || da.KeyID != db.KeyID || da.Holder != db.Holder ||
-		da.Program != db.Program || !sameStrings(da.Conditions, db.Conditions) ||
-		(a.CallMethod == nil) != (b.CallMethod == nil) || len(a.CallMethod) != len(b.CallMethod) {
-		return false, true
-	}
-	if !otp.SameTime(da.Expires, db.Expires) {
-		return false, false
-	}
-	for i := range a.CallMethod {
-		if len(a.CallMethod[i].Args) > 0 || len(b.CallMethod[i].Args) > 0 {
-			return false, false
-		}
-		if a.CallMethod[i].Method != b.CallMethod[i].Method {
-			return false, true
-		}
-	}
-	return true, true
-}
-
-// sameStrings compares two lists as JSON would: null and [] differ.
-func sameStrings(a, b []string) bool {
-	return (a == nil) == (b == nil) && slices.Equal(a, b)
-}
-
-// sameLinks compares two chains link by link; sure is false when an
-// exchange key cannot be compared cheaply (see otp.SameExchangeKey).
-func sameLinks(a, b []otp.Link) (same, sure bool) {
-	if len(a) != len(b) || !linkFieldsKnown {
-		return false, linkFieldsKnown
-	}
-	for i := range a {
-		if a[i].Sig != b[i].Sig {
-			return false, true
-		}
-		if !otp.SameExchangeKey(&a[i].To, &b[i].To) {
-			return false, false
-		}
-	}
-	return true, true
-}
-
-// coinFieldsKnown and linkFieldsKnown guard sameCoin and sameLinks against
-// a field added to the formats and not compared there: they then fall back
-// to JSON.
-var (
-	coinFieldsKnown = fieldsAre(reflect.TypeFor[otp.Coin](), "SchemaVersion", "Data", "CallMethod", "Checksum", "Signature") &&
-		fieldsAre(reflect.TypeFor[otp.Data](), "Token", "Value", "Currency", "Issuer", "KeyID", "Holder", "Expires", "Program", "Conditions") &&
-		fieldsAre(reflect.TypeFor[otp.Signature](), "Alg", "Value") &&
-		fieldsAre(reflect.TypeFor[otp.Step](), "Method", "Args")
-	linkFieldsKnown = fieldsAre(reflect.TypeFor[otp.Link](), "To", "Sig")
-)
-
-func fieldsAre(t reflect.Type, names ...string) bool {
-	if t.NumField() != len(names) {
-		return false
-	}
-	for i, n := range names {
-		if t.Field(i).Name != n {
-			return false
-		}
-	}
-	return true
-}
-
-// sandboxJSON encodes a coin and chain, writing no chain and an empty one
-// alike.
-func sandboxJSON(c *otp.Coin, chain []otp.Link) ([]byte, error) {
-	if chain == nil {
-		chain = []otp.Link{}
-	}
-	return json.Marshal(otp.Sandbox{Coin: *c, Chain: chain})
-}
-
 // checkStored checks that h, the vault's holding of sb in state ("" when
 // there is none), is in one of states and is sb exactly.
 func checkStored(h *holding, state State, sb *otp.Sandbox, states ...State) error {
@@ -217,7 +103,7 @@ func checkStored(h *holding, state State, sb *otp.Sandbox, states ...State) erro
 	if !slices.Contains(states, state) {
 		return fmt.Errorf("%w: the coin is %s, not %s", ErrState, state, states[0])
 	}
-	same, err := extends(&h.Sandbox, sb)
+	same, err := h.Sandbox.Extends(sb)
 	if err != nil {
 		return err
 	}
@@ -290,7 +176,7 @@ func (t *tx) addWithdrawn(keys []string, coins []otp.Coin) error {
 		c := &coins[i]
 		sb := otp.Sandbox{Coin: *c, Chain: []otp.Link{}}
 		if states[i] != "" {
-			same, err := extends(&hs[i].Sandbox, &sb)
+			same, err := hs[i].Sandbox.Extends(&sb)
 			if err != nil || same {
 				return err // stored by an earlier call
 			}
@@ -431,7 +317,7 @@ func (t *tx) receiveAll(peer, request string, coins []otp.Sandbox) ([]otp.Ack, [
 func (t *tx) receive(peer, request string, in *otp.Sandbox, id []byte, state string, h *holding, kid []byte, kstate string, k *keyRecord) ([2]sealedRecord, otp.Ack, error) {
 	var recs [2]sealedRecord
 	if state != "" {
-		same, err := extends(&h.Sandbox, in)
+		same, err := h.Sandbox.Extends(in)
 		if err != nil {
 			return recs, otp.Ack{}, err
 		}
@@ -487,7 +373,7 @@ func (t *tx) checkReturn(in *otp.Sandbox) error {
 	}
 	switch State(last.state) {
 	case PendingOut, Spent:
-		ok, err := extends(in, &last.val.Sandbox)
+		ok, err := in.Extends(&last.val.Sandbox)
 		if err != nil || (ok && len(in.Chain) > len(last.val.Sandbox.Chain)) {
 			return err
 		}
@@ -742,8 +628,8 @@ func (v *Vault) SelectProgram(ctx context.Context, amt int64, currency, program 
 // before in this process, and recognises the others by row key and nonce
 // (every write of a record draws a fresh nonce), so a plan costs a read
 // of the records, not a decryption and decoding of each.
-func (v *Vault) PayableCounts(ctx context.Context, currency, program string) (map[int64]int, error) {
-	counts := map[int64]int{}
+func (v *Vault) PayableCounts(ctx context.Context, currency, program string) (denom.Counts, error) {
+	counts := denom.Counts{}
 	err := v.update(ctx, func(t *tx) error {
 		held, err := remembered(t, kindCoin, string(Held), t.mem.counted, func(h *holding) coinSummary {
 			d := &h.Sandbox.Coin.Data

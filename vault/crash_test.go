@@ -209,7 +209,7 @@ func checkCoins(t *testing.T, is *issuer, values map[string]int64, vs []*Vault) 
 			}
 		}
 		for _, s := range ss {
-			if ok, err := extends(&last.c.Sandbox, &s.c.Sandbox); err != nil || !ok {
+			if ok, err := last.c.Sandbox.Extends(&s.c.Sandbox); err != nil || !ok {
 				t.Fatalf("coin %.12s: holdings on different chains", token)
 			}
 			latest := s.hop == last.hop

@@ -55,4 +55,10 @@
 // an older, encrypted page holding it can remain in the write-ahead log
 // until SQLite reuses that space; to someone with the PIN it is as good as
 // an old copy. Go cannot reliably wipe key material from memory.
+//
+// Where to start: Create makes a vault and Open (OpenWith for a TPM vault)
+// opens it; coins enter by withdrawal or Receive and leave through the
+// Purse a payer hands to otp.Execute, by deposit or by reclaim.
+// Package wallet is its one intended user; docs/SECURITY.md states what it
+// protects against and what it cannot.
 package vault

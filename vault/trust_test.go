@@ -1,9 +1,7 @@
 package vault
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -75,76 +73,4 @@ func (p *countingPeer) Send(ctx context.Context, sealed []otp.Sandbox) ([]otp.Ac
 		acks[0].Sig = otherFirst(acks[0].Sig)
 	}
 	return acks, err
-}
-
-// sameCoin and sameLinks must agree with the JSON comparison they stand
-// for whenever they say they are sure.
-func TestExtendsAgreesWithJSON(t *testing.T) {
-	is := newIssuer(t)
-	alice, _ := newVault(t)
-	bob, _ := newVault(t)
-	is.withdraw(t, alice, "w1", 10)
-	is.refill(t, bob, 1)
-	sealed := is.pay(t, alice, bob, held(t, alice))[0]
-	variants := map[string]func(s *otp.Sandbox){
-		"same":               func(s *otp.Sandbox) {},
-		"token":              func(s *otp.Sandbox) { s.Coin.Data.Token += "x" },
-		"value":              func(s *otp.Sandbox) { s.Coin.Data.Value++ },
-		"signature":          func(s *otp.Sandbox) { s.Coin.Signature.Value += "x" },
-		"checksum":           func(s *otp.Sandbox) { s.Coin.Checksum += "x" },
-		"null conditions":    func(s *otp.Sandbox) { s.Coin.Data.Conditions = nil },
-		"empty conditions":   func(s *otp.Sandbox) { s.Coin.Data.Conditions = []string{} },
-		"a condition":        func(s *otp.Sandbox) { s.Coin.Data.Conditions = []string{"true"} },
-		"step":               func(s *otp.Sandbox) { s.Coin.CallMethod[0].Method += "x" },
-		"step args":          func(s *otp.Sandbox) { s.Coin.CallMethod[0].Args = map[string]any{"a": 1.0} },
-		"expiry instant":     func(s *otp.Sandbox) { s.Coin.Data.Expires = s.Coin.Data.Expires.Add(time.Nanosecond) },
-		"expiry location":    func(s *otp.Sandbox) { s.Coin.Data.Expires = s.Coin.Data.Expires.In(time.FixedZone("X", 3600)) },
-		"expiry same offset": func(s *otp.Sandbox) { s.Coin.Data.Expires = s.Coin.Data.Expires.In(time.FixedZone("", 0)) },
-		"link sig":           func(s *otp.Sandbox) { s.Chain[0].Sig += "x" },
-		"link attrs":         func(s *otp.Sandbox) { s.Chain[0].To.Attrs = map[string]string{"a": "b"} },
-		"link empty attrs":   func(s *otp.Sandbox) { s.Chain[0].To.Attrs = map[string]string{} },
-		"link cert":          func(s *otp.Sandbox) { s.Chain[0].To.Sig += "x" },
-		"link key":           func(s *otp.Sandbox) { s.Chain[0].To.Pub += "x" },
-		"link expiry zone":   func(s *otp.Sandbox) { s.Chain[0].To.Expires = s.Chain[0].To.Expires.In(time.FixedZone("", 0)) },
-	}
-	for name, mutate := range variants {
-		t.Run(name, func(t *testing.T) {
-			b := clone(t, sealed)
-			mutate(&b)
-			a, err := json.Marshal(sealed)
-			if err != nil {
-				t.Fatal(err)
-			}
-			bj, err := json.Marshal(b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := bytes.Equal(a, bj)
-			got, err := extends(&sealed, &b)
-			if err != nil || got != want {
-				t.Fatalf("extends = %v, %v; JSON says %v", got, err, want)
-			}
-			if c, sure := sameCoin(&sealed.Coin, &b.Coin); sure {
-				l, lsure := sameLinks(sealed.Chain, b.Chain)
-				if c && lsure && l != want {
-					t.Fatalf("sameCoin/sameLinks sure and wrong: %v %v, JSON says %v", c, l, want)
-				}
-				if !c && want {
-					t.Fatalf("sameCoin sure the coins differ; JSON says equal")
-				}
-			}
-		})
-	}
-}
-
-func clone(t *testing.T, s otp.Sandbox) otp.Sandbox {
-	b, err := json.Marshal(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out otp.Sandbox
-	if err := json.Unmarshal(b, &out); err != nil {
-		t.Fatal(err)
-	}
-	return out
 }

@@ -57,7 +57,7 @@ func supply(b *testing.B, bk *testBank, payer, payee *holder, n int64) {
 	if _, err := bk.Credit(ctx, payer.account, n*100); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := payer.w.Withdraw(ctx, payer.account, payer.token, n*100); err != nil {
+	if _, err := payer.w.Withdraw(ctx, payer.acct(), n*100); err != nil {
 		b.Fatal(err)
 	}
 	if _, err := payee.w.RefillKeys(ctx, int(n)); err != nil {
@@ -110,7 +110,7 @@ func benchPay(b *testing.B, coins int64) {
 		if recvErr != nil {
 			b.Fatal(recvErr)
 		}
-		if _, err := bob.w.Deposit(ctx, bob.account, bob.token); err != nil {
+		if _, err := bob.w.Deposit(ctx, bob.acct()); err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()
@@ -137,7 +137,7 @@ func BenchmarkDeposit500(b *testing.B) {
 		}
 		start := time.Now()
 		b.StartTimer()
-		res, err := bob.w.Deposit(ctx, bob.account, bob.token)
+		res, err := bob.w.Deposit(ctx, bob.acct())
 		b.StopTimer()
 		elapsed += time.Since(start)
 		if err != nil || res.Coins != coins {

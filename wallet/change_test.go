@@ -22,10 +22,10 @@ func changeWorld(t *testing.T) (*testBank, *holder, *holder) {
 	ctx := context.Background()
 	b := newTestBankOf(t, denom.Set{100, 500})
 	alice, bob := b.newHolder(t, 500), b.newHolder(t, 200)
-	if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, 500); err != nil {
+	if _, err := alice.w.Withdraw(ctx, alice.acct(), 500); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bob.w.Withdraw(ctx, bob.account, bob.token, 200); err != nil {
+	if _, err := bob.w.Withdraw(ctx, bob.acct(), 200); err != nil {
 		t.Fatal(err)
 	}
 	if got := coinsHeld(t, alice); got.String() != "1x5.00" {
@@ -52,13 +52,13 @@ func coinsHeld(t testing.TB, h *holder) denom.Counts {
 	return c
 }
 
-func events(t testing.TB, h *holder, kind string) []vault.Event {
+func events(t testing.TB, h *holder, kind HistoryKind) []HistoryEntry {
 	t.Helper()
 	all, err := h.w.History(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []vault.Event
+	var out []HistoryEntry
 	for _, e := range all {
 		if e.Kind == kind {
 			out = append(out, e)
@@ -90,7 +90,7 @@ func TestPayWithChange(t *testing.T) {
 	}
 	// The change is Alice's money: both deposit everything.
 	for _, h := range []*holder{alice, bob} {
-		if _, err := h.w.Deposit(ctx, h.account, h.token); err != nil {
+		if _, err := h.w.Deposit(ctx, h.acct()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -190,7 +190,7 @@ func TestChangeCollectedAtNextMeeting(t *testing.T) {
 	if _, err := b.Credit(ctx, alice.account, 100); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, 100); err != nil {
+	if _, err := alice.w.Withdraw(ctx, alice.acct(), 100); err != nil {
 		t.Fatal(err)
 	}
 	_, err := payDishonest(t, alice, bob, 300, func([]otp.Sandbox) []otp.Sandbox { return nil })
@@ -227,7 +227,7 @@ func TestExchange(t *testing.T) {
 	ctx := context.Background()
 	b := newTestBankOf(t, denom.Set{100, 200, 500})
 	alice, bob := b.newHolder(t, 500), b.newHolder(t, 0)
-	if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, 500); err != nil {
+	if _, err := alice.w.Withdraw(ctx, alice.acct(), 500); err != nil {
 		t.Fatal(err)
 	}
 	if _, payErr, _, recvErr := pay(t, alice, bob, 400, nil); payErr != nil || recvErr != nil {
@@ -236,7 +236,7 @@ func TestExchange(t *testing.T) {
 	if got := coinsHeld(t, bob); got.String() != "2x2.00" {
 		t.Fatalf("Bob holds %s, want two 2.00 coins", got)
 	}
-	res, err := bob.w.Exchange(ctx, bob.account, bob.token)
+	res, err := bob.w.Exchange(ctx, bob.acct())
 	if err != nil || res.In != 1 || res.Out != 2 || res.Value != 200 {
 		t.Fatalf("exchange = %+v, %v; want one 2.00 coin for two 1.00 coins", res, err)
 	}
@@ -246,10 +246,10 @@ func TestExchange(t *testing.T) {
 	if bal, err := b.Balance(ctx, bob.account); err != nil || bal != 0 {
 		t.Errorf("Bob's account after an exchange: %d, %v; want 0", bal, err)
 	}
-	if again, err := bob.w.Exchange(ctx, bob.account, bob.token); err != nil || again.In != 0 {
+	if again, err := bob.w.Exchange(ctx, bob.acct()); err != nil || again.In != 0 {
 		t.Errorf("second exchange = %+v, %v; want nothing to do", again, err)
 	}
-	if r, err := bob.w.Deposit(ctx, bob.account, bob.token); err != nil || r.Credited != 400 || len(r.Refused) != 0 {
+	if r, err := bob.w.Deposit(ctx, bob.acct()); err != nil || r.Credited != 400 || len(r.Refused) != 0 {
 		t.Fatalf("deposit after the exchange: %+v, %v", r, err)
 	}
 	rep, err := b.Audit(ctx)
@@ -266,7 +266,7 @@ func TestExchangeRepeatedAndRefused(t *testing.T) {
 	ctx := context.Background()
 	b := newTestBankOf(t, denom.Set{100, 200, 500})
 	alice, bob := b.newHolder(t, 500), b.newHolder(t, 0)
-	if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, 500); err != nil {
+	if _, err := alice.w.Withdraw(ctx, alice.acct(), 500); err != nil {
 		t.Fatal(err)
 	}
 	if _, payErr, _, recvErr := pay(t, alice, bob, 400, nil); payErr != nil || recvErr != nil {
@@ -323,7 +323,7 @@ func TestExchangeRepeatedAndRefused(t *testing.T) {
 	}
 	// The coin the refused exchange offered is still Bob's to deposit; the
 	// one exchanged above (behind the wallet's back) is already credited.
-	if r, err := bob.w.Deposit(ctx, bob.account, bob.token); err != nil || r.Balance != 200 || len(r.Refused) != 0 {
+	if r, err := bob.w.Deposit(ctx, bob.acct()); err != nil || r.Balance != 200 || len(r.Refused) != 0 {
 		t.Errorf("deposit after refused exchanges: %+v, %v; want a balance of 2.00", r, err)
 	}
 }
@@ -336,7 +336,7 @@ func TestChangeInOtherCoins(t *testing.T) {
 	b := newTestBankOf(t, denom.Set{100, 200, 500})
 	alice, bob := b.newHolder(t, 0), b.newHolder(t, 200)
 	for range 2 {
-		if _, err := bob.w.Withdraw(ctx, bob.account, bob.token, 100); err != nil {
+		if _, err := bob.w.Withdraw(ctx, bob.acct(), 100); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -361,10 +361,10 @@ func TestPayeeCannotGiveChange(t *testing.T) {
 	ctx := context.Background()
 	b := newTestBankOf(t, denom.Set{100, 500})
 	alice, bob := b.newHolder(t, 500), b.newHolder(t, 100)
-	if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, 500); err != nil {
+	if _, err := alice.w.Withdraw(ctx, alice.acct(), 500); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bob.w.Withdraw(ctx, bob.account, bob.token, 100); err != nil {
+	if _, err := bob.w.Withdraw(ctx, bob.acct(), 100); err != nil {
 		t.Fatal(err)
 	}
 	keysBefore, _ := alice.w.ExchangeKeys(ctx)

@@ -24,4 +24,13 @@
 //     Reclaim once their deposit deadline has passed;
 //   - an online step (Withdraw, Exchange, Deposit) interrupted by a crash is
 //     finished by calling it again.
+//
+// Where to start: the package example (Init, Withdraw, Pay, Receive), then
+// the example of each method. A bank account's credentials travel as one
+// Account; amounts are int64 minor units, read and written with package
+// amount; History returns HistoryEntry values and Options.OnEvent receives
+// Event values, each with a typed kind. Payments without a live link use
+// Request, PayRequest, ReceiveToken and ImportReceipt. docs/PROTOCOL.md
+// describes what happens underneath, docs/SECURITY.md what it protects
+// against.
 package wallet

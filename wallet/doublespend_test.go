@@ -38,14 +38,14 @@ func TestCopiedWalletDoubleSpend(t *testing.T) {
 	ctx := context.Background()
 	b := newTestBank(t)
 	alice, bob, carol, dave := b.newHolder(t, 200), b.newHolder(t, 0), b.newHolder(t, 0), b.newHolder(t, 0)
-	if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, 200); err != nil {
+	if _, err := alice.w.Withdraw(ctx, alice.acct(), 200); err != nil {
 		t.Fatal(err)
 	}
 	dir := alice.dir
 	if err := alice.w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	opts := Options{Vault: cheap, ConfirmSAS: func(context.Context, string) bool { return true }}
+	opts := Options{PINHashing: cheap, ConfirmSAS: func(context.Context, string) bool { return true }}
 	clones := make([]*holder, 2)
 	for i := range clones {
 		copied := filepath.Join(t.TempDir(), "copy")
@@ -73,11 +73,11 @@ func TestCopiedWalletDoubleSpend(t *testing.T) {
 		t.Fatalf("pay from the second copy: %v, %v", payErr, recvErr)
 	}
 
-	first, err := bob.w.Deposit(ctx, bob.account, bob.token)
+	first, err := bob.w.Deposit(ctx, bob.acct())
 	if err != nil || first.Credited != 200 || len(first.Refused) != 0 {
 		t.Fatalf("first deposit = %+v, %v; want 2.00 credited", first, err)
 	}
-	second, err := carol.w.Deposit(ctx, carol.account, carol.token)
+	second, err := carol.w.Deposit(ctx, carol.acct())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func TestCopiedWalletDoubleSpend(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkRefused(t, carol, second.Refused)
-	if again, err := carol.w.Deposit(ctx, carol.account, carol.token); err != nil || again.Coins != 0 || len(again.Refused) != 0 {
+	if again, err := carol.w.Deposit(ctx, carol.acct()); err != nil || again.Coins != 0 || len(again.Refused) != 0 {
 		t.Errorf("depositing again = %+v, %v; want nothing sent", again, err)
 	}
 
@@ -173,7 +173,7 @@ func checkRefused(t *testing.T, h *holder, refused []Refusal) {
 		if !ok {
 			continue
 		}
-		if c.State != vault.Refused || c.Refusal == nil || *c.Refusal != want {
+		if c.State != vault.Refused || c.Refusal == nil || *c.Refusal != vault.Refusal(want) {
 			t.Errorf("coin %.12s: state %s, refusal %+v; want refused with %+v", want.Token, c.State, c.Refusal, want)
 		}
 		delete(byToken, want.Token)
@@ -242,17 +242,17 @@ func TestDepositAnswerMismatch(t *testing.T) {
 			}))
 			defer proxy.Close()
 			h := (&testBank{Bank: b.Bank, url: proxy.URL}).newHolder(t, 200)
-			if _, err := h.w.Withdraw(ctx, h.account, h.token, 200); err != nil {
+			if _, err := h.w.Withdraw(ctx, h.acct(), 200); err != nil {
 				t.Fatal(err)
 			}
-			if res, err := h.w.Deposit(ctx, h.account, h.token); !errors.Is(err, client.ErrAnswerMismatch) {
+			if res, err := h.w.Deposit(ctx, h.acct()); !errors.Is(err, client.ErrAnswerMismatch) {
 				t.Fatalf("deposit with a lying answer = %+v, %v; want ErrAnswerMismatch", res, err)
 			}
 			if bal := h.balance(t); bal.Held != 200 || bal.Refused != 0 {
 				t.Fatalf("after a lying answer: %+v; want all still held", bal)
 			}
 			lying.Store(false)
-			if res, err := h.w.Deposit(ctx, h.account, h.token); err != nil || res.Credited != 200 {
+			if res, err := h.w.Deposit(ctx, h.acct()); err != nil || res.Credited != 200 {
 				t.Fatalf("honest deposit after a lying answer = %+v, %v; want 2.00 credited", res, err)
 			}
 			if bal := h.balance(t); bal.Held != 0 || bal.Refused != 0 {

@@ -9,9 +9,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/otpcash/otpcash/amount"
 	"github.com/otpcash/otpcash/bank/api"
 	"github.com/otpcash/otpcash/denom"
-	"github.com/otpcash/otpcash/internal/amount"
 	"github.com/otpcash/otpcash/otp"
 	"github.com/otpcash/otpcash/vault"
 )
@@ -35,9 +35,9 @@ type ExchangeResult struct {
 // done twice, by the next Exchange. A refusal changes nothing. The coins
 // given stay held until the bank's answer is stored; like a deposit, they
 // must not be paid meanwhile (the bank would catch it as a double spend).
-func (w *Wallet) Exchange(ctx context.Context, account, token string, opts ...Option) (ExchangeResult, error) {
+func (w *Wallet) Exchange(ctx context.Context, account Account, opts ...Option) (ExchangeResult, error) {
 	var res ExchangeResult
-	if err := w.resumeExchanges(ctx, account, token, &res); err != nil {
+	if err := w.resumeExchanges(ctx, account, &res); err != nil {
 		return res, err
 	}
 	program := applyOptions(opts).program
@@ -72,7 +72,7 @@ func (w *Wallet) Exchange(ctx context.Context, account, token string, opts ...Op
 	if give.Len() == 0 {
 		return res, nil
 	}
-	pe := pendingExchange{Account: account, ID: newID()}
+	pe := pendingExchange{Account: account.ID, ID: newID()}
 	for _, c := range pick(held, give) {
 		pe.Tokens = append(pe.Tokens, c.Coin.Data.Token)
 	}
@@ -93,7 +93,7 @@ func (w *Wallet) Exchange(ctx context.Context, account, token string, opts ...Op
 	if err := w.setJSON(ctx, exchangeSetting(pe.ID), pe); err != nil {
 		return res, fmt.Errorf("exchange: %w", err)
 	}
-	if err := w.finishExchange(ctx, token, pe, &res); err != nil {
+	if err := w.finishExchange(ctx, account.Token, pe, &res); err != nil {
 		return res, err
 	}
 	return res, nil
@@ -123,7 +123,7 @@ type exchangePart struct {
 func exchangeSetting(id string) string { return "exchange/" + id }
 
 // resumeExchanges finishes the interrupted exchanges of account.
-func (w *Wallet) resumeExchanges(ctx context.Context, account, token string, res *ExchangeResult) error {
+func (w *Wallet) resumeExchanges(ctx context.Context, account Account, res *ExchangeResult) error {
 	ids, err := w.v.PendingWithdrawals(ctx)
 	if err != nil {
 		return fmt.Errorf("exchange: %w", err)
@@ -143,10 +143,10 @@ func (w *Wallet) resumeExchanges(ctx context.Context, account, token string, res
 		if err := json.Unmarshal(raw, &pe); err != nil {
 			return fmt.Errorf("exchange: resume %s: %w", parent, err)
 		}
-		if pe.Account != account {
+		if pe.Account != account.ID {
 			continue
 		}
-		if err := w.finishExchange(ctx, token, pe, res); err != nil {
+		if err := w.finishExchange(ctx, account.Token, pe, res); err != nil {
 			return fmt.Errorf("resume: %w", err)
 		}
 	}
@@ -255,8 +255,8 @@ func (w *Wallet) finishExchange(ctx context.Context, token string, pe pendingExc
 	res.Value += value
 	res.In += len(pe.Tokens)
 	res.Out += out
-	w.emit(Event{Kind: "exchanged", Amount: value, Coins: out})
-	w.record(ctx, vault.Event{Kind: "exchange", Amount: value, Detail: fmt.Sprintf("%d coins for %d at the bank", len(pe.Tokens), out)})
+	w.emit(Event{Kind: EventExchanged, Amount: value, Coins: out})
+	w.record(ctx, HistoryEntry{Kind: HistoryExchange, Amount: value, Detail: fmt.Sprintf("%d coins for %d at the bank", len(pe.Tokens), out)})
 	return nil
 }
 

@@ -36,7 +36,7 @@ func TestReceiveForgedLaterLink(t *testing.T) {
 	ctx := context.Background()
 	b := newTestBank(t)
 	alice, bob := b.newHolder(t, 4000), b.newHolder(t, 0)
-	if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, 4000); err != nil {
+	if _, err := alice.w.Withdraw(ctx, alice.acct(), 4000); err != nil {
 		t.Fatal(err)
 	}
 	certify := func(t *testing.T) (otp.ExchangeKey, ed25519.PrivateKey) {

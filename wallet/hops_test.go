@@ -20,7 +20,7 @@ func hopsWorld(t *testing.T, maxHops int) (alice, bob, dave *holder) {
 	b := newBankOf(t, bank.Config{Denominations: denom.Set{100}, MaxHops: maxHops})
 	carol := b.newHolder(t, 400)
 	alice, bob, dave = b.newHolder(t, 0), b.newHolder(t, 0), b.newHolder(t, 0)
-	if _, err := carol.w.Withdraw(context.Background(), carol.account, carol.token, 400); err != nil {
+	if _, err := carol.w.Withdraw(context.Background(), carol.acct(), 400); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []struct {

@@ -215,16 +215,16 @@ func liarWorld(t *testing.T, b *testBank) (alice, bob *holder) {
 	t.Helper()
 	ctx := context.Background()
 	alice, bob = b.newHolder(t, 800), b.newHolder(t, 400)
-	if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, 100, WithProgram("grocery-voucher")); err != nil {
+	if _, err := alice.w.Withdraw(ctx, alice.acct(), 100, WithProgram("grocery-voucher")); err != nil {
 		t.Fatal(err)
 	}
 	for _, v := range []int64{100, 100, 500} {
-		if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, v); err != nil {
+		if _, err := alice.w.Withdraw(ctx, alice.acct(), v); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for range 4 {
-		if _, err := bob.w.Withdraw(ctx, bob.account, bob.token, 100); err != nil {
+		if _, err := bob.w.Withdraw(ctx, bob.acct(), 100); err != nil {
 			t.Fatal(err)
 		}
 	}

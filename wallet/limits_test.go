@@ -18,7 +18,7 @@ var backends = []struct {
 	name string
 	opts func(t *testing.T) Options
 }{
-	{"software", func(*testing.T) Options { return Options{Vault: cheap} }},
+	{"software", func(*testing.T) Options { return Options{PINHashing: cheap} }},
 	{"tpm", func(t *testing.T) Options { return Options{Protector: VaultTPM, TPM: testtpm.Start(t)} }},
 }
 
@@ -29,7 +29,7 @@ func limitWorld(t *testing.T, opts Options, maxValue int64, maxOffline time.Dura
 	clock := &manualClock{t: time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)}
 	b := newBankOf(t, bank.Config{Denominations: denom.Set{100}, Now: clock.Now, MaxOfflineValue: maxValue, MaxOffline: maxOffline})
 	alice, bob := b.newHolderOn(t, 800, opts), b.newHolder(t, 0)
-	if _, err := alice.w.Withdraw(context.Background(), alice.account, alice.token, 800); err != nil {
+	if _, err := alice.w.Withdraw(context.Background(), alice.acct(), 800); err != nil {
 		t.Fatal(err)
 	}
 	return clock, alice, bob
@@ -132,7 +132,7 @@ func TestOfflineLimitPayee(t *testing.T) {
 // TestOfflineLimitPayeeBoundary: a payment that brings the payee to
 // exactly MaxOfflineValue is taken.
 func TestOfflineLimitPayeeBoundary(t *testing.T) {
-	_, alice, bob := limitWorld(t, Options{Vault: cheap}, 500, 0)
+	_, alice, bob := limitWorld(t, Options{PINHashing: cheap}, 500, 0)
 	for _, v := range []int64{300, 200} {
 		if _, payErr, _, recvErr := pay(t, alice, bob, v, nil); payErr != nil || recvErr != nil {
 			t.Fatalf("pay %d: %v, %v", v, payErr, recvErr)
@@ -158,7 +158,7 @@ func noLimits(h *holder, issued time.Time) {
 // key is handed out; one that reaches the limit exactly is made.
 func TestOfflineLimitRequest(t *testing.T) {
 	ctx := context.Background()
-	_, alice, bob := limitWorld(t, Options{Vault: cheap}, 500, 0)
+	_, alice, bob := limitWorld(t, Options{PINHashing: cheap}, 500, 0)
 	if _, payErr, _, recvErr := pay(t, alice, bob, 300, nil); payErr != nil || recvErr != nil {
 		t.Fatalf("pay: %v, %v", payErr, recvErr)
 	}

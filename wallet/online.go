@@ -10,9 +10,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/otpcash/otpcash/amount"
 	"github.com/otpcash/otpcash/bank/api"
 	"github.com/otpcash/otpcash/denom"
-	"github.com/otpcash/otpcash/internal/amount"
 	"github.com/otpcash/otpcash/internal/fault"
 	"github.com/otpcash/otpcash/otp"
 	"github.com/otpcash/otpcash/vault"
@@ -45,7 +45,7 @@ func applyOptions(opts []Option) callOptions {
 	return o
 }
 
-// Withdraw debits amount from the bank account and stores the coins, in
+// Withdraw debits value from the bank account and stores the coins, in
 // the mix of denominations denom.Set.Withdrawal makes (enough small coins
 // to make change). The wallet builds the coins itself, of the program's
 // newest coin keys in the catalogue, and has the bank sign them blindly
@@ -60,7 +60,7 @@ func applyOptions(opts []Option) callOptions {
 // the same account, whole. When the bank refuses one (say for want of
 // funds), the ones not yet asked are forgotten and the error says what was
 // withdrawn.
-func (w *Wallet) Withdraw(ctx context.Context, account, token string, value int64, opts ...Option) (WithdrawResult, error) {
+func (w *Wallet) Withdraw(ctx context.Context, account Account, value int64, opts ...Option) (WithdrawResult, error) {
 	o := applyOptions(opts)
 	keys, err := w.cat().CoinKeys(o.program, w.now())
 	if err != nil {
@@ -79,7 +79,7 @@ func (w *Wallet) Withdraw(ctx context.Context, account, token string, value int6
 		return WithdrawResult{}, fmt.Errorf("withdraw %s: %w in coins of %s %s", amount.Format(value), ErrAmount, set, keys[0].Currency)
 	}
 	var res WithdrawResult
-	if err := w.resumeWithdrawals(ctx, account, token, &res); err != nil {
+	if err := w.resumeWithdrawals(ctx, account, &res); err != nil {
 		return res, err
 	}
 	type part struct {
@@ -90,7 +90,7 @@ func (w *Wallet) Withdraw(ctx context.Context, account, token string, value int6
 	var parts []part
 	for _, v := range slices.Backward(slices.Sorted(maps.Keys(mix))) {
 		p := part{id: newID(), key: byValue[v], n: mix[v]}
-		pw, err := json.Marshal(pendingWithdrawal{Account: account, KeyID: p.key.KeyID})
+		pw, err := json.Marshal(pendingWithdrawal{Account: account.ID, KeyID: p.key.KeyID})
 		if err != nil {
 			return res, fmt.Errorf("withdraw: %w", err)
 		}
@@ -103,7 +103,7 @@ func (w *Wallet) Withdraw(ctx context.Context, account, token string, value int6
 		parts = append(parts, p)
 	}
 	for i, p := range parts {
-		if err := w.finishWithdrawal(ctx, p.id, account, token, p.key.KeyID, p.n, &res); err != nil {
+		if err := w.finishWithdrawal(ctx, p.id, account, p.key.KeyID, p.n, &res); err != nil {
 			// A refusal ends the withdrawal: the parts after it were
 			// never asked for. Any other failure leaves them, with it,
 			// to be finished by the next Withdraw.
@@ -120,8 +120,8 @@ func (w *Wallet) Withdraw(ctx context.Context, account, token string, value int6
 			return res, err
 		}
 	}
-	w.emit(Event{Kind: "withdrawn", Amount: res.Amount, Coins: res.Coins})
-	w.record(ctx, vault.Event{Kind: "withdraw", Amount: res.Amount, Detail: fmt.Sprintf("%d coins (%s) from account %s", res.Coins, mix, account)})
+	w.emit(Event{Kind: EventWithdrawn, Amount: res.Amount, Coins: res.Coins})
+	w.record(ctx, HistoryEntry{Kind: HistoryWithdraw, Amount: res.Amount, Detail: fmt.Sprintf("%d coins (%s) from account %s", res.Coins, mix, account)})
 	return res, nil
 }
 
@@ -135,7 +135,7 @@ type pendingWithdrawal struct {
 }
 
 // resumeWithdrawals finishes the interrupted withdrawals of account.
-func (w *Wallet) resumeWithdrawals(ctx context.Context, account, token string, res *WithdrawResult) error {
+func (w *Wallet) resumeWithdrawals(ctx context.Context, account Account, res *WithdrawResult) error {
 	ids, err := w.v.PendingWithdrawals(ctx)
 	if err != nil {
 		return fmt.Errorf("withdraw: %w", err)
@@ -152,7 +152,7 @@ func (w *Wallet) resumeWithdrawals(ctx context.Context, account, token string, r
 			w.log.Warn("withdrawal from before blind issuance left pending", "withdrawal", id)
 			continue
 		}
-		if pw.Account != account {
+		if pw.Account != account.ID {
 			continue
 		}
 		keys, err := w.v.HolderKeys(ctx, id, 0)
@@ -160,7 +160,7 @@ func (w *Wallet) resumeWithdrawals(ctx context.Context, account, token string, r
 			return fmt.Errorf("withdraw: resume %s: %w", id, err)
 		}
 		before := res.Coins
-		if err := w.finishWithdrawal(ctx, id, account, token, pw.KeyID, len(keys), res); err != nil {
+		if err := w.finishWithdrawal(ctx, id, account, pw.KeyID, len(keys), res); err != nil {
 			return fmt.Errorf("resume: %w", err)
 		}
 		res.Resumed += res.Coins - before
@@ -174,7 +174,7 @@ func (w *Wallet) resumeWithdrawals(ctx context.Context, account, token string, r
 // asking again builds the same blinded coins, which the bank answers with
 // the same signatures. A refusal by the bank means nothing was debited, so
 // the withdrawal is forgotten; any other failure leaves it to be resumed.
-func (w *Wallet) finishWithdrawal(ctx context.Context, id, account, token, keyID string, n int, res *WithdrawResult) error {
+func (w *Wallet) finishWithdrawal(ctx context.Context, id string, account Account, keyID string, n int, res *WithdrawResult) error {
 	k, err := w.cat().Key(keyID, otp.UseCoin)
 	if err != nil {
 		return fmt.Errorf("withdraw: %w", err)
@@ -190,7 +190,7 @@ func (w *Wallet) finishWithdrawal(ctx context.Context, id, account, token, keyID
 	// Asking again is safe: the same id, the same blinded coins.
 	var coins []otp.Coin
 	err = w.retryOnce(ctx, func() (err error) {
-		coins, err = w.bank.WithdrawCoins(ctx, token, id, account, w.cat().Issuer, k, pubs,
+		coins, err = w.bank.WithdrawCoins(ctx, account, id, w.cat().Issuer, k, pubs,
 			func(i int) io.Reader { return otp.WithdrawalRand(secret, id, i) })
 		return err
 	})
@@ -230,7 +230,12 @@ type DepositResult struct {
 
 // Refusal is a coin the bank would not credit, with its reason. A double
 // deposit names the one-time key that signed twice.
-type Refusal = vault.Refusal
+type Refusal struct {
+	Token   string `json:"token"` // the coin's serial
+	Code    string `json:"code"`  // the bank's error code, like "double_deposit"
+	Message string `json:"message"`
+	Key     string `json:"key,omitempty"` // the one-time key that signed the coin twice
+}
 
 // maxDepositBatch keeps each request well under the bank's body limit.
 const maxDepositBatch = 500
@@ -254,8 +259,8 @@ var finalRefusals = map[string]bool{
 // coins from the same holder, credits them once. A coin the bank refuses
 // for good (finalRefusals) is recorded as refused, with the bank's reason,
 // in the same transaction as the credited coins and the history entries.
-func (w *Wallet) Deposit(ctx context.Context, account, token string) (DepositResult, error) {
-	items, err := w.v.DepositItems(ctx, account)
+func (w *Wallet) Deposit(ctx context.Context, account Account) (DepositResult, error) {
+	items, err := w.v.DepositItems(ctx, account.ID)
 	if err != nil {
 		return DepositResult{}, fmt.Errorf("deposit: %w", err)
 	}
@@ -263,11 +268,11 @@ func (w *Wallet) Deposit(ctx context.Context, account, token string) (DepositRes
 	for len(items) > 0 {
 		batch := items[:min(len(items), maxDepositBatch)]
 		items = items[len(batch):]
-		req := api.DepositRequest{Account: account, Coins: make([]api.DepositCoin, len(batch))}
+		req := api.DepositRequest{Account: account.ID, Coins: make([]api.DepositCoin, len(batch))}
 		for i, it := range batch {
 			req.Coins[i] = api.DepositCoin{Sandbox: it.Sandbox, Proof: it.Proof}
 		}
-		resp, err := w.bank.Deposit(ctx, token, req)
+		resp, err := w.bank.Deposit(ctx, account.Token, req)
 		if err != nil {
 			return res, fmt.Errorf("deposit: %w", err)
 		}
@@ -300,16 +305,20 @@ func (w *Wallet) Deposit(ctx context.Context, account, token string) (DepositRes
 		fault.Point(fault.WalletDeposited)
 		var ev vault.Event // none when no coin is refused for good
 		if len(final) > 0 {
-			ev = vault.Event{Time: w.now(), Kind: "refused", Amount: lost, Currency: w.Currency(), Detail: refusalDetail(final)}
+			ev = HistoryEntry{Time: w.now(), Kind: HistoryRefused, Amount: lost, Currency: w.Currency(), Detail: refusalDetail(final)}.vaultEvent()
 		}
-		if err := w.v.SettleDeposit(ctx, done, final, ev); err != nil {
+		evidence := make([]vault.Refusal, len(final))
+		for i, r := range final {
+			evidence[i] = vault.Refusal(r)
+		}
+		if err := w.v.SettleDeposit(ctx, done, evidence, ev); err != nil {
 			return res, fmt.Errorf("deposit: %w", err)
 		}
 		res.Balance = resp.Balance
 	}
 	if res.Coins > 0 || len(res.Refused) > 0 {
-		w.emit(Event{Kind: "deposited", Amount: res.Credited, Coins: res.Coins})
-		w.record(ctx, vault.Event{Kind: "deposit", Amount: res.Credited,
+		w.emit(Event{Kind: EventDeposited, Amount: res.Credited, Coins: res.Coins})
+		w.record(ctx, HistoryEntry{Kind: HistoryDeposit, Amount: res.Credited,
 			Detail: fmt.Sprintf("%d coins credited to account %s, %d refused", res.Coins, account, len(res.Refused))})
 	}
 	return res, nil

@@ -9,8 +9,8 @@ import (
 	"net"
 	"slices"
 
+	"github.com/otpcash/otpcash/amount"
 	"github.com/otpcash/otpcash/denom"
-	"github.com/otpcash/otpcash/internal/amount"
 	"github.com/otpcash/otpcash/internal/fault"
 	"github.com/otpcash/otpcash/otp"
 	"github.com/otpcash/otpcash/p2p"
@@ -109,11 +109,11 @@ func (w *Wallet) Pay(ctx context.Context, addr string, value int64, memo string,
 	}
 	purse := w.v.Purse(p.Peer)
 	for _, batch := range byProgram(coins) {
-		run := &otp.Run{Verifier: w.ver(), Now: w.now(), Peer: payer, Purse: purse, Coins: batch,
+		run := &otp.Run{Verifier: w.ver(), Now: w.now(), Peer: payer, Purse: purse, Coins: batch, Pipeline: w.pipeline,
 			Payment: otp.Payment{Amount: value, Memo: memo}}
 		err := otp.Execute(ctx, run)
 		if run.Sealed != nil {
-			w.emit(Event{Kind: "sealed", Coins: len(run.Sealed), Peer: p.Peer})
+			w.emit(Event{Kind: EventSealed, Coins: len(run.Sealed), Peer: p.Peer})
 		}
 		if err != nil {
 			if n := len(run.Sealed) - len(run.Acks); run.Sealed != nil && (run.Acks == nil || n > 0) {
@@ -128,14 +128,14 @@ func (w *Wallet) Pay(ctx context.Context, addr string, value int64, memo string,
 			p.Amount += s.Coin.Data.Value
 		}
 		p.Coins += len(batch)
-		w.emit(Event{Kind: "acked", Coins: len(batch), Peer: p.Peer})
+		w.emit(Event{Kind: EventAcked, Coins: len(batch), Peer: p.Peer})
 	}
 	var changeErr error
 	if plan.Change.Len() > 0 {
 		p.Change, changeErr = w.takeChange(ctx, payer, p.Peer, plan.Change)
 		p.Amount -= p.Change
 	}
-	w.record(ctx, vault.Event{Kind: "pay", Amount: p.Amount, Peer: p.Peer, Detail: memo})
+	w.record(ctx, HistoryEntry{Kind: HistoryPay, Amount: p.Amount, Peer: p.Peer, Detail: memo})
 	if changeErr != nil {
 		return p, fmt.Errorf("pay: %w", changeErr)
 	}
@@ -268,11 +268,7 @@ func (w *Wallet) proposeChange(ctx context.Context, payer *p2p.Payer, coins []ot
 	if err := w.v.PromiseKeys(ctx, keys[:len(agreed)]); err != nil {
 		return nil, err
 	}
-	got := denom.Counts{}
-	for _, v := range agreed {
-		got[v]++
-	}
-	return got, nil
+	return denom.CountsOf(agreed), nil
 }
 
 // takeChange verifies and stores the coins the payee sealed to this
@@ -287,18 +283,18 @@ func (w *Wallet) takeChange(ctx context.Context, payer *p2p.Payer, peer string, 
 			return 0, nil
 		}
 		err := fmt.Errorf("%w: the payee acknowledged the payment and sent no change; it owes %s (%s)", ErrChange, amount.Format(want.Total()), want)
-		w.record(ctx, vault.Event{Kind: "change-missing", Amount: want.Total(), Peer: peer, Detail: err.Error()})
+		w.record(ctx, HistoryEntry{Kind: HistoryChangeMissing, Amount: want.Total(), Peer: peer, Detail: err.Error()})
 		return 0, err
 	}
 	fault.Point(fault.PayerChange)
 	now := w.now()
 	if err := w.ver().VerifyReceived(coins, nil); err != nil {
-		w.record(ctx, vault.Event{Kind: "change-refused", Peer: peer, Detail: err.Error()})
+		w.record(ctx, HistoryEntry{Kind: HistoryChangeRefused, Peer: peer, Detail: err.Error()})
 		return 0, fmt.Errorf("%w: the payee's change is invalid: %w", ErrChange, err)
 	}
 	for i := range coins {
 		if err := coins[i].CheckConditions(otp.Payment{}, now); err != nil {
-			w.record(ctx, vault.Event{Kind: "change-refused", Peer: peer, Detail: err.Error()})
+			w.record(ctx, HistoryEntry{Kind: HistoryChangeRefused, Peer: peer, Detail: err.Error()})
 			return 0, fmt.Errorf("%w: the payee's change is refused: %w", ErrChange, err)
 		}
 	}
@@ -311,12 +307,12 @@ func (w *Wallet) takeChange(ctx context.Context, payer *p2p.Payer, peer string, 
 		return 0, err
 	}
 	got := countsOf(coins)
-	w.emit(Event{Kind: "change", Amount: got.Total(), Coins: len(coins), Peer: peer})
-	w.record(ctx, vault.Event{Kind: "change", Amount: got.Total(), Peer: peer})
+	w.emit(Event{Kind: EventChange, Amount: got.Total(), Coins: len(coins), Peer: peer})
+	w.record(ctx, HistoryEntry{Kind: HistoryChange, Amount: got.Total(), Peer: peer})
 	if want != nil && !maps.Equal(got, want) {
 		err := fmt.Errorf("%w: the payee sent %s (%s) in change, not the %s (%s) agreed", ErrChange,
 			amount.Format(got.Total()), got, amount.Format(want.Total()), want)
-		w.record(ctx, vault.Event{Kind: "change-mismatch", Amount: want.Total() - got.Total(), Peer: peer, Detail: err.Error()})
+		w.record(ctx, HistoryEntry{Kind: HistoryChangeMismatch, Amount: want.Total() - got.Total(), Peer: peer, Detail: err.Error()})
 		return got.Total(), err
 	}
 	return got.Total(), nil
@@ -369,7 +365,7 @@ func (w *Wallet) hello() p2p.Hello {
 // a session whose string differs from the other screen's: a man in the
 // middle runs two handshakes and cannot make both strings equal.
 func (w *Wallet) confirmSAS(ctx context.Context, p Payment) error {
-	w.emit(Event{Kind: "sas", SAS: p.SAS, Peer: p.Peer})
+	w.emit(Event{Kind: EventSAS, SAS: p.SAS, Peer: p.Peer})
 	if w.opts.ConfirmSAS == nil || !w.opts.ConfirmSAS(ctx, p.SAS) {
 		return fmt.Errorf("short authentication string %s not confirmed", p.SAS)
 	}
@@ -393,7 +389,7 @@ func (w *Wallet) resend(ctx context.Context, payer *p2p.Payer, peer string) (int
 	if err := w.v.Purse(peer).Destroy(ctx, pending, acks); err != nil {
 		return 0, err
 	}
-	w.emit(Event{Kind: "resent", Coins: len(pending), Peer: peer})
+	w.emit(Event{Kind: EventResent, Coins: len(pending), Peer: peer})
 	return len(pending), nil
 }
 
@@ -463,7 +459,7 @@ func (w *Wallet) session(ctx context.Context, conn *p2p.Conn, as func(*payee) p2
 		return h.p, fmt.Errorf("receive: %w", err)
 	}
 	h.p.Amount -= h.p.Change
-	w.record(ctx, vault.Event{Kind: "receive", Amount: h.p.Amount, Peer: h.p.Peer, Detail: h.offer.Memo})
+	w.record(ctx, HistoryEntry{Kind: HistoryReceive, Amount: h.p.Amount, Peer: h.p.Peer, Detail: h.offer.Memo})
 	// A session that only delivered coins of earlier ones has no offer.
 	if h.offer.Amount != 0 && h.p.Amount != h.offer.Amount {
 		return h.p, fmt.Errorf("receive: %w: received %s of the %s offered", ErrNotAsOffered,
@@ -522,8 +518,8 @@ func (h *payee) Offer(ctx context.Context, o p2p.Offer) error {
 	if err := h.w.mayHold(ctx, o.Amount); err != nil {
 		return err
 	}
-	h.w.emit(Event{Kind: "offer", Amount: o.Amount, Peer: h.p.Peer, Detail: o.Memo})
-	if h.w.opts.ConfirmOffer != nil && !h.w.opts.ConfirmOffer(ctx, Offer{Amount: o.Amount, Currency: o.Currency, Memo: o.Memo, Peer: h.p.Peer,
+	h.w.emit(Event{Kind: EventOffer, Amount: o.Amount, Peer: h.p.Peer, Detail: o.Memo})
+	if h.w.opts.ConfirmOffer != nil && !h.w.opts.ConfirmOffer(ctx, Offer{Amount: o.Amount, Currency: o.Currency, Program: o.Program, Memo: o.Memo, Peer: h.p.Peer,
 		RevocationsIssued: o.RevocationsIssued, MaxHops: o.MaxHops}) {
 		return ErrDeclined
 	}
@@ -643,7 +639,7 @@ func (h *payee) Receive(ctx context.Context, coins []otp.Sandbox) ([]otp.Ack, []
 		h.p.Amount += c.Coin.Data.Value
 	}
 	h.p.Coins += len(coins)
-	h.w.emit(Event{Kind: "received", Amount: h.p.Amount, Coins: len(coins), Peer: h.p.Peer})
+	h.w.emit(Event{Kind: EventReceived, Amount: h.p.Amount, Coins: len(coins), Peer: h.p.Peer})
 	return acks, change, nil
 }
 
@@ -653,7 +649,7 @@ func (h *payee) Settle(ctx context.Context, change []otp.Sandbox, acks []otp.Ack
 	if err := h.w.v.Purse(h.p.Peer).Destroy(ctx, change, acks); err != nil {
 		return err
 	}
-	h.w.emit(Event{Kind: "settled", Amount: countsOf(change).Total(), Coins: len(change), Peer: h.p.Peer})
+	h.w.emit(Event{Kind: EventSettled, Amount: countsOf(change).Total(), Coins: len(change), Peer: h.p.Peer})
 	return nil
 }
 
@@ -697,7 +693,7 @@ func (h *payee) accept(ctx context.Context, coins []otp.Sandbox, payable bool) (
 	fault.Point(fault.PayeeStored)
 	if len(change) > 0 {
 		h.p.Change += countsOf(change).Total()
-		h.w.emit(Event{Kind: "change", Amount: countsOf(change).Total(), Coins: len(change), Peer: h.p.Peer})
+		h.w.emit(Event{Kind: EventChange, Amount: countsOf(change).Total(), Coins: len(change), Peer: h.p.Peer})
 	}
 	return acks, change, nil
 }
@@ -716,7 +712,7 @@ func (h *payee) verify(coins []otp.Sandbox, payable bool) error {
 	// this wallet's public keys, say) is verified, and refused.
 	own := func(k *otp.ExchangeKey) bool {
 		mine, ok := h.offered[k.Pub]
-		return ok && otp.SameExchangeKey(&mine, k)
+		return ok && mine.Equal(k)
 	}
 	if err := h.w.ver().VerifyReceived(coins, own); err != nil {
 		return err

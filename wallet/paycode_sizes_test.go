@@ -22,7 +22,7 @@ func TestPaycodeSizes(t *testing.T) {
 	b := newTestBankOf(t, denom.Set{100})
 	alice, anon := b.newHolder(t, 11100), b.newHolder(t, 0)
 	shop := b.newMerchant(t, map[string]string{"name": "Erin's shop", "category": "grocery"})
-	if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, 11100); err != nil {
+	if _, err := alice.w.Withdraw(ctx, alice.acct(), 11100); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := anon.w.RefillKeys(ctx, 120); err != nil {

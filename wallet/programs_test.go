@@ -24,9 +24,9 @@ func (b *testBank) newMerchant(t testing.TB, attrs map[string]string) *holder {
 	}
 	dir := filepath.Join(t.TempDir(), "wallet")
 	w, err := Init(ctx, dir, b.url, []byte("123456"), Options{
-		Vault:      cheap,
+		PINHashing: cheap,
 		ConfirmSAS: func(context.Context, string) bool { return true },
-		Merchant:   &Merchant{Account: id, Token: token},
+		Merchant:   &Account{ID: id, Token: token},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -58,10 +58,10 @@ func TestPayPrograms(t *testing.T) {
 	ctx := context.Background()
 	b := newTestBank(t)
 	alice := b.newHolder(t, 300)
-	if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, 200, WithProgram("grocery-voucher")); err != nil {
+	if _, err := alice.w.Withdraw(ctx, alice.acct(), 200, WithProgram("grocery-voucher")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, 100); err != nil {
+	if _, err := alice.w.Withdraw(ctx, alice.acct(), 100); err != nil {
 		t.Fatal(err)
 	}
 	bal := alice.balance(t)
@@ -89,9 +89,15 @@ func TestPayPrograms(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := tt.to.balance(t)
+			var offered string // the program the payee was asked to accept
+			tt.to.w.opts.ConfirmOffer = func(_ context.Context, o Offer) bool { offered = o.Program; return true }
+			defer func() { tt.to.w.opts.ConfirmOffer = nil }()
 			payErr, _ := payProgram(t, alice, tt.to, tt.value, tt.program)
 			if !errors.Is(payErr, tt.want) || tt.reason != "" && !strings.Contains(payErr.Error(), tt.reason) {
 				t.Fatalf("Pay = %v; want %v with %q", payErr, tt.want, tt.reason)
+			}
+			if tt.want == nil && offered != tt.program {
+				t.Fatalf("the payee was offered program %q; want %q", offered, tt.program)
 			}
 			if got := alice.balance(t).Programs["grocery-voucher"]; got.Held != tt.held || got.PendingOut != 0 {
 				t.Fatalf("alice's vouchers %+v; want %d held", got, tt.held)
@@ -101,7 +107,7 @@ func TestPayPrograms(t *testing.T) {
 			}
 		})
 	}
-	res, err := grocer.w.Deposit(ctx, grocer.account, grocer.token)
+	res, err := grocer.w.Deposit(ctx, grocer.acct())
 	if err != nil || res.Credited != 200 || len(res.Refused) != 0 {
 		t.Fatalf("grocer's deposit %+v, %v", res, err)
 	}
@@ -114,7 +120,7 @@ func TestPayeeChecksConditions(t *testing.T) {
 	ctx := context.Background()
 	b := newTestBank(t)
 	alice := b.newHolder(t, 100)
-	if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, 100, WithProgram("grocery-voucher")); err != nil {
+	if _, err := alice.w.Withdraw(ctx, alice.acct(), 100, WithProgram("grocery-voucher")); err != nil {
 		t.Fatal(err)
 	}
 	shop := b.newMerchant(t, map[string]string{"category": "electronics"})
@@ -144,7 +150,7 @@ func TestWithdrawUnknownProgram(t *testing.T) {
 	ctx := context.Background()
 	b := newTestBank(t)
 	alice := b.newHolder(t, 100)
-	_, err := alice.w.Withdraw(ctx, alice.account, alice.token, 100, WithProgram("casino-chips"))
+	_, err := alice.w.Withdraw(ctx, alice.acct(), 100, WithProgram("casino-chips"))
 	if !errors.Is(err, otp.ErrUnknownKey) || !strings.Contains(err.Error(), "has general, grocery-voucher, max-hops") {
 		t.Fatalf("Withdraw = %v; want %v listing the programs", err, otp.ErrUnknownKey)
 	}
@@ -152,7 +158,7 @@ func TestWithdrawUnknownProgram(t *testing.T) {
 		t.Fatalf("balance %+v", bal)
 	}
 	// Nothing was debited: the whole balance is still there to withdraw.
-	if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, 100, WithProgram("max-hops")); err != nil {
+	if _, err := alice.w.Withdraw(ctx, alice.acct(), 100, WithProgram("max-hops")); err != nil {
 		t.Fatal(err)
 	}
 	if bal := alice.balance(t); bal.Programs["max-hops"].Held != 100 {

@@ -6,7 +6,6 @@ import (
 
 	"github.com/otpcash/otpcash/bank/api"
 	"github.com/otpcash/otpcash/otp"
-	"github.com/otpcash/otpcash/vault"
 )
 
 // ReclaimResult says what a reclaim did.
@@ -25,9 +24,9 @@ type ReclaimResult struct {
 // reclaim key the sealing holder key authorised (otp/reclaim.go). A coin
 // the payee did deposit in time is not lost either: the bank refuses its
 // reclaim as a double deposit, and the wallet records it spent, as paid.
-func (w *Wallet) Reclaim(ctx context.Context, account, token string) (ReclaimResult, error) {
+func (w *Wallet) Reclaim(ctx context.Context, account Account) (ReclaimResult, error) {
 	now := w.now()
-	items, err := w.v.ReclaimItems(ctx, account, func(c *otp.Coin) bool {
+	items, err := w.v.ReclaimItems(ctx, account.ID, func(c *otp.Coin) bool {
 		k, err := w.cat().Key(c.Data.KeyID, otp.UseCoin)
 		return err == nil && !now.Before(k.DepositUntil)
 	})
@@ -38,11 +37,11 @@ func (w *Wallet) Reclaim(ctx context.Context, account, token string) (ReclaimRes
 	if len(items) == 0 {
 		return res, nil
 	}
-	req := api.ReclaimRequest{Account: account, Coins: make([]api.ReclaimCoin, len(items))}
+	req := api.ReclaimRequest{Account: account.ID, Coins: make([]api.ReclaimCoin, len(items))}
 	for i, it := range items {
 		req.Coins[i] = api.ReclaimCoin{Sandbox: it.Sandbox, Authorization: it.Auth, Key: it.Key, Proof: it.Proof}
 	}
-	resp, err := w.bank.Reclaim(ctx, token, req)
+	resp, err := w.bank.Reclaim(ctx, account.Token, req)
 	if err != nil {
 		return res, fmt.Errorf("reclaim: %w", err)
 	}
@@ -67,7 +66,7 @@ func (w *Wallet) Reclaim(ctx context.Context, account, token string) (ReclaimRes
 		return res, fmt.Errorf("reclaim: %w", err)
 	}
 	res.Balance = resp.Balance
-	w.record(ctx, vault.Event{Kind: "reclaim", Amount: res.Credited,
+	w.record(ctx, HistoryEntry{Kind: HistoryReclaim, Amount: res.Credited,
 		Detail: fmt.Sprintf("%d coins credited back to account %s, %d deposited by their payee, %d refused", res.Coins, account, res.Spent, len(res.Refused))})
 	return res, nil
 }

@@ -52,7 +52,7 @@ func TestReclaim(t *testing.T) {
 	clock := &manualClock{t: time.Now().UTC().Truncate(time.Second)}
 	b := newClockedBank(t, denom.Set{100}, clock.Now)
 	alice, bob := b.newHolder(t, 200), b.newHolder(t, 0)
-	if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, 200); err != nil {
+	if _, err := alice.w.Withdraw(ctx, alice.acct(), 200); err != nil {
 		t.Fatal(err)
 	}
 	lost := sealTo(t, alice, bob, 0)
@@ -62,7 +62,7 @@ func TestReclaim(t *testing.T) {
 	if _, _, err := bob.w.v.Receive(ctx, "alice", []otp.Sandbox{delivered}); err != nil {
 		t.Fatal(err)
 	}
-	if r, err := bob.w.Deposit(ctx, bob.account, bob.token); err != nil || r.Credited != 100 {
+	if r, err := bob.w.Deposit(ctx, bob.acct()); err != nil || r.Credited != 100 {
 		t.Fatalf("Bob's deposit in time: %+v, %v", r, err)
 	}
 
@@ -74,7 +74,7 @@ func TestReclaim(t *testing.T) {
 	for _, it := range items {
 		req.Coins = append(req.Coins, api.ReclaimCoin{Sandbox: it.Sandbox, Authorization: it.Auth, Key: it.Key, Proof: it.Proof})
 	}
-	if res, err := alice.w.Reclaim(ctx, alice.account, alice.token); err != nil || res.Coins != 0 {
+	if res, err := alice.w.Reclaim(ctx, alice.acct()); err != nil || res.Coins != 0 {
 		t.Fatalf("reclaim before any deadline: %+v, %v; want nothing asked", res, err)
 	}
 	if resp, err := alice.w.bank.Reclaim(ctx, alice.token, req); err != nil || resp.Results[0].Code != api.CodeNotYet {
@@ -109,7 +109,7 @@ func TestReclaim(t *testing.T) {
 		t.Fatalf("refused reclaims credited %d", bal)
 	}
 
-	res, err := alice.w.Reclaim(ctx, alice.account, alice.token)
+	res, err := alice.w.Reclaim(ctx, alice.acct())
 	if err != nil || res.Coins != 1 || res.Credited != 100 || res.Spent != 1 || len(res.Refused) != 0 || res.Balance != 100 {
 		t.Fatalf("reclaim after the deadline: %+v, %v; want the lost coin credited and the deposited one spent", res, err)
 	}
@@ -121,7 +121,7 @@ func TestReclaim(t *testing.T) {
 	if states[lost.Coin.Data.Token] != vault.Reclaimed || states[delivered.Coin.Data.Token] != vault.Spent {
 		t.Errorf("Alice's coins after the reclaim: %v", states)
 	}
-	if again, err := alice.w.Reclaim(ctx, alice.account, alice.token); err != nil || again.Coins != 0 {
+	if again, err := alice.w.Reclaim(ctx, alice.acct()); err != nil || again.Coins != 0 {
 		t.Errorf("second reclaim: %+v, %v; want nothing left", again, err)
 	}
 
@@ -129,7 +129,7 @@ func TestReclaim(t *testing.T) {
 	if _, _, err := bob.w.v.Receive(ctx, "alice", []otp.Sandbox{lost}); err != nil {
 		t.Fatal(err)
 	}
-	if r, err := bob.w.Deposit(ctx, bob.account, bob.token); err != nil || len(r.Refused) != 1 || r.Credited != 0 {
+	if r, err := bob.w.Deposit(ctx, bob.acct()); err != nil || len(r.Refused) != 1 || r.Credited != 0 {
 		t.Fatalf("Bob's late deposit of the reclaimed coin: %+v, %v; want it refused", r, err)
 	}
 	if bal, _ := b.Balance(ctx, alice.account); bal != 100 {

@@ -156,7 +156,8 @@ type RecoverResult struct {
 // passed; the others stay pending for a later call, which needs no phrase.
 // A claim leaves the list once the bank credited it or says it was spent.
 // Run again after a crash, it credits nothing twice.
-func (w *Wallet) Recover(ctx context.Context, p *recovery.Phrase, backup []byte, account, token string) (RecoverResult, error) {
+func (w *Wallet) Recover(ctx context.Context, p *recovery.Phrase, backup []byte, acct Account) (RecoverResult, error) {
+	account := acct.ID
 	var res RecoverResult
 	cl, err := w.claims(ctx)
 	if err != nil {
@@ -196,7 +197,7 @@ func (w *Wallet) Recover(ctx context.Context, p *recovery.Phrase, backup []byte,
 	if len(due) == 0 {
 		return res, nil
 	}
-	resp, err := w.bank.Recover(ctx, token, api.RecoveryRequest{Account: account, Coins: due})
+	resp, err := w.bank.Recover(ctx, acct.Token, api.RecoveryRequest{Account: account, Coins: due})
 	if err != nil {
 		return res, fmt.Errorf("recover: %w", err)
 	}
@@ -220,7 +221,7 @@ func (w *Wallet) Recover(ctx context.Context, p *recovery.Phrase, backup []byte,
 		return res, fmt.Errorf("recover: %w", err)
 	}
 	res.Balance = resp.Balance
-	w.record(ctx, vault.Event{Kind: "recovered", Amount: res.Credited,
+	w.record(ctx, HistoryEntry{Kind: HistoryRecovered, Amount: res.Credited,
 		Detail: fmt.Sprintf("%d coins of a lost wallet credited to account %s, %d spent elsewhere, %d pending, %d refused", res.Coins, account, res.Spent, res.Pending, len(res.Refused))})
 	return res, nil
 }

@@ -21,7 +21,7 @@ func (b *testBank) newPhraseHolder(t testing.TB, credit int64) (*holder, recover
 	h := b.newHolder(t, credit) // for the account; its wallet is replaced
 	h.w.Close()
 	h.dir = filepath.Join(t.TempDir(), "wallet")
-	w, p, err := Create(context.Background(), h.dir, b.url, []byte("123456"), Options{Vault: cheap, Now: b.now, ConfirmSAS: func(context.Context, string) bool { return true }})
+	w, p, err := Create(context.Background(), h.dir, b.url, []byte("123456"), Options{PINHashing: cheap, Now: b.now, ConfirmSAS: func(context.Context, string) bool { return true }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func (b *testBank) newPhraseHolder(t testing.TB, credit int64) (*holder, recover
 func (b *testBank) onNewDevice(t testing.TB, h *holder, p recovery.Phrase) *holder {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "wallet")
-	w, err := InitFromPhrase(context.Background(), dir, b.url, []byte("654321"), p, Options{Vault: cheap, Now: b.now})
+	w, err := InitFromPhrase(context.Background(), dir, b.url, []byte("654321"), p, Options{PINHashing: cheap, Now: b.now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestRecoverLostWallet(t *testing.T) {
 	erin.w.Close()
 	erin, erinPhrase := b.newPhraseHolder(t, 0)
 	for _, h := range []*holder{alice, carol} {
-		if _, err := h.w.Withdraw(ctx, h.account, h.token, b.balanceOf(t, h)); err != nil {
+		if _, err := h.w.Withdraw(ctx, h.acct(), b.balanceOf(t, h)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -101,7 +101,7 @@ func TestRecoverLostWallet(t *testing.T) {
 	mustPay(alice, bob)
 	mustPay(alice, dave)
 	mustPay(alice, erin)
-	if r, err := bob.w.Deposit(ctx, bob.account, bob.token); err != nil || r.Credited != 200 {
+	if r, err := bob.w.Deposit(ctx, bob.acct()); err != nil || r.Credited != 200 {
 		t.Fatalf("Bob's deposit: %+v, %v", r, err)
 	}
 	if err := alice.w.Close(); err != nil {
@@ -145,7 +145,7 @@ func TestRecoverLostWallet(t *testing.T) {
 		{"another wallet's backup", phrase, daveBackup, recovery.ErrOtherWallet},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := fresh.w.Recover(ctx, &tc.phrase, tc.backup, fresh.account, fresh.token); !errors.Is(err, tc.want) {
+			if _, err := fresh.w.Recover(ctx, &tc.phrase, tc.backup, fresh.acct()); !errors.Is(err, tc.want) {
 				t.Fatalf("Recover = %v, want %v", err, tc.want)
 			}
 			if cl, err := fresh.w.claims(ctx); err != nil || len(cl.Coins) != 0 {
@@ -154,7 +154,7 @@ func TestRecoverLostWallet(t *testing.T) {
 		})
 	}
 
-	res, err := fresh.w.Recover(ctx, &phrase, backup, fresh.account, fresh.token)
+	res, err := fresh.w.Recover(ctx, &phrase, backup, fresh.acct())
 	if err != nil || res.Imported != 5 || res.Pending != 5 || res.Coins != 0 {
 		t.Fatalf("recovery before the deadline: %+v, %v; want 5 coins pending", res, err)
 	}
@@ -174,7 +174,7 @@ func TestRecoverLostWallet(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock.Advance(key.DepositUntil.Sub(clock.Now()) + time.Hour)
-	if r, err := erin.w.Recover(ctx, &erinPhrase, mustBackup(t, erin), erin.account, erin.token); err != nil || r.Credited != 100 {
+	if r, err := erin.w.Recover(ctx, &erinPhrase, mustBackup(t, erin), erin.acct()); err != nil || r.Credited != 100 {
 		t.Fatalf("Erin's claim of her lapsed coin: %+v, %v", r, err)
 	}
 	// A crash after the bank credited, before the wallet recorded it:
@@ -183,7 +183,7 @@ func TestRecoverLostWallet(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.audit(t)
-	res, err = fresh.w.Recover(ctx, nil, nil, fresh.account, fresh.token)
+	res, err = fresh.w.Recover(ctx, nil, nil, fresh.acct())
 	if err != nil || res.Credited != 300 || res.Coins != 3 || res.Spent != 2 || res.Pending != 0 || len(res.Refused) != 0 {
 		t.Fatalf("recovery after the deadline: %+v, %v; want 3 coins credited, Bob's and Erin's spent", res, err)
 	}
@@ -195,7 +195,7 @@ func TestRecoverLostWallet(t *testing.T) {
 		name   string
 		backup []byte
 	}{{"no backup", nil}, {"the backup once more", backup}} {
-		if _, err := fresh.w.Recover(ctx, &phrase, again.backup, fresh.account, fresh.token); err != nil {
+		if _, err := fresh.w.Recover(ctx, &phrase, again.backup, fresh.acct()); err != nil {
 			t.Fatalf("again, %s: %v", again.name, err)
 		}
 		if got := b.balanceOf(t, alice); got != 300 {
@@ -204,7 +204,7 @@ func TestRecoverLostWallet(t *testing.T) {
 	}
 	b.audit(t)
 
-	r, err := dave.w.Recover(ctx, &davePhrase, mustBackup(t, dave), dave.account, dave.token)
+	r, err := dave.w.Recover(ctx, &davePhrase, mustBackup(t, dave), dave.acct())
 	if err != nil || r.Credited != 0 || r.Spent != 1 {
 		t.Fatalf("Dave's late claim: %+v, %v; want it spent", r, err)
 	}

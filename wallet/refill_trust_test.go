@@ -116,7 +116,7 @@ func TestRefillKeysRefusesUntrusted(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tp := &tamperer{}
 			srv := tp.server(t, b.url)
-			w, err := Init(ctx, filepath.Join(t.TempDir(), "wallet"), srv.URL, []byte("123456"), Options{Vault: cheap})
+			w, err := Init(ctx, filepath.Join(t.TempDir(), "wallet"), srv.URL, []byte("123456"), Options{PINHashing: cheap})
 			if err != nil {
 				t.Fatal(err)
 			}

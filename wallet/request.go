@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/otpcash/otpcash/amount"
 	"github.com/otpcash/otpcash/denom"
-	"github.com/otpcash/otpcash/internal/amount"
 	"github.com/otpcash/otpcash/internal/fault"
 	"github.com/otpcash/otpcash/internal/paycode"
 	"github.com/otpcash/otpcash/otp"
@@ -150,7 +150,7 @@ func (w *Wallet) Request(ctx context.Context, value int64, memo string, ttl time
 		Program: pr.Program, Memo: pr.Memo, Expires: pr.Expires, Keys: pr.Keys, Sig: r.Sig}); err != nil {
 		return PaymentRequest{}, fmt.Errorf("request %s: %w", amount.Format(value), err)
 	}
-	w.record(ctx, vault.Event{Kind: "request", Amount: value, Peer: requestPeer(r.ID), Detail: memo})
+	w.record(ctx, HistoryEntry{Kind: HistoryRequest, Amount: value, Peer: requestPeer(r.ID), Detail: memo})
 	return pr, nil
 }
 
@@ -262,7 +262,7 @@ func (w *Wallet) PayRequest(ctx context.Context, text string) (TokenPayment, err
 			Payment: otp.Payment{Amount: req.Amount, Memo: req.Memo}}
 		err := otp.Execute(ctx, run)
 		if run.Sealed != nil {
-			w.emit(Event{Kind: "sealed", Coins: len(run.Sealed), Peer: peer})
+			w.emit(Event{Kind: EventSealed, Coins: len(run.Sealed), Peer: peer})
 			sealed = append(sealed, run.Sealed...)
 		}
 		if !errors.Is(err, errDeferred) {
@@ -272,7 +272,7 @@ func (w *Wallet) PayRequest(ctx context.Context, text string) (TokenPayment, err
 			return tp, fmt.Errorf("pay request %s: %w", req.ID, err)
 		}
 	}
-	w.record(ctx, vault.Event{Kind: "pay-token", Amount: req.Amount, Peer: peer, Detail: req.Memo})
+	w.record(ctx, HistoryEntry{Kind: HistoryPayToken, Amount: req.Amount, Peer: peer, Detail: req.Memo})
 	return w.token(req, sealed, tp)
 }
 
@@ -285,7 +285,7 @@ func sealedTo(sealed []otp.Sandbox, keys []otp.ExchangeKey) error {
 			return fmt.Errorf("%w: coin %.12s was never sealed", ErrPaid, c.Coin.Data.Token)
 		}
 		to := &c.Chain[len(c.Chain)-1].To
-		if !slices.ContainsFunc(keys, func(k otp.ExchangeKey) bool { return otp.SameExchangeKey(&k, to) }) {
+		if !slices.ContainsFunc(keys, func(k otp.ExchangeKey) bool { return k.Equal(to) }) {
 			return fmt.Errorf("%w: coin %.12s went to key %.12s, not to this request's keys: another request with the same id was paid", ErrPaid, c.Coin.Data.Token, to.Pub)
 		}
 	}
@@ -392,8 +392,8 @@ func (w *Wallet) ReceiveToken(ctx context.Context, text string) (TokenReceipt, e
 		return res, fmt.Errorf("receive token: %w", err)
 	}
 	if !again {
-		w.emit(Event{Kind: "received", Amount: res.Amount, Coins: res.Coins, Peer: h.p.Peer})
-		w.record(ctx, vault.Event{Kind: "receive-token", Amount: res.Amount, Peer: h.p.Peer, Detail: r.Memo})
+		w.emit(Event{Kind: EventReceived, Amount: res.Amount, Coins: res.Coins, Peer: h.p.Peer})
+		w.record(ctx, HistoryEntry{Kind: HistoryReceiveToken, Amount: res.Amount, Peer: h.p.Peer, Detail: r.Memo})
 	}
 	return res, nil
 }
@@ -446,7 +446,7 @@ func (w *Wallet) ImportReceipt(ctx context.Context, text string) (ReceiptImport,
 		return res, fmt.Errorf("import receipt for request %s: %w", id, err)
 	}
 	res.Amount, res.Coins = countsOf(sealed).Total(), len(sealed)
-	w.emit(Event{Kind: "acked", Amount: res.Amount, Coins: res.Coins, Peer: peer})
+	w.emit(Event{Kind: EventAcked, Amount: res.Amount, Coins: res.Coins, Peer: peer})
 	return res, nil
 }
 

@@ -29,7 +29,7 @@ func requestWorld(t *testing.T, clock *manualClock) (alice, erin, frank *holder)
 	b := newClockedBank(t, denom.Set{100, 500}, clock.Now)
 	alice, erin, frank = b.newHolder(t, 800), b.newHolder(t, 0), b.newHolder(t, 0)
 	for _, v := range []int64{500, 200, 100} {
-		if _, err := alice.w.Withdraw(context.Background(), alice.account, alice.token, v); err != nil {
+		if _, err := alice.w.Withdraw(context.Background(), alice.acct(), v); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -505,7 +505,7 @@ func newForger(t *testing.T, h *holder, n int, attrs map[string]string) *forger 
 	} else {
 		var acct api.CreateAccountResponse
 		if acct, err = h.w.bank.CreateAccountWithAttrs(ctx, testAdminToken, attrs); err == nil {
-			f.keys, err = h.w.bank.CertifyAccountKeys(ctx, acct.Token, acct.ID, pubs)
+			f.keys, err = h.w.bank.CertifyAccountKeys(ctx, Account{ID: acct.ID, Token: acct.Token}, pubs)
 		}
 	}
 	if err != nil {

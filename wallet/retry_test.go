@@ -87,7 +87,7 @@ func TestRetryAfter(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			l := &limiter{path: tc.path, retryAfter: tc.retryAfter}
-			w, err := Init(ctx, filepath.Join(t.TempDir(), "wallet"), l.server(t, b.url).URL, []byte("123456"), Options{Vault: cheap})
+			w, err := Init(ctx, filepath.Join(t.TempDir(), "wallet"), l.server(t, b.url).URL, []byte("123456"), Options{PINHashing: cheap})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -118,7 +118,7 @@ func TestRetryAfter(t *testing.T) {
 			var got int64
 			if tc.path == "/v1/withdrawals" {
 				var res WithdrawResult
-				res, err = w.Withdraw(ctx, id, token, 300)
+				res, err = w.Withdraw(ctx, Account{ID: id, Token: token}, 300)
 				got = res.Amount
 			} else {
 				var n int

@@ -46,7 +46,7 @@ func TestSASRejected(t *testing.T) {
 			ctx := context.Background()
 			b := newTestBank(t)
 			alice, bob := b.newHolder(t, 500), b.newHolder(t, 0)
-			if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, 500); err != nil {
+			if _, err := alice.w.Withdraw(ctx, alice.acct(), 500); err != nil {
 				t.Fatal(err)
 			}
 			var mu sync.Mutex

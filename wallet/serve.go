@@ -17,13 +17,13 @@ type ServeOptions struct {
 	// MaxHandshakes is how many handshakes run at once (default 16):
 	// further connections wait in the listener's backlog.
 	MaxHandshakes int
-	// HandshakeTimeout bounds each handshake (default, and at most,
+	// HandshakeTimeout bounds each handshake (default, and at most, 30 s:
 	// p2p.DefaultHandshakeTimeout).
 	HandshakeTimeout time.Duration
 	// MessageTimeout bounds the wait for each message of a session, and a
 	// payer's wait, its handshake done, for the session before its own to
 	// end: the payer gives up then, waiting for the answer to its hello
-	// (default p2p.DefaultMessageTimeout).
+	// (default 60 s: p2p.DefaultMessageTimeout).
 	MessageTimeout time.Duration
 }
 

@@ -89,7 +89,7 @@ func TestServeDropsFailedHandshakes(t *testing.T) {
 	bk := newTestBank(t)
 	payer, payee := bk.newHolder(t, 100), bk.newHolder(t, 0)
 	ctx := t.Context()
-	if _, err := payer.w.Withdraw(ctx, payer.account, payer.token, 100); err != nil {
+	if _, err := payer.w.Withdraw(ctx, payer.acct(), 100); err != nil {
 		t.Fatal(err)
 	}
 	addr, log, served := serving(t, ctx, payee, ServeOptions{}, noWrap)
@@ -188,7 +188,7 @@ func TestServeDropsStalledPeer(t *testing.T) {
 	// No deadline: one would pass for the staller too, and hide whether
 	// Serve set one of its own.
 	ctx := t.Context()
-	if _, err := payer.w.Withdraw(ctx, payer.account, payer.token, 100); err != nil {
+	if _, err := payer.w.Withdraw(ctx, payer.acct(), 100); err != nil {
 		t.Fatal(err)
 	}
 	l := &expiring{stalled: map[string]bool{}}
@@ -250,7 +250,7 @@ func TestServeBoundsHandshakes(t *testing.T) {
 	payer, payee := bk.newHolder(t, 100), bk.newHolder(t, 0)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute) // against a hang only
 	defer cancel()
-	if _, err := payer.w.Withdraw(ctx, payer.account, payer.token, 100); err != nil {
+	if _, err := payer.w.Withdraw(ctx, payer.acct(), 100); err != nil {
 		t.Fatal(err)
 	}
 	l := counting{accepted: make(chan net.Addr, 10)}

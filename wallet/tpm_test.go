@@ -34,7 +34,7 @@ func TestTPMCopiedWalletCannotPay(t *testing.T) {
 		t.Fatal(err)
 	}
 	alice := &holder{w: w, dir: dir, account: id, token: token}
-	if _, err := alice.w.Withdraw(ctx, id, token, 200); err != nil {
+	if _, err := alice.w.Withdraw(ctx, Account{ID: id, Token: token}, 200); err != nil {
 		t.Fatal(err)
 	}
 	alice.w.Close()

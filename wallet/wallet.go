@@ -94,30 +94,33 @@ type Options struct {
 	// empty) or "swtpm:HOST:PORT". Open uses the one Init recorded when
 	// TPM is empty.
 	TPM string
-	// Vault tunes the software vault's PIN hashing (tests use cheap
-	// settings); its Protector and TPM are those above.
-	Vault *vault.Options
+	// PINHashing tunes how a software wallet hashes its PIN; the zero
+	// value is the default, and what an app wants.
+	PINHashing PINHashing
 	// Merchant, when set, has the wallet's exchange keys certified for a
 	// registered account, authenticated by its token, so they carry the
 	// account's bank-certified attributes (a merchant category) that coin
 	// programs' conditions check. nil gets anonymous keys. Set it from
 	// Init on, so that every key of the pool carries the attributes.
-	Merchant *Merchant
+	Merchant *Account
 }
 
-// Merchant is the bank account whose attributes a payee's exchange keys
-// carry.
-type Merchant struct {
-	Account string
-	Token   string
-}
+// Account is a bank account's id and the token that authenticates it,
+// as the bank handed them out: Withdraw, Exchange, Deposit and Reclaim
+// act on it, and Options.Merchant names one.
+type Account = client.Account
 
 // Offer is a payment proposed by a payer.
 type Offer struct {
 	Amount   int64
 	Currency string
-	Memo     string
-	Peer     string
+	// Program is the coin program the payer pays with: "general", or one
+	// bound to a purpose (see the bank's catalogue). Every coin that
+	// arrives is checked to be of it, so an app can say what kind of
+	// money it is being paid.
+	Program string
+	Memo    string
+	Peer    string
 	// RevocationsIssued is when the payer says it last met the bank
 	// (its revocation list's issue time); zero when it does not say.
 	RevocationsIssued time.Time
@@ -125,16 +128,6 @@ type Offer struct {
 	// they arrive, this one included, as the payer says: a coin that
 	// arrives with more is refused (ErrNotAsOffered).
 	MaxHops int
-}
-
-// Event is a step of a payment or an online operation, for a user interface.
-type Event struct {
-	Kind   string // "sas", "offer", "resent", "sealed", "acked", "received", "withdrawn", "deposited", "refilled"
-	Amount int64
-	Coins  int
-	SAS    string
-	Peer   string
-	Detail string
 }
 
 // Wallet is an open wallet. Its methods are safe for concurrent use.
@@ -148,6 +141,9 @@ type Wallet struct {
 	// sleep waits d or until ctx is done: the wait for a bank that asked
 	// to be asked again later (retryOnce). Tests replace it.
 	sleep func(ctx context.Context, d time.Duration) error
+	// pipeline is the default (the zero value) but in tests, which make
+	// chunks small.
+	pipeline otp.Pipeline
 }
 
 // trust is what the wallet checks coins and keys against: the pinned
@@ -312,14 +308,25 @@ func Open(ctx context.Context, dir string, pin []byte, opts Options) (*Wallet, e
 	return w, nil
 }
 
+// PINHashing tunes Argon2id, the hash that turns a software wallet's PIN
+// into the key of its vault: the cost a thief pays per PIN guessed. A zero
+// field takes its default: 3 passes over 64 MiB with 2 threads. Tests use
+// cheap settings; Open reads the ones Init recorded.
+type PINHashing struct {
+	Time      uint32 // passes over the memory
+	MemoryKiB uint32
+	Threads   uint8
+}
+
 // vaultOptions joins the protector choice to the vault's tuning.
 func (o Options) vaultOptions() *vault.Options {
-	var v vault.Options
-	if o.Vault != nil {
-		v = *o.Vault
+	return &vault.Options{
+		Protector: o.Protector,
+		TPM:       o.TPM,
+		Time:      o.PINHashing.Time,
+		MemoryKiB: o.PINHashing.MemoryKiB,
+		Threads:   o.PINHashing.Threads,
 	}
-	v.Protector, v.TPM = o.Protector, o.TPM
-	return &v
 }
 
 func newWallet(v *vault.Vault, bc *client.Client, cat *otp.Catalogue, opts Options) *Wallet {
@@ -470,7 +477,7 @@ func (w *Wallet) RefillKeys(ctx context.Context, target int) (int, error) {
 	// Certification is rate limited at the bank (429, Retry-After).
 	err = w.retryOnce(ctx, func() (err error) {
 		if m := w.opts.Merchant; m != nil {
-			certs, err = w.bank.CertifyAccountKeys(ctx, m.Token, m.Account, pubs)
+			certs, err = w.bank.CertifyAccountKeys(ctx, *m, pubs)
 		} else {
 			// Blindly: the bank cannot tell, at deposit, that a coin was
 			// paid to this wallet. Certification costs nothing, so a crash
@@ -491,7 +498,7 @@ func (w *Wallet) RefillKeys(ctx context.Context, target int) (int, error) {
 	if err := w.v.AddExchangeKeys(ctx, certs); err != nil {
 		return 0, fmt.Errorf("refill: %w", err)
 	}
-	w.emit(Event{Kind: "refilled", Coins: len(certs)})
+	w.emit(Event{Kind: EventRefilled, Coins: len(certs)})
 	return len(certs), nil
 }
 
@@ -555,25 +562,6 @@ func (w *Wallet) Balance(ctx context.Context) (Balance, error) {
 		b.Programs[d.Program] = p
 	}
 	return b, nil
-}
-
-// History returns the wallet's events, oldest first.
-func (w *Wallet) History(ctx context.Context) ([]vault.Event, error) {
-	ev, err := w.v.Events(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("history: %w", err)
-	}
-	return ev, nil
-}
-
-func (w *Wallet) record(ctx context.Context, e vault.Event) {
-	e.Time = w.now()
-	if e.Currency == "" {
-		e.Currency = w.Currency()
-	}
-	if err := w.v.AddEvent(ctx, e); err != nil {
-		w.log.Warn("history not recorded", "kind", e.Kind, "err", err)
-	}
 }
 
 func newID() string {

@@ -20,7 +20,6 @@ import (
 	"github.com/otpcash/otpcash/bank/storage/sqlite"
 	"github.com/otpcash/otpcash/denom"
 	"github.com/otpcash/otpcash/otp"
-	"github.com/otpcash/otpcash/vault"
 )
 
 const testAdminToken = "admin-token-for-tests-only"
@@ -72,11 +71,14 @@ type holder struct {
 	account, token string
 }
 
-var cheap = &vault.Options{Time: 1, MemoryKiB: 64, Threads: 1}
+// acct is the holder's bank account, as the wallet takes it.
+func (h *holder) acct() Account { return Account{ID: h.account, Token: h.token} }
+
+var cheap = PINHashing{Time: 1, MemoryKiB: 64, Threads: 1}
 
 func (b *testBank) newHolder(t testing.TB, credit int64) *holder {
 	t.Helper()
-	return b.newHolderOn(t, credit, Options{Vault: cheap})
+	return b.newHolderOn(t, credit, Options{PINHashing: cheap})
 }
 
 // newHolderOn is newHolder with the vault of opts (Vault, Protector, TPM).
@@ -143,7 +145,7 @@ func TestPayReceiveDeposit(t *testing.T) {
 	ctx := context.Background()
 	b := newTestBank(t)
 	alice, bob := b.newHolder(t, 500), b.newHolder(t, 0)
-	if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, 500); err != nil {
+	if _, err := alice.w.Withdraw(ctx, alice.acct(), 500); err != nil {
 		t.Fatal(err)
 	}
 	paid, payErr, got, recvErr := pay(t, alice, bob, 300, nil)
@@ -159,7 +161,7 @@ func TestPayReceiveDeposit(t *testing.T) {
 	if a, bb := alice.balance(t), bob.balance(t); a.Held != 200 || a.PendingOut != 0 || bb.Held != 300 {
 		t.Errorf("balances after paying: Alice %+v, Bob %+v", a, bb)
 	}
-	res, err := bob.w.Deposit(ctx, bob.account, bob.token)
+	res, err := bob.w.Deposit(ctx, bob.acct())
 	if err != nil || res.Credited != 300 || res.Balance != 300 || len(res.Refused) != 0 {
 		t.Fatalf("deposit = %+v, %v", res, err)
 	}
@@ -176,16 +178,16 @@ func TestPayRefusals(t *testing.T) {
 	ctx := context.Background()
 	b := newTestBank(t)
 	alice, bob := b.newHolder(t, 300), b.newHolder(t, 0)
-	if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, 300); err != nil {
+	if _, err := alice.w.Withdraw(ctx, alice.acct(), 300); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := alice.w.Pay(ctx, "127.0.0.1:1", 400, ""); !errors.Is(err, ErrInsufficient) {
 		t.Errorf("paying 4.00 out of 3.00: %v; want ErrInsufficient", err)
 	}
-	if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, 150); !errors.Is(err, ErrAmount) {
+	if _, err := alice.w.Withdraw(ctx, alice.acct(), 150); !errors.Is(err, ErrAmount) {
 		t.Errorf("withdrawing 1.50 in 1.00 coins: %v; want ErrAmount", err)
 	}
-	if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, 100); err == nil {
+	if _, err := alice.w.Withdraw(ctx, alice.acct(), 100); err == nil {
 		t.Errorf("withdrawing from an empty account succeeded")
 	}
 	bob.w.opts.ConfirmOffer = func(context.Context, Offer) bool { return false }
@@ -252,7 +254,7 @@ func TestResendAfterBrokenLink(t *testing.T) {
 	ctx := context.Background()
 	b := newTestBank(t)
 	alice, bob := b.newHolder(t, 500), b.newHolder(t, 0)
-	if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, 500); err != nil {
+	if _, err := alice.w.Withdraw(ctx, alice.acct(), 500); err != nil {
 		t.Fatal(err)
 	}
 	r := &relay{}
@@ -280,7 +282,7 @@ func TestResendAfterBrokenLink(t *testing.T) {
 	if a, bb := alice.balance(t), bob.balance(t); a.Held != 100 || a.PendingOut != 0 || bb.Held != 400 {
 		t.Errorf("after resending: Alice %+v, Bob %+v; want 1.00 / 0 and 4.00", a, bb)
 	}
-	res, err := bob.w.Deposit(ctx, bob.account, bob.token)
+	res, err := bob.w.Deposit(ctx, bob.acct())
 	if err != nil || res.Credited != 400 {
 		t.Fatalf("Bob's deposit = %+v, %v", res, err)
 	}
@@ -290,7 +292,7 @@ func TestReceiveWithoutExchangeKeys(t *testing.T) {
 	ctx := context.Background()
 	b := newTestBank(t)
 	alice, bob := b.newHolder(t, 100*(DefaultKeyPool+1)), b.newHolder(t, 0)
-	if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, 100*(DefaultKeyPool+1)); err != nil {
+	if _, err := alice.w.Withdraw(ctx, alice.acct(), 100*(DefaultKeyPool+1)); err != nil {
 		t.Fatal(err)
 	}
 	if _, payErr, _, recvErr := pay(t, alice, bob, 100*DefaultKeyPool, nil); payErr != nil || recvErr != nil {
@@ -338,12 +340,12 @@ func TestWithdrawResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The crashed run: the bank signed, the wallet stored nothing.
-	lost, err := alice.w.bank.WithdrawCoins(ctx, alice.token, id, alice.account, alice.w.cat().Issuer, key, pubs,
+	lost, err := alice.w.bank.WithdrawCoins(ctx, alice.acct(), id, alice.w.cat().Issuer, key, pubs,
 		func(i int) io.Reader { return otp.WithdrawalRand(secret, id, i) })
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := alice.w.Withdraw(ctx, alice.account, alice.token, 100)
+	res, err := alice.w.Withdraw(ctx, alice.acct(), 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,7 +376,7 @@ func TestDepositResumes(t *testing.T) {
 	ctx := context.Background()
 	b := newTestBank(t)
 	alice := b.newHolder(t, 200)
-	if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, 200); err != nil {
+	if _, err := alice.w.Withdraw(ctx, alice.acct(), 200); err != nil {
 		t.Fatal(err)
 	}
 	items, err := alice.w.v.DepositItems(ctx, alice.account)
@@ -388,7 +390,7 @@ func TestDepositResumes(t *testing.T) {
 	if _, err := alice.w.bank.Deposit(ctx, alice.token, req); err != nil {
 		t.Fatal(err)
 	}
-	res, err := alice.w.Deposit(ctx, alice.account, alice.token)
+	res, err := alice.w.Deposit(ctx, alice.acct())
 	if err != nil || res.Coins != 2 || res.Balance != 200 {
 		t.Fatalf("deposit after a crash = %+v, %v; want 2 coins and balance 2.00 (credited once)", res, err)
 	}

@@ -13,6 +13,9 @@
 // openapi.yaml describes the whole API (routes, bodies, error codes) in
 // OpenAPI 3.1, for clients in other languages; OpenAPI returns it, and the
 // bank serves it at GET /v1/openapi.yaml.
+//
+// Where to start: openapi.yaml lists every route; Error and the Code
+// constants are what a client branches on.
 package api
 
 import (

@@ -9,6 +9,11 @@
 // hostile server cannot exhaust the caller's memory. The client verifies
 // nothing: callers check the catalogue under their pinned root key and the
 // coins and exchange keys against it (package otp).
+//
+// Where to start: New, then Catalogue (verify it with
+// otp.Catalogue.Verify under the root key you pinned), WithdrawCoins,
+// CertifyExchangeKeys and Deposit. An Account carries an account's id and
+// token together. Package wallet uses this client; an app need not.
 package client
 
 import (
@@ -84,17 +89,17 @@ func (c *Client) Credit(ctx context.Context, adminToken, id string, amount int64
 	return out.Balance, err
 }
 
-// Account returns an account's balance, with the account's token.
-func (c *Client) Account(ctx context.Context, token, id string) (api.Account, error) {
+// Account returns an account's balance.
+func (c *Client) Account(ctx context.Context, a Account) (api.Account, error) {
 	var out api.Account
-	err := c.do(ctx, http.MethodGet, "/v1/accounts/"+url.PathEscape(id), token, nil, &out)
+	err := c.do(ctx, http.MethodGet, "/v1/accounts/"+url.PathEscape(a.ID), a.Token, nil, &out)
 	return out, err
 }
 
 // History returns an account's latest ledger entries, newest first.
-func (c *Client) History(ctx context.Context, token, id string) ([]api.Entry, error) {
+func (c *Client) History(ctx context.Context, a Account) ([]api.Entry, error) {
 	var out api.History
-	err := c.do(ctx, http.MethodGet, "/v1/accounts/"+url.PathEscape(id)+"/history", token, nil, &out)
+	err := c.do(ctx, http.MethodGet, "/v1/accounts/"+url.PathEscape(a.ID)+"/history", a.Token, nil, &out)
 	return out.Entries, err
 }
 
@@ -123,13 +128,14 @@ func (c *Client) Withdraw(ctx context.Context, token string, req api.WithdrawReq
 // WithdrawCoins builds one coin of the blind coin key k of issuer per
 // holder key, reading the serial and blinding of coin i from rnd(i)
 // (otp.WithdrawalRand, or crypto/rand), has the bank sign them blindly
-// under withdrawal id, and returns them unblinded, in order. Asked again
-// with the same id and the same randomness, it gets the same coins.
-func (c *Client) WithdrawCoins(ctx context.Context, token, id, account, issuer string, k *otp.IssuerKey, holders []ed25519.PublicKey, rnd func(i int) io.Reader) ([]otp.Coin, error) {
+// under withdrawal id, debiting account a, and returns them unblinded, in
+// order. Asked again with the same id and the same randomness, it gets the
+// same coins.
+func (c *Client) WithdrawCoins(ctx context.Context, a Account, id, issuer string, k *otp.IssuerKey, holders []ed25519.PublicKey, rnd func(i int) io.Reader) ([]otp.Coin, error) {
 	// Each coin is built, blinded, unblinded and verified on its own:
 	// on all CPUs, while the bank's signatures are the costly part.
 	blind := make([]*otp.BlindCoin, len(holders))
-	req := api.WithdrawRequest{ID: id, Account: account, KeyID: k.KeyID, Blinded: make([]string, len(holders))}
+	req := api.WithdrawRequest{ID: id, Account: a.ID, KeyID: k.KeyID, Blinded: make([]string, len(holders))}
 	err := parallel.ForEach(len(holders), func(i int) error {
 		var err error
 		if blind[i], err = otp.NewBlindCoin(issuer, k, holders[i], rnd(i)); err != nil {
@@ -141,7 +147,7 @@ func (c *Client) WithdrawCoins(ctx context.Context, token, id, account, issuer s
 	if err != nil {
 		return nil, err
 	}
-	sigs, err := c.Withdraw(ctx, token, req)
+	sigs, err := c.Withdraw(ctx, a.Token, req)
 	if err != nil {
 		return nil, err
 	}
@@ -224,16 +230,16 @@ func (c *Client) CertifyExchangeKeys(ctx context.Context, cat *otp.Catalogue, pu
 }
 
 // CertifyAccountKeys has one-time public keys certified, in the clear, as
-// exchange keys of the merchant account, authenticated by its token: the
+// exchange keys of the merchant account a, authenticated by its token: the
 // keys carry the account's certified attributes (a merchant is known
 // anyway).
-func (c *Client) CertifyAccountKeys(ctx context.Context, token, account string, pubs []ed25519.PublicKey) ([]otp.ExchangeKey, error) {
-	req := api.ExchangeKeysRequest{Pubs: make([]string, len(pubs)), Account: account}
+func (c *Client) CertifyAccountKeys(ctx context.Context, a Account, pubs []ed25519.PublicKey) ([]otp.ExchangeKey, error) {
+	req := api.ExchangeKeysRequest{Pubs: make([]string, len(pubs)), Account: a.ID}
 	for i, p := range pubs {
 		req.Pubs[i] = otp.EncodeKey(p)
 	}
 	var out api.ExchangeKeysResponse
-	if err := c.do(ctx, http.MethodPost, "/v1/exchange-keys", token, req, &out); err != nil {
+	if err := c.do(ctx, http.MethodPost, "/v1/exchange-keys", a.Token, req, &out); err != nil {
 		return nil, err
 	}
 	if len(out.Keys) != len(pubs) {

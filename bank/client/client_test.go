@@ -38,6 +38,7 @@ func TestClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	a := client.Account{ID: acct.ID, Token: acct.Token}
 	if bal, err := c.Credit(ctx, banktest.AdminToken, acct.ID, 250); err != nil || bal != 250 {
 		t.Fatalf("credit: %d, %v", bal, err)
 	}
@@ -46,20 +47,20 @@ func TestClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	coins, err := c.WithdrawCoins(ctx, acct.Token, "w1", acct.ID, cat.Issuer, key, []ed25519.PublicKey{pub},
+	coins, err := c.WithdrawCoins(ctx, a, "w1", cat.Issuer, key, []ed25519.PublicKey{pub},
 		func(i int) io.Reader { return otp.WithdrawalRand([]byte("secret"), "w1", i) })
 	if err != nil || len(coins) != 1 {
 		t.Fatalf("withdraw: %d coins, %v", len(coins), err)
 	}
-	again, err := c.WithdrawCoins(ctx, acct.Token, "w1", acct.ID, cat.Issuer, key, []ed25519.PublicKey{pub},
+	again, err := c.WithdrawCoins(ctx, a, "w1", cat.Issuer, key, []ed25519.PublicKey{pub},
 		func(i int) io.Reader { return otp.WithdrawalRand([]byte("secret"), "w1", i) })
 	if err != nil || len(again) != 1 || again[0].Data.Token != coins[0].Data.Token || again[0].Signature != coins[0].Signature {
 		t.Fatalf("withdrawal asked again: %+v, %v; want the same coin", again, err)
 	}
-	if a, err := c.Account(ctx, acct.Token, acct.ID); err != nil || a.Balance != 150 || a.Currency != "EUR" {
-		t.Fatalf("account: %+v, %v", a, err)
+	if got, err := c.Account(ctx, a); err != nil || got.Balance != 150 || got.Currency != "EUR" {
+		t.Fatalf("account: %+v, %v", got, err)
 	}
-	hist, err := c.History(ctx, acct.Token, acct.ID)
+	hist, err := c.History(ctx, a)
 	if err != nil || len(hist) != 2 || hist[0].Kind != api.KindWithdraw {
 		t.Fatalf("history: %+v, %v", hist, err)
 	}
@@ -97,14 +98,17 @@ func TestClientAPIErrors(t *testing.T) {
 		{"wrong admin token", func() error { _, err := e.Client.CreateAccount(ctx, "wrong"); return err }, 401, api.CodeUnauthorized},
 		{"unknown account", func() error { _, err := e.Client.Credit(ctx, banktest.AdminToken, "nobody", 1); return err }, 404, api.CodeNotFound},
 		{"bad amount", func() error { _, err := e.Client.Credit(ctx, banktest.AdminToken, id, 0); return err }, 400, api.CodeBadRequest},
-		{"wrong token", func() error { _, err := e.Client.Account(ctx, "wrong", id); return err }, 401, api.CodeUnauthorized},
+		{"wrong token", func() error { _, err := e.Client.Account(ctx, client.Account{ID: id, Token: "wrong"}); return err }, 401, api.CodeUnauthorized},
 		{"insufficient funds", func() error {
 			key, _, blinded := e.BlindCoins(t, otp.GeneralProgramName, 1)
 			_, err := e.Client.Withdraw(ctx, token, api.WithdrawRequest{ID: "w", Account: id, KeyID: key.KeyID, Blinded: blinded})
 			return err
 		}, 402, api.CodeInsufficientFunds},
 		{"no keys", func() error { _, err := e.Client.CertifyExchangeKeys(ctx, e.Bank.Catalogue(), nil); return err }, 400, api.CodeBadRequest},
-		{"id with a slash", func() error { _, err := e.Client.History(ctx, token, "../accounts"); return err }, 404, api.CodeNotFound},
+		{"id with a slash", func() error {
+			_, err := e.Client.History(ctx, client.Account{ID: "../accounts", Token: token})
+			return err
+		}, 404, api.CodeNotFound},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -163,7 +167,7 @@ func TestClientOddServers(t *testing.T) {
 		`{"id": "a", "currency": "EUR", "balance": 9007199254740993}`,
 	} {
 		c = serve(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(body)) })
-		if a, err := c.Account(ctx, "t", "a"); err == nil || !strings.Contains(err.Error(), "decode response") {
+		if a, err := c.Account(ctx, client.Account{ID: "a", Token: "t"}); err == nil || !strings.Contains(err.Error(), "decode response") {
 			t.Errorf("answer %s: got %+v, %v; want a decode error", body, a, err)
 		}
 	}

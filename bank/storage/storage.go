@@ -28,6 +28,10 @@
 //
 // Money is int64 minor units (cents). Times are stored with microsecond
 // precision or better and returned in UTC.
+//
+// Where to start: Store and Tx are the interface; bank/storage/sqlite and
+// bank/storage/postgres implement it, and bank/storage/storagetest is the
+// suite a new engine must pass.
 package storage
 
 import (

@@ -230,7 +230,7 @@ func benchBankLevel(ctx context.Context, b *bank.Bank, c *client.Client, admin s
 				}
 				keys[j], pubs[j] = priv, pub
 			}
-			coins, err := c.WithdrawCoins(ctx, bc.payerToken, "bench-"+bank.NewToken()[:16], bc.payer, cat.Issuer, coinKey, pubs,
+			coins, err := c.WithdrawCoins(ctx, client.Account{ID: bc.payer, Token: bc.payerToken}, "bench-"+bank.NewToken()[:16], cat.Issuer, coinKey, pubs,
 				func(int) io.Reader { return rand.Reader })
 			if err != nil {
 				return err

@@ -8,8 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/otpcash/otpcash/amount"
 	"github.com/otpcash/otpcash/denom"
-	"github.com/otpcash/otpcash/internal/amount"
 )
 
 func newBenchChangeCmd() *cobra.Command {

@@ -34,10 +34,10 @@ func newBenchRampPeerCmd() *cobra.Command {
 // rampPeer is one side of the ramp: a wallet, and for the payee a listener
 // that counts, and may throttle, the traffic of every session.
 type rampPeer struct {
-	w              *wallet.Wallet
-	account, token string
-	ln             *countingListener
-	identity       p2p.Keypair // for transport-only sessions
+	w        *wallet.Wallet
+	account  wallet.Account
+	ln       *countingListener
+	identity p2p.Keypair // for transport-only sessions
 }
 
 // servePeer answers requests, one JSON line each, until in is closed.
@@ -72,10 +72,10 @@ func (p *rampPeer) do(ctx context.Context, req peerRequest) (peerReply, error) {
 	case "init":
 		return p.init(ctx, req)
 	case "withdraw":
-		_, err := p.w.Withdraw(ctx, p.account, p.token, int64(req.N)*coinValue)
+		_, err := p.w.Withdraw(ctx, p.account, int64(req.N)*coinValue)
 		return peerReply{}, err
 	case "restock": // the payee, between runs
-		if _, err := p.w.Deposit(ctx, p.account, p.token); err != nil {
+		if _, err := p.w.Deposit(ctx, p.account); err != nil {
 			return peerReply{}, err
 		}
 		_, err := p.w.RefillKeys(ctx, req.N)
@@ -90,10 +90,10 @@ func (p *rampPeer) do(ctx context.Context, req peerRequest) (peerReply, error) {
 
 func (p *rampPeer) init(ctx context.Context, req peerRequest) (peerReply, error) {
 	var err error
-	p.account, p.token = req.Account, req.Token
+	p.account = wallet.Account{ID: req.Account, Token: req.Token}
 	opts := wallet.Options{ConfirmSAS: func(context.Context, string) bool { return true }, Protector: req.Vault, TPM: req.TPM}
 	if req.Merchant {
-		opts.Merchant = &wallet.Merchant{Account: req.Account, Token: req.Token}
+		opts.Merchant = &p.account
 	}
 	if p.w, err = wallet.Init(ctx, req.Dir, req.Bank, []byte("ramp-peer-pin"), opts); err != nil {
 		return peerReply{}, err

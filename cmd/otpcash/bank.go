@@ -21,10 +21,10 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/time/rate"
 
+	"github.com/otpcash/otpcash/amount"
 	"github.com/otpcash/otpcash/bank"
 	"github.com/otpcash/otpcash/bank/client"
 	"github.com/otpcash/otpcash/denom"
-	"github.com/otpcash/otpcash/internal/amount"
 	"github.com/otpcash/otpcash/internal/cli"
 )
 

@@ -268,7 +268,7 @@ func checkBooks(t *testing.T, w *crashWorld, credited int64) {
 	c := client.New(w.url, nil)
 	var total int64
 	for _, a := range []account{w.aliceAcct, w.bobAcct} {
-		acct, err := c.Account(context.Background(), a.Token, a.ID)
+		acct, err := c.Account(context.Background(), client.Account{ID: a.ID, Token: a.Token})
 		if err != nil {
 			t.Fatal(err)
 		}

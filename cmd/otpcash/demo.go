@@ -14,8 +14,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/otpcash/otpcash/amount"
 	"github.com/otpcash/otpcash/bank"
-	"github.com/otpcash/otpcash/internal/amount"
 	"github.com/otpcash/otpcash/internal/cli"
 	"github.com/otpcash/otpcash/otp"
 	"github.com/otpcash/otpcash/wallet"
@@ -66,9 +66,9 @@ type demo struct {
 func (d *demo) now() time.Time { return time.Now().Add(time.Duration(d.skip.Load())) }
 
 type person struct {
-	name           string
-	account, token string
-	w              *wallet.Wallet
+	name    string
+	account wallet.Account
+	w       *wallet.Wallet
 }
 
 func (d *demo) say(format string, args ...any) { fmt.Fprintf(d.out, format+"\n", args...) }
@@ -96,10 +96,10 @@ func runDemo(ctx context.Context, out io.Writer, dir string) error {
 		}
 		defer p.w.Close()
 	}
-	if _, err := d.bank.Credit(ctx, alice.account, 1234); err != nil {
+	if _, err := d.bank.Credit(ctx, alice.account.ID, 1234); err != nil {
 		return err
 	}
-	if _, err := d.bank.Credit(ctx, carol.account, 500); err != nil {
+	if _, err := d.bank.Credit(ctx, carol.account.ID, 500); err != nil {
 		return err
 	}
 	d.say("accounts opened for Alice, Bob and Carol; Alice's account credited with %s, Carol's with %s", eur(1234), eur(500))
@@ -109,7 +109,7 @@ func runDemo(ctx context.Context, out io.Writer, dir string) error {
 		p     *person
 		value int64
 	}{{alice, 1234}, {carol, 500}} {
-		if _, err := w.p.w.Withdraw(ctx, w.p.account, w.p.token, w.value); err != nil {
+		if _, err := w.p.w.Withdraw(ctx, w.p.account, w.value); err != nil {
 			return err
 		}
 		bal, err := w.p.w.Balance(ctx)
@@ -133,7 +133,7 @@ func runDemo(ctx context.Context, out io.Writer, dir string) error {
 
 	d.say("\n== Everyone deposits (online)")
 	for _, p := range []*person{alice, bob, carol} {
-		r, err := p.w.Deposit(ctx, p.account, p.token)
+		r, err := p.w.Deposit(ctx, p.account)
 		if err != nil {
 			return err
 		}
@@ -147,7 +147,7 @@ func runDemo(ctx context.Context, out io.Writer, dir string) error {
 		if err := d.expectHeld(ctx, p, 0); err != nil {
 			return err
 		}
-		acct, err := d.bank.Balance(ctx, p.account)
+		acct, err := d.bank.Balance(ctx, p.account.ID)
 		if err != nil {
 			return err
 		}
@@ -194,10 +194,10 @@ func (d *demo) recoveryAct(ctx context.Context, bob *person) error {
 	d.say("\n== Frank loses his phone after paying; his recovery phrase gets back what he had not spent")
 	frank := &person{name: "Frank"}
 	var err error
-	if frank.account, frank.token, err = d.bank.CreateAccount(ctx); err != nil {
+	if frank.account.ID, frank.account.Token, err = d.bank.CreateAccount(ctx); err != nil {
 		return err
 	}
-	if _, err := d.bank.Credit(ctx, frank.account, 300); err != nil {
+	if _, err := d.bank.Credit(ctx, frank.account.ID, 300); err != nil {
 		return err
 	}
 	opts := wallet.Options{ConfirmSAS: func(context.Context, string) bool { return true }, Now: d.now}
@@ -207,7 +207,7 @@ func (d *demo) recoveryAct(ctx context.Context, bob *person) error {
 	}
 	d.say("Frank's wallet shows its recovery phrase once (%d words); it can claim at the bank, never pay", len(strings.Fields(phrase.String())))
 	for range 3 {
-		if _, err := frank.w.Withdraw(ctx, frank.account, frank.token, 100); err != nil {
+		if _, err := frank.w.Withdraw(ctx, frank.account, 100); err != nil {
 			return err
 		}
 	}
@@ -223,7 +223,7 @@ func (d *demo) recoveryAct(ctx context.Context, bob *person) error {
 	if err := d.pay(ctx, frank, bob, 100); err != nil {
 		return err
 	}
-	if _, err := bob.w.Deposit(ctx, bob.account, bob.token); err != nil {
+	if _, err := bob.w.Deposit(ctx, bob.account); err != nil {
 		return err
 	}
 	frank.w.Close()
@@ -237,7 +237,7 @@ func (d *demo) recoveryAct(ctx context.Context, bob *person) error {
 		return err
 	}
 	defer fresh.Close()
-	res, err := fresh.Recover(ctx, &phrase, backup, frank.account, frank.token)
+	res, err := fresh.Recover(ctx, &phrase, backup, frank.account)
 	if err != nil {
 		return err
 	}
@@ -251,17 +251,17 @@ func (d *demo) recoveryAct(ctx context.Context, bob *person) error {
 	}
 	d.skip.Add(int64(key.DepositUntil.Sub(d.now()) + time.Hour))
 	d.say("(the demo's clock jumps past the coins' deposit deadline, %s)", key.DepositUntil.Format(time.DateOnly))
-	if res, err = fresh.Recover(ctx, nil, nil, frank.account, frank.token); err != nil {
+	if res, err = fresh.Recover(ctx, nil, nil, frank.account); err != nil {
 		return err
 	}
 	d.say("recovery: %s credited for %d coins, %d coins spent by Bob, account balance %s", eur(res.Credited), res.Coins, res.Spent, eur(res.Balance))
 	if res.Credited != 200 || res.Coins+res.Spent != before.Coins || res.Balance != 200 {
 		return fmt.Errorf("check failed: recovery credited %s with %d coins spent; want %s", eur(res.Credited), res.Spent, eur(200))
 	}
-	if res, err = fresh.Recover(ctx, &phrase, backup, frank.account, frank.token); err != nil {
+	if res, err = fresh.Recover(ctx, &phrase, backup, frank.account); err != nil {
 		return err
 	}
-	if acct, err := d.bank.Balance(ctx, frank.account); err != nil || acct != 200 {
+	if acct, err := d.bank.Balance(ctx, frank.account.ID); err != nil || acct != 200 {
 		return fmt.Errorf("check failed: after recovering twice Frank's account holds %s (%v), want %s", eur(acct), err, eur(200))
 	}
 	d.say("recovering again from the same backup credits nothing more")
@@ -282,7 +282,7 @@ func (d *demo) voucherAct(ctx context.Context, alice, erin *person) error {
 	def, _ := d.bank.Programs().Get(voucher)
 	d.say("the bank certifies Dave's shop as category=electronics and Erin's as category=grocery on their exchange keys")
 	d.say("program %s: %s\nits conditions: %q", voucher, def.Description, def.Conditions)
-	if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, 100, wallet.WithProgram(voucher)); err != nil {
+	if _, err := alice.w.Withdraw(ctx, alice.account, 100, wallet.WithProgram(voucher)); err != nil {
 		return err
 	}
 	d.say("Alice withdraws a %s %s", eur(100), voucher)
@@ -307,7 +307,7 @@ func (d *demo) voucherAct(ctx context.Context, alice, erin *person) error {
 	if err := d.expectProgram(ctx, alice, voucher, 0); err != nil {
 		return err
 	}
-	r, err := erin.w.Deposit(ctx, erin.account, erin.token)
+	r, err := erin.w.Deposit(ctx, erin.account)
 	if err != nil {
 		return err
 	}
@@ -322,12 +322,12 @@ func (d *demo) voucherAct(ctx context.Context, alice, erin *person) error {
 // none) and a wallet for p whose exchange keys carry them.
 func (d *demo) open(ctx context.Context, p *person, attrs map[string]string) error {
 	var err error
-	if p.account, p.token, err = d.bank.CreateAccountWithAttrs(ctx, attrs); err != nil {
+	if p.account.ID, p.account.Token, err = d.bank.CreateAccountWithAttrs(ctx, attrs); err != nil {
 		return err
 	}
-	var merchant *wallet.Merchant
+	var merchant *wallet.Account
 	if attrs != nil {
-		merchant = &wallet.Merchant{Account: p.account, Token: p.token}
+		merchant = &p.account
 	}
 	p.w, err = wallet.Init(ctx, filepath.Join(d.dir, p.name), d.url, []byte("pin-of-"+p.name), wallet.Options{
 		ConfirmSAS: func(context.Context, string) bool { return true },

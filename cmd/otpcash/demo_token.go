@@ -15,7 +15,7 @@ import (
 func (d *demo) tokenAct(ctx context.Context, alice, erin *person) error {
 	const price = 300
 	d.say("\n== No live link: Erin's shop shows a payment request, Alice pays with a token")
-	if _, err := alice.w.Withdraw(ctx, alice.account, alice.token, price); err != nil {
+	if _, err := alice.w.Withdraw(ctx, alice.account, price); err != nil {
 		return err
 	}
 	d.say("Alice withdraws %s (online), then goes shopping", eur(price))
@@ -64,7 +64,7 @@ func (d *demo) tokenAct(ctx context.Context, alice, erin *person) error {
 	if err := d.expectHeld(ctx, alice, 0); err != nil {
 		return err
 	}
-	r, err := erin.w.Deposit(ctx, erin.account, erin.token)
+	r, err := erin.w.Deposit(ctx, erin.account)
 	if err != nil {
 		return err
 	}

@@ -162,7 +162,7 @@ func bankKilledUnderLoad(t *testing.T, db string, nodes int) {
 		nodes, rounds.Load(), coins, clients, before, retried.Load())
 
 	for _, a := range accounts {
-		acct, err := cs[0].Account(ctx, a.Token, a.ID)
+		acct, err := cs[0].Account(ctx, client.Account{ID: a.ID, Token: a.Token})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -209,7 +209,7 @@ func withdrawAndDeposit(ctx context.Context, c, depositTo *client.Client, a api.
 	rand.Read(secret)
 	var got []otp.Coin
 	if err := retry(ctx, retried, func() (err error) {
-		got, err = c.WithdrawCoins(ctx, a.Token, id, a.ID, cat.Issuer, key, pubs, func(i int) io.Reader { return otp.WithdrawalRand(secret, id, i) })
+		got, err = c.WithdrawCoins(ctx, client.Account{ID: a.ID, Token: a.Token}, id, cat.Issuer, key, pubs, func(i int) io.Reader { return otp.WithdrawalRand(secret, id, i) })
 		return err
 	}); err != nil {
 		return fmt.Errorf("withdraw: %w", err)

@@ -1,6 +1,10 @@
 // Command otpcash is the binary of otpcash: a bank server and its tools, a
 // command-line wallet, and the demo. The benchmarks are cmd/otpcash-bench,
 // so that this binary links no plotting code.
+//
+// Where to start: "otpcash demo" runs the whole story on one machine; then
+// "otpcash bank serve" and "otpcash wallet init", each with --help. The
+// README walks through both.
 package main
 
 import (

@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/otpcash/otpcash/internal/amount"
+	"github.com/otpcash/otpcash/amount"
 	"github.com/otpcash/otpcash/internal/paycode"
 	"github.com/otpcash/otpcash/wallet"
 )

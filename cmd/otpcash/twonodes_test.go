@@ -65,7 +65,7 @@ func TestTwoBankProcessesOnePostgres(t *testing.T) {
 	got := make([][]otp.Coin, 32)
 	errs := make([]error, 32)
 	race(32, func(i int) {
-		got[i], errs[i] = nodes[i%2].WithdrawCoins(ctx, payer.Token, id, payer.ID, cat.Issuer, key, []ed25519.PublicKey{holderPub},
+		got[i], errs[i] = nodes[i%2].WithdrawCoins(ctx, client.Account{ID: payer.ID, Token: payer.Token}, id, cat.Issuer, key, []ed25519.PublicKey{holderPub},
 			func(i int) io.Reader { return otp.WithdrawalRand([]byte("secret"), id, i) })
 	})
 	for i := range got {
@@ -73,7 +73,7 @@ func TestTwoBankProcessesOnePostgres(t *testing.T) {
 			t.Fatalf("withdrawal %d on node %d: %v; want the same one coin from every answer", i, i%2, errs[i])
 		}
 	}
-	if a, err := nodes[1].Account(ctx, payer.Token, payer.ID); err != nil || a.Balance != 0 {
+	if a, err := nodes[1].Account(ctx, client.Account{ID: payer.ID, Token: payer.Token}); err != nil || a.Balance != 0 {
 		t.Fatalf("payer's balance after 32 concurrent withdrawals of 1.00 under one id: %+v, %v; want 0 (debited once)", a, err)
 	}
 
@@ -118,7 +118,7 @@ func TestTwoBankProcessesOnePostgres(t *testing.T) {
 	}
 	var total int64
 	for _, a := range []api.CreateAccountResponse{b, c} {
-		acct, err := nodes[0].Account(ctx, a.Token, a.ID)
+		acct, err := nodes[0].Account(ctx, client.Account{ID: a.ID, Token: a.Token})
 		if err != nil {
 			t.Fatal(err)
 		}

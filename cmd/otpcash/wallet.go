@@ -21,7 +21,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/otpcash/otpcash/internal/amount"
+	"github.com/otpcash/otpcash/amount"
 	"github.com/otpcash/otpcash/internal/discover"
 	"github.com/otpcash/otpcash/otp"
 	"github.com/otpcash/otpcash/p2p"
@@ -99,13 +99,13 @@ func (f *walletFlags) open(cmd *cobra.Command) (*wallet.Wallet, error) {
 }
 
 func (f *walletFlags) options(cmd *cobra.Command) (wallet.Options, error) {
-	var merchant *wallet.Merchant
+	var merchant *wallet.Account
 	if f.merchant.account != "" {
-		token, err := f.merchant.bearer()
+		acct, err := f.merchant.credentials()
 		if err != nil {
 			return wallet.Options{}, err
 		}
-		merchant = &wallet.Merchant{Account: f.merchant.account, Token: token}
+		merchant = &acct
 	}
 	tpm := f.tpm
 	if tpm == "" {
@@ -361,14 +361,16 @@ func (a *accountFlags) register(cmd *cobra.Command) {
 	_ = cmd.MarkFlagRequired("account")
 }
 
-func (a *accountFlags) bearer() (string, error) {
+// credentials are the account named, with its token from --token or
+// $OTPCASH_TOKEN.
+func (a *accountFlags) credentials() (wallet.Account, error) {
 	if a.token != "" {
-		return a.token, nil
+		return wallet.Account{ID: a.account, Token: a.token}, nil
 	}
 	if t := os.Getenv("OTPCASH_TOKEN"); t != "" {
-		return t, nil
+		return wallet.Account{ID: a.account, Token: t}, nil
 	}
-	return "", fmt.Errorf("%w: no account token: pass --token or set OTPCASH_TOKEN", errUsage)
+	return wallet.Account{}, fmt.Errorf("%w: no account token: pass --token or set OTPCASH_TOKEN", errUsage)
 }
 
 func walletWithdrawCmd() *cobra.Command {
@@ -383,12 +385,12 @@ func walletWithdrawCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			token, err := a.bearer()
+			account, err := a.credentials()
 			if err != nil {
 				return err
 			}
 			return f.with(cmd, func(w *wallet.Wallet) error {
-				res, err := w.Withdraw(cmd.Context(), a.account, token, value, wallet.WithProgram(f.program))
+				res, err := w.Withdraw(cmd.Context(), account, value, wallet.WithProgram(f.program))
 				if err != nil {
 					return err
 				}
@@ -692,12 +694,12 @@ account and the new ones withdrawn from it, so its balance does not change.
 Interrupted, it is finished by the next exchange, with nothing done twice.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			token, err := a.bearer()
+			account, err := a.credentials()
 			if err != nil {
 				return err
 			}
 			return f.with(cmd, func(w *wallet.Wallet) error {
-				res, err := w.Exchange(cmd.Context(), a.account, token, wallet.WithProgram(f.program))
+				res, err := w.Exchange(cmd.Context(), account, wallet.WithProgram(f.program))
 				if err != nil {
 					return err
 				}
@@ -788,7 +790,7 @@ coin's deposit deadline has passed and that nobody else deposited or claimed;
 run it again later, without the phrase, for the coins still pending.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			token, err := a.bearer()
+			acct, err := a.credentials()
 			if err != nil {
 				return err
 			}
@@ -814,7 +816,7 @@ run it again later, without the phrase, for the coins still pending.`,
 				}
 			}
 			return f.with(cmd, func(w *wallet.Wallet) error {
-				res, err := w.Recover(cmd.Context(), p, backup, a.account, token)
+				res, err := w.Recover(cmd.Context(), p, backup, acct)
 				if err != nil {
 					return err
 				}
@@ -850,12 +852,12 @@ has passed (from then on the payee cannot deposit them). A coin the payee did
 deposit in time is recorded spent, as paid.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			token, err := a.bearer()
+			account, err := a.credentials()
 			if err != nil {
 				return err
 			}
 			return f.with(cmd, func(w *wallet.Wallet) error {
-				res, err := w.Reclaim(cmd.Context(), a.account, token)
+				res, err := w.Reclaim(cmd.Context(), account)
 				if err != nil {
 					return err
 				}
@@ -885,12 +887,12 @@ func walletDepositCmd() *cobra.Command {
 		Short: "Deposit every held coin into a bank account",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			token, err := a.bearer()
+			account, err := a.credentials()
 			if err != nil {
 				return err
 			}
 			return f.with(cmd, func(w *wallet.Wallet) error {
-				res, err := w.Deposit(cmd.Context(), a.account, token)
+				res, err := w.Deposit(cmd.Context(), account)
 				if err != nil {
 					return err
 				}

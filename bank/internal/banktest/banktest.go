@@ -1,6 +1,9 @@
 // Package banktest runs a real bank (SQLite store, HTTP server on
 // loopback) for tests, and plays the wallet side well enough to make
 // valid withdrawals, payments and deposits with package otp.
+//
+// Where to start: New gives an Env with a bank and its client; Account,
+// Withdraw, Pay and PayAccount make the coins a test needs.
 package banktest
 
 import (
@@ -153,7 +156,7 @@ func (e *Env) Account(t testing.TB, balance int64) (id, token string) {
 // Balance returns an account's balance.
 func (e *Env) Balance(t testing.TB, id, token string) int64 {
 	t.Helper()
-	a, err := e.Client.Account(context.Background(), token, id)
+	a, err := e.Client.Account(context.Background(), client.Account{ID: id, Token: token})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +206,7 @@ func (e *Env) WithdrawProgram(t testing.TB, id, token string, n int, program str
 	for i := range keys {
 		pubs[i], keys[i] = NewKey(t)
 	}
-	coins, err := e.Client.WithdrawCoins(ctx, token, "w-"+bank.NewToken()[:12], id, cat.Issuer, key, pubs,
+	coins, err := e.Client.WithdrawCoins(ctx, client.Account{ID: id, Token: token}, "w-"+bank.NewToken()[:12], cat.Issuer, key, pubs,
 		func(int) io.Reader { return rand.Reader })
 	if err != nil {
 		t.Fatal(err)
@@ -263,7 +266,7 @@ func (e *Env) PayAccount(t testing.TB, coins []Held, id, token string) []Held {
 	if id == "" {
 		xks, err = e.Client.CertifyExchangeKeys(context.Background(), e.Bank.Catalogue(), pubs)
 	} else {
-		xks, err = e.Client.CertifyAccountKeys(context.Background(), token, id, pubs)
+		xks, err = e.Client.CertifyAccountKeys(context.Background(), client.Account{ID: id, Token: token}, pubs)
 	}
 	if err != nil {
 		t.Fatal(err)

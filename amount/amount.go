@@ -1,6 +1,13 @@
-// Package amount parses and formats money amounts. Amounts are integers in
-// minor units (cents); text is written in currency units with at most two
-// decimals ("7", "7.5", "7.00", "12.34").
+// Package amount parses and formats money amounts, for apps as for the
+// command line. Amounts are integers in minor units (cents) everywhere in
+// otpcash; text is written in currency units with at most two decimals
+// ("7", "7.5", "7.00", "12.34").
+//
+// Guarantees: Parse refuses anything else (zero, a sign, a third decimal,
+// an exponent, overflow) with an error wrapping ErrInvalid, and what it
+// accepts, Format writes back as the same amount.
+//
+// Where to start: Parse what a user typed, Format what a wallet reports.
 package amount
 
 import (
