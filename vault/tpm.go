@@ -277,8 +277,12 @@ func (p *tpmProtector) connect() error {
 // A swtpm socket has no resource manager: what a killed process left
 // loaded stays, and fills the TPM's few slots. The kernel's resource
 // manager (/dev/tpmrm0) flushes them itself, and shows none of them.
+//
+// Sessions are listed by TPM_HT_LOADED_SESSION (0x02) and
+// TPM_HT_SAVED_SESSION (0x03), but each is named by its own kind: a
+// loaded policy session has a 0x03 handle in the first list.
 func (p *tpmProtector) flushLeftovers() error {
-	for _, first := range []tpm2.TPMHT{tpm2.TPMHTTransient, tpm2.TPMHTHMACSession, tpm2.TPMHTPolicySession} {
+	for _, first := range []tpm2.TPMHT{tpm2.TPMHTTransient, tpm2.TPMHTLoadedSession, tpm2.TPMHTSavedSession} {
 		rsp, err := tpm2.GetCapability{Capability: tpm2.TPMCapHandles, Property: uint32(first) << 24, PropertyCount: 64}.Execute(p)
 		if err != nil {
 			return fmt.Errorf("TPM %s: list loaded handles: %w", p.dev, err)
@@ -288,7 +292,7 @@ func (p *tpmProtector) flushLeftovers() error {
 			return err
 		}
 		for _, h := range hs.Handle {
-			if tpm2.TPMHT(h>>24) != first {
+			if !leftover(first, tpm2.TPMHT(h>>24)) {
 				continue
 			}
 			if _, err := (tpm2.FlushContext{FlushHandle: h}).Execute(p); err != nil {
@@ -297,6 +301,16 @@ func (p *tpmProtector) flushLeftovers() error {
 		}
 	}
 	return nil
+}
+
+// leftover reports whether a handle of kind got, listed under the
+// capability's first, is one to flush: a capability's list ends where
+// the next kind's begins.
+func leftover(first, got tpm2.TPMHT) bool {
+	if first == tpm2.TPMHTTransient {
+		return got == tpm2.TPMHTTransient
+	}
+	return got == tpm2.TPMHTHMACSession || got == tpm2.TPMHTPolicySession
 }
 
 func (p *tpmProtector) close() error {

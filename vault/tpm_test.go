@@ -525,3 +525,45 @@ func TestTPMIndexReplaced(t *testing.T) {
 		t.Fatalf("open with a replaced index: %v, want ErrOtherTPM", err)
 	}
 }
+
+// TestTPMLeftovers: a process killed with sessions and objects loaded in a
+// swtpm (which has no resource manager) leaves them there, more of them
+// than the TPM has slots for; the vault still opens. Policy and HMAC
+// sessions have handles of different kinds, so each fills the slots alone.
+func TestTPMLeftovers(t *testing.T) {
+	for name, kind := range map[string]tpm2.TPMSE{"policy": tpm2.TPMSEPolicy, "hmac": tpm2.TPMSEHMAC} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			dir, dev := newTPMVault(t, newIssuer(t), 5)
+			tp, err := openTPM(dev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; ; i++ {
+				_, err := tpm2.StartAuthSession{
+					TPMKey:      tpm2.TPMRHNull,
+					Bind:        tpm2.TPMRHNull,
+					NonceCaller: tpm2.TPM2BNonce{Buffer: make([]byte, 16)},
+					SessionType: kind,
+					Symmetric:   tpm2.TPMTSymDef{Algorithm: tpm2.TPMAlgNull},
+					AuthHash:    tpm2.TPMAlgSHA256,
+				}.Execute(tp)
+				if errors.Is(err, tpm2.TPMRCSessionMemory) {
+					break
+				}
+				if err != nil || i > 1000 {
+					t.Fatalf("session %d: %v", i, err)
+				}
+			}
+			if _, err := (tpm2.CreatePrimary{PrimaryHandle: tpm2.TPMRHOwner, InPublic: tpm2.New2B(tpm2.ECCSRKTemplate)}).Execute(tp); err != nil {
+				t.Fatal(err)
+			}
+			tp.Close() // as a killed process would: nothing flushed
+			v, err := OpenWith(ctx, dir, testPIN, nil)
+			if err != nil {
+				t.Fatalf("open after a killed process's leftovers: %v", err)
+			}
+			v.Close()
+		})
+	}
+}
