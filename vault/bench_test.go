@@ -46,34 +46,3 @@ func BenchmarkPayment(b *testing.B) {
 		})
 	}
 }
-
-// BenchmarkHeldCounts compares what a payee pays, at each offer, to count
-// the change it can give when it holds 2,000 coins: decoding every coin
-// (Payable) against PayableCounts, which decrypts only coins it has not
-// counted before.
-func BenchmarkHeldCounts(b *testing.B) {
-	ctx := context.Background()
-	is := newIssuer(b)
-	v, _ := newVault(b)
-	values := make([]int64, 500)
-	for i := range values {
-		values[i] = []int64{1, 2, 5, 10, 20, 50, 100}[i%7]
-	}
-	for i := range 4 {
-		is.withdraw(b, v, fmt.Sprint("w", i), values...)
-	}
-	b.Run("Payable", func(b *testing.B) {
-		for b.Loop() {
-			if _, err := v.Payable(ctx, "EUR", ""); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("PayableCounts", func(b *testing.B) {
-		for b.Loop() {
-			if _, err := v.PayableCounts(ctx, "EUR", ""); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-}

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/otpcash/otpcash/amount"
-	"github.com/otpcash/otpcash/denom"
 	"github.com/otpcash/otpcash/internal/parallel"
 	"github.com/otpcash/otpcash/otp"
 )
@@ -620,44 +619,6 @@ func (v *Vault) SelectProgram(ctx context.Context, amt int64, currency, program 
 		out[i] = held[j]
 	}
 	return out, nil
-}
-
-// PayableCounts counts by value the coins Payable would return: what a
-// payee plans the change a payer asks for with. A shop holds
-// many coins; this decrypts only the held records it has not counted
-// before in this process, and recognises the others by row key and nonce
-// (every write of a record draws a fresh nonce), so a plan costs a read
-// of the records, not a decryption and decoding of each.
-func (v *Vault) PayableCounts(ctx context.Context, currency, program string) (denom.Counts, error) {
-	counts := denom.Counts{}
-	err := v.update(ctx, func(t *tx) error {
-		held, err := remembered(t, kindCoin, string(Held), t.mem.counted, func(h *holding) coinSummary {
-			d := &h.Sandbox.Coin.Data
-			return coinSummary{value: d.Value, currency: d.Currency, program: d.Program, expires: d.Expires}
-		})
-		if err != nil {
-			return err
-		}
-		for _, sum := range held {
-			if sum.currency == currency && (program == "" || sum.program == program) && t.now.Before(sum.expires) {
-				counts[sum.value]++
-			}
-		}
-		t.mem.counted = held
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("payable coins: %w", err)
-	}
-	return counts, nil
-}
-
-// coinSummary is what PayableCounts needs of a held coin; the same test
-// as otp.CheckPayable.
-type coinSummary struct {
-	value             int64
-	currency, program string
-	expires           time.Time
 }
 
 // Payable returns the held coins of currency and program (any program

@@ -35,10 +35,9 @@
 //   - Keys for a withdrawal are stored before the bank is asked, and an
 //     exchange key stays usable until a coin arrives on it, so no coin sent
 //     to this vault is lost to a crash.
-//   - What an open vault keeps decrypted in memory between calls is public
-//     or nearly so: the certificates of the exchange keys it can offer,
-//     and the value, currency, program and expiry of each coin it holds,
-//     each remembered by record version, so that a changed record is
+//   - What an open vault keeps decrypted in memory between calls is
+//     public: the certificates of the exchange keys it can offer, each
+//     remembered by record version, so that a changed record is
 //     decrypted again. Private keys are decrypted for the call that uses
 //     them and not kept.
 //

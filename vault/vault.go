@@ -67,8 +67,6 @@ type Vault struct {
 // of records read at every session, so that each is decrypted once per
 // process while it stays unchanged.
 type memo struct {
-	// counted summarises the held coins, for PayableCounts.
-	counted map[string]coinSummary
 	// certs holds the certificates of the exchange keys that can be
 	// offered: public data, never the keys' seeds.
 	certs map[string]otp.ExchangeKey

@@ -7,7 +7,6 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -955,56 +954,6 @@ func TestClosedAndCancelled(t *testing.T) {
 	}
 	if _, err := v.Coins(context.Background()); !errors.Is(err, errClosed) {
 		t.Fatalf("Coins after Close: %v", err)
-	}
-}
-
-// TestPayableCounts checks that the counts a payee offers agree with the
-// coins Payable returns after every kind of change to the vault, counted
-// records remembered or not.
-func TestPayableCounts(t *testing.T) {
-	ctx := context.Background()
-	is := newIssuer(t)
-	alice, _ := newVault(t)
-	bob, _ := newVault(t)
-	check := func(step string) {
-		t.Helper()
-		for _, v := range []*Vault{alice, bob} {
-			coins, err := v.Payable(ctx, "EUR", "")
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := map[int64]int{}
-			for _, c := range coins {
-				want[c.Coin.Data.Value]++
-			}
-			got, err := v.PayableCounts(ctx, "EUR", "")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !maps.Equal(got, want) {
-				t.Fatalf("%s: PayableCounts = %v, Payable holds %v", step, got, want)
-			}
-			if other, err := v.PayableCounts(ctx, "USD", ""); err != nil || len(other) != 0 {
-				t.Fatalf("%s: PayableCounts(USD) = %v, %v; want none", step, other, err)
-			}
-			if other, err := v.PayableCounts(ctx, "EUR", "no-such-program"); err != nil || len(other) != 0 {
-				t.Fatalf("%s: PayableCounts of another program = %v, %v; want none", step, other, err)
-			}
-		}
-	}
-	check("empty")
-	is.withdraw(t, alice, "w1", 100, 50, 50, 10)
-	check("withdrawn")
-	coins := held(t, alice)
-	is.pay(t, alice, bob, coins[:2])
-	check("paid two coins")
-	is.withdraw(t, alice, "w2", 100)
-	check("withdrawn again")
-	is.pay(t, bob, alice, held(t, bob)[:1])
-	check("one paid back")
-
-	if n := len(alice.mem.counted); n != len(held(t, alice)) {
-		t.Errorf("alice remembers %d counted coins, holds %d", n, len(held(t, alice)))
 	}
 }
 

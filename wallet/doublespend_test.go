@@ -149,12 +149,9 @@ func checkRefused(t *testing.T, h *holder, refused []Refusal) {
 	if b := h.balance(t); b.Held != 0 || b.Coins != 0 || b.Refused != 200 || b.RefusedCoins != 2 {
 		t.Errorf("balance after the refusal: %+v; want nothing held, 2.00 refused in 2 coins", b)
 	}
-	// Neither paid (Payable) nor offered as change (PayableCounts).
+	// Neither paid nor given as change: both pick from Payable.
 	if held, err := h.w.v.Payable(ctx, h.w.Currency(), ""); err != nil || len(held) != 0 {
 		t.Errorf("payable coins: %d, %v; want none", len(held), err)
-	}
-	if counts, err := h.w.v.PayableCounts(ctx, h.w.Currency(), ""); err != nil || len(counts) != 0 {
-		t.Errorf("change on offer: %v, %v; want none", counts, err)
 	}
 	// The wallet finds it has nothing to pay with before it dials.
 	if _, err := h.w.Pay(ctx, "127.0.0.1:1", 100, "test"); !errors.Is(err, ErrInsufficient) {

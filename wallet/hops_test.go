@@ -163,3 +163,59 @@ func TestHopLimitToken(t *testing.T) {
 		t.Fatalf("ReceiveToken of a coin of 2 transfers: %v", err)
 	}
 }
+
+// changeHopsWorld is a bank that allows coins of at most 2 transfers
+// offline. Dave withdrew a 5.00 coin; Bob holds two 1.00 coins of 2
+// transfers (Carol withdrew them and paid Alice, who paid Bob), which a
+// third transfer would take past the limit.
+func changeHopsWorld(t *testing.T) (bob, dave *holder) {
+	t.Helper()
+	ctx := context.Background()
+	b := newBankOf(t, bank.Config{Denominations: denom.Set{100, 500}, MaxHops: 2})
+	carol, alice := b.newHolder(t, 200), b.newHolder(t, 0)
+	bob, dave = b.newHolder(t, 0), b.newHolder(t, 500)
+	for h, value := range map[*holder]int64{carol: 200, dave: 500} {
+		if _, err := h.w.Withdraw(ctx, h.acct(), value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []struct{ from, to *holder }{{carol, alice}, {alice, bob}} {
+		if _, payErr, _, recvErr := pay(t, p.from, p.to, 200, nil); payErr != nil || recvErr != nil {
+			t.Fatalf("pay: %v, %v", payErr, recvErr)
+		}
+	}
+	return bob, dave
+}
+
+// TestChangeHopLimit: change is a payment to the payer, held to the
+// bank's maxHops both ways. An honest payee does not give coins whose
+// transfer to the payer would pass the limit, and says it cannot give the
+// change; a payer refuses such change from a payee that gives it anyway,
+// storing none of it.
+func TestChangeHopLimit(t *testing.T) {
+	t.Run("payee", func(t *testing.T) {
+		bob, dave := changeHopsWorld(t)
+		dave0, bob0 := purseOf(t, dave), purseOf(t, bob)
+		_, payErr, _, _ := pay(t, dave, bob, 300, nil)
+		if !errors.Is(payErr, ErrDeclined) || !strings.Contains(payErr.Error(), "the payee cannot give 2.00 in change") {
+			t.Fatalf("pay 3.00 with 5.00 to a payee holding only coins of 2 transfers: %v, want %v", payErr, ErrDeclined)
+		}
+		if purseOf(t, dave) != dave0 || purseOf(t, bob) != bob0 {
+			t.Fatalf("a refused payment moved coins: Dave %s (was %s), Bob %s (was %s)", purseOf(t, dave), dave0, purseOf(t, bob), bob0)
+		}
+	})
+	t.Run("payer", func(t *testing.T) {
+		bob, dave := changeHopsWorld(t)
+		noLimits(bob, bob.w.trust.Load().revIssued) // Bob gives what the bank's limit forbids
+		_, payErr, _, _ := pay(t, dave, bob, 300, nil)
+		if !errors.Is(payErr, ErrChange) || !errors.Is(payErr, ErrOfflineLimit) || !strings.Contains(payErr.Error(), "of 3 transfers, the bank allows 2 offline") {
+			t.Fatalf("change of coins of 3 transfers: %v, want %v and %v", payErr, ErrChange, ErrOfflineLimit)
+		}
+		if got := coinsHeld(t, dave); got.Len() != 0 {
+			t.Errorf("Dave holds %s: the refused change was stored", got)
+		}
+		if ev := events(t, dave, HistoryChangeRefused); len(ev) != 1 {
+			t.Errorf("history of the refused change: %+v", ev)
+		}
+	})
+}

@@ -293,7 +293,11 @@ func (w *Wallet) takeChange(ctx context.Context, payer *p2p.Payer, peer string, 
 		return 0, fmt.Errorf("%w: the payee's change is invalid: %w", ErrChange, err)
 	}
 	for i := range coins {
-		if err := coins[i].CheckConditions(otp.Payment{}, now); err != nil {
+		err := coins[i].CheckConditions(otp.Payment{}, now)
+		if err == nil {
+			err = w.tooManyHops(fmt.Sprintf("change coin %.12s", coins[i].Coin.Data.Token), coins[i].Hops())
+		}
+		if err != nil {
 			w.record(ctx, HistoryEntry{Kind: HistoryChangeRefused, Peer: peer, Detail: err.Error()})
 			return 0, fmt.Errorf("%w: the payee's change is refused: %w", ErrChange, err)
 		}
@@ -560,18 +564,17 @@ func (h *payee) Change(ctx context.Context, p p2p.ChangeProposal) ([]int64, erro
 		return nil, &p2p.RemoteError{Code: p2p.CodeRefused, Message: fmt.Sprintf("%s sent does not exceed the %s offered: no change is due",
 			amount.Format(send), amount.Format(h.offer.Amount))}
 	}
-	counts, err := h.w.v.PayableCounts(ctx, h.offer.Currency, h.offer.Program)
-	if err != nil {
-		return nil, err
-	}
-	plan, err := denom.Best(back, counts, nil)
-	if err != nil || plan.Send.Len() > len(p.Keys) {
-		return nil, &p2p.RemoteError{Code: p2p.CodeRefused, Message: fmt.Sprintf("the payee cannot give %s in change in at most %d coins",
-			amount.Format(back), len(p.Keys))}
-	}
+	// Change is a payment to the payer: only coins it will take by the
+	// bank's maxHops.
 	held, err := h.w.v.Payable(ctx, h.offer.Currency, h.offer.Program)
 	if err != nil {
 		return nil, err
+	}
+	held = h.w.offlinePayable(held)
+	plan, err := denom.Best(back, countsOf(held), nil)
+	if err != nil || plan.Send.Len() > len(p.Keys) {
+		return nil, &p2p.RemoteError{Code: p2p.CodeRefused, Message: fmt.Sprintf("the payee cannot give %s in change in at most %d coins",
+			amount.Format(back), len(p.Keys))}
 	}
 	coins := pick(held, plan.Send)
 	if !maps.Equal(countsOf(coins), plan.Send) {
