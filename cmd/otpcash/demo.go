@@ -17,13 +17,17 @@ import (
 	"github.com/otpcash/otpcash/amount"
 	"github.com/otpcash/otpcash/bank"
 	"github.com/otpcash/otpcash/internal/cli"
+	"github.com/otpcash/otpcash/internal/testtpm"
 	"github.com/otpcash/otpcash/otp"
 	"github.com/otpcash/otpcash/wallet"
 	"github.com/otpcash/otpcash/wallet/recovery"
 )
 
 func newDemoCmd() *cobra.Command {
-	var keep bool
+	var (
+		keep bool
+		kind string
+	)
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run the whole story on one machine: withdraw, pay offline twice, deposit, audit",
@@ -35,7 +39,15 @@ grocery voucher, which an electronics shop cannot take (refused offline, with
 the reason) and a grocer can, and the grocer deposits it. Last, a payment with
 no live link: Erin's shop shows a payment request, Alice pays it with a token,
 Erin hands back a receipt (the codes are printed and saved as PNG QR codes in
-the demo's directory). The bank's audit must balance. It exits non-zero if any check fails.`,
+the demo's directory). Then Frank loses his phone after paying, and his
+recovery phrase and backup get back, after the deposit deadline, exactly what
+he had not spent. The bank's audit must balance. It exits non-zero if any
+check fails.
+
+With --vault tpm every wallet is sealed to a TPM 2.0 of its own: the demo
+starts a fresh software TPM (swtpm, from the Debian packages swtpm and
+swtpm-tools) for each wallet and removes it at the end. It leaves this
+machine's TPM alone.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			dir, err := os.MkdirTemp("", "otpcash-demo-")
@@ -45,10 +57,14 @@ the demo's directory). The bank's audit must balance. It exits non-zero if any c
 			if !keep {
 				defer os.RemoveAll(dir)
 			}
-			return runDemo(cmd.Context(), cmd.OutOrStdout(), dir)
+			if kind != wallet.VaultSoftware && kind != wallet.VaultTPM {
+				return fmt.Errorf("%w: --vault must be %s or %s, not %q", errUsage, wallet.VaultSoftware, wallet.VaultTPM, kind)
+			}
+			return runDemo(cmd.Context(), cmd.OutOrStdout(), dir, kind)
 		},
 	}
 	cmd.Flags().BoolVar(&keep, "keep", false, "keep the temporary directory (bank database and wallets) for inspection")
+	cmd.Flags().StringVar(&kind, "vault", wallet.VaultSoftware, `wallets' protector: "software", or "tpm" (each on a fresh swtpm the demo starts)`)
 	return cmd
 }
 
@@ -61,6 +77,26 @@ type demo struct {
 	// skip is how far the demo has moved the bank's and the wallets'
 	// clock ahead, to reach a deposit deadline without waiting for it.
 	skip atomic.Int64
+	// tpm: every wallet on a swtpm of its own (one serves one open
+	// vault at a time); stops removes them.
+	tpm   bool
+	stops []func()
+}
+
+// options is the demo's wallet options, with the vault on a fresh swtpm
+// when the demo runs with --vault tpm.
+func (d *demo) options(merchant *wallet.Account) (wallet.Options, error) {
+	opts := wallet.Options{ConfirmSAS: func(context.Context, string) bool { return true }, Merchant: merchant, Now: d.now}
+	if !d.tpm {
+		return opts, nil
+	}
+	addr, stop, err := testtpm.Run(io.Discard)
+	if err != nil {
+		return opts, fmt.Errorf("--vault tpm: %w (or run the demo without --vault tpm)", err)
+	}
+	d.stops = append(d.stops, stop)
+	opts.Protector, opts.TPM = wallet.VaultTPM, addr
+	return opts, nil
 }
 
 func (d *demo) now() time.Time { return time.Now().Add(time.Duration(d.skip.Load())) }
@@ -75,11 +111,19 @@ func (d *demo) say(format string, args ...any) { fmt.Fprintf(d.out, format+"\n",
 
 func eur(v int64) string { return amount.Format(v) + " EUR" }
 
-func runDemo(ctx context.Context, out io.Writer, dir string) error {
+func runDemo(ctx context.Context, out io.Writer, dir, kind string) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	d := &demo{out: out, dir: dir}
+	d := &demo{out: out, dir: dir, tpm: kind == wallet.VaultTPM}
+	defer func() {
+		for _, stop := range d.stops {
+			stop()
+		}
+	}()
 	d.say("otpcash demo: withdraw -> offline payments -> deposit, in %s", dir)
+	if d.tpm {
+		d.say("every wallet is sealed to a TPM 2.0 of its own (a fresh swtpm each)")
+	}
 
 	eb, err := cli.StartEmbeddedBank(ctx, dir, bank.Config{Now: d.now})
 	if err != nil {
@@ -200,7 +244,10 @@ func (d *demo) recoveryAct(ctx context.Context, bob *person) error {
 	if _, err := d.bank.Credit(ctx, frank.account.ID, 300); err != nil {
 		return err
 	}
-	opts := wallet.Options{ConfirmSAS: func(context.Context, string) bool { return true }, Now: d.now}
+	opts, err := d.options(nil)
+	if err != nil {
+		return err
+	}
 	var phrase recovery.Phrase
 	if frank.w, phrase, err = wallet.Create(ctx, filepath.Join(d.dir, "Frank"), d.url, []byte("pin-of-Frank"), opts); err != nil {
 		return err
@@ -232,6 +279,9 @@ func (d *demo) recoveryAct(ctx context.Context, bob *person) error {
 	}
 	d.say("Bob deposits; Frank's phone is lost (its wallet deleted)")
 
+	if opts, err = d.options(nil); err != nil { // a new phone, a TPM of its own
+		return err
+	}
 	fresh, err := wallet.InitFromPhrase(ctx, filepath.Join(d.dir, "Frank-new"), d.url, []byte("pin-of-Frank"), phrase, opts)
 	if err != nil {
 		return err
@@ -329,11 +379,11 @@ func (d *demo) open(ctx context.Context, p *person, attrs map[string]string) err
 	if attrs != nil {
 		merchant = &p.account
 	}
-	p.w, err = wallet.Init(ctx, filepath.Join(d.dir, p.name), d.url, []byte("pin-of-"+p.name), wallet.Options{
-		ConfirmSAS: func(context.Context, string) bool { return true },
-		Merchant:   merchant,
-		Now:        d.now,
-	})
+	opts, err := d.options(merchant)
+	if err != nil {
+		return err
+	}
+	p.w, err = wallet.Init(ctx, filepath.Join(d.dir, p.name), d.url, []byte("pin-of-"+p.name), opts)
 	if err != nil {
 		return fmt.Errorf("%s's wallet: %w", p.name, err)
 	}

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/otpcash/otpcash/internal/testtpm"
 )
 
 // The end-to-end tests run the real binary: the bank, the payer and the
@@ -237,6 +239,23 @@ func TestDemo(t *testing.T) {
 	}
 	if !strings.Contains(out, "All checks passed.") {
 		t.Fatalf("demo did not finish its checks:\n%s", out)
+	}
+}
+
+// TestDemoTPM runs the demo with every wallet sealed to a swtpm of its
+// own, and checks that without swtpm it says how to get one.
+func TestDemoTPM(t *testing.T) {
+	testtpm.Require(t)
+	out, errOut, err := run(t, nil, "demo", "--vault", "tpm")
+	if err != nil {
+		t.Fatalf("demo --vault tpm: %v\n%s\n%s", err, out, errOut)
+	}
+	if !strings.Contains(out, "sealed to a TPM 2.0 of its own") || !strings.Contains(out, "All checks passed.") {
+		t.Fatalf("demo --vault tpm did not finish its checks on TPM wallets:\n%s", out)
+	}
+	_, errOut, err = run(t, []string{"PATH=" + t.TempDir()}, "demo", "--vault", "tpm")
+	if err == nil || !strings.Contains(errOut, "swtpm not found; install the swtpm and swtpm-tools packages") {
+		t.Fatalf("demo --vault tpm without swtpm: %v\n%s", err, errOut)
 	}
 }
 
