@@ -1,16 +1,12 @@
 package vault
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 )
@@ -101,7 +97,8 @@ func TestChangePINCrash(t *testing.T) {
 	}
 	v.Close()
 	for kill := range 5 {
-		changes := killChangingPIN(t, dir, 1+rand.IntN(3), time.Duration(rand.IntN(20_000))*time.Microsecond)
+		changes := 1 + rand.IntN(3)
+		killChild(t, "TestChangePINChild", pinCrashDir, dir, "changed ", changes, time.Duration(rand.IntN(20_000))*time.Microsecond)
 		var opened []string
 		for _, pin := range [][]byte{testPIN, newPIN} {
 			v, err := Open(ctx, dir, pin)
@@ -118,44 +115,6 @@ func TestChangePINCrash(t *testing.T) {
 		}
 		t.Logf("kill %d after %d changes: opens with %q", kill, changes, opened[0])
 	}
-}
-
-// killChangingPIN starts TestChangePINChild on the vault in dir, lets it
-// finish changes PIN changes, waits for delay and kills it.
-func killChangingPIN(t *testing.T, dir string, changes int, delay time.Duration) int {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestChangePINChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), pinCrashDir+"="+dir)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := bufio.NewScanner(out)
-	done := 0
-	for done < changes && lines.Scan() {
-		if strings.HasPrefix(lines.Text(), "changed ") {
-			done++
-		}
-	}
-	if done < changes {
-		cmd.Wait()
-		t.Fatalf("child stopped after %d changes:\n%s", done, stderr.String())
-	}
-	time.Sleep(delay)
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	for lines.Scan() { // to the end of output, which the kill brings
-	}
-	if err := cmd.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
-		t.Fatalf("child ended with %v, not by the kill:\n%s", err, stderr.String())
-	}
-	return done
 }
 
 // TestChangePINChild changes the PIN of the vault in

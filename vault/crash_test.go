@@ -45,7 +45,8 @@ func TestCrash(t *testing.T) {
 	}
 
 	for kill := range 6 {
-		rounds := runUntilKilled(t, dir, 1+rand.IntN(4), time.Duration(rand.IntN(20_000))*time.Microsecond)
+		rounds := 1 + rand.IntN(4)
+		killChild(t, "TestCrashChild", crashDir, dir, "round ", rounds, time.Duration(rand.IntN(20_000))*time.Microsecond)
 		vs := openAll(t, dirs)
 		inFlight := checkCoins(t, is, values, vs)
 		t.Logf("kill %d after %d rounds: %d coins in flight", kill, rounds, inFlight)
@@ -59,12 +60,13 @@ func TestCrash(t *testing.T) {
 	}
 }
 
-// runUntilKilled starts TestCrashChild on the vaults under dir, lets it
-// finish rounds payments, waits for delay and kills it.
-func runUntilKilled(t *testing.T, dir string, rounds int, delay time.Duration) int {
+// killChild re-runs the test binary as the test child, with env set to
+// dir, lets it print n lines that start with marker, waits for delay and
+// kills it with SIGKILL.
+func killChild(t *testing.T, child, env, dir, marker string, n int, delay time.Duration) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), crashDir+"="+dir)
+	cmd := exec.Command(os.Args[0], "-test.run=^"+child+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env+"="+dir)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
@@ -76,14 +78,14 @@ func runUntilKilled(t *testing.T, dir string, rounds int, delay time.Duration) i
 	}
 	lines := bufio.NewScanner(out)
 	done := 0
-	for done < rounds && lines.Scan() {
-		if strings.HasPrefix(lines.Text(), "round ") {
+	for done < n && lines.Scan() {
+		if strings.HasPrefix(lines.Text(), marker) {
 			done++
 		}
 	}
-	if done < rounds {
+	if done < n {
 		cmd.Wait()
-		t.Fatalf("child stopped after %d rounds:\n%s", done, stderr.String())
+		t.Fatalf("%s stopped after %d of %d %q lines:\n%s", child, done, n, marker, stderr.String())
 	}
 	time.Sleep(delay)
 	if err := cmd.Process.Kill(); err != nil {
@@ -92,9 +94,8 @@ func runUntilKilled(t *testing.T, dir string, rounds int, delay time.Duration) i
 	for lines.Scan() { // to the end of output, which the kill brings
 	}
 	if err := cmd.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
-		t.Fatalf("child ended with %v, not by the kill:\n%s", err, stderr.String())
+		t.Fatalf("%s ended with %v, not by the kill:\n%s", child, err, stderr.String())
 	}
-	return done
 }
 
 // TestCrashChild pays coins back and forth between the vaults under

@@ -161,12 +161,7 @@ func (v *Vault) ChangePIN(ctx context.Context, oldPIN, newPIN []byte) error {
 // count of wrong PINs, and the data key it unwraps is stored wrapped
 // under newPIN, with the count cleared, in one transaction.
 func (v *Vault) rewrap(ctx context.Context, oldPIN, newPIN []byte) error {
-	var meta map[string][]byte
-	err := v.update(ctx, func(t *tx) error {
-		var err error
-		meta, err = t.meta()
-		return err
-	})
+	meta, err := v.meta(ctx)
 	if err != nil {
 		return err
 	}

@@ -223,12 +223,7 @@ func openWith(ctx context.Context, dir string, pin []byte, opts *Options, now fu
 }
 
 func (v *Vault) unlock(ctx context.Context, dir string, pin []byte, o Options) error {
-	var meta map[string][]byte
-	err := v.update(ctx, func(t *tx) error {
-		var err error
-		meta, err = t.meta()
-		return err
-	})
+	meta, err := v.meta(ctx)
 	if err != nil {
 		return err
 	}
@@ -330,11 +325,8 @@ func (v *Vault) Close() error {
 func (v *Vault) update(ctx context.Context, fn func(*tx) error) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.db == nil {
-		return errClosed
-	}
-	if v.failed != nil {
-		return v.failed
+	if err := v.usable(); err != nil {
+		return err
 	}
 	t, err := v.begin(ctx, nil)
 	if err != nil {
@@ -370,17 +362,34 @@ func (v *Vault) update(ctx context.Context, fn func(*tx) error) error {
 	return nil
 }
 
+// usable refuses work on a closed vault, or one whose last write failed
+// half-way; v.mu is held.
+func (v *Vault) usable() error {
+	if v.db == nil {
+		return errClosed
+	}
+	return v.failed
+}
+
+// meta reads the vault's metadata: what unlocking it needs.
+func (v *Vault) meta(ctx context.Context) (map[string][]byte, error) {
+	var meta map[string][]byte
+	err := v.update(ctx, func(t *tx) error {
+		var err error
+		meta, err = t.meta()
+		return err
+	})
+	return meta, err
+}
+
 // view runs fn in a read transaction: fn sees one state of the vault,
 // and the transaction is rolled back whatever fn did, so a read neither
 // writes nor, in a TPM vault, advances the chain.
 func (v *Vault) view(ctx context.Context, fn func(*tx) error) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.db == nil {
-		return errClosed
-	}
-	if v.failed != nil {
-		return v.failed
+	if err := v.usable(); err != nil {
+		return err
 	}
 	t, err := v.begin(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
