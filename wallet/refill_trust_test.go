@@ -32,6 +32,22 @@ func (tp *tamperer) set(bodies map[string][]byte) {
 }
 
 func (tp *tamperer) server(t testing.TB, bankURL string) *httptest.Server {
+	return bankProxy(t, bankURL, func(w http.ResponseWriter, r *http.Request) bool {
+		tp.mu.Lock()
+		body, ok := tp.bodies[r.URL.Path]
+		tp.mu.Unlock()
+		if r.Method != http.MethodGet || !ok {
+			return false
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(body)
+		return true
+	})
+}
+
+// bankProxy is a test server in front of the bank at bankURL: answer
+// answers a request itself, or returns false to let the bank answer it.
+func bankProxy(t testing.TB, bankURL string, answer func(http.ResponseWriter, *http.Request) bool) *httptest.Server {
 	t.Helper()
 	u, err := url.Parse(bankURL)
 	if err != nil {
@@ -39,15 +55,9 @@ func (tp *tamperer) server(t testing.TB, bankURL string) *httptest.Server {
 	}
 	proxy := httputil.NewSingleHostReverseProxy(u)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tp.mu.Lock()
-		body, ok := tp.bodies[r.URL.Path]
-		tp.mu.Unlock()
-		if r.Method == http.MethodGet && ok {
-			w.Header().Set("Content-Type", "application/json")
-			w.Write(body)
-			return
+		if !answer(w, r) {
+			proxy.ServeHTTP(w, r)
 		}
-		proxy.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
 	return srv

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -29,13 +27,7 @@ type limiter struct {
 }
 
 func (l *limiter) server(t testing.TB, bankURL string) *httptest.Server {
-	t.Helper()
-	u, err := url.Parse(bankURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := httputil.NewSingleHostReverseProxy(u)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return bankProxy(t, bankURL, func(w http.ResponseWriter, r *http.Request) bool {
 		l.mu.Lock()
 		mine := r.Method == http.MethodPost && r.URL.Path == l.path
 		if mine {
@@ -46,17 +38,15 @@ func (l *limiter) server(t testing.TB, bankURL string) *httptest.Server {
 			l.refuse--
 		}
 		l.mu.Unlock()
-		if refuse {
-			w.Header().Set("Retry-After", l.retryAfter)
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusTooManyRequests)
-			w.Write([]byte(`{"code":"rate_limited","message":"the certification budget of your address is spent"}`))
-			return
+		if !refuse {
+			return false
 		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	return srv
+		w.Header().Set("Retry-After", l.retryAfter)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusTooManyRequests)
+		w.Write([]byte(`{"code":"rate_limited","message":"the certification budget of your address is spent"}`))
+		return true
+	})
 }
 
 // TestRetryAfter: a bank that refuses a refill or a withdrawal for now,

@@ -63,15 +63,7 @@ func TestBenchRamp(t *testing.T) {
 			if !strings.Contains(stdout, want) {
 				t.Errorf("report does not say the keys are %s:\n%s", want, stdout)
 			}
-			f, err := os.Open(filepath.Join(out, "ramp-runs.csv"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			runs, err := csv.NewReader(f).ReadAll()
-			if err != nil {
-				t.Fatal(err)
-			}
+			runs := readCSV(t, filepath.Join(out, "ramp-runs.csv"))
 			// header, then 2 amounts x 2 reps x (full, transport)
 			if len(runs) != 1+8 {
 				t.Fatalf("ramp-runs.csv has %d lines, want 9:\n%v", len(runs), runs)
@@ -124,19 +116,26 @@ func TestBenchRampTPM(t *testing.T) {
 	if !strings.Contains(stdout, "tpm vaults") {
 		t.Errorf("the ramp does not say its vaults are TPM ones:\n%s", stdout)
 	}
-	f, err := os.Open(filepath.Join(out, "ramp-runs.csv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	runs, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
+	runs := readCSV(t, filepath.Join(out, "ramp-runs.csv"))
 	if len(runs) != 1+2*2 { // header, then 2 amounts x 2 reps, full only
 		t.Fatalf("ramp-runs.csv has %d lines, want 5:\n%v", len(runs), runs)
 	}
 	if _, _, err := run(t, "ramp", "--vault", "hsm", "--out", out); err == nil {
 		t.Error("ramp --vault hsm was accepted")
 	}
+}
+
+// readCSV returns the records of the CSV file at path.
+func readCSV(t *testing.T, path string) [][]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	records, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return records
 }
