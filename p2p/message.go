@@ -21,9 +21,12 @@ import (
 // stopped the payee listing its coins with its acceptance: the payer asks
 // for an amount of change and the payee says which coins it gives, or no.
 // Version 3 made the offer say the coins' hop count (Offer.MaxHops), which
-// a version 2 peer would refuse as an unknown member mid-session. A peer
-// that speaks another version is refused with ErrVersion, naming both.
-const Version = 3
+// a version 2 peer would refuse as an unknown member mid-session. Version
+// 4 sends every message after the hellos in deterministic CBOR (wire.go);
+// the hellos, and an error answering one, stay JSON, so that a peer of any
+// version reads which versions the other speaks. A peer that speaks
+// another version is refused with ErrVersion, naming both.
+const Version = 4
 
 // MaxBatch is the most coins, exchange keys or receipts one message carries,
 // and so the most coins one round of a payment moves.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -207,12 +206,17 @@ type liar struct {
 	done chan struct{}
 	mu   sync.Mutex
 	orig []byte // the message flip altered, before; nil if none was
+	// handedOut are the exchange keys the receiver of orig had last
+	// handed out, which its links name by place.
+	handedOut []otp.ExchangeKey
+	// keys are the exchange keys each side last handed out.
+	keys map[string][]otp.ExchangeKey
 }
 
 // lie accepts one payer on ln and relays its session to the payee at
 // target.
 func lie(t testing.TB, ln net.Listener, target string, payer, payee p2p.Keypair, f flip) *liar {
-	l := &liar{flip: f, done: make(chan struct{})}
+	l := &liar{flip: f, done: make(chan struct{}), keys: map[string][]otp.ExchangeKey{}}
 	go func() {
 		defer close(l.done)
 		ctx, cancel := context.WithTimeout(context.Background(), sessionDeadline)
@@ -255,16 +259,21 @@ func (l *liar) pump(from string, src, dst *p2p.Conn) {
 		if err != nil {
 			return
 		}
-		var env struct{ Type string }
-		json.Unmarshal(msg, &env)
+		kind := p2p.MessageKind(msg)
 		l.mu.Lock()
-		if f := l.flip; from == f.from && env.Type == f.kind && !seen[env.Type] && f.at < len(msg) {
+		if f := l.flip; from == f.from && kind == f.kind && !seen[kind] && f.at < len(msg) {
 			l.orig = msg
+			l.handedOut = l.keys[map[string]string{"payer": "payee", "payee": "payer"}[from]]
 			msg = slices.Clone(msg)
 			msg[f.at] ^= f.mask
 		}
+		if kind == "keys" {
+			if m, err := p2p.DecodeMessage(msg, nil); err == nil {
+				l.keys[from] = p2p.ExchangeKeysOf(m)
+			}
+		}
 		l.mu.Unlock()
-		seen[env.Type] = true
+		seen[kind] = true
 		if err := p2p.WritePlain(dst, msg); err != nil {
 			return
 		}
@@ -477,12 +486,12 @@ func supply(t testing.TB, b *testBank, payer, payee *party) {
 
 // harmless says why a flip a session survived changed nothing it should
 // have refused, or returns "" if it did.
-func harmless(orig, flipped []byte) (string, error) {
-	was, err := p2p.DecodeMessage(orig)
+func harmless(orig, flipped []byte, handedOut []otp.ExchangeKey) (string, error) {
+	was, err := p2p.DecodeMessage(orig, handedOut)
 	if err != nil {
 		return "", err
 	}
-	is, err := p2p.DecodeMessage(flipped)
+	is, err := p2p.DecodeMessage(flipped, handedOut)
 	if err != nil {
 		return "", fmt.Errorf("a message the decoder refuses was acted on: %w", err)
 	}
@@ -490,8 +499,7 @@ func harmless(orig, flipped []byte) (string, error) {
 		// encoding/json matches field names case-insensitively.
 		return "the same message, spelled differently", nil
 	}
-	var env struct{ Type string }
-	if json.Unmarshal(orig, &env) == nil && env.Type == "accept" {
+	if p2p.MessageKind(orig) == "accept" {
 		return "the change the payee lists: advice for the payer's plan, which the payee checks against what it holds", nil
 	}
 	switch was := was.(type) {
@@ -583,7 +591,7 @@ func tamperMessage(t *testing.T, b *testBank, from, kind string, stride int) map
 				return cases
 			}
 			name := fmt.Sprintf("%s's %s byte %d (%q) ^ %#x", from, kind, at, l.orig[at], mask)
-			outcome, err := judge(t, f, l.orig, o, before, payer, payee)
+			outcome, err := judge(t, f, l.orig, l.handedOut, o, before, payer, payee)
 			if err != nil {
 				t.Fatalf("%s: %v\npay: %v\nreceive: %v", name, err, o.payErr, o.recvErr)
 			}
@@ -594,7 +602,7 @@ func tamperMessage(t *testing.T, b *testBank, from, kind string, stride int) map
 
 // judge checks one session with a flipped byte (see TestTamperEveryMessage)
 // and names its outcome.
-func judge(t testing.TB, f flip, orig []byte, o outcome, before [2]snapshot, payer, payee *party) (string, error) {
+func judge(t testing.TB, f flip, orig []byte, handedOut []otp.ExchangeKey, o outcome, before [2]snapshot, payer, payee *party) (string, error) {
 	flipped := slices.Clone(orig)
 	flipped[f.at] ^= f.mask
 	st, err := settle(before, payer, payee, t)
@@ -602,7 +610,7 @@ func judge(t testing.TB, f flip, orig []byte, o outcome, before [2]snapshot, pay
 		return "", err
 	}
 	if o.payErr == nil && o.recvErr == nil {
-		why, err := harmless(orig, flipped)
+		why, err := harmless(orig, flipped, handedOut)
 		if err != nil || why == "" {
 			return "", fmt.Errorf("accepted %s as %s (%v)", flipped, orig, err)
 		}
@@ -612,7 +620,7 @@ func judge(t testing.TB, f flip, orig []byte, o outcome, before [2]snapshot, pay
 			return "", fmt.Errorf("%s: paid %+v, received %+v, coin %s", why, o.paid, o.got, st)
 		}
 		if f.kind == "offer" {
-			is, _ := p2p.DecodeMessage(flipped)
+			is, _ := p2p.DecodeMessage(flipped, nil)
 			if o := is.(*p2p.Offer); payee.offer.Amount != o.Amount || payee.offer.Memo != o.Memo {
 				return "", fmt.Errorf("the payee was shown %+v, not the offer sent %+v", payee.offer, o)
 			}
@@ -929,45 +937,34 @@ func (p *party) middle(ctx context.Context, t testing.TB, ln net.Listener, targe
 // and the payer's coins, which it stores in its own vault and acknowledges.
 // It answers the payer's done itself and leaves the payee waiting.
 func (p *party) substitute(ctx context.Context, payer, payee *p2p.Conn) error {
-	type envelope struct {
-		Type string          `json:"type"`
-		Body json.RawMessage `json:"body"`
-	}
-	send := func(c *p2p.Conn, kind string, body any) error {
-		raw, err := json.Marshal(body)
-		if err == nil {
-			var msg []byte
-			if msg, err = json.Marshal(envelope{kind, raw}); err == nil {
-				err = p2p.WritePlain(c, msg)
-			}
+	toPayer := p2p.NewCodec() // past the hellos, which it relays as they are
+	send := func(msg []byte, err error) error {
+		if err != nil {
+			return err
 		}
-		return err
+		return p2p.WritePlain(payer, msg)
 	}
 	for {
 		msg, err := p2p.ReadPlain(payer)
 		if err != nil {
 			return err
 		}
-		var req envelope
-		if err := json.Unmarshal(msg, &req); err != nil {
-			return err
-		}
-		switch req.Type {
+		switch p2p.MessageKind(msg) {
 		case "coins":
-			var body struct{ Coins []otp.Sandbox }
-			if err := json.Unmarshal(req.Body, &body); err != nil {
+			coins, err := toPayer.Coins(msg)
+			if err != nil {
 				return err
 			}
-			acks, _, err := p.v.Receive(ctx, payer.PeerID(), body.Coins)
+			acks, _, err := p.v.Receive(ctx, payer.PeerID(), coins)
 			if err != nil {
 				return fmt.Errorf("keep the coins: %w", err)
 			}
-			if err := send(payer, "acks", map[string]any{"acks": acks}); err != nil {
+			if err := send(toPayer.Acks(acks)); err != nil {
 				return err
 			}
 			continue
 		case "done":
-			return send(payer, "done", struct{}{})
+			return send(toPayer.Done())
 		}
 		if err := p2p.WritePlain(payee, msg); err != nil {
 			return err
@@ -976,20 +973,16 @@ func (p *party) substitute(ctx context.Context, payer, payee *p2p.Conn) error {
 		if err != nil {
 			return err
 		}
-		var resp envelope
-		if err := json.Unmarshal(reply, &resp); err != nil {
-			return err
-		}
-		if resp.Type == "keys" {
-			var theirs struct{ Keys []otp.ExchangeKey }
-			if err := json.Unmarshal(resp.Body, &theirs); err != nil {
-				return err
-			}
-			mine, err := p.v.OfferExchangeKeys(ctx, len(theirs.Keys))
+		if p2p.MessageKind(reply) == "keys" {
+			theirs, err := p2p.DecodeMessage(reply, nil)
 			if err != nil {
 				return err
 			}
-			if err := send(payer, "keys", map[string]any{"keys": mine}); err != nil {
+			mine, err := p.v.OfferExchangeKeys(ctx, len(p2p.ExchangeKeysOf(theirs)))
+			if err != nil {
+				return err
+			}
+			if err := send(toPayer.Keys(mine)); err != nil {
 				return err
 			}
 			continue
