@@ -140,6 +140,7 @@ func TestResend(t *testing.T) {
 type stub struct {
 	helloErr, offerErr, keysErr, receiveErr error
 	keysShort                               bool    // hand out one key too few
+	otherAcks                               bool    // receipts for other coins
 	agree                                   []int64 // the change Change agrees to, if set
 	batches                                 []int
 	give                                    int // change coins Receive and Collect give
@@ -184,6 +185,9 @@ func (s *stub) Receive(_ context.Context, coins []otp.Sandbox) ([]otp.Ack, []otp
 	acks := make([]otp.Ack, len(coins))
 	for i, c := range coins {
 		acks[i] = otp.Ack{Token: c.Coin.Data.Token, Link: len(c.Chain) - 1, Sig: stubPaid().ack.Sig}
+		if s.otherAcks {
+			acks[i].Link++
+		}
 	}
 	return acks, stubCoins(s.give), s.receiveErr
 }
@@ -381,6 +385,9 @@ func TestHandlerErrors(t *testing.T) {
 		{"keys short", &stub{keysShort: true}, pay(2), CodeRefused, "no exchange keys", nil},
 		{"coins", &stub{receiveErr: secret}, pay(2), CodeRefused, "coins refused", secret},
 		{"coins with reason", &stub{receiveErr: limit}, pay(2), "limit", limit.Message, limit},
+		// Receipts travel as signatures in the coins' order: the session
+		// refuses ones its wallet made for anything else.
+		{"receipts for other coins", &stub{otherAcks: true}, pay(2), CodeRefused, "coins refused", nil},
 		// The payee's own handler, agreeing to change the session cannot
 		// carry: more coins than the payer sent keys, or coins out of order.
 		{"change in more coins than keys", &stub{agree: []int64{25, 25}}, proposeChange(1), CodeRefused, "change refused", nil},
