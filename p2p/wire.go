@@ -170,7 +170,7 @@ type wireKeyTemplate struct {
 	_       struct{} `cbor:",toarray"`
 	Issuer  string
 	KeyID   string
-	Expires string // RFC 3339, as in JSON
+	Expires wireTime
 	Attrs   map[string]string
 }
 
@@ -196,11 +196,45 @@ type wireCoinTemplate struct {
 	Currency      string
 	Issuer        string
 	KeyID         string
-	Expires       string // RFC 3339, as in JSON
+	Expires       wireTime
 	Program       string
 	Conditions    []string
 	CallMethod    []wireStep
 	Alg           string
+}
+
+// wireTime is an expiry as version 4 sends it: a time in whole seconds
+// in UTC, as the bank sets every expiry, as an integer (Unix time), 5
+// bytes; any other as its RFC 3339 text, as JSON has it.
+type wireTime struct{ time.Time }
+
+func (t wireTime) MarshalCBOR() ([]byte, error) {
+	if t.Location() == time.UTC && t.Nanosecond() == 0 && t.Year() >= 1 && t.Year() <= 9999 {
+		return wireEnc.Marshal(t.Unix())
+	}
+	s, err := timeText(t.Time)
+	if err != nil {
+		return nil, err
+	}
+	return wireEnc.Marshal(s)
+}
+
+func (t *wireTime) UnmarshalCBOR(b []byte) error {
+	if len(b) > 0 && b[0]>>5 == 3 { // a text string
+		var s string
+		if err := wireDec.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		var err error
+		t.Time, err = parseTime(s)
+		return err // and unmarshalExact refuses one the integer would give
+	}
+	var n int64
+	if err := wireDec.Unmarshal(b, &n); err != nil {
+		return err
+	}
+	t.Time = time.Unix(n, 0).UTC()
+	return nil
 }
 
 // wireStep is a step of a coin's callMethod: its name, or for a step with
@@ -509,6 +543,10 @@ func timeText(t time.Time) (string, error) {
 	return string(b), err
 }
 
+// sameTime reports whether a and b are one instant in one location, so
+// that they encode alike.
+func sameTime(a, b time.Time) bool { return a.Equal(b) && a.Location() == b.Location() }
+
 // parseTime parses a time in the one spelling timeText gives it.
 func parseTime(s string) (time.Time, error) {
 	var t time.Time
@@ -534,22 +572,19 @@ func keysToWire(keys []otp.ExchangeKey) (wireKeys, error) {
 }
 
 func (w *wireKeys) add(k *otp.ExchangeKey, out *wireKey) error {
-	exp, err := timeText(k.Expires)
-	if err != nil {
-		return err
-	}
-	t := wireKeyTemplate{Issuer: k.Issuer, KeyID: k.KeyID, Expires: exp, Attrs: k.Attrs}
+	t := wireKeyTemplate{Issuer: k.Issuer, KeyID: k.KeyID, Expires: wireTime{k.Expires}, Attrs: k.Attrs}
 	if len(t.Attrs) == 0 {
 		t.Attrs = nil
 	}
 	at := slices.IndexFunc(w.Templates, func(u wireKeyTemplate) bool {
-		return u.Issuer == t.Issuer && u.KeyID == t.KeyID && u.Expires == t.Expires && maps.Equal(u.Attrs, t.Attrs)
+		return u.Issuer == t.Issuer && u.KeyID == t.KeyID && sameTime(u.Expires.Time, t.Expires.Time) && maps.Equal(u.Attrs, t.Attrs)
 	})
 	if at < 0 {
 		at = len(w.Templates)
 		w.Templates = append(w.Templates, t)
 	}
 	out.Template = uint(at)
+	var err error
 	if out.Pub, err = rawBytes("public key", k.Pub, ed25519.PublicKeySize, ed25519.PublicKeySize); err != nil {
 		return err
 	}
@@ -560,13 +595,6 @@ func (w *wireKeys) add(k *otp.ExchangeKey, out *wireKey) error {
 func keysFromWire(w *wireKeys) ([]otp.ExchangeKey, error) {
 	if len(w.Templates) > len(w.Keys) {
 		return nil, fmt.Errorf("%d key templates for %d keys", len(w.Templates), len(w.Keys))
-	}
-	expires := make([]time.Time, len(w.Templates))
-	for i, t := range w.Templates {
-		var err error
-		if expires[i], err = parseTime(t.Expires); err != nil {
-			return nil, fmt.Errorf("key template %d: %w", i, err)
-		}
 	}
 	for i, t := range w.Templates {
 		if t.Attrs != nil && len(t.Attrs) == 0 {
@@ -581,7 +609,7 @@ func keysFromWire(w *wireKeys) ([]otp.ExchangeKey, error) {
 		}
 		used[wk.Template] = true
 		t := &w.Templates[wk.Template]
-		k := otp.ExchangeKey{Issuer: t.Issuer, KeyID: t.KeyID, Expires: expires[wk.Template]}
+		k := otp.ExchangeKey{Issuer: t.Issuer, KeyID: t.KeyID, Expires: t.Expires.Time}
 		if len(t.Attrs) > 0 {
 			k.Attrs = maps.Clone(t.Attrs) // each key its own: a certificate is a value
 		}
@@ -664,10 +692,6 @@ func (w *wireSandboxes) add(s *otp.Sandbox, out *wireSandbox, from *[]*otp.Coin)
 	}
 	at := slices.IndexFunc(*from, func(u *otp.Coin) bool { return sameTemplate(u, c) })
 	if at < 0 {
-		exp, err := timeText(c.Data.Expires)
-		if err != nil {
-			return err
-		}
 		var steps []wireStep
 		if c.CallMethod != nil {
 			steps = make([]wireStep, len(c.CallMethod))
@@ -678,7 +702,7 @@ func (w *wireSandboxes) add(s *otp.Sandbox, out *wireSandbox, from *[]*otp.Coin)
 		at = len(w.Templates)
 		w.Templates = append(w.Templates, wireCoinTemplate{
 			SchemaVersion: c.SchemaVersion, Value: c.Data.Value, Currency: c.Data.Currency,
-			Issuer: c.Data.Issuer, KeyID: c.Data.KeyID, Expires: exp, Program: c.Data.Program,
+			Issuer: c.Data.Issuer, KeyID: c.Data.KeyID, Expires: wireTime{c.Data.Expires}, Program: c.Data.Program,
 			Conditions: c.Data.Conditions, CallMethod: steps, Alg: c.Signature.Alg,
 		})
 		*from = append(*from, c)
@@ -700,7 +724,7 @@ func sameTemplate(a, b *otp.Coin) bool {
 	x, y := &a.Data, &b.Data
 	return a.SchemaVersion == b.SchemaVersion && x.Value == y.Value && x.Currency == y.Currency &&
 		x.Issuer == y.Issuer && x.KeyID == y.KeyID && x.Program == y.Program &&
-		x.Expires.Equal(y.Expires) && x.Expires.Location() == y.Expires.Location() &&
+		sameTime(x.Expires, y.Expires) &&
 		(x.Conditions == nil) == (y.Conditions == nil) && slices.Equal(x.Conditions, y.Conditions) &&
 		a.Signature.Alg == b.Signature.Alg &&
 		(a.CallMethod == nil) == (b.CallMethod == nil) &&
@@ -716,10 +740,7 @@ func (k *codec) sandboxesFromWire(w *wireSandboxes) ([]otp.Sandbox, error) {
 	ts := make([]otp.Coin, len(w.Templates))
 	for i, t := range w.Templates {
 		c := &ts[i]
-		var err error
-		if c.Data.Expires, err = parseTime(t.Expires); err != nil {
-			return nil, fmt.Errorf("coin template %d: %w", i, err)
-		}
+		c.Data.Expires = t.Expires.Time
 		if t.CallMethod != nil {
 			c.CallMethod = make([]otp.Step, len(t.CallMethod))
 			for j, st := range t.CallMethod {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/otpcash/otpcash/otp"
 )
@@ -109,7 +110,9 @@ func TestDecodeWireRefuses(t *testing.T) {
 		{"a link signature of 65 bytes", coins(func(w *wireCoins) { w.Coins.Coins[0].Chain[0].Sig = make([]byte, 65) }), "coin 0 link 0: link signature of 65 bytes"},
 		{"a step that is not JSON", bytes.Replace(enc("coins"), []byte("\x73checkIntegrityOfOTP"), []byte("\x53checkIntegrityOfOTP"), 1), "invalid character"},
 		{"a step without arguments as JSON", bytes.Replace(enc("coins"), []byte("\x73checkIntegrityOfOTP"), []byte("\x55\"checkIntegrityOfOTP\""), 1), "coins body: not in the deterministic encoding"},
-		{"an expiry not RFC 3339", coins(func(w *wireCoins) { w.Coins.Templates[0].Expires = "2099-01-01" }), "coin template 0"},
+		{"an expiry not RFC 3339", bytes.Replace(enc("coins"), wire(t, expiry.Unix()), wire(t, "2099-01-01"), 1), "cannot parse"},
+		{"an expiry in whole UTC seconds as text", bytes.Replace(enc("coins"), wire(t, expiry.Unix()), wire(t, "2099-01-01T00:00:00Z"), 1), "coins body: not in the deterministic encoding"},
+		{"an expiry in a second spelling", bytes.Replace(enc("coins"), wire(t, expiry.Unix()), wire(t, "2099-01-01T00:00:00.5000Z"), 1), "not in its one spelling"},
 		{"a key template out of range", keys(func(w *wireKeys) { w.Keys[1].Template = 2 }), "exchange key 1: template 2 of 1"},
 		{"a key template unused", keys(func(w *wireKeys) { w.Templates = append(w.Templates, w.Templates[0]) }), "key template 1 is not used"},
 		{"empty attributes", keys(func(w *wireKeys) { w.Templates[0].Attrs = map[string]string{} }), "key template 0: attributes that are empty, not absent"},
@@ -209,6 +212,28 @@ func TestWireStepsWithArgs(t *testing.T) {
 	}
 	if got := m.(*coinsMsg).Coins[0]; !reflect.DeepEqual(got, s) {
 		t.Errorf("coin arrived as\n%+v\nnot\n%+v", got, s)
+	}
+}
+
+// TestWireTimes: an expiry in whole seconds in UTC travels as an integer,
+// any other as its RFC 3339 text, and each arrives as it was.
+func TestWireTimes(t *testing.T) {
+	for _, tt := range []struct {
+		t    time.Time
+		want string
+	}{
+		{expiry, hex.EncodeToString(wire(t, expiry.Unix()))},
+		{expiry.Add(time.Millisecond), hex.EncodeToString(wire(t, "2099-01-01T00:00:00.001Z"))},
+		{expiry.In(time.FixedZone("", 3600)), hex.EncodeToString(wire(t, "2099-01-01T01:00:00+01:00"))},
+	} {
+		b := wire(t, wireTime{tt.t})
+		if hex.EncodeToString(b) != tt.want {
+			t.Errorf("%v encodes as %x, want %s", tt.t, b, tt.want)
+		}
+		var got wireTime
+		if err := unmarshalExact(b, &got); err != nil || !sameTime(got.Time, tt.t) || !got.Equal(tt.t) {
+			t.Errorf("%v arrives as %v, %v", tt.t, got.Time, err)
+		}
 	}
 }
 
