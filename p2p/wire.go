@@ -200,7 +200,53 @@ type wireCoinTemplate struct {
 	Program       string
 	Conditions    []string
 	CallMethod    []wireStep
-	Alg           string
+	Alg           wireName[algTable]
+}
+
+// The names every coin carries, by their place in these tables, which
+// are part of the wire format: frozen, and appended to only with a new
+// protocol version. Any other name goes as its text.
+var (
+	// stepNames are the paper's seven steps, every program's.
+	stepNames = []string{"checkIntegrityOfOTP", "checkTokenFormat", "checkCallMethod",
+		"setupConnection", "buildSandbox", "sendOTP", "destroyOTP"}
+	algNames = []string{otp.AlgEd25519, otp.AlgBlindRSA}
+)
+
+type (
+	stepTable struct{}
+	algTable  struct{}
+)
+
+func (stepTable) names() []string { return stepNames }
+func (algTable) names() []string  { return algNames }
+
+// wireName is a name from table T: its place in the table if it is
+// there, else its text.
+type wireName[T interface{ names() []string }] string
+
+func (n wireName[T]) MarshalCBOR() ([]byte, error) {
+	var t T
+	if i := slices.Index(t.names(), string(n)); i >= 0 {
+		return wireEnc.Marshal(uint(i))
+	}
+	return wireEnc.Marshal(string(n))
+}
+
+func (n *wireName[T]) UnmarshalCBOR(b []byte) error {
+	if len(b) > 0 && b[0]>>5 == 3 { // a text string, which unmarshalExact holds to a name not in the table
+		return wireDec.Unmarshal(b, (*string)(n))
+	}
+	var i uint
+	if err := wireDec.Unmarshal(b, &i); err != nil {
+		return err
+	}
+	var t T
+	if i >= uint(len(t.names())) {
+		return fmt.Errorf("name %d of a table of %d", i, len(t.names()))
+	}
+	*n = wireName[T](t.names()[i])
+	return nil
 }
 
 // wireTime is an expiry as version 4 sends it: a time in whole seconds
@@ -237,13 +283,14 @@ func (t *wireTime) UnmarshalCBOR(b []byte) error {
 	return nil
 }
 
-// wireStep is a step of a coin's callMethod: its name, or for a step with
-// arguments, which are JSON values, its JSON as a byte string.
+// wireStep is a step of a coin's callMethod: its name (a wireName), or
+// for a step with arguments, which are JSON values, its JSON as a byte
+// string.
 type wireStep struct{ otp.Step }
 
 func (s wireStep) MarshalCBOR() ([]byte, error) {
 	if len(s.Args) == 0 {
-		return wireEnc.Marshal(s.Method)
+		return wireName[stepTable](s.Method).MarshalCBOR()
 	}
 	j, err := json.Marshal(s.Step)
 	if err != nil {
@@ -253,9 +300,11 @@ func (s wireStep) MarshalCBOR() ([]byte, error) {
 }
 
 func (s *wireStep) UnmarshalCBOR(b []byte) error {
-	if len(b) > 0 && b[0]>>5 == 3 { // a text string
-		s.Step = otp.Step{}
-		return wireDec.Unmarshal(b, &s.Method)
+	if len(b) > 0 && b[0]>>5 != 2 { // not a byte string: a name
+		var n wireName[stepTable]
+		err := n.UnmarshalCBOR(b)
+		s.Step = otp.Step{Method: string(n)}
+		return err
 	}
 	var j []byte
 	if err := wireDec.Unmarshal(b, &j); err != nil {
@@ -703,7 +752,7 @@ func (w *wireSandboxes) add(s *otp.Sandbox, out *wireSandbox, from *[]*otp.Coin)
 		w.Templates = append(w.Templates, wireCoinTemplate{
 			SchemaVersion: c.SchemaVersion, Value: c.Data.Value, Currency: c.Data.Currency,
 			Issuer: c.Data.Issuer, KeyID: c.Data.KeyID, Expires: wireTime{c.Data.Expires}, Program: c.Data.Program,
-			Conditions: c.Data.Conditions, CallMethod: steps, Alg: c.Signature.Alg,
+			Conditions: c.Data.Conditions, CallMethod: steps, Alg: wireName[algTable](c.Signature.Alg),
 		})
 		*from = append(*from, c)
 	}
@@ -747,7 +796,7 @@ func (k *codec) sandboxesFromWire(w *wireSandboxes) ([]otp.Sandbox, error) {
 				c.CallMethod[j] = st.Step
 			}
 		}
-		c.SchemaVersion, c.Signature.Alg = t.SchemaVersion, t.Alg
+		c.SchemaVersion, c.Signature.Alg = t.SchemaVersion, string(t.Alg)
 		c.Data.Value, c.Data.Currency, c.Data.Issuer, c.Data.KeyID = t.Value, t.Currency, t.Issuer, t.KeyID
 		c.Data.Program, c.Data.Conditions = t.Program, t.Conditions
 	}

@@ -71,6 +71,15 @@ func TestDecodeWireRefuses(t *testing.T) {
 		edit(&w)
 		return wireMsg(t, 5, w)
 	}
+	// steps replaces the first step of the golden coins' program, the
+	// paper's seven by their places, with the CBOR item first.
+	steps := func(first string) []byte {
+		program := []byte("\x87\x00\x01\x02\x03\x04\x05\x06")
+		if !bytes.Contains(enc("coins"), program) {
+			t.Fatal("the golden coins do not carry the paper's program by its places")
+		}
+		return bytes.Replace(enc("coins"), program, append(append([]byte("\x87"), first...), program[2:]...), 1)
+	}
 	manySigs := slices.Repeat([][]byte{make([]byte, 64)}, MaxBatch+1)
 	tests := []struct {
 		name string
@@ -108,8 +117,11 @@ func TestDecodeWireRefuses(t *testing.T) {
 		{"a key handed out, sent whole", enc("coins-resend"), "key 0 is the one handed out in place 0, and goes by its place"},
 		{"a link to a key not in the message", coins(func(w *wireCoins) { w.Coins.Coins[1].Chain[0].Key = 0 }), "coin 1 link 0: key 0 of 0 in the message"},
 		{"a link signature of 65 bytes", coins(func(w *wireCoins) { w.Coins.Coins[0].Chain[0].Sig = make([]byte, 65) }), "coin 0 link 0: link signature of 65 bytes"},
-		{"a step that is not JSON", bytes.Replace(enc("coins"), []byte("\x73checkIntegrityOfOTP"), []byte("\x53checkIntegrityOfOTP"), 1), "invalid character"},
-		{"a step without arguments as JSON", bytes.Replace(enc("coins"), []byte("\x73checkIntegrityOfOTP"), []byte("\x55\"checkIntegrityOfOTP\""), 1), "coins body: not in the deterministic encoding"},
+		{"a step that is not JSON", steps("\x43abc"), "invalid character"},
+		{"a step without arguments as JSON", steps("\x55\"checkIntegrityOfOTP\""), "coins body: not in the deterministic encoding"},
+		{"a step of the table by its name", steps("\x73checkIntegrityOfOTP"), "coins body: not in the deterministic encoding"},
+		{"a step beyond the table", steps("\x18\x63"), "name 99 of a table of 7"},
+		{"an algorithm beyond the table", bytes.Replace(enc("coins"), []byte("\x87\x00\x01\x02\x03\x04\x05\x06\x00"), []byte("\x87\x00\x01\x02\x03\x04\x05\x06\x02"), 1), "name 2 of a table of 2"},
 		{"an expiry not RFC 3339", bytes.Replace(enc("coins"), wire(t, expiry.Unix()), wire(t, "2099-01-01"), 1), "cannot parse"},
 		{"an expiry in whole UTC seconds as text", bytes.Replace(enc("coins"), wire(t, expiry.Unix()), wire(t, "2099-01-01T00:00:00Z"), 1), "coins body: not in the deterministic encoding"},
 		{"an expiry in a second spelling", bytes.Replace(enc("coins"), wire(t, expiry.Unix()), wire(t, "2099-01-01T00:00:00.5000Z"), 1), "not in its one spelling"},
@@ -198,12 +210,15 @@ func TestWireLinksByPlace(t *testing.T) {
 	}
 }
 
-// TestWireStepsWithArgs: a step with arguments travels as its JSON and
-// arrives as it was, so the coin's checksum is the same.
+// TestWireStepsWithArgs: a step with arguments travels as its JSON, a
+// step or algorithm not in the wire's tables as its name, and each arrives
+// as it was, so the coin's checksum is the same.
 func TestWireStepsWithArgs(t *testing.T) {
 	s := newBank(t).pay(t, "args", 1)[0].sandbox
 	s.Coin.CallMethod = slices.Clone(s.Coin.CallMethod)
 	s.Coin.CallMethod[3] = otp.Step{Method: "setupConnection", Args: map[string]any{"n": 2.5, "who": "shop", "ok": true}}
+	s.Coin.CallMethod = slices.Insert(s.Coin.CallMethod, 3, otp.Step{Method: "checkConditions"}) // not in the table
+	s.Coin.Signature.Alg = "Ed448"                                                               // nor this
 	sum := must(s.Coin.ComputeChecksum())
 	s.Coin.Checksum = b64.EncodeToString(sum[:])
 	m, err := (&codec{binary: true}).decode(must((&codec{binary: true}).encode(&coinsMsg{Coins: []otp.Sandbox{s}})))
