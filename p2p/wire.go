@@ -768,7 +768,9 @@ func (w *wireSandboxes) add(s *otp.Sandbox, out *wireSandbox, from *[]*otp.Coin)
 }
 
 // sameTemplate reports whether a and b share every field of a template,
-// encoded alike; false when unsure.
+// encoded alike; false when unsure. It is stricter than otp's
+// Program.Equal, which takes nil and empty conditions for the same: the
+// checksum does not, and a coin must arrive with its own.
 func sameTemplate(a, b *otp.Coin) bool {
 	x, y := &a.Data, &b.Data
 	return a.SchemaVersion == b.SchemaVersion && x.Value == y.Value && x.Currency == y.Currency &&

@@ -277,3 +277,37 @@ func FuzzDecodeWire(f *testing.F) {
 		}
 	})
 }
+
+// TestWireCarriesEveryField fails when a field is added to a format the
+// wire rebuilds field by field: version 4 would drop it, and the coin or
+// certificate would arrive as another, its signatures no longer verifying.
+// Carry the new field in wire.go (a new protocol version), then add it
+// here.
+func TestWireCarriesEveryField(t *testing.T) {
+	for _, tt := range []struct {
+		v    any
+		want []string
+	}{
+		{otp.Sandbox{}, []string{"Coin", "Chain"}},
+		{otp.Coin{}, []string{"SchemaVersion", "Data", "CallMethod", "Checksum", "Signature"}},
+		{otp.Data{}, []string{"Token", "Value", "Currency", "Issuer", "KeyID", "Holder", "Expires", "Program", "Conditions"}},
+		{otp.Signature{}, []string{"Alg", "Value"}},
+		{otp.Link{}, []string{"To", "Sig"}},
+		{otp.ExchangeKey{}, []string{"Pub", "Issuer", "KeyID", "Expires", "Attrs", "Sig"}},
+		{otp.Ack{}, []string{"Token", "Link", "Sig"}},
+		{otp.Step{}, []string{"Method", "Args"}},
+		{Offer{}, []string{"Amount", "Currency", "Memo", "Program", "RevocationsIssued", "MaxHops"}},
+		{ChangeProposal{}, []string{"Send", "Keys"}},
+		{Hello{}, []string{"Versions", "Issuers"}},
+		{RemoteError{}, []string{"Code", "Message"}},
+	} {
+		typ := reflect.TypeOf(tt.v)
+		var got []string
+		for i := range typ.NumField() {
+			got = append(got, typ.Field(i).Name)
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%s has fields %v; the wire carries %v", typ, got, tt.want)
+		}
+	}
+}
