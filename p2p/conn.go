@@ -15,8 +15,8 @@ import (
 	"github.com/flynn/noise"
 )
 
-// MaxMessageSize is the largest message, in bytes of JSON, either side sends
-// or accepts. A sealed coin takes about 900 bytes and 300 more for each
+// MaxMessageSize is the largest message, in bytes, either side sends or
+// accepts. A sealed coin takes about 450 bytes and 100 to 350 more for each
 // earlier transfer, so a round of MaxBatch coins may not fit in one message:
 // Payer splits it.
 const MaxMessageSize = 8 << 20
@@ -71,6 +71,7 @@ type Conn struct {
 	frame    []byte        // one received record, reused
 	err      error         // why the Conn is unusable
 	timeout  time.Duration // for each message; see SetMessageTimeout
+	codec    codec
 
 	sent, received atomic.Int64
 }
@@ -317,7 +318,7 @@ func (c *Conn) broken(ctx context.Context, err error) error {
 
 // send encodes and sends one message.
 func (c *Conn) send(ctx context.Context, m message) error {
-	b, err := encodeMessage(m)
+	b, err := c.codec.encode(m)
 	if err != nil {
 		return err
 	}
@@ -331,7 +332,7 @@ func (c *Conn) recv(ctx context.Context) (message, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := decodeMessage(b)
+	m, err := c.codec.decode(b)
 	if err != nil {
 		return nil, c.reject(ctx, err, CodeProtocol)
 	}

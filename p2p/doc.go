@@ -38,6 +38,11 @@
 // Send, and the payee persists received coins before its Handler returns
 // the receipts.
 //
+// On the wire (protocol version 4) the hellos are JSON, which every version
+// reads, and every later message deterministic CBOR that carries the otp
+// values compactly and rebuilds them field for field (wire.go), so every
+// signature is checked over the bytes it was made on.
+//
 // Where to start: docs/PROTOCOL.md gives the messages and their order, and
 // package wallet is the user of this one (wallet/pay.go): an app does not
 // call it directly.

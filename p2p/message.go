@@ -21,9 +21,12 @@ import (
 // stopped the payee listing its coins with its acceptance: the payer asks
 // for an amount of change and the payee says which coins it gives, or no.
 // Version 3 made the offer say the coins' hop count (Offer.MaxHops), which
-// a version 2 peer would refuse as an unknown member mid-session. A peer
-// that speaks another version is refused with ErrVersion, naming both.
-const Version = 3
+// a version 2 peer would refuse as an unknown member mid-session. Version
+// 4 sends every message after the hellos in deterministic CBOR (wire.go);
+// the hellos, and an error answering one, stay JSON, so that a peer of any
+// version reads which versions the other speaks. A peer that speaks
+// another version is refused with ErrVersion, naming both.
+const Version = 4
 
 // MaxBatch is the most coins, exchange keys or receipts one message carries,
 // and so the most coins one round of a payment moves.
@@ -295,16 +298,18 @@ func byKind(makers ...func() message) map[string]func() message {
 	return m
 }
 
-// envelope is the one shape of every message: {"type": ..., "body": ...},
-// in that order, so that a receiver knows the body's type before it reads
-// the body.
+// envelope is the JSON shape of a message, which version 4 writes only
+// for the hellos and an error refusing one (and versions 1 to 3 for every
+// message): {"type": ..., "body": ...}, in that order, so that a receiver
+// knows the body's type before it reads the body.
 type envelope[B any] struct {
 	Type string `json:"type"`
 	Body B      `json:"body"`
 }
 
 // encodeMessage checks m by the rules its receiver will apply, then encodes
-// it: a message the peer would refuse is never sent.
+// it in JSON (codec.encode chooses the encoding): a message the peer would
+// refuse is never sent.
 func encodeMessage(m message) ([]byte, error) {
 	if err := m.check(); err != nil {
 		return nil, fmt.Errorf("encode %s: %w", m.kind(), err)
@@ -326,9 +331,8 @@ func encodeMessage(m message) ([]byte, error) {
 // case (internal/strictjson).
 //
 // It reads the type first and then decodes the body straight into its
-// message type, in one pass: a batch of coins is most of a session's
-// bytes, and decoding it into a raw body first and then again cost a
-// tenth of the payee's time.
+// message type, in one pass. Before the hellos (codec.decode) only a hello
+// or an error is acted on.
 func decodeMessage(b []byte) (message, error) {
 	dec := jsontext.NewDecoder(bytes.NewReader(b))
 	if err := expectToken(dec, '{', "", "a JSON object"); err != nil {

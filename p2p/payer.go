@@ -23,8 +23,9 @@ import (
 type Payer struct {
 	c *Conn
 	// posted holds, for every Post whose receipts Receipts has not read
-	// yet, the number of coins of each message it wrote.
-	posted [][]int
+	// yet, the coins of each message it wrote: receipts come as
+	// signatures, in their order.
+	posted [][][]otp.Sandbox
 	// change is the change the payee sent and the payer has not settled.
 	change []otp.Sandbox
 	// offered is the amount of the accepted offer.
@@ -141,6 +142,9 @@ func (p *Payer) SettleChange(ctx context.Context, acks []otp.Ack) error {
 	if len(acks) != len(p.change) {
 		return fmt.Errorf("p2p: settle change: %d receipts for %d coins", len(acks), len(p.change))
 	}
+	if err := matchAcks(acks, p.change); err != nil {
+		return fmt.Errorf("p2p: settle change: %w", err)
+	}
 	if _, err := roundTrip[*settledMsg](ctx, p.c, &receiptsMsg{Acks: acks}); err != nil {
 		return fmt.Errorf("p2p: settle change: %w", err)
 	}
@@ -181,11 +185,11 @@ func (p *Payer) Send(ctx context.Context, sealed []otp.Sandbox) ([]otp.Ack, erro
 // receipts: Receipts reads them. The payee handles messages in order, so
 // the payer can seal the next chunk meanwhile (otp.PipelinedPeer).
 func (p *Payer) Post(ctx context.Context, sealed []otp.Sandbox) error {
-	counts, err := p.post(ctx, sealed, false, nil)
+	msgs, err := p.post(ctx, sealed, false, nil)
 	if err != nil {
 		return fmt.Errorf("p2p: send: %w", err)
 	}
-	p.posted = append(p.posted, counts)
+	p.posted = append(p.posted, msgs)
 	return nil
 }
 
@@ -195,9 +199,9 @@ func (p *Payer) Receipts(ctx context.Context) ([]otp.Ack, error) {
 	if len(p.posted) == 0 {
 		return nil, errors.New("p2p: receipts: nothing was posted")
 	}
-	counts := p.posted[0]
+	msgs := p.posted[0]
 	p.posted = p.posted[1:]
-	acks, err := p.collect(ctx, counts)
+	acks, err := p.collect(ctx, msgs)
 	if err != nil {
 		return nil, fmt.Errorf("p2p: send: %w", err)
 	}
@@ -218,64 +222,66 @@ func (p *Payer) Done(ctx context.Context) error {
 // deliver sends coins in as many messages as the limits on count and size
 // require, halving a batch until it fits, and collects the receipts.
 func (p *Payer) deliver(ctx context.Context, coins []otp.Sandbox, resend bool) ([]otp.Ack, error) {
-	counts, err := p.post(ctx, coins, resend, nil)
+	msgs, err := p.post(ctx, coins, resend, nil)
 	if err != nil {
 		return nil, err
 	}
-	return p.collect(ctx, counts)
+	return p.collect(ctx, msgs)
 }
 
 // post writes coins in as many messages as the limits on count and size
-// require, halving a batch until it fits, and appends the number of coins
-// of each message to counts. It does not wait for receipts: the payee
-// answers each message in turn, and collect reads the answers.
-func (p *Payer) post(ctx context.Context, coins []otp.Sandbox, resend bool, counts []int) ([]int, error) {
+// require, halving a batch until it fits, and appends the coins of each
+// message to msgs. It does not wait for receipts: the payee answers each
+// message in turn, and collect reads the answers.
+func (p *Payer) post(ctx context.Context, coins []otp.Sandbox, resend bool, msgs [][]otp.Sandbox) ([][]otp.Sandbox, error) {
 	if len(coins) == 0 {
-		return counts, nil
+		return msgs, nil
 	}
 	if err := p.settled(); err != nil {
 		return nil, err
 	}
 	if len(coins) <= MaxBatch {
 		m := &coinsMsg{Coins: coins, Resend: resend}
-		b, err := encodeMessage(m)
+		b, err := p.c.codec.encode(m)
 		if err == nil {
 			if err := p.c.writeMessage(ctx, b); err != nil {
 				return nil, err
 			}
-			return append(counts, len(coins)), nil
+			return append(msgs, coins), nil
 		}
 		if len(coins) == 1 || !errors.Is(err, ErrMessageTooLarge) {
 			return nil, err
 		}
 	}
 	half := len(coins) / 2
-	counts, err := p.post(ctx, coins[:half], resend, counts)
+	msgs, err := p.post(ctx, coins[:half], resend, msgs)
 	if err != nil {
 		return nil, err
 	}
-	return p.post(ctx, coins[half:], resend, counts)
+	return p.post(ctx, coins[half:], resend, msgs)
 }
 
-// collect reads the payee's receipts for messages of counts coins.
-func (p *Payer) collect(ctx context.Context, counts []int) ([]otp.Ack, error) {
+// collect reads the payee's receipts for the coins of each message of
+// msgs.
+func (p *Payer) collect(ctx context.Context, msgs [][]otp.Sandbox) ([]otp.Ack, error) {
 	var acks []otp.Ack
-	for _, n := range counts {
+	for _, coins := range msgs {
 		reply, err := expect[*acksMsg](ctx, p.c)
 		if err != nil {
 			return nil, err
 		}
-		if len(reply.Acks) != n {
-			err := violation("%d receipts for %d coins", len(reply.Acks), n)
+		if len(reply.Acks) != len(coins) {
+			err := violation("%d receipts for %d coins", len(reply.Acks), len(coins))
 			return nil, p.c.reject(ctx, err, CodeProtocol)
 		}
+		fillAcks(reply.Acks, coins)
 		if len(reply.Change) > 0 {
 			if len(p.change) > 0 {
 				return nil, p.c.reject(ctx, violation("change sent twice"), CodeProtocol)
 			}
 			p.change = reply.Change
 		}
-		if acks == nil && len(counts) == 1 {
+		if acks == nil && len(msgs) == 1 {
 			return reply.Acks, nil
 		}
 		acks = append(acks, reply.Acks...)

@@ -161,7 +161,7 @@ func (s *session) resend(ctx context.Context, coins []otp.Sandbox) error {
 		return s.refuse(ctx, "resend after the offer")
 	}
 	acks, change, err := s.h.Resend(ctx, coins)
-	return s.acknowledge(ctx, len(coins), acks, change, err)
+	return s.acknowledge(ctx, coins, acks, change, err)
 }
 
 func (s *session) collect(ctx context.Context) error {
@@ -169,7 +169,7 @@ func (s *session) collect(ctx context.Context) error {
 		return s.refuse(ctx, "collect after the offer")
 	}
 	change, err := s.h.Collect(ctx)
-	return s.acknowledge(ctx, 0, nil, change, err)
+	return s.acknowledge(ctx, nil, nil, change, err)
 }
 
 func (s *session) change(ctx context.Context, p *ChangeProposal) error {
@@ -208,6 +208,7 @@ func (s *session) settle(ctx context.Context, acks []otp.Ack) error {
 	if len(acks) != len(s.owed) {
 		return s.refuse(ctx, "%d receipts for %d change coins", len(acks), len(s.owed))
 	}
+	fillAcks(acks, s.owed)
 	if err := s.h.Settle(ctx, s.owed, acks); err != nil {
 		return s.c.abort(ctx, err, refusal(err, CodeRefused, "receipts refused"))
 	}
@@ -257,14 +258,16 @@ func (s *session) receive(ctx context.Context, coins []otp.Sandbox) error {
 	s.keysLeft -= len(coins)
 	s.awaiting = false
 	acks, change, err := s.h.Receive(ctx, coins)
-	return s.acknowledge(ctx, len(coins), acks, change, err)
+	return s.acknowledge(ctx, coins, acks, change, err)
 }
 
-// acknowledge sends the handler's receipts for n coins, with the change
-// the handler sealed to the payer, whose receipts the payer owes next.
-func (s *session) acknowledge(ctx context.Context, n int, acks []otp.Ack, change []otp.Sandbox, err error) error {
-	if err == nil && len(acks) != n {
-		err = fmt.Errorf("handler made %d receipts for %d coins", len(acks), n)
+// acknowledge sends the handler's receipts for coins, with the change the
+// handler sealed to the payer, whose receipts the payer owes next.
+func (s *session) acknowledge(ctx context.Context, coins []otp.Sandbox, acks []otp.Ack, change []otp.Sandbox, err error) error {
+	if err == nil {
+		if err = matchAcks(acks, coins); err != nil {
+			err = fmt.Errorf("handler: %w", err)
+		}
 	}
 	if err != nil {
 		return s.c.abort(ctx, err, refusal(err, CodeRefused, "coins refused"))

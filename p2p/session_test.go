@@ -3,11 +3,12 @@ package p2p
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/json"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -139,6 +140,7 @@ func TestResend(t *testing.T) {
 type stub struct {
 	helloErr, offerErr, keysErr, receiveErr error
 	keysShort                               bool    // hand out one key too few
+	otherAcks                               bool    // receipts for other coins
 	agree                                   []int64 // the change Change agrees to, if set
 	batches                                 []int
 	give                                    int // change coins Receive and Collect give
@@ -157,7 +159,7 @@ func (s *stub) Change(_ context.Context, p ChangeProposal) ([]int64, error) {
 }
 
 func (s *stub) Collect(context.Context) ([]otp.Sandbox, error) {
-	return make([]otp.Sandbox, s.give), nil
+	return stubCoins(s.give), nil
 }
 
 func (s *stub) Settle(_ context.Context, change []otp.Sandbox, _ []otp.Ack) error {
@@ -175,30 +177,52 @@ func (s *stub) ExchangeKeys(_ context.Context, n int) ([]otp.ExchangeKey, error)
 	if s.keysShort {
 		n--
 	}
-	return make([]otp.ExchangeKey, n), s.keysErr
+	return stubKeys(n), s.keysErr
 }
 
 func (s *stub) Receive(_ context.Context, coins []otp.Sandbox) ([]otp.Ack, []otp.Sandbox, error) {
 	s.batches = append(s.batches, len(coins))
-	return make([]otp.Ack, len(coins)), make([]otp.Sandbox, s.give), s.receiveErr
+	acks := make([]otp.Ack, len(coins))
+	for i, c := range coins {
+		acks[i] = otp.Ack{Token: c.Coin.Data.Token, Link: len(c.Chain) - 1, Sig: stubPaid().ack.Sig}
+		if s.otherAcks {
+			acks[i].Link++
+		}
+	}
+	return acks, stubCoins(s.give), s.receiveErr
 }
 
 func (s *stub) Resend(ctx context.Context, coins []otp.Sandbox) ([]otp.Ack, []otp.Sandbox, error) {
 	return s.Receive(ctx, coins)
 }
 
+// stubPaid is the one coin, key and receipt the stub's messages carry,
+// over and over: the wire takes only well-formed ones, and the stub checks
+// nothing.
+var stubPaid = sync.OnceValue(func() paid { return newBank(fatalTB{}).pay(fatalTB{}, "stub", 1)[0] })
+
+func stubCoins(n int) []otp.Sandbox    { return slices.Repeat([]otp.Sandbox{stubPaid().sandbox}, n) }
+func stubKeys(n int) []otp.ExchangeKey { return slices.Repeat([]otp.ExchangeKey{stubPaid().key}, n) }
+func stubAcks(n int) []otp.Ack         { return slices.Repeat([]otp.Ack{stubPaid().ack}, n) }
+
+// fatalTB is a testing.TB for package-level fixtures, which have no test.
+type fatalTB struct{ testing.TB }
+
+func (fatalTB) Helper()           {}
+func (fatalTB) Fatal(args ...any) { panic(fmt.Sprint(args...)) }
+
 // Messages for driving a payee by hand.
 var (
 	helloMsg = func() message { return &Hello{Versions: []int{Version}} }
 	offerMsg = func() message { return &Offer{Amount: 100, Currency: "EUR", MaxHops: 1} }
 	keysReq  = func(n int) message { return &keysRequestMsg{N: n} }
-	coinsOf  = func(n int, resend bool) message { return &coinsMsg{Coins: make([]otp.Sandbox, n), Resend: resend} }
+	coinsOf  = func(n int, resend bool) message { return &coinsMsg{Coins: stubCoins(n), Resend: resend} }
 	done     = func() message { return &doneMsg{} }
 	propose  = func(n int) message {
 		// Sent: 1.50 and n-1 coins of 1.00 for the 1.00 offered.
-		return &ChangeProposal{Send: append([]int64{150}, slices.Repeat([]int64{100}, n-1)...), Keys: make([]otp.ExchangeKey, 1)}
+		return &ChangeProposal{Send: append([]int64{150}, slices.Repeat([]int64{100}, n-1)...), Keys: stubKeys(1)}
 	}
-	receipts = func(n int) message { return &receiptsMsg{Acks: make([]otp.Ack, n)} }
+	receipts = func(n int) message { return &receiptsMsg{Acks: stubAcks(n)} }
 	collect  = func() message { return &collectMsg{} }
 )
 
@@ -361,6 +385,9 @@ func TestHandlerErrors(t *testing.T) {
 		{"keys short", &stub{keysShort: true}, pay(2), CodeRefused, "no exchange keys", nil},
 		{"coins", &stub{receiveErr: secret}, pay(2), CodeRefused, "coins refused", secret},
 		{"coins with reason", &stub{receiveErr: limit}, pay(2), "limit", limit.Message, limit},
+		// Receipts travel as signatures in the coins' order: the session
+		// refuses ones its wallet made for anything else.
+		{"receipts for other coins", &stub{otherAcks: true}, pay(2), CodeRefused, "coins refused", nil},
 		// The payee's own handler, agreeing to change the session cannot
 		// carry: more coins than the payer sent keys, or coins out of order.
 		{"change in more coins than keys", &stub{agree: []int64{25, 25}}, proposeChange(1), CodeRefused, "change refused", nil},
@@ -411,7 +438,7 @@ func TestServeRefusesUnbalancedChange(t *testing.T) {
 					t.Fatalf("%s: %v", m.kind(), err)
 				}
 			}
-			_, err := exchange(ctx, payerConn, &ChangeProposal{Send: tt.send, Keys: make([]otp.ExchangeKey, 2)})
+			_, err := exchange(ctx, payerConn, &ChangeProposal{Send: tt.send, Keys: stubKeys(2)})
 			wantRemote(t, err, CodeRefused, "change refused")
 			if err := <-served; err == nil || !strings.Contains(err.Error(), "not the 100 offered") {
 				t.Errorf("Serve = %v, want the sums named", err)
@@ -436,7 +463,7 @@ func proposeChange(k int) func(context.Context, *Payer) error {
 		if err := p.Offer(ctx, Offer{Amount: 100, Currency: "EUR", MaxHops: 1}); err != nil {
 			return err
 		}
-		_, err := p.ProposeChange(ctx, ChangeProposal{Send: []int64{150}, Keys: make([]otp.ExchangeKey, k)})
+		_, err := p.ProposeChange(ctx, ChangeProposal{Send: []int64{150}, Keys: stubKeys(k)})
 		return err
 	}
 }
@@ -452,7 +479,7 @@ func pay(n int) func(context.Context, *Payer) error {
 		if _, err := p.ExchangeKeys(ctx, n); err != nil {
 			return err
 		}
-		_, err := p.Send(ctx, make([]otp.Sandbox, n))
+		_, err := p.Send(ctx, stubCoins(n))
 		return err
 	}
 }
@@ -464,7 +491,7 @@ func TestVersionMismatch(t *testing.T) {
 		served := serve(ctx, payeeConn, &stub{})
 		// Version 2 is a payer whose offer does not say the coins' hops.
 		_, err := exchange(ctx, payerConn, &Hello{Versions: []int{1, 2}})
-		wantRemote(t, err, CodeVersion, "peer speaks [1 2], this side 3")
+		wantRemote(t, err, CodeVersion, "peer speaks [1 2], this side 4")
 		if err := <-served; !errors.Is(err, ErrVersion) {
 			t.Errorf("Serve = %v, want %v", err, ErrVersion)
 		}
@@ -477,7 +504,47 @@ func TestVersionMismatch(t *testing.T) {
 		if _, err := NewPayer(payerConn).Hello(ctx, Hello{}); !errors.Is(err, ErrVersion) {
 			t.Errorf("Hello = %v, want %v", err, ErrVersion)
 		}
-		wantRemote(t, <-told, CodeVersion, "peer speaks [2], this side 3")
+		wantRemote(t, <-told, CodeVersion, "peer speaks [2], this side 4")
+	})
+	// A version 3 wallet writes every message in JSON, and reads only
+	// JSON: its hello, byte for byte as it writes it, is refused in JSON
+	// it reads, naming both versions.
+	t.Run("version 3 payer", func(t *testing.T) {
+		ctx := testContext(t)
+		payerConn, payeeConn := connect(t, newKeypair(t), newKeypair(t))
+		served := serve(ctx, payeeConn, &stub{})
+		if err := payerConn.writeMessage(ctx, []byte(`{"type":"hello","body":{"versions":[3],"issuers":["bank.test"]}}`)); err != nil {
+			t.Fatal(err)
+		}
+		reply, err := payerConn.readMessage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := decodeMessage(reply) // version 3's decoder, unchanged
+		if err != nil {
+			t.Fatalf("a version 3 wallet cannot read the refusal %q: %v", reply, err)
+		}
+		wantRemote(t, m.(*RemoteError), CodeVersion, "peer speaks [3], this side 4")
+		if err := <-served; !errors.Is(err, ErrVersion) {
+			t.Errorf("Serve = %v, want %v", err, ErrVersion)
+		}
+	})
+	t.Run("version 3 payee", func(t *testing.T) {
+		ctx := testContext(t)
+		payerConn, payeeConn := connect(t, newKeypair(t), newKeypair(t))
+		heard := make(chan []byte, 1)
+		go func() {
+			hello, _ := payeeConn.readMessage(ctx)
+			heard <- hello
+			// What a version 3 payee answers a hello without its version.
+			payeeConn.writeMessage(ctx, []byte(`{"type":"error","body":{"code":"version","message":"no common protocol version: peer speaks [4], this side 3"}}`))
+		}()
+		_, err := NewPayer(payerConn).Hello(ctx, Hello{})
+		wantRemote(t, err, CodeVersion, "peer speaks [4], this side 3")
+		// and the hello it was sent is one a version 3 payee reads.
+		if m, err := decodeMessage(<-heard); err != nil || !slices.Equal(m.(*Hello).Versions, []int{4}) {
+			t.Errorf("the hello sent decodes in JSON as %+v, %v", m, err)
+		}
 	})
 }
 
@@ -511,26 +578,26 @@ func TestPayerRefusesWrongReplies(t *testing.T) {
 		{"keys for an offer", &keysMsg{}, func(ctx context.Context, p *Payer) error {
 			return p.Offer(ctx, Offer{Amount: 1, Currency: "EUR", MaxHops: 1})
 		}, "unexpected keys from the peer, wanted accept"},
-		{"too few keys", &keysMsg{Keys: make([]otp.ExchangeKey, 1)}, func(ctx context.Context, p *Payer) error {
+		{"too few keys", &keysMsg{Keys: stubKeys(1)}, func(ctx context.Context, p *Payer) error {
 			_, err := p.ExchangeKeys(ctx, 2)
 			return err
 		}, "1 exchange keys for a request of 2"},
-		{"too few receipts", &acksMsg{Acks: make([]otp.Ack, 1)}, func(ctx context.Context, p *Payer) error {
-			_, err := p.Send(ctx, make([]otp.Sandbox, 2))
+		{"too few receipts", &acksMsg{Acks: stubAcks(1)}, func(ctx context.Context, p *Payer) error {
+			_, err := p.Send(ctx, stubCoins(2))
 			return err
 		}, "1 receipts for 2 coins"},
 		{"change worth other than asked", &agreedMsg{Change: []int64{100}}, func(ctx context.Context, p *Payer) error {
 			p.offered = 100
-			_, err := p.ProposeChange(ctx, ChangeProposal{Send: []int64{150}, Keys: make([]otp.ExchangeKey, 2)})
+			_, err := p.ProposeChange(ctx, ChangeProposal{Send: []int64{150}, Keys: stubKeys(2)})
 			return err
 		}, "agreed change of 1 coins worth 100 for 2 keys and 150 sent against 100 offered"},
 		{"more change coins than keys", &agreedMsg{Change: []int64{25, 25}}, func(ctx context.Context, p *Payer) error {
 			p.offered = 100
-			_, err := p.ProposeChange(ctx, ChangeProposal{Send: []int64{150}, Keys: make([]otp.ExchangeKey, 1)})
+			_, err := p.ProposeChange(ctx, ChangeProposal{Send: []int64{150}, Keys: stubKeys(1)})
 			return err
 		}, "agreed change of 2 coins worth 50 for 1 keys"},
 		{"done for coins", &doneMsg{}, func(ctx context.Context, p *Payer) error {
-			_, err := p.Resend(ctx, make([]otp.Sandbox, 1))
+			_, err := p.Resend(ctx, stubCoins(1))
 			return err
 		}, "unexpected done"},
 	}
@@ -538,6 +605,8 @@ func TestPayerRefusesWrongReplies(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := testContext(t)
 			payerConn, payeeConn := connect(t, newKeypair(t), newKeypair(t))
+			// Past the hellos, which these payees skip.
+			payerConn.codec.binary, payeeConn.codec.binary = true, true
 			told := script(ctx, payeeConn, tt.reply)
 			err := tt.run(ctx, NewPayer(payerConn))
 			if !errors.Is(err, ErrProtocol) || !strings.Contains(err.Error(), tt.want) {
@@ -551,12 +620,21 @@ func TestPayerRefusesWrongReplies(t *testing.T) {
 // TestPayerSplitsBatches sends more coins than one message may carry, by
 // count and by size; the payee takes them as one round.
 func TestPayerSplitsBatches(t *testing.T) {
+	// A fresh coin takes a few hundred bytes on the wire, so that MaxBatch
+	// of them fit in a message: this one carries an issuer signature of
+	// the largest size, which the stub does not check.
 	sandbox := newBank(t).pay(t, "split", 1)[0].sandbox
-	raw, err := json.Marshal(sandbox)
+	sandbox.Coin.Signature.Value = base64.RawURLEncoding.EncodeToString(make([]byte, maxSig))
+	k := codec{binary: true}
+	one, err := k.encode(&coinsMsg{Coins: []otp.Sandbox{sandbox}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bySize := MaxMessageSize/len(raw) + 10
+	two, err := k.encode(&coinsMsg{Coins: []otp.Sandbox{sandbox, sandbox}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bySize := MaxMessageSize/(len(two)-len(one)) + 10
 	if bySize > MaxBatch {
 		t.Fatalf("a batch of %d coins is over MaxBatch", bySize)
 	}
@@ -638,22 +716,22 @@ func TestPayerChange(t *testing.T) {
 	if err := p.Offer(ctx, Offer{Amount: 150, Currency: "EUR", MaxHops: 1}); !errors.Is(err, errUnsettled) {
 		t.Fatalf("offer with change unsettled: %v, want errUnsettled", err)
 	}
-	if err := p.SettleChange(ctx, make([]otp.Ack, 2)); err == nil {
+	if err := p.SettleChange(ctx, stubAcks(2)); err == nil {
 		t.Fatal("two receipts for one change coin were sent")
 	}
-	if err := p.SettleChange(ctx, make([]otp.Ack, 1)); err != nil {
+	if err := p.SettleChange(ctx, stubAcks(1)); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.Offer(ctx, Offer{Amount: 150, Currency: "EUR", MaxHops: 1}); err != nil {
 		t.Fatal(err)
 	}
-	if change, err := p.ProposeChange(ctx, ChangeProposal{Send: []int64{100, 100}, Keys: make([]otp.ExchangeKey, 2)}); err != nil || !slices.Equal(change, []int64{50}) {
+	if change, err := p.ProposeChange(ctx, ChangeProposal{Send: []int64{100, 100}, Keys: stubKeys(2)}); err != nil || !slices.Equal(change, []int64{50}) {
 		t.Fatalf("proposal agreed with change %v, %v; want 50", change, err)
 	}
 	if _, err := p.ExchangeKeys(ctx, 2); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Send(ctx, make([]otp.Sandbox, 2)); err != nil {
+	if _, err := p.Send(ctx, stubCoins(2)); err != nil {
 		t.Fatal(err)
 	}
 	if len(p.Change()) != 1 {
@@ -662,7 +740,7 @@ func TestPayerChange(t *testing.T) {
 	if err := p.Done(ctx); !errors.Is(err, errUnsettled) {
 		t.Fatalf("done with change unsettled: %v, want errUnsettled", err)
 	}
-	if err := p.SettleChange(ctx, make([]otp.Ack, 1)); err != nil {
+	if err := p.SettleChange(ctx, stubAcks(1)); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.Done(ctx); err != nil {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -190,11 +189,11 @@ func (p *party) snapshot(t testing.TB) snapshot {
 	return s
 }
 
-// flip names one byte to alter: byte at of the first message of kind that
-// side from sends, XORed with mask.
+// flip names one byte to alter: byte at of message nth (0 for the first)
+// of kind that side from sends, XORed with mask.
 type flip struct {
 	from, kind string
-	at         int
+	nth, at    int
 	mask       byte
 }
 
@@ -207,12 +206,17 @@ type liar struct {
 	done chan struct{}
 	mu   sync.Mutex
 	orig []byte // the message flip altered, before; nil if none was
+	// handedOut are the exchange keys the receiver of orig had last
+	// handed out, which its links name by place.
+	handedOut []otp.ExchangeKey
+	// keys are the exchange keys each side last handed out.
+	keys map[string][]otp.ExchangeKey
 }
 
 // lie accepts one payer on ln and relays its session to the payee at
 // target.
 func lie(t testing.TB, ln net.Listener, target string, payer, payee p2p.Keypair, f flip) *liar {
-	l := &liar{flip: f, done: make(chan struct{})}
+	l := &liar{flip: f, done: make(chan struct{}), keys: map[string][]otp.ExchangeKey{}}
 	go func() {
 		defer close(l.done)
 		ctx, cancel := context.WithTimeout(context.Background(), sessionDeadline)
@@ -249,22 +253,27 @@ func lie(t testing.TB, ln net.Listener, target string, payer, payee p2p.Keypair,
 func (l *liar) pump(from string, src, dst *p2p.Conn) {
 	defer dst.Close()
 	defer src.Close()
-	seen := map[string]bool{}
+	seen := map[string]int{}
 	for {
 		msg, err := p2p.ReadPlain(src)
 		if err != nil {
 			return
 		}
-		var env struct{ Type string }
-		json.Unmarshal(msg, &env)
+		kind := p2p.MessageKind(msg)
 		l.mu.Lock()
-		if f := l.flip; from == f.from && env.Type == f.kind && !seen[env.Type] && f.at < len(msg) {
+		if f := l.flip; from == f.from && kind == f.kind && seen[kind] == f.nth && f.at < len(msg) {
 			l.orig = msg
+			l.handedOut = l.keys[map[string]string{"payer": "payee", "payee": "payer"}[from]]
 			msg = slices.Clone(msg)
 			msg[f.at] ^= f.mask
 		}
+		if kind == "keys" {
+			if m, err := p2p.DecodeMessage(msg, nil); err == nil {
+				l.keys[from] = p2p.ExchangeKeysOf(m)
+			}
+		}
 		l.mu.Unlock()
-		seen[env.Type] = true
+		seen[kind]++
 		if err := p2p.WritePlain(dst, msg); err != nil {
 			return
 		}
@@ -477,12 +486,12 @@ func supply(t testing.TB, b *testBank, payer, payee *party) {
 
 // harmless says why a flip a session survived changed nothing it should
 // have refused, or returns "" if it did.
-func harmless(orig, flipped []byte) (string, error) {
-	was, err := p2p.DecodeMessage(orig)
+func harmless(orig, flipped []byte, handedOut []otp.ExchangeKey) (string, error) {
+	was, err := p2p.DecodeMessage(orig, handedOut)
 	if err != nil {
 		return "", err
 	}
-	is, err := p2p.DecodeMessage(flipped)
+	is, err := p2p.DecodeMessage(flipped, handedOut)
 	if err != nil {
 		return "", fmt.Errorf("a message the decoder refuses was acted on: %w", err)
 	}
@@ -490,8 +499,7 @@ func harmless(orig, flipped []byte) (string, error) {
 		// encoding/json matches field names case-insensitively.
 		return "the same message, spelled differently", nil
 	}
-	var env struct{ Type string }
-	if json.Unmarshal(orig, &env) == nil && env.Type == "accept" {
+	if p2p.MessageKind(orig) == "accept" {
 		return "the change the payee lists: advice for the payer's plan, which the payee checks against what it holds", nil
 	}
 	switch was := was.(type) {
@@ -509,27 +517,30 @@ func harmless(orig, flipped []byte) (string, error) {
 }
 
 // messages are the messages of a payment of one coin, in the order they
-// are sent, with the stride at which their bytes are flipped.
+// are sent, with the stride at which their bytes are flipped; nth picks
+// one of a side's messages of a kind: the payee's first acks answers the
+// payer's collect, its second carries the receipt.
 var messages = []struct {
-	from, kind string
-	stride     int
+	from, kind  string
+	nth, stride int
 }{
-	{"payer", "hello", 1},
-	{"payee", "hello", 1},
-	{"payer", "offer", 1},
-	{"payee", "accept", 1},
-	{"payer", "keysRequest", 1},
-	{"payee", "keys", 3},
-	{"payer", "coins", 19},
-	{"payee", "acks", 7},
-	{"payer", "done", 1},
-	{"payee", "done", 1},
+	{"payer", "hello", 0, 1},
+	{"payee", "hello", 0, 1},
+	{"payee", "acks", 0, 1},
+	{"payer", "offer", 0, 1},
+	{"payee", "accept", 0, 1},
+	{"payer", "keysRequest", 0, 1},
+	{"payee", "keys", 0, 3},
+	{"payer", "coins", 0, 7},
+	{"payee", "acks", 1, 1},
+	{"payer", "done", 0, 1},
+	{"payee", "done", 0, 1},
 }
 
 // TestTamperEveryMessage pays one coin between two wallets through a liar
 // that flips one byte of the plaintext of one message before encrypting
 // it, for every message of the payment and every byte of it in turn (a
-// stride for the three large ones: 1,030 sessions), with two masks: 0x01 turns most
+// stride for the keys and coins), with two masks: 0x01 turns most
 // characters into other valid ones (a digit into another digit), 0x20
 // changes the case of letters. Every session must fail, unless the flip
 // changed nothing the protocol lets a peer lie about; either way the
@@ -542,11 +553,12 @@ func TestTamperEveryMessage(t *testing.T) {
 	counts := map[string]map[string]int{}
 	t.Run("messages", func(t *testing.T) {
 		for _, m := range messages {
-			t.Run(m.from+"-"+m.kind, func(t *testing.T) {
+			name := fmt.Sprintf("%s %s %d", m.from, m.kind, m.nth)
+			t.Run(name, func(t *testing.T) {
 				t.Parallel()
-				n := tamperMessage(t, b, m.from, m.kind, m.stride)
+				n := tamperMessage(t, b, flip{from: m.from, kind: m.kind, nth: m.nth}, m.stride)
 				mu.Lock()
-				counts[m.from+" "+m.kind] = n
+				counts[name] = n
 				mu.Unlock()
 			})
 		}
@@ -563,14 +575,15 @@ func TestTamperEveryMessage(t *testing.T) {
 
 // tamperMessage flips the bytes of one message in turn and returns the
 // number of sessions played, by outcome.
-func tamperMessage(t *testing.T, b *testBank, from, kind string, stride int) map[string]int {
+func tamperMessage(t *testing.T, b *testBank, which flip, stride int) map[string]int {
+	from, kind := which.from, which.kind
 	payer, payee := b.newParty(t, 2), b.newParty(t, 0)
 	cases := map[string]int{}
 	for at := 0; ; at += stride {
 		for _, mask := range []byte{0x01, 0x20} {
 			supply(t, b, payer, payee)
 			before := [2]snapshot{payer.snapshot(t), payee.snapshot(t)}
-			f := flip{from: from, kind: kind, at: at, mask: mask}
+			f := flip{from: from, kind: kind, nth: which.nth, at: at, mask: mask}
 			var l *liar
 			o := pay(t, payer, payee, 100, func(ln net.Listener, target string) {
 				l = lie(t, ln, target, payer.identity(t), payee.identity(t), f)
@@ -583,7 +596,7 @@ func tamperMessage(t *testing.T, b *testBank, from, kind string, stride int) map
 				return cases
 			}
 			name := fmt.Sprintf("%s's %s byte %d (%q) ^ %#x", from, kind, at, l.orig[at], mask)
-			outcome, err := judge(t, f, l.orig, o, before, payer, payee)
+			outcome, err := judge(t, f, l.orig, l.handedOut, o, before, payer, payee)
 			if err != nil {
 				t.Fatalf("%s: %v\npay: %v\nreceive: %v", name, err, o.payErr, o.recvErr)
 			}
@@ -594,7 +607,7 @@ func tamperMessage(t *testing.T, b *testBank, from, kind string, stride int) map
 
 // judge checks one session with a flipped byte (see TestTamperEveryMessage)
 // and names its outcome.
-func judge(t testing.TB, f flip, orig []byte, o outcome, before [2]snapshot, payer, payee *party) (string, error) {
+func judge(t testing.TB, f flip, orig []byte, handedOut []otp.ExchangeKey, o outcome, before [2]snapshot, payer, payee *party) (string, error) {
 	flipped := slices.Clone(orig)
 	flipped[f.at] ^= f.mask
 	st, err := settle(before, payer, payee, t)
@@ -602,7 +615,7 @@ func judge(t testing.TB, f flip, orig []byte, o outcome, before [2]snapshot, pay
 		return "", err
 	}
 	if o.payErr == nil && o.recvErr == nil {
-		why, err := harmless(orig, flipped)
+		why, err := harmless(orig, flipped, handedOut)
 		if err != nil || why == "" {
 			return "", fmt.Errorf("accepted %s as %s (%v)", flipped, orig, err)
 		}
@@ -612,7 +625,7 @@ func judge(t testing.TB, f flip, orig []byte, o outcome, before [2]snapshot, pay
 			return "", fmt.Errorf("%s: paid %+v, received %+v, coin %s", why, o.paid, o.got, st)
 		}
 		if f.kind == "offer" {
-			is, _ := p2p.DecodeMessage(flipped)
+			is, _ := p2p.DecodeMessage(flipped, nil)
 			if o := is.(*p2p.Offer); payee.offer.Amount != o.Amount || payee.offer.Memo != o.Memo {
 				return "", fmt.Errorf("the payee was shown %+v, not the offer sent %+v", payee.offer, o)
 			}
@@ -929,45 +942,34 @@ func (p *party) middle(ctx context.Context, t testing.TB, ln net.Listener, targe
 // and the payer's coins, which it stores in its own vault and acknowledges.
 // It answers the payer's done itself and leaves the payee waiting.
 func (p *party) substitute(ctx context.Context, payer, payee *p2p.Conn) error {
-	type envelope struct {
-		Type string          `json:"type"`
-		Body json.RawMessage `json:"body"`
-	}
-	send := func(c *p2p.Conn, kind string, body any) error {
-		raw, err := json.Marshal(body)
-		if err == nil {
-			var msg []byte
-			if msg, err = json.Marshal(envelope{kind, raw}); err == nil {
-				err = p2p.WritePlain(c, msg)
-			}
+	toPayer := p2p.NewCodec() // past the hellos, which it relays as they are
+	send := func(msg []byte, err error) error {
+		if err != nil {
+			return err
 		}
-		return err
+		return p2p.WritePlain(payer, msg)
 	}
 	for {
 		msg, err := p2p.ReadPlain(payer)
 		if err != nil {
 			return err
 		}
-		var req envelope
-		if err := json.Unmarshal(msg, &req); err != nil {
-			return err
-		}
-		switch req.Type {
+		switch p2p.MessageKind(msg) {
 		case "coins":
-			var body struct{ Coins []otp.Sandbox }
-			if err := json.Unmarshal(req.Body, &body); err != nil {
+			coins, err := toPayer.Coins(msg)
+			if err != nil {
 				return err
 			}
-			acks, _, err := p.v.Receive(ctx, payer.PeerID(), body.Coins)
+			acks, _, err := p.v.Receive(ctx, payer.PeerID(), coins)
 			if err != nil {
 				return fmt.Errorf("keep the coins: %w", err)
 			}
-			if err := send(payer, "acks", map[string]any{"acks": acks}); err != nil {
+			if err := send(toPayer.Acks(acks)); err != nil {
 				return err
 			}
 			continue
 		case "done":
-			return send(payer, "done", struct{}{})
+			return send(toPayer.Done())
 		}
 		if err := p2p.WritePlain(payee, msg); err != nil {
 			return err
@@ -976,20 +978,16 @@ func (p *party) substitute(ctx context.Context, payer, payee *p2p.Conn) error {
 		if err != nil {
 			return err
 		}
-		var resp envelope
-		if err := json.Unmarshal(reply, &resp); err != nil {
-			return err
-		}
-		if resp.Type == "keys" {
-			var theirs struct{ Keys []otp.ExchangeKey }
-			if err := json.Unmarshal(resp.Body, &theirs); err != nil {
-				return err
-			}
-			mine, err := p.v.OfferExchangeKeys(ctx, len(theirs.Keys))
+		if p2p.MessageKind(reply) == "keys" {
+			theirs, err := p2p.DecodeMessage(reply, nil)
 			if err != nil {
 				return err
 			}
-			if err := send(payer, "keys", map[string]any{"keys": mine}); err != nil {
+			mine, err := p.v.OfferExchangeKeys(ctx, len(p2p.ExchangeKeysOf(theirs)))
+			if err != nil {
+				return err
+			}
+			if err := send(toPayer.Keys(mine)); err != nil {
 				return err
 			}
 			continue

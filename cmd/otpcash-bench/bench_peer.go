@@ -236,29 +236,43 @@ func fakeB64(n int) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
+// The bank's key ids and expiries, which the coins and exchange keys of a
+// real payment share: the wire sends what they share once.
+var (
+	fakeCoinKeyID     = "coin-" + fakeB64(12)
+	fakeExchangeKeyID = "exchange-" + fakeB64(12)
+	fakeCoinExpiry    = time.Now().Add(365 * 24 * time.Hour).UTC().Truncate(time.Second)
+	fakeKeyExpiry     = time.Now().Add(90 * 24 * time.Hour).UTC().Truncate(time.Second)
+)
+
 // fakeSandbox is shaped like a coin fresh from withdrawal and sealed once,
-// as the ramp's full runs send: the same fields and sizes, nothing signed.
+// as the ramp's full runs send: the same fields and sizes, nothing signed
+// but its checksum, which the wire leaves to the receiver to compute.
 func fakeSandbox() otp.Sandbox {
-	exp := time.Now().Add(365 * 24 * time.Hour).UTC().Truncate(time.Second)
-	return otp.Sandbox{
+	s := otp.Sandbox{
 		Coin: otp.Coin{
 			SchemaVersion: otp.SchemaVersion,
 			Data: otp.Data{
 				Token: fakeB64(otp.SerialSize), Value: coinValue, Currency: "EUR",
-				Issuer: "otpcash-bank", KeyID: "coin-" + fakeB64(12), Holder: fakeB64(32),
-				Expires: exp, Conditions: []string{},
+				Issuer: "otpcash-bank", KeyID: fakeCoinKeyID, Holder: fakeB64(32),
+				Expires: fakeCoinExpiry, Conditions: []string{},
 			},
 			CallMethod: otp.DefaultProgram(),
-			Checksum:   fakeB64(32),
 			Signature:  otp.Signature{Alg: otp.AlgEd25519, Value: fakeB64(64)},
 		},
 		Chain: []otp.Link{{Sig: fakeB64(64)}}, // To: the payee's key
 	}
+	sum, err := s.Coin.ComputeChecksum()
+	if err != nil {
+		panic("bench: checksum of a fake coin: " + err.Error())
+	}
+	s.Coin.Checksum = base64.RawURLEncoding.EncodeToString(sum[:])
+	return s
 }
 
 func fakeExchangeKey() otp.ExchangeKey {
 	return otp.ExchangeKey{
-		Pub: fakeB64(32), Issuer: "otpcash-bank", KeyID: "exchange-" + fakeB64(12),
-		Expires: time.Now().Add(90 * 24 * time.Hour).UTC().Truncate(time.Second), Sig: fakeB64(64),
+		Pub: fakeB64(32), Issuer: "otpcash-bank", KeyID: fakeExchangeKeyID,
+		Expires: fakeKeyExpiry, Sig: fakeB64(64),
 	}
 }
