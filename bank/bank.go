@@ -231,6 +231,8 @@ type Bank struct {
 
 	rotating sync.Mutex // one key rotation at a time
 	keys     atomic.Pointer[keyring]
+
+	credits creditGroup // the write transactions of deposits, shared
 }
 
 // New returns the bank on the store st, loading its issuer keys from the
