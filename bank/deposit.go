@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -217,14 +216,22 @@ func (b *Bank) CheckDeposit(ctx context.Context, req api.DepositRequest) (int, e
 // checkCoins verifies every coin of the request on its own: signatures,
 // chain, deposit deadline and the holder's proof for this account. The
 // signature checks dominate the cost of a deposit, so they run in
-// parallel, outside any transaction.
+// parallel, outside any transaction, each worker holding one of the
+// bank's verifySlots until the request's coins are done. However many
+// requests arrive at once, no more coins are verified at a time than
+// there are cores, and the requests are verified about one after another
+// rather than all together: each request reaches its commit as soon as
+// it can, while the next ones are verified, and the goroutine committing
+// deposits competes with that many workers, not with every request's.
 func (b *Bank) checkCoins(v *otp.Verifier, req api.DepositRequest, now time.Time) []checkedCoin {
 	out := make([]checkedCoin, len(req.Coins))
-	workers := min(runtime.GOMAXPROCS(0), len(req.Coins))
+	workers := min(cap(b.verifySlots), len(req.Coins))
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
+			b.verifySlots <- struct{}{}
+			defer func() { <-b.verifySlots }()
 			for i := range next {
 				out[i] = checkCoin(v, &req.Coins[i], req.Account, now)
 			}

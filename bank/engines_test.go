@@ -458,3 +458,37 @@ func TestGroupedDeposits(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentDepositsShareSlots: many deposits at once, each verified
+// with the bank's few verification slots, all complete, each credited
+// once, and every slot is free again afterwards.
+func TestConcurrentDepositsShareSlots(t *testing.T) {
+	ctx := context.Background()
+	e := banktest.New(t, bank.Config{})
+	payer, payerToken := e.Account(t, 10000)
+	const n = 16
+	type payee struct {
+		id, token string
+		req       api.DepositRequest
+	}
+	payees := make([]payee, n)
+	for i := range payees {
+		p := &payees[i]
+		p.id, p.token = e.Account(t, 0)
+		p.req = banktest.DepositRequest(t, p.id, e.Pay(t, e.Withdraw(t, payer, payerToken, 3)))
+	}
+	var wg sync.WaitGroup
+	for _, p := range payees {
+		wg.Go(func() {
+			resp, err := e.Client.Deposit(ctx, p.token, p.req)
+			if err != nil || resp.Balance != 300 {
+				t.Errorf("deposit to %s: %+v, %v; want a balance of 300", p.id, resp, err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := e.Bank.VerifySlotsInUse(); n != 0 {
+		t.Fatalf("%d verification slots still held after every deposit", n)
+	}
+	mustAudit(t, e.Store)
+}

@@ -48,3 +48,6 @@ func (b *Bank) DepositTogether(ctx context.Context, reqs []api.DepositRequest) (
 	}
 	return resps, errs
 }
+
+// VerifySlotsInUse is how many of the bank's verification slots are held.
+func (b *Bank) VerifySlotsInUse() int { return len(b.verifySlots) }
