@@ -231,6 +231,11 @@ type Bank struct {
 
 	rotating sync.Mutex // one key rotation at a time
 	keys     atomic.Pointer[keyring]
+
+	credits creditGroup // the write transactions of deposits, shared
+	// verifySlots bounds the coins verified at once, bank-wide
+	// (checkCoins), to the number of cores.
+	verifySlots chan struct{}
 }
 
 // New returns the bank on the store st, loading its issuer keys from the
@@ -248,6 +253,7 @@ func New(ctx context.Context, st storage.Store, cfg Config) (*Bank, error) {
 		metrics:      newMetrics(),
 		certifyAll:   rate.NewLimiter(cfg.ExchangeKeyGlobalRate, cfg.ExchangeKeyGlobalBurst),
 		certifySlots: make(chan struct{}, cfg.ExchangeKeyWorkers),
+		verifySlots:  make(chan struct{}, runtime.GOMAXPROCS(0)),
 	}
 	if cfg.AdminToken != "" {
 		h := hashToken(cfg.AdminToken)

@@ -7,7 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -40,58 +40,157 @@ func (b *Bank) deposit(ctx context.Context, req api.DepositRequest) (api.Deposit
 }
 
 // credit enters the coins that passed their checks into the spent set and
-// credits their value to account, in one transaction; what is logged and
-// counted is named op ("deposit", "reclaim").
+// credits their value to account; what is logged and counted is named op
+// ("deposit", "reclaim", "recovery"). Concurrent credits share write
+// transactions (creditGroup), each with the effect it would have alone.
 func (b *Bank) credit(ctx context.Context, account string, checked []checkedCoin, op string, now time.Time) (api.DepositResponse, error) {
-	req := api.DepositRequest{Account: account}
-	reference := op[:3] + "-" + randomText(12)
-
-	var resp api.DepositResponse
-	var conflicts []api.DepositResult
-	err := b.st.Update(ctx, func(tx storage.Tx) error {
-		// Set afresh: the store may run this function again.
-		resp = api.DepositResponse{Results: make([]api.DepositResult, len(checked))}
-		conflicts = conflicts[:0]
-		if err := b.spendAll(ctx, tx, checked, resp.Results, reference, now); err != nil {
-			return err
-		}
-		var total int64
-		for i, r := range resp.Results {
-			switch {
-			case r.Status == api.StatusCredited:
-				total += checked[i].spent.Value
-			case r.Conflict != nil:
-				conflicts = append(conflicts, r)
-			}
-		}
-		if total == 0 {
-			a, err := tx.Account(ctx, req.Account)
-			resp.Balance = a.Balance
-			return err
-		}
-		var err error
-		resp.Balance, err = tx.Post(ctx, storage.Entry{Account: req.Account, Time: now, Kind: storage.KindDeposit, Amount: total, Reference: reference})
-		return err
-	})
-	if errors.Is(err, storage.ErrNotFound) {
-		return api.DepositResponse{}, unknownAccount(req.Account)
+	c := &creditCall{account: account, checked: checked, reference: op[:3] + "-" + randomText(12), now: now, done: make(chan bool, 1)}
+	b.credits.do(c, func(batch []*creditCall) { b.commitCredits(ctx, batch) })
+	if errors.Is(c.err, storage.ErrNotFound) {
+		return api.DepositResponse{}, unknownAccount(account)
 	}
-	if err != nil {
-		return api.DepositResponse{}, fmt.Errorf("%s to %s: %w", op, req.Account, err)
+	if c.err != nil {
+		return api.DepositResponse{}, fmt.Errorf("%s to %s: %w", op, account, c.err)
 	}
 	fault.Point(fault.BankDeposited)
-	for _, r := range conflicts {
-		b.log.WarnContext(ctx, "double deposit refused", "account", req.Account, "token", short(r.Token),
-			"key", short(r.Conflict.Key), "index", r.Conflict.Index)
+	resp := c.resp
+	for _, r := range resp.Results {
+		if r.Conflict != nil {
+			b.log.WarnContext(ctx, "double deposit refused", "account", account, "token", short(r.Token),
+				"key", short(r.Conflict.Key), "index", r.Conflict.Index)
+		}
 	}
 	counts := map[string]int{}
 	for _, r := range resp.Results {
 		counts[r.Status]++
 	}
 	b.metrics.deposited(resp.Results)
-	b.log.InfoContext(ctx, op, "account", req.Account, "reference", reference, "credited", counts[api.StatusCredited],
+	b.log.InfoContext(ctx, op, "account", account, "reference", c.reference, "credited", counts[api.StatusCredited],
 		"alreadyCredited", counts[api.StatusAlreadyCredited], "refused", counts[api.StatusRefused])
 	return resp, nil
+}
+
+// creditCall is one credit: its coins and, once committed, its outcome.
+type creditCall struct {
+	account   string
+	checked   []checkedCoin
+	reference string
+	now       time.Time
+
+	resp api.DepositResponse
+	err  error
+	// done receives true when another call's transaction has committed
+	// this one (resp and err are set), false when this call is to lead.
+	done chan bool
+}
+
+// creditTimeout bounds the write transaction of a group of credits. It
+// does not end with the request that leads the group, whose client may
+// be gone while the others wait.
+const creditTimeout = time.Minute
+
+// commitCredits commits every call of batch, setting its resp or err.
+// The calls share one transaction: one commit (one fsync, one turn of
+// SQLite's single writer, one PostgreSQL transaction instead of many
+// rivals that abort one another) for many requests. The calls run in
+// order, each seeing the spends of those before it, exactly as one
+// transaction each would. If the shared transaction fails, nothing of it
+// is committed, and each call runs alone to get its own outcome (an
+// unknown account fails only its call; had a failed commit in fact
+// succeeded, each call finds its coins already credited, as a retry does).
+func (b *Bank) commitCredits(ctx context.Context, batch []*creditCall) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), creditTimeout)
+	defer cancel()
+	if len(batch) > 1 {
+		err := b.st.Update(ctx, func(tx storage.Tx) error {
+			for _, c := range batch {
+				if err := b.creditTx(ctx, tx, c); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err == nil {
+			return
+		}
+	}
+	for _, c := range batch {
+		c.err = b.st.Update(ctx, func(tx storage.Tx) error { return b.creditTx(ctx, tx, c) })
+	}
+}
+
+// creditTx spends c's coins and credits their value in tx, setting
+// c.resp afresh: the store may run a transaction again.
+func (b *Bank) creditTx(ctx context.Context, tx storage.Tx, c *creditCall) error {
+	c.resp = api.DepositResponse{Results: make([]api.DepositResult, len(c.checked))}
+	if err := b.spendAll(ctx, tx, c.checked, c.resp.Results, c.reference, c.now); err != nil {
+		return err
+	}
+	var total int64
+	for i, r := range c.resp.Results {
+		if r.Status == api.StatusCredited {
+			total += c.checked[i].spent.Value
+		}
+	}
+	if total == 0 {
+		a, err := tx.Account(ctx, c.account)
+		c.resp.Balance = a.Balance
+		return err
+	}
+	var err error
+	c.resp.Balance, err = tx.Post(ctx, storage.Entry{Account: c.account, Time: c.now, Kind: storage.KindDeposit, Amount: total, Reference: c.reference})
+	return err
+}
+
+// maxGroupCoins bounds the coins of one group of credits, so that a
+// transaction stays of the size of a few requests.
+const maxGroupCoins = storage.MaxBatch
+
+// creditGroup lets concurrent credits share write transactions. A call
+// that finds no group committing leads: it commits every call queued so
+// far, its own first, then hands the lead to the first call queued during
+// its commit. So one transaction is in progress at a time, and the calls
+// that arrive meanwhile wait for the next one instead of queuing, one
+// transaction each, for the store's write lock.
+type creditGroup struct {
+	mu      sync.Mutex
+	queue   []*creditCall
+	leading bool // a call is committing; false only with an empty queue
+}
+
+// do returns when c has been committed, by commit run on this goroutine
+// or on another's.
+func (g *creditGroup) do(c *creditCall, commit func(batch []*creditCall)) {
+	g.mu.Lock()
+	g.queue = append(g.queue, c)
+	if g.leading {
+		g.mu.Unlock()
+		if committed := <-c.done; committed {
+			return
+		}
+		g.mu.Lock() // c leads, first in the queue
+	}
+	g.leading = true
+	n, coins := 1, len(g.queue[0].checked)
+	for ; n < len(g.queue) && coins+len(g.queue[n].checked) <= maxGroupCoins; n++ {
+		coins += len(g.queue[n].checked)
+	}
+	batch := g.queue[:n:n]
+	g.queue = slices.Clone(g.queue[n:])
+	g.mu.Unlock()
+
+	commit(batch)
+
+	g.mu.Lock()
+	if len(g.queue) > 0 {
+		g.queue[0].done <- false
+	} else {
+		g.leading = false
+	}
+	g.mu.Unlock()
+	for _, m := range batch[1:] {
+		m.done <- true
+	}
 }
 
 // CheckDeposit runs the checks of a deposit that need no database (every
@@ -117,14 +216,22 @@ func (b *Bank) CheckDeposit(ctx context.Context, req api.DepositRequest) (int, e
 // checkCoins verifies every coin of the request on its own: signatures,
 // chain, deposit deadline and the holder's proof for this account. The
 // signature checks dominate the cost of a deposit, so they run in
-// parallel, outside any transaction.
+// parallel, outside any transaction, each worker holding one of the
+// bank's verifySlots until the request's coins are done. However many
+// requests arrive at once, no more coins are verified at a time than
+// there are cores, and the requests are verified about one after another
+// rather than all together: each request reaches its commit as soon as
+// it can, while the next ones are verified, and the goroutine committing
+// deposits competes with that many workers, not with every request's.
 func (b *Bank) checkCoins(v *otp.Verifier, req api.DepositRequest, now time.Time) []checkedCoin {
 	out := make([]checkedCoin, len(req.Coins))
-	workers := min(runtime.GOMAXPROCS(0), len(req.Coins))
+	workers := min(cap(b.verifySlots), len(req.Coins))
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
+			b.verifySlots <- struct{}{}
+			defer func() { <-b.verifySlots }()
 			for i := range next {
 				out[i] = checkCoin(v, &req.Coins[i], req.Account, now)
 			}

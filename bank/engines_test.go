@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -374,4 +375,120 @@ func get(t *testing.T, url string, status int) string {
 		t.Fatalf("GET %s: %d %s, want %d", url, resp.StatusCode, b, status)
 	}
 	return string(b)
+}
+
+// TestGroupedDeposits commits deposits of several requests in one group,
+// as concurrent deposits share a write transaction: each request gets
+// what it would get alone, in order (a retry within the group is
+// already_credited, a second chain of a coin a double deposit with its
+// evidence), and a request that fails (an unknown account) fails alone,
+// changing nothing, while the others are credited.
+func TestGroupedDeposits(t *testing.T) {
+	for _, eng := range engines {
+		for _, withUnknown := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/unknown account %v", eng.name, withUnknown), func(t *testing.T) {
+				ctx := context.Background()
+				st := eng.open(t)
+				e := banktest.NewOn(t, st, bank.Config{})
+				payer, payerToken := e.Account(t, 1000)
+				a, aToken := e.Account(t, 0)
+				b, bToken := e.Account(t, 0)
+				coins := e.Withdraw(t, payer, payerToken, 5)
+				paid := e.Pay(t, coins)
+				twice := e.Pay(t, coins[:1]) // coin 0 on another chain
+				type want struct {
+					statuses []string
+					balance  int64
+				}
+				reqs := []api.DepositRequest{
+					banktest.DepositRequest(t, a, paid[:3]),
+					banktest.DepositRequest(t, a, paid[:1]),
+					banktest.DepositRequest(t, b, twice),
+					banktest.DepositRequest(t, b, paid[4:5]),
+				}
+				wants := []want{
+					{repeat(api.StatusCredited, 3), 300},
+					{[]string{api.StatusAlreadyCredited}, 300},
+					{[]string{api.StatusRefused}, 0},
+					{[]string{api.StatusCredited}, 100},
+				}
+				if withUnknown {
+					reqs = slices.Insert(reqs, 2, banktest.DepositRequest(t, "no-such-account", paid[3:4]))
+					wants = slices.Insert(wants, 2, want{})
+				}
+				resps, errs := e.Bank.DepositTogether(ctx, reqs)
+				for i, w := range wants {
+					if w.statuses == nil {
+						if errs[i] == nil {
+							t.Fatalf("request %d, to an unknown account: %+v, want an error", i, resps[i])
+						}
+						continue
+					}
+					if errs[i] != nil {
+						t.Fatalf("request %d: %v", i, errs[i])
+					}
+					var got []string
+					for _, r := range resps[i].Results {
+						got = append(got, r.Status)
+					}
+					if !reflect.DeepEqual(got, w.statuses) || resps[i].Balance != w.balance {
+						t.Fatalf("request %d: statuses %v balance %d, want %v and %d", i, got, resps[i].Balance, w.statuses, w.balance)
+					}
+				}
+				if r := resps[len(resps)-2].Results[0]; r.Code != api.CodeDoubleDeposit || r.Conflict == nil {
+					t.Fatalf("second chain of coin 0: %+v, want a double deposit naming the key", r)
+				}
+				conflicts, err := e.Client.Conflicts(ctx, banktest.AdminToken)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(conflicts) != 1 || conflicts[0].FirstAccount != a || conflicts[0].SecondAccount != b {
+					t.Fatalf("conflicts %+v, want one, first %s, second %s", conflicts, a, b)
+				}
+				if e.Balance(t, a, aToken) != 300 || e.Balance(t, b, bToken) != 100 {
+					t.Fatalf("balances %d and %d, want 300 and 100", e.Balance(t, a, aToken), e.Balance(t, b, bToken))
+				}
+				// Coin 3, refused with its unknown account, was not spent.
+				resp, err := e.Client.Deposit(ctx, bToken, banktest.DepositRequest(t, b, paid[3:4]))
+				if err != nil || resp.Results[0].Status != api.StatusCredited {
+					t.Fatalf("coin 3 deposited afterwards: %+v, %v; want credited", resp, err)
+				}
+				mustAudit(t, st)
+			})
+		}
+	}
+}
+
+// TestConcurrentDepositsShareSlots: many deposits at once, each verified
+// with the bank's few verification slots, all complete, each credited
+// once, and every slot is free again afterwards.
+func TestConcurrentDepositsShareSlots(t *testing.T) {
+	ctx := context.Background()
+	e := banktest.New(t, bank.Config{})
+	payer, payerToken := e.Account(t, 10000)
+	const n = 16
+	type payee struct {
+		id, token string
+		req       api.DepositRequest
+	}
+	payees := make([]payee, n)
+	for i := range payees {
+		p := &payees[i]
+		p.id, p.token = e.Account(t, 0)
+		p.req = banktest.DepositRequest(t, p.id, e.Pay(t, e.Withdraw(t, payer, payerToken, 3)))
+	}
+	var wg sync.WaitGroup
+	for _, p := range payees {
+		wg.Go(func() {
+			resp, err := e.Client.Deposit(ctx, p.token, p.req)
+			if err != nil || resp.Balance != 300 {
+				t.Errorf("deposit to %s: %+v, %v; want a balance of 300", p.id, resp, err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := e.Bank.VerifySlotsInUse(); n != 0 {
+		t.Fatalf("%d verification slots still held after every deposit", n)
+	}
+	mustAudit(t, e.Store)
 }

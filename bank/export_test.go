@@ -1,5 +1,11 @@
 package bank
 
+import (
+	"context"
+
+	"github.com/otpcash/otpcash/bank/api"
+)
+
 // HoldCertifyWorkers takes every certification worker until release is
 // called: a stand-in for certification requests keeping them all busy.
 func (b *Bank) HoldCertifyWorkers() (release func()) {
@@ -21,3 +27,27 @@ func (b *Bank) Routes() []string {
 	}
 	return out
 }
+
+// DepositTogether checks the coins of each request as a deposit does and
+// commits them all as one group of concurrent deposits would be: each
+// request gets its own response or error.
+func (b *Bank) DepositTogether(ctx context.Context, reqs []api.DepositRequest) ([]api.DepositResponse, []error) {
+	now := b.now()
+	ring, err := b.keyring(ctx, now)
+	if err != nil {
+		panic(err)
+	}
+	batch := make([]*creditCall, len(reqs))
+	for i, req := range reqs {
+		batch[i] = &creditCall{account: req.Account, checked: b.checkCoins(ring.verifier, req, now), reference: "dep-" + randomText(12), now: now}
+	}
+	b.commitCredits(ctx, batch)
+	resps, errs := make([]api.DepositResponse, len(reqs)), make([]error, len(reqs))
+	for i, c := range batch {
+		resps[i], errs[i] = c.resp, c.err
+	}
+	return resps, errs
+}
+
+// VerifySlotsInUse is how many of the bank's verification slots are held.
+func (b *Bank) VerifySlotsInUse() int { return len(b.verifySlots) }

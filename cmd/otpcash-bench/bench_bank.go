@@ -12,6 +12,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,6 +44,7 @@ type benchBankRow struct {
 	DepositPerSec       float64
 	VerifyBoundPerSec   float64 // pure verification, no storage, same coins
 	DepositToBoundRatio float64
+	DepositCPUPerCoin   time.Duration // this process's CPU time per coin deposited
 }
 
 type benchBankFlags struct {
@@ -50,6 +53,7 @@ type benchBankFlags struct {
 	coins   int
 	batch   int
 	csvPath string
+	profile string
 }
 
 func newBenchBankCmd() *cobra.Command {
@@ -71,9 +75,14 @@ creates accounts and coins in it), at 1, 2 and 8 concurrent clients:
              in the same run on the same coins (the checks of a deposit)
   ratio      deposit / bound
 
+  deposit CPU  microseconds of this process's CPU time (bank and clients,
+             not the PostgreSQL server) per coin deposited: unlike coins/s,
+             it does not fall when other programs take the cores
+
 Coins travel in batches of --batch per request. Paying the coins between
 the two phases is not timed. Prints a table, and CSV to --csv (- for
-standard output).`,
+standard output). --profile DIR writes a CPU profile of each timed deposit
+phase to DIR/deposit-ENGINE-N.pprof (N clients), for go tool pprof.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if f.coins < 1 || f.batch < 1 || f.batch > 1000 || len(f.clients) == 0 {
@@ -112,6 +121,7 @@ standard output).`,
 	cmd.Flags().IntVar(&f.coins, "coins", 4000, "coins withdrawn and deposited at each client count")
 	cmd.Flags().IntVar(&f.batch, "batch", 100, "coins per request")
 	cmd.Flags().StringVar(&f.csvPath, "csv", "", "also write the results as CSV to this file (- for standard output)")
+	cmd.Flags().StringVar(&f.profile, "profile", "", "write a CPU profile of each deposit phase into this directory")
 	_ = cmd.MarkFlagRequired("db")
 	return cmd
 }
@@ -155,7 +165,7 @@ func benchBankEngine(ctx context.Context, dsn string, f benchBankFlags, progress
 	var rows []benchBankRow
 	for _, n := range f.clients {
 		fmt.Fprintf(progress, "bench bank: %s, %d clients, %d coins\n", engineName(dsn), n, f.coins)
-		r, err := benchBankLevel(ctx, b, c, admin, n, f)
+		r, err := benchBankLevel(ctx, b, c, admin, n, f, engineName(dsn))
 		if err != nil {
 			return nil, err
 		}
@@ -186,7 +196,7 @@ type benchHeld struct {
 }
 
 // benchBankLevel measures n concurrent clients.
-func benchBankLevel(ctx context.Context, b *bank.Bank, c *client.Client, admin string, n int, f benchBankFlags) (benchBankRow, error) {
+func benchBankLevel(ctx context.Context, b *bank.Bank, c *client.Client, admin string, n int, f benchBankFlags, engine string) (benchBankRow, error) {
 	row := benchBankRow{Clients: n, Coins: f.coins}
 	cat, err := c.Catalogue(ctx)
 	if err != nil {
@@ -278,6 +288,11 @@ func benchBankLevel(ctx context.Context, b *bank.Bank, c *client.Client, admin s
 	row.VerifyBoundPerSec = float64(f.coins) / time.Since(start).Seconds()
 
 	// Deposit.
+	stopProfile, err := startProfile(f.profile, fmt.Sprintf("deposit-%s-%d.pprof", engine, n))
+	if err != nil {
+		return row, err
+	}
+	cpu := cpuTime()
 	d, err = timed(ctx, clients, func(ctx context.Context, bc *benchClient) error {
 		for _, req := range bc.deposits {
 			resp, err := c.Deposit(ctx, bc.payeeToken, req)
@@ -292,10 +307,15 @@ func benchBankLevel(ctx context.Context, b *bank.Bank, c *client.Client, admin s
 		}
 		return nil
 	})
+	cpu = cpuTime() - cpu
+	if perr := stopProfile(); err == nil {
+		err = perr
+	}
 	if err != nil {
 		return row, fmt.Errorf("deposit: %w", err)
 	}
 	row.DepositPerSec = float64(f.coins) / d.Seconds()
+	row.DepositCPUPerCoin = cpu / time.Duration(f.coins)
 	row.DepositToBoundRatio = row.DepositPerSec / row.VerifyBoundPerSec
 	return row, nil
 }
@@ -323,6 +343,26 @@ func benchSignBound(ctx context.Context, b *bank.Bank, issuer string, coinKey *o
 		}
 	}
 	return float64(f.coins) / time.Since(start).Seconds(), nil
+}
+
+// startProfile starts a CPU profile into dir/name and returns the function
+// that stops it; with no dir, it does nothing.
+func startProfile(dir, name string) (stop func() error, err error) {
+	if dir == "" {
+		return func() error { return nil }, nil
+	}
+	out, err := os.Create(filepath.Join(dir, name))
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(out); err != nil {
+		out.Close()
+		return nil, fmt.Errorf("profile: %w", err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return out.Close()
+	}, nil
 }
 
 // timed runs fn for every client at once and returns the wall time.
@@ -381,21 +421,21 @@ func benchPay(ctx context.Context, c *client.Client, cat *otp.Catalogue, bc *ben
 
 func writeBenchBankTable(w io.Writer, rows []benchBankRow) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "engine\tclients\tcoins\twithdraw coins/s\tsign bound coins/s\twithdraw/bound\tdeposit coins/s\tverify bound coins/s\tdeposit/bound\t")
+	fmt.Fprintln(tw, "engine\tclients\tcoins\twithdraw coins/s\tsign bound coins/s\twithdraw/bound\tdeposit coins/s\tverify bound coins/s\tdeposit/bound\tdeposit CPU us/coin\t")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.0f\t%.2f\t%.0f\t%.0f\t%.2f\t\n", r.Engine, r.Clients, r.Coins,
-			r.WithdrawPerSec, r.SignBoundPerSec, r.WithdrawToBound, r.DepositPerSec, r.VerifyBoundPerSec, r.DepositToBoundRatio)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.0f\t%.2f\t%.0f\t%.0f\t%.2f\t%d\t\n", r.Engine, r.Clients, r.Coins,
+			r.WithdrawPerSec, r.SignBoundPerSec, r.WithdrawToBound, r.DepositPerSec, r.VerifyBoundPerSec, r.DepositToBoundRatio, r.DepositCPUPerCoin.Microseconds())
 	}
 	return tw.Flush()
 }
 
 func writeBenchBankCSV(w io.Writer, rows []benchBankRow) error {
 	cw := csv.NewWriter(w)
-	cw.Write([]string{"engine", "clients", "coins", "withdraw_coins_per_s", "sign_bound_coins_per_s", "withdraw_to_bound_ratio", "deposit_coins_per_s", "verify_bound_coins_per_s", "deposit_to_bound_ratio"})
+	cw.Write([]string{"engine", "clients", "coins", "withdraw_coins_per_s", "sign_bound_coins_per_s", "withdraw_to_bound_ratio", "deposit_coins_per_s", "verify_bound_coins_per_s", "deposit_to_bound_ratio", "deposit_cpu_us_per_coin"})
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
 	for _, r := range rows {
 		cw.Write([]string{r.Engine, strconv.Itoa(r.Clients), strconv.Itoa(r.Coins),
-			f(r.WithdrawPerSec), f(r.SignBoundPerSec), f(r.WithdrawToBound), f(r.DepositPerSec), f(r.VerifyBoundPerSec), f(r.DepositToBoundRatio)})
+			f(r.WithdrawPerSec), f(r.SignBoundPerSec), f(r.WithdrawToBound), f(r.DepositPerSec), f(r.VerifyBoundPerSec), f(r.DepositToBoundRatio), strconv.FormatInt(r.DepositCPUPerCoin.Microseconds(), 10)})
 	}
 	cw.Flush()
 	if err := cw.Error(); err != nil {
