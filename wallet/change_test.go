@@ -219,11 +219,11 @@ func TestChangeCollectedAtNextMeeting(t *testing.T) {
 	}
 }
 
-// TestExchange re-denominates at the bank: Bob, paid 4.00 in two 2.00
+// TestRedenominate re-denominates at the bank: Bob, paid 4.00 in two 2.00
 // coins, swaps one for two 1.00 coins (the mix a 4.00 withdrawal gives
 // there), in one transaction that leaves his account as it was; asked
 // again, nothing moves.
-func TestExchange(t *testing.T) {
+func TestRedenominate(t *testing.T) {
 	ctx := context.Background()
 	b := newTestBankOf(t, denom.Set{100, 200, 500})
 	alice, bob := b.newHolder(t, 500), b.newHolder(t, 0)
@@ -236,33 +236,43 @@ func TestExchange(t *testing.T) {
 	if got := coinsHeld(t, bob); got.String() != "2x2.00" {
 		t.Fatalf("Bob holds %s, want two 2.00 coins", got)
 	}
-	res, err := bob.w.Exchange(ctx, bob.acct())
+	res, err := bob.w.Redenominate(ctx, bob.acct())
 	if err != nil || res.In != 1 || res.Out != 2 || res.Value != 200 {
-		t.Fatalf("exchange = %+v, %v; want one 2.00 coin for two 1.00 coins", res, err)
+		t.Fatalf("re-denomination = %+v, %v; want one 2.00 coin for two 1.00 coins", res, err)
 	}
 	if got := coinsHeld(t, bob); got.String() != "1x2.00 + 2x1.00" {
-		t.Errorf("after the exchange Bob holds %s", got)
+		t.Errorf("after the re-denomination Bob holds %s", got)
 	}
 	if bal, err := b.Balance(ctx, bob.account); err != nil || bal != 0 {
-		t.Errorf("Bob's account after an exchange: %d, %v; want 0", bal, err)
+		t.Errorf("Bob's account after a re-denomination: %d, %v; want 0", bal, err)
 	}
-	if again, err := bob.w.Exchange(ctx, bob.acct()); err != nil || again.In != 0 {
-		t.Errorf("second exchange = %+v, %v; want nothing to do", again, err)
+	if again, err := bob.w.Redenominate(ctx, bob.acct()); err != nil || again.In != 0 {
+		t.Errorf("second re-denomination = %+v, %v; want nothing to do", again, err)
+	}
+	// The history says redenominate; the vault keeps the name it has
+	// always stored, which vaults of earlier releases hold.
+	hist, err := bob.w.History(ctx)
+	if err != nil || hist[len(hist)-1].Kind != HistoryRedenominate {
+		t.Errorf("history = %+v, %v; want it to end with %q", hist, err, HistoryRedenominate)
+	}
+	stored, err := bob.w.v.Events(ctx)
+	if err != nil || stored[len(stored)-1].Kind != "exchange" {
+		t.Errorf("vault events = %+v, %v; want the last stored as \"exchange\"", stored, err)
 	}
 	if r, err := bob.w.Deposit(ctx, bob.acct()); err != nil || r.Credited != 400 || len(r.Refused) != 0 {
-		t.Fatalf("deposit after the exchange: %+v, %v", r, err)
+		t.Fatalf("deposit after the re-denomination: %+v, %v", r, err)
 	}
 	rep, err := b.Audit(ctx)
 	if err != nil || !rep.OK() {
-		t.Fatalf("audit after an exchange: %v, %v", rep, err)
+		t.Fatalf("audit after a re-denomination: %v, %v", rep, err)
 	}
 }
 
-// TestExchangeRepeatedAndRefused replays one exchange request: the bank
-// answers it twice with the same signatures and applies it once; requests
-// of unequal value, or with a coin already deposited, are refused and
-// change nothing.
-func TestExchangeRepeatedAndRefused(t *testing.T) {
+// TestRedenominateRepeatedAndRefused replays one re-denomination request:
+// the bank answers it twice with the same signatures and applies it once;
+// requests of unequal value, or with a coin already deposited, are refused
+// and change nothing.
+func TestRedenominateRepeatedAndRefused(t *testing.T) {
 	ctx := context.Background()
 	b := newTestBankOf(t, denom.Set{100, 200, 500})
 	alice, bob := b.newHolder(t, 500), b.newHolder(t, 0)
@@ -281,50 +291,51 @@ func TestExchangeRepeatedAndRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	one := keys[0] // 1.00
-	pe := pendingExchange{Account: bob.account, ID: "exchange-test", Tokens: []string{held[0].Coin.Data.Token},
-		Parts: []exchangePart{{ID: "exchange-test/100", KeyID: one.KeyID, N: 2}}}
-	if pe.Request, err = bob.w.exchangeRequest(ctx, pe); err != nil {
+	pe := pendingRedenomination{Account: bob.account, ID: "redenominate-test", Tokens: []string{held[0].Coin.Data.Token},
+		Parts: []redenominationPart{{ID: "redenominate-test/100", KeyID: one.KeyID, N: 2}}}
+	if pe.Request, err = bob.w.redenominationRequest(ctx, pe); err != nil {
 		t.Fatal(err)
 	}
-	first, err := bob.w.bank.Exchange(ctx, bob.token, pe.Request)
+	first, err := bob.w.bank.Redenominate(ctx, bob.token, pe.Request)
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := bob.w.bank.Exchange(ctx, bob.token, pe.Request)
+	second, err := bob.w.bank.Redenominate(ctx, bob.token, pe.Request)
 	if err != nil || len(second) != 1 || string(second[0][0]) != string(first[0][0]) {
-		t.Fatalf("repeated exchange: %v; want the same signatures", err)
+		t.Fatalf("repeated re-denomination: %v; want the same signatures", err)
 	}
 	if bal, _ := b.Balance(ctx, bob.account); bal != 0 {
-		t.Errorf("account after a repeated exchange: %d", bal)
+		t.Errorf("account after a repeated re-denomination: %d", bal)
 	}
 	rep, err := b.Audit(ctx)
 	if err != nil || !rep.OK() {
-		t.Fatalf("audit after a repeated exchange: %v, %v", rep, err)
+		t.Fatalf("audit after a repeated re-denomination: %v, %v", rep, err)
 	}
-	// The same coin again, in a new exchange: already deposited.
+	// The same coin again, in a new re-denomination: already deposited.
 	again := pe
-	again.ID, again.Parts = "exchange-test-2", []exchangePart{{ID: "exchange-test-2/100", KeyID: one.KeyID, N: 2}}
+	again.ID, again.Parts = "redenominate-test-2", []redenominationPart{{ID: "redenominate-test-2/100", KeyID: one.KeyID, N: 2}}
 	req := pe.Request
 	req.ID = again.ID
-	if _, err := bob.w.bank.Exchange(ctx, bob.token, req); err == nil || !strings.Contains(err.Error(), "nothing exchanged") {
-		t.Errorf("exchange of a coin already exchanged: %v", err)
+	if _, err := bob.w.bank.Redenominate(ctx, bob.token, req); err == nil || !strings.Contains(err.Error(), "nothing re-denominated") {
+		t.Errorf("re-denomination of a coin already re-denominated: %v", err)
 	}
 	// Unequal value: the other 2.00 coin for three 1.00 coins.
-	pe3 := pendingExchange{Account: bob.account, ID: "exchange-test-3", Tokens: []string{held[1].Coin.Data.Token},
-		Parts: []exchangePart{{ID: "exchange-test-3/100", KeyID: one.KeyID, N: 3}}}
-	if pe3.Request, err = bob.w.exchangeRequest(ctx, pe3); err != nil {
+	pe3 := pendingRedenomination{Account: bob.account, ID: "redenominate-test-3", Tokens: []string{held[1].Coin.Data.Token},
+		Parts: []redenominationPart{{ID: "redenominate-test-3/100", KeyID: one.KeyID, N: 3}}}
+	if pe3.Request, err = bob.w.redenominationRequest(ctx, pe3); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bob.w.bank.Exchange(ctx, bob.token, pe3.Request); err == nil || !strings.Contains(err.Error(), "coins of 2.00 for coins of 3.00") {
-		t.Errorf("exchange of unequal value: %v", err)
+	if _, err := bob.w.bank.Redenominate(ctx, bob.token, pe3.Request); err == nil || !strings.Contains(err.Error(), "coins of 2.00 for coins of 3.00") {
+		t.Errorf("re-denomination of unequal value: %v", err)
 	}
 	if bal, _ := b.Balance(ctx, bob.account); bal != 0 {
-		t.Errorf("account after refused exchanges: %d", bal)
+		t.Errorf("account after refused re-denominations: %d", bal)
 	}
-	// The coin the refused exchange offered is still Bob's to deposit; the
-	// one exchanged above (behind the wallet's back) is already credited.
+	// The coin the refused re-denomination offered is still Bob's to
+	// deposit; the one re-denominated above (behind the wallet's back) is
+	// already credited.
 	if r, err := bob.w.Deposit(ctx, bob.acct()); err != nil || r.Balance != 200 || len(r.Refused) != 0 {
-		t.Errorf("deposit after refused exchanges: %+v, %v; want a balance of 2.00", r, err)
+		t.Errorf("deposit after refused re-denominations: %+v, %v; want a balance of 2.00", r, err)
 	}
 }
 

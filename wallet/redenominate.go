@@ -16,34 +16,34 @@ import (
 	"github.com/otpcash/otpcash/vault"
 )
 
-// ExchangeResult says what a re-denomination did.
-type ExchangeResult struct {
+// RedenominateResult says what a re-denomination did.
+type RedenominateResult struct {
 	Value   int64 // value swapped
 	In, Out int   // coins given to the bank, coins received
 }
 
-// Exchange swaps, online, the wallet's coins of a program ("general"
+// Redenominate swaps, online, the wallet's coins of a program ("general"
 // unless WithProgram names another) for a better mix: the one
 // denom.Set.Withdrawal makes of their total, with enough small coins to
 // give change. Only the coins that differ from that mix move: the bank
 // deposits them to account and withdraws the new ones from it in one
-// transaction (POST /v1/exchanges), so the account does not change.
+// transaction (POST /v1/redenominations), so the account does not change.
 //
-// The exchange is recorded in the vault (the coins given, and holder keys
-// and a secret for the new coins) before the bank is asked, under an id
-// the bank honours once: a crash or lost reply is finished, with nothing
-// done twice, by the next Exchange. A refusal changes nothing. The coins
-// given stay held until the bank's answer is stored; like a deposit, they
+// The re-denomination is recorded in the vault (the coins given, and
+// holder keys and a secret for the new coins) before the bank is asked,
+// under an id the bank honours once: a crash or lost reply is finished,
+// with nothing done twice, by the next Redenominate. A refusal changes
+// nothing. The coins given stay held until the bank's answer is stored; like a deposit, they
 // must not be paid meanwhile (the bank would catch it as a double spend).
-func (w *Wallet) Exchange(ctx context.Context, account Account, opts ...Option) (ExchangeResult, error) {
-	var res ExchangeResult
-	if err := w.resumeExchanges(ctx, account, &res); err != nil {
+func (w *Wallet) Redenominate(ctx context.Context, account Account, opts ...Option) (RedenominateResult, error) {
+	var res RedenominateResult
+	if err := w.resumeRedenominations(ctx, account, &res); err != nil {
 		return res, err
 	}
 	program := applyOptions(opts).program
 	keys, err := w.cat().CoinKeys(program, w.now())
 	if err != nil {
-		return res, fmt.Errorf("exchange: %w", err)
+		return res, fmt.Errorf("redenominate: %w", err)
 	}
 	set := make(denom.Set, len(keys))
 	byValue := make(map[int64]*otp.IssuerKey, len(keys))
@@ -52,7 +52,7 @@ func (w *Wallet) Exchange(ctx context.Context, account Account, opts ...Option) 
 	}
 	held, err := w.v.Payable(ctx, w.Currency(), program)
 	if err != nil {
-		return res, fmt.Errorf("exchange: %w", err)
+		return res, fmt.Errorf("redenominate: %w", err)
 	}
 	have := countsOf(held)
 	if have.Len() == 0 {
@@ -60,7 +60,7 @@ func (w *Wallet) Exchange(ctx context.Context, account Account, opts ...Option) 
 	}
 	want, err := set.Withdrawal(have.Total())
 	if err != nil {
-		return res, fmt.Errorf("exchange %s: %w in coins of %s", amount.Format(have.Total()), ErrAmount, set)
+		return res, fmt.Errorf("redenominate %s: %w in coins of %s", amount.Format(have.Total()), ErrAmount, set)
 	}
 	give, get := denom.Counts{}, denom.Counts{}
 	for v := range maps.Keys(have) {
@@ -72,7 +72,7 @@ func (w *Wallet) Exchange(ctx context.Context, account Account, opts ...Option) 
 	if give.Len() == 0 {
 		return res, nil
 	}
-	pe := pendingExchange{Account: account.ID, ID: newID()}
+	pe := pendingRedenomination{Account: account.ID, ID: newID()}
 	for _, c := range pick(held, give) {
 		pe.Tokens = append(pe.Tokens, c.Coin.Data.Token)
 	}
@@ -80,53 +80,56 @@ func (w *Wallet) Exchange(ctx context.Context, account Account, opts ...Option) 
 		if get[v] == 0 {
 			continue
 		}
-		part := exchangePart{ID: pe.ID + "/" + strconv.FormatInt(v, 10), KeyID: byValue[v].KeyID, N: get[v]}
+		part := redenominationPart{ID: pe.ID + "/" + strconv.FormatInt(v, 10), KeyID: byValue[v].KeyID, N: get[v]}
 		if _, err := w.v.HolderKeys(ctx, part.ID, part.N); err != nil {
-			return res, fmt.Errorf("exchange: %w", err)
+			return res, fmt.Errorf("redenominate: %w", err)
 		}
 		pe.Parts = append(pe.Parts, part)
 	}
-	if pe.Request, err = w.exchangeRequest(ctx, pe); err != nil {
-		w.forgetExchange(ctx, pe)
+	if pe.Request, err = w.redenominationRequest(ctx, pe); err != nil {
+		w.forgetRedenomination(ctx, pe)
 		return res, err
 	}
 	if err := w.setJSON(ctx, exchangeSetting(pe.ID), pe); err != nil {
-		return res, fmt.Errorf("exchange: %w", err)
+		return res, fmt.Errorf("redenominate: %w", err)
 	}
-	if err := w.finishExchange(ctx, account.Token, pe, &res); err != nil {
+	if err := w.finishRedenomination(ctx, account.Token, pe, &res); err != nil {
 		return res, err
 	}
 	return res, nil
 }
 
-// pendingExchange is what an exchange needs to be asked again after a
-// crash: the same coins and the same new coins under the same id.
-type pendingExchange struct {
-	Account string         `json:"account"`
-	ID      string         `json:"id"`
-	Tokens  []string       `json:"tokens"`
-	Parts   []exchangePart `json:"parts"`
+// pendingRedenomination is what a re-denomination needs to be asked again
+// after a crash: the same coins and the same new coins under the same id.
+type pendingRedenomination struct {
+	Account string               `json:"account"`
+	ID      string               `json:"id"`
+	Tokens  []string             `json:"tokens"`
+	Parts   []redenominationPart `json:"parts"`
 	// Request is asked again as it is: the coins given may have been
 	// taken by the bank, which answers the same request with its stored
 	// answer.
-	Request api.ExchangeRequest `json:"request"`
+	Request api.RedenominationRequest `json:"request"`
 }
 
-// exchangePart is the new coins of one coin key: a withdrawal in the
-// vault's terms, whose holder keys and secret the coins derive from.
-type exchangePart struct {
+// redenominationPart is the new coins of one coin key: a withdrawal in
+// the vault's terms, whose holder keys and secret the coins derive from.
+type redenominationPart struct {
 	ID    string `json:"id"`
 	KeyID string `json:"keyId"`
 	N     int    `json:"n"`
 }
 
+// exchangeSetting names the record of a re-denomination: its name from
+// before the rename, which vaults hold, kept.
 func exchangeSetting(id string) string { return "exchange/" + id }
 
-// resumeExchanges finishes the interrupted exchanges of account.
-func (w *Wallet) resumeExchanges(ctx context.Context, account Account, res *ExchangeResult) error {
+// resumeRedenominations finishes the interrupted re-denominations of
+// account.
+func (w *Wallet) resumeRedenominations(ctx context.Context, account Account, res *RedenominateResult) error {
 	ids, err := w.v.PendingWithdrawals(ctx)
 	if err != nil {
-		return fmt.Errorf("exchange: %w", err)
+		return fmt.Errorf("redenominate: %w", err)
 	}
 	seen := map[string]bool{}
 	for _, id := range ids {
@@ -139,41 +142,41 @@ func (w *Wallet) resumeExchanges(ctx context.Context, account Account, res *Exch
 		if err != nil {
 			continue // never recorded whole: nothing was asked
 		}
-		var pe pendingExchange
+		var pe pendingRedenomination
 		if err := json.Unmarshal(raw, &pe); err != nil {
-			return fmt.Errorf("exchange: resume %s: %w", parent, err)
+			return fmt.Errorf("redenominate: resume %s: %w", parent, err)
 		}
 		if pe.Account != account.ID {
 			continue
 		}
-		if err := w.finishExchange(ctx, account.Token, pe, res); err != nil {
+		if err := w.finishRedenomination(ctx, account.Token, pe, res); err != nil {
 			return fmt.Errorf("resume: %w", err)
 		}
 	}
 	return nil
 }
 
-// exchangeRequest builds the request of pe: the coins given with deposit
+// redenominationRequest builds the request of pe: the coins given with deposit
 // proofs for the account, and the new coins blinded, derived from the
 // vault's secrets.
-func (w *Wallet) exchangeRequest(ctx context.Context, pe pendingExchange) (api.ExchangeRequest, error) {
+func (w *Wallet) redenominationRequest(ctx context.Context, pe pendingRedenomination) (api.RedenominationRequest, error) {
 	items, err := w.v.DepositItems(ctx, pe.Account)
 	if err != nil {
-		return api.ExchangeRequest{}, fmt.Errorf("exchange: %w", err)
+		return api.RedenominationRequest{}, fmt.Errorf("redenominate: %w", err)
 	}
 	byToken := make(map[string]vault.DepositItem, len(items))
 	for _, it := range items {
 		byToken[it.Sandbox.Coin.Data.Token] = it
 	}
-	req := api.ExchangeRequest{ID: pe.ID, Account: pe.Account}
+	req := api.RedenominationRequest{ID: pe.ID, Account: pe.Account}
 	for _, tok := range pe.Tokens {
 		it, ok := byToken[tok]
 		if !ok {
-			return req, fmt.Errorf("exchange: coin %.12s is no longer held", tok)
+			return req, fmt.Errorf("redenominate: coin %.12s is no longer held", tok)
 		}
 		req.Coins = append(req.Coins, api.DepositCoin{Sandbox: it.Sandbox, Proof: it.Proof})
 	}
-	blind, err := w.exchangeCoins(ctx, pe)
+	blind, err := w.newCoins(ctx, pe)
 	if err != nil {
 		return req, err
 	}
@@ -187,66 +190,67 @@ func (w *Wallet) exchangeRequest(ctx context.Context, pe pendingExchange) (api.E
 	return req, nil
 }
 
-// exchangeCoins rebuilds the new coins of pe, blinded, from the vault.
-func (w *Wallet) exchangeCoins(ctx context.Context, pe pendingExchange) ([][]*otp.BlindCoin, error) {
+// newCoins rebuilds the new coins of pe, blinded, from the vault.
+func (w *Wallet) newCoins(ctx context.Context, pe pendingRedenomination) ([][]*otp.BlindCoin, error) {
 	blind := make([][]*otp.BlindCoin, len(pe.Parts))
 	for i, part := range pe.Parts {
 		k, err := w.cat().Key(part.KeyID, otp.UseCoin)
 		if err != nil {
-			return nil, fmt.Errorf("exchange: %w", err)
+			return nil, fmt.Errorf("redenominate: %w", err)
 		}
 		pubs, err := w.v.HolderKeys(ctx, part.ID, part.N)
 		if err != nil {
-			return nil, fmt.Errorf("exchange: %w", err)
+			return nil, fmt.Errorf("redenominate: %w", err)
 		}
 		secret, err := w.v.WithdrawalSecret(ctx, part.ID)
 		if err != nil {
-			return nil, fmt.Errorf("exchange: %w", err)
+			return nil, fmt.Errorf("redenominate: %w", err)
 		}
 		blind[i] = make([]*otp.BlindCoin, len(pubs))
 		for j, pub := range pubs {
 			if blind[i][j], err = otp.NewBlindCoin(w.cat().Issuer, k, pub, otp.WithdrawalRand(secret, part.ID, j)); err != nil {
-				return nil, fmt.Errorf("exchange: %w", err)
+				return nil, fmt.Errorf("redenominate: %w", err)
 			}
 		}
 	}
 	return blind, nil
 }
 
-// finishExchange asks the bank for the recorded exchange pe, stores the
-// new coins and marks the old ones deposited. A refusal forgets it.
-func (w *Wallet) finishExchange(ctx context.Context, token string, pe pendingExchange, res *ExchangeResult) error {
-	blind, err := w.exchangeCoins(ctx, pe)
+// finishRedenomination asks the bank for the recorded re-denomination pe,
+// stores the new coins and marks the old ones deposited. A refusal forgets
+// it.
+func (w *Wallet) finishRedenomination(ctx context.Context, token string, pe pendingRedenomination, res *RedenominateResult) error {
+	blind, err := w.newCoins(ctx, pe)
 	if err != nil {
 		return err
 	}
-	sigs, err := w.bank.Exchange(ctx, token, pe.Request)
+	sigs, err := w.bank.Redenominate(ctx, token, pe.Request)
 	if err != nil {
 		if refused(err) {
-			w.forgetExchange(ctx, pe)
+			w.forgetRedenomination(ctx, pe)
 		}
-		return fmt.Errorf("exchange: %w", err)
+		return fmt.Errorf("redenominate: %w", err)
 	}
 	out := 0
 	for i, part := range pe.Parts {
 		if len(sigs[i]) != len(blind[i]) {
-			return fmt.Errorf("exchange: %d blind signatures for %d coins", len(sigs[i]), len(blind[i]))
+			return fmt.Errorf("redenominate: %d blind signatures for %d coins", len(sigs[i]), len(blind[i]))
 		}
 		coins := make([]otp.Coin, len(sigs[i]))
 		for j := range sigs[i] {
 			coin, err := blind[i][j].Finish(sigs[i][j])
 			if err != nil {
-				return fmt.Errorf("exchange: the bank's blind signature does not fit: %w", err)
+				return fmt.Errorf("redenominate: the bank's blind signature does not fit: %w", err)
 			}
 			coins[j] = *coin
 		}
 		if err := w.v.AddWithdrawn(ctx, part.ID, coins); err != nil {
-			return fmt.Errorf("exchange: %w", err)
+			return fmt.Errorf("redenominate: %w", err)
 		}
 		out += len(coins)
 	}
 	if err := w.v.MarkDeposited(ctx, pe.Tokens); err != nil {
-		return fmt.Errorf("exchange: %w", err)
+		return fmt.Errorf("redenominate: %w", err)
 	}
 	var value int64
 	for _, c := range pe.Request.Coins {
@@ -255,16 +259,16 @@ func (w *Wallet) finishExchange(ctx context.Context, token string, pe pendingExc
 	res.Value += value
 	res.In += len(pe.Tokens)
 	res.Out += out
-	w.emit(Event{Kind: EventExchanged, Amount: value, Coins: out})
-	w.record(ctx, HistoryEntry{Kind: HistoryExchange, Amount: value, Detail: fmt.Sprintf("%d coins for %d at the bank", len(pe.Tokens), out)})
+	w.emit(Event{Kind: EventRedenominated, Amount: value, Coins: out})
+	w.record(ctx, HistoryEntry{Kind: HistoryRedenominate, Amount: value, Detail: fmt.Sprintf("%d coins for %d at the bank", len(pe.Tokens), out)})
 	return nil
 }
 
-// forgetExchange drops an exchange the bank did not carry out.
-func (w *Wallet) forgetExchange(ctx context.Context, pe pendingExchange) {
+// forgetRedenomination drops a re-denomination the bank did not carry out.
+func (w *Wallet) forgetRedenomination(ctx context.Context, pe pendingRedenomination) {
 	for _, part := range pe.Parts {
 		if err := w.v.ForgetWithdrawal(ctx, part.ID); err != nil {
-			w.log.Warn("exchange not forgotten", "err", err)
+			w.log.Warn("re-denomination not forgotten", "err", err)
 		}
 	}
 }
