@@ -2,7 +2,7 @@ package wallet
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -29,11 +29,11 @@ type RedenominateResult struct {
 // deposits them to account and withdraws the new ones from it in one
 // transaction (POST /v1/redenominations), so the account does not change.
 //
-// The re-denomination is recorded in the vault (the coins given, and
-// holder keys and a secret for the new coins) before the bank is asked,
-// under an id the bank honours once: a crash or lost reply is finished,
-// with nothing done twice, by the next Redenominate. A refusal changes
-// nothing. The coins given stay held until the bank's answer is stored; like a deposit, they
+// The re-denomination is recorded in the vault (the coins given, and holder keys
+// and a secret for the new coins) before the bank is asked, under an id
+// the bank honours once: a crash or lost reply is finished, with nothing
+// done twice, by the next Redenominate. A refusal changes nothing. The coins
+// given stay held until the bank's answer is stored; like a deposit, they
 // must not be paid meanwhile (the bank would catch it as a double spend).
 func (w *Wallet) Redenominate(ctx context.Context, account Account, opts ...Option) (RedenominateResult, error) {
 	var res RedenominateResult
@@ -72,60 +72,64 @@ func (w *Wallet) Redenominate(ctx context.Context, account Account, opts ...Opti
 	if give.Len() == 0 {
 		return res, nil
 	}
-	pe := pendingRedenomination{Account: account.ID, ID: newID()}
-	for _, c := range pick(held, give) {
-		pe.Tokens = append(pe.Tokens, c.Coin.Data.Token)
+	rd := vault.Redenomination{ID: newID(), Account: account.ID}
+	if rd.Coins, err = w.depositItems(ctx, account.ID, pick(held, give)); err != nil {
+		return res, err
 	}
 	for _, v := range slices.Sorted(maps.Keys(get)) {
 		if get[v] == 0 {
 			continue
 		}
-		part := redenominationPart{ID: pe.ID + "/" + strconv.FormatInt(v, 10), KeyID: byValue[v].KeyID, N: get[v]}
-		if _, err := w.v.HolderKeys(ctx, part.ID, part.N); err != nil {
+		part := vault.RedenominationPart{WithdrawalID: rd.ID + "/" + strconv.FormatInt(v, 10), KeyID: byValue[v].KeyID, N: get[v]}
+		if _, err := w.v.HolderKeys(ctx, part.WithdrawalID, part.N); err != nil {
+			w.forgetParts(ctx, rd.Parts)
 			return res, fmt.Errorf("redenominate: %w", err)
 		}
-		pe.Parts = append(pe.Parts, part)
+		rd.Parts = append(rd.Parts, part)
 	}
-	if pe.Request, err = w.redenominationRequest(ctx, pe); err != nil {
-		w.forgetRedenomination(ctx, pe)
-		return res, err
-	}
-	if err := w.setJSON(ctx, exchangeSetting(pe.ID), pe); err != nil {
+	if err := w.v.RecordRedenomination(ctx, rd); err != nil {
+		w.forgetParts(ctx, rd.Parts)
 		return res, fmt.Errorf("redenominate: %w", err)
 	}
-	if err := w.finishRedenomination(ctx, account.Token, pe, &res); err != nil {
+	if err := w.finishRedenomination(ctx, account.Token, rd, &res); err != nil {
 		return res, err
 	}
 	return res, nil
 }
 
-// pendingRedenomination is what a re-denomination needs to be asked again
-// after a crash: the same coins and the same new coins under the same id.
-type pendingRedenomination struct {
-	Account string               `json:"account"`
-	ID      string               `json:"id"`
-	Tokens  []string             `json:"tokens"`
-	Parts   []redenominationPart `json:"parts"`
-	// Request is asked again as it is: the coins given may have been
-	// taken by the bank, which answers the same request with its stored
-	// answer.
-	Request api.RedenominationRequest `json:"request"`
+// depositItems returns the coins with their deposit proofs for account.
+func (w *Wallet) depositItems(ctx context.Context, account string, coins []otp.Sandbox) ([]vault.DepositItem, error) {
+	items, err := w.v.DepositItems(ctx, account)
+	if err != nil {
+		return nil, fmt.Errorf("redenominate: %w", err)
+	}
+	byToken := make(map[string]vault.DepositItem, len(items))
+	for _, it := range items {
+		byToken[it.Sandbox.Coin.Data.Token] = it
+	}
+	out := make([]vault.DepositItem, len(coins))
+	for i, c := range coins {
+		it, ok := byToken[c.Coin.Data.Token]
+		if !ok {
+			return nil, fmt.Errorf("redenominate: coin %.12s is no longer held", c.Coin.Data.Token)
+		}
+		out[i] = it
+	}
+	return out, nil
 }
 
-// redenominationPart is the new coins of one coin key: a withdrawal in
-// the vault's terms, whose holder keys and secret the coins derive from.
-type redenominationPart struct {
-	ID    string `json:"id"`
-	KeyID string `json:"keyId"`
-	N     int    `json:"n"`
+// forgetParts forgets the withdrawals of a re-denomination never
+// recorded, so never asked for.
+func (w *Wallet) forgetParts(ctx context.Context, parts []vault.RedenominationPart) {
+	for _, p := range parts {
+		if err := w.v.ForgetWithdrawal(ctx, p.WithdrawalID); err != nil {
+			w.log.Warn("withdrawal of a re-denomination not asked for not forgotten", "err", err)
+		}
+	}
 }
-
-// exchangeSetting names the record of a re-denomination: its name from
-// before the rename, which vaults hold, kept.
-func exchangeSetting(id string) string { return "exchange/" + id }
 
 // resumeRedenominations finishes the interrupted re-denominations of
-// account.
+// account: those whose new coins are pending withdrawals of the vault.
 func (w *Wallet) resumeRedenominations(ctx context.Context, account Account, res *RedenominateResult) error {
 	ids, err := w.v.PendingWithdrawals(ctx)
 	if err != nil {
@@ -138,77 +142,62 @@ func (w *Wallet) resumeRedenominations(ctx context.Context, account Account, res
 			continue
 		}
 		seen[parent] = true
-		raw, err := w.v.Setting(ctx, exchangeSetting(parent))
-		if err != nil {
+		rd, err := w.v.PendingRedenomination(ctx, parent)
+		if errors.Is(err, vault.ErrNotFound) {
 			continue // never recorded whole: nothing was asked
 		}
-		var pe pendingRedenomination
-		if err := json.Unmarshal(raw, &pe); err != nil {
-			return fmt.Errorf("redenominate: resume %s: %w", parent, err)
+		if err != nil {
+			return fmt.Errorf("redenominate: resume: %w", err)
 		}
-		if pe.Account != account.ID {
+		if rd.Account != account.ID {
 			continue
 		}
-		if err := w.finishRedenomination(ctx, account.Token, pe, res); err != nil {
+		if err := w.finishRedenomination(ctx, account.Token, rd, res); err != nil {
 			return fmt.Errorf("resume: %w", err)
 		}
 	}
 	return nil
 }
 
-// redenominationRequest builds the request of pe: the coins given with deposit
-// proofs for the account, and the new coins blinded, derived from the
-// vault's secrets.
-func (w *Wallet) redenominationRequest(ctx context.Context, pe pendingRedenomination) (api.RedenominationRequest, error) {
-	items, err := w.v.DepositItems(ctx, pe.Account)
-	if err != nil {
-		return api.RedenominationRequest{}, fmt.Errorf("redenominate: %w", err)
+// redenominationRequest is rd as the bank's API takes it, with blind, its
+// new coins blinded (newCoins): the one place where the vault's record
+// and the wire meet.
+func redenominationRequest(rd vault.Redenomination, blind [][]*otp.BlindCoin) api.RedenominationRequest {
+	req := api.RedenominationRequest{ID: rd.ID, Account: rd.Account,
+		Coins: make([]api.DepositCoin, len(rd.Coins)), Withdraw: make([]api.WithdrawBatch, len(rd.Parts))}
+	for i, c := range rd.Coins {
+		req.Coins[i] = api.DepositCoin{Sandbox: c.Sandbox, Proof: c.Proof}
 	}
-	byToken := make(map[string]vault.DepositItem, len(items))
-	for _, it := range items {
-		byToken[it.Sandbox.Coin.Data.Token] = it
-	}
-	req := api.RedenominationRequest{ID: pe.ID, Account: pe.Account}
-	for _, tok := range pe.Tokens {
-		it, ok := byToken[tok]
-		if !ok {
-			return req, fmt.Errorf("redenominate: coin %.12s is no longer held", tok)
-		}
-		req.Coins = append(req.Coins, api.DepositCoin{Sandbox: it.Sandbox, Proof: it.Proof})
-	}
-	blind, err := w.newCoins(ctx, pe)
-	if err != nil {
-		return req, err
-	}
-	for i, part := range pe.Parts {
+	for i, part := range rd.Parts {
 		batch := api.WithdrawBatch{KeyID: part.KeyID, Blinded: make([]string, len(blind[i]))}
 		for j, b := range blind[i] {
 			batch.Blinded[j] = otp.EncodeBlinded(b.Blinded())
 		}
-		req.Withdraw = append(req.Withdraw, batch)
+		req.Withdraw[i] = batch
 	}
-	return req, nil
+	return req
 }
 
-// newCoins rebuilds the new coins of pe, blinded, from the vault.
-func (w *Wallet) newCoins(ctx context.Context, pe pendingRedenomination) ([][]*otp.BlindCoin, error) {
-	blind := make([][]*otp.BlindCoin, len(pe.Parts))
-	for i, part := range pe.Parts {
+// newCoins rebuilds the new coins of rd, blinded, from the vault: the
+// same bytes every time, derived from each part's holder keys and secret.
+func (w *Wallet) newCoins(ctx context.Context, rd vault.Redenomination) ([][]*otp.BlindCoin, error) {
+	blind := make([][]*otp.BlindCoin, len(rd.Parts))
+	for i, part := range rd.Parts {
 		k, err := w.cat().Key(part.KeyID, otp.UseCoin)
 		if err != nil {
 			return nil, fmt.Errorf("redenominate: %w", err)
 		}
-		pubs, err := w.v.HolderKeys(ctx, part.ID, part.N)
+		pubs, err := w.v.HolderKeys(ctx, part.WithdrawalID, part.N)
 		if err != nil {
 			return nil, fmt.Errorf("redenominate: %w", err)
 		}
-		secret, err := w.v.WithdrawalSecret(ctx, part.ID)
+		secret, err := w.v.WithdrawalSecret(ctx, part.WithdrawalID)
 		if err != nil {
 			return nil, fmt.Errorf("redenominate: %w", err)
 		}
 		blind[i] = make([]*otp.BlindCoin, len(pubs))
 		for j, pub := range pubs {
-			if blind[i][j], err = otp.NewBlindCoin(w.cat().Issuer, k, pub, otp.WithdrawalRand(secret, part.ID, j)); err != nil {
+			if blind[i][j], err = otp.NewBlindCoin(w.cat().Issuer, k, pub, otp.WithdrawalRand(secret, part.WithdrawalID, j)); err != nil {
 				return nil, fmt.Errorf("redenominate: %w", err)
 			}
 		}
@@ -216,59 +205,49 @@ func (w *Wallet) newCoins(ctx context.Context, pe pendingRedenomination) ([][]*o
 	return blind, nil
 }
 
-// finishRedenomination asks the bank for the recorded re-denomination pe,
-// stores the new coins and marks the old ones deposited. A refusal forgets
-// it.
-func (w *Wallet) finishRedenomination(ctx context.Context, token string, pe pendingRedenomination, res *RedenominateResult) error {
-	blind, err := w.newCoins(ctx, pe)
+// finishRedenomination asks the bank for the recorded re-denomination rd
+// and stores its answer (vault.FinishRedenomination). A refusal forgets
+// it; any other failure leaves it for the next Redenominate.
+func (w *Wallet) finishRedenomination(ctx context.Context, token string, rd vault.Redenomination, res *RedenominateResult) error {
+	blind, err := w.newCoins(ctx, rd)
 	if err != nil {
 		return err
 	}
-	sigs, err := w.bank.Redenominate(ctx, token, pe.Request)
+	sigs, err := w.bank.Redenominate(ctx, token, redenominationRequest(rd, blind))
 	if err != nil {
 		if refused(err) {
-			w.forgetRedenomination(ctx, pe)
+			if ferr := w.v.ForgetRedenomination(ctx, rd.ID); ferr != nil {
+				w.log.Warn("refused re-denomination not forgotten", "err", ferr)
+			}
 		}
 		return fmt.Errorf("redenominate: %w", err)
 	}
+	coins := make([][]otp.Coin, len(rd.Parts))
 	out := 0
-	for i, part := range pe.Parts {
-		if len(sigs[i]) != len(blind[i]) {
-			return fmt.Errorf("redenominate: %d blind signatures for %d coins", len(sigs[i]), len(blind[i]))
-		}
-		coins := make([]otp.Coin, len(sigs[i]))
+	for i := range rd.Parts {
+		// The client checked one batch per part and one signature per coin.
+		coins[i] = make([]otp.Coin, len(sigs[i]))
 		for j := range sigs[i] {
 			coin, err := blind[i][j].Finish(sigs[i][j])
 			if err != nil {
 				return fmt.Errorf("redenominate: the bank's blind signature does not fit: %w", err)
 			}
-			coins[j] = *coin
+			coins[i][j] = *coin
 		}
-		if err := w.v.AddWithdrawn(ctx, part.ID, coins); err != nil {
-			return fmt.Errorf("redenominate: %w", err)
-		}
-		out += len(coins)
-	}
-	if err := w.v.MarkDeposited(ctx, pe.Tokens); err != nil {
-		return fmt.Errorf("redenominate: %w", err)
+		out += len(coins[i])
 	}
 	var value int64
-	for _, c := range pe.Request.Coins {
+	for _, c := range rd.Coins {
 		value += c.Sandbox.Coin.Data.Value
 	}
+	entry := HistoryEntry{Time: w.now(), Kind: HistoryRedenominate, Amount: value, Currency: w.Currency(),
+		Detail: fmt.Sprintf("%d coins for %d at the bank", len(rd.Coins), out)}
+	if err := w.v.FinishRedenomination(ctx, rd.ID, coins, entry.vaultEvent()); err != nil {
+		return fmt.Errorf("redenominate: %w", err)
+	}
 	res.Value += value
-	res.In += len(pe.Tokens)
+	res.In += len(rd.Coins)
 	res.Out += out
 	w.emit(Event{Kind: EventRedenominated, Amount: value, Coins: out})
-	w.record(ctx, HistoryEntry{Kind: HistoryRedenominate, Amount: value, Detail: fmt.Sprintf("%d coins for %d at the bank", len(pe.Tokens), out)})
 	return nil
-}
-
-// forgetRedenomination drops a re-denomination the bank did not carry out.
-func (w *Wallet) forgetRedenomination(ctx context.Context, pe pendingRedenomination) {
-	for _, part := range pe.Parts {
-		if err := w.v.ForgetWithdrawal(ctx, part.ID); err != nil {
-			w.log.Warn("re-denomination not forgotten", "err", err)
-		}
-	}
 }
