@@ -193,12 +193,17 @@ func (old *redenominationV0) convert() (Redenomination, error) {
 	return r, nil
 }
 
-// strictJSON decodes b into v, refusing unknown fields. (Data after the
-// record is refused before, when its version is read.)
+// strictJSON decodes b into v, refusing unknown fields and data after it.
 func strictJSON(b []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
-	return dec.Decode(v)
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("data after the record")
+	}
+	return nil
 }
 
 // RecordRedenomination stores r, before the bank is asked for it. Its
