@@ -226,8 +226,8 @@ func TestAuth(t *testing.T) {
 	reclaim := func(account string) string {
 		return `{"account": "` + account + `", "coins": [{"sandbox": {"coin": {}, "chain": []}, "authorization": "", "key": "", "proof": ""}]}`
 	}
-	exchange := func(account string) api.ExchangeRequest {
-		return api.ExchangeRequest{ID: "x1", Account: account, Coins: []api.DepositCoin{{Sandbox: otp.Sandbox{Chain: []otp.Link{}}}},
+	redenomination := func(account string) api.RedenominationRequest {
+		return api.RedenominationRequest{ID: "x1", Account: account, Coins: []api.DepositCoin{{Sandbox: otp.Sandbox{Chain: []otp.Link{}}}},
 			Withdraw: []api.WithdrawBatch{{KeyID: coinKey.KeyID, Blinded: blinded}}}
 	}
 	type route struct {
@@ -246,7 +246,8 @@ func TestAuth(t *testing.T) {
 			{"POST", "/v1/withdrawals", withdraw(account)},
 			{"POST", "/v1/deposits", deposit(account)},
 			{"POST", "/v1/reclaims", reclaim(account)},
-			{"POST", "/v1/exchanges", exchange(account)},
+			{"POST", "/v1/redenominations", redenomination(account)},
+			{"POST", "/v1/exchanges", redenomination(account)},
 		}
 	}
 	before := state(t, e)
@@ -316,7 +317,7 @@ func TestAuthBeforeBody(t *testing.T) {
 	e := banktest.New(t, bank.Config{})
 	_, token := e.Account(t, 0)
 	h := e.Bank.Handler()
-	for _, path := range []string{"/v1/withdrawals", "/v1/exchanges", "/v1/deposits", "/v1/reclaims",
+	for _, path := range []string{"/v1/withdrawals", "/v1/redenominations", "/v1/exchanges", "/v1/deposits", "/v1/reclaims",
 		"/v1/accounts", "/v1/accounts/x/credit"} {
 		for _, auth := range []string{"", "Bearer wrong", "Bearer " + token + "x", "Bearer " + bank.NewToken(), "Basic " + token} {
 			body := &untouchable{}

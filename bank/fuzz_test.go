@@ -151,10 +151,10 @@ func FuzzDepositRequest(f *testing.F) {
 	})
 }
 
-func FuzzExchangeRequest(f *testing.F) {
-	seed(f, "exchange_request.json")
+func FuzzRedenominationRequest(f *testing.F) {
+	seed(f, "redenomination_request.json")
 	f.Fuzz(func(t *testing.T, data []byte) {
-		req, blinded, err := parseExchangeRequest(bytes.NewReader(data), fuzzMax)
+		req, blinded, err := parseRedenominationRequest(bytes.NewReader(data), fuzzMax)
 		if clientError(t, err) {
 			return
 		}

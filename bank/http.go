@@ -58,13 +58,30 @@ func (b *Bank) routes() []route {
 		{http.MethodGet, "/v1/accounts/{id}", b.handleAccount},
 		{http.MethodGet, "/v1/accounts/{id}/history", b.handleHistory},
 		{http.MethodPost, "/v1/withdrawals", b.handleWithdraw},
-		{http.MethodPost, "/v1/exchanges", b.handleExchange},
+		{http.MethodPost, "/v1/redenominations", b.handleRedenomination},
+		// The old path of re-denominations, served for one more release.
+		{http.MethodPost, "/v1/exchanges", deprecated("/v1/redenominations", b.handleRedenomination)},
 		{http.MethodPost, "/v1/reclaims", b.handleReclaim},
 		{http.MethodPost, "/v1/recoveries", b.handleRecovery},
 		{http.MethodPost, "/v1/exchange-keys", b.handleExchangeKeys},
 		{http.MethodPost, "/v1/deposits", b.handleDeposit},
 		{http.MethodGet, "/v1/admin/conflicts", b.handleConflicts},
 		{http.MethodGet, "/v1/revocations", b.handleRevocations},
+	}
+}
+
+// deprecationDate is when the deprecated routes were deprecated (RFC
+// 9745): /v1/exchanges, the old path of /v1/redenominations.
+const deprecationDate = "@1796428800" // 2026-12-05
+
+// deprecated serves h under a deprecated path, and says so in each answer
+// (RFC 9745, and the successor's Link, RFC 5829), for clients to move to
+// successor before the path is removed.
+func deprecated(successor string, h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Deprecation", deprecationDate)
+		w.Header().Set("Link", "<"+successor+`>; rel="successor-version"`)
+		return h(w, r)
 	}
 }
 
@@ -306,10 +323,10 @@ func parseBlinded(field string, blinded []string, seen map[string]string) ([][]b
 	return out, nil
 }
 
-// parseExchangeRequest decodes a re-denomination and its blinded coins,
+// parseRedenominationRequest decodes a re-denomination and its blinded coins,
 // batch by batch.
-func parseExchangeRequest(r io.Reader, maxCoins int) (api.ExchangeRequest, [][][]byte, error) {
-	var req api.ExchangeRequest
+func parseRedenominationRequest(r io.Reader, maxCoins int) (api.RedenominationRequest, [][][]byte, error) {
+	var req api.RedenominationRequest
 	if err := decode(r, &req); err != nil {
 		return req, nil, err
 	}
@@ -613,19 +630,19 @@ func (b *Bank) handleWithdraw(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (b *Bank) handleExchange(w http.ResponseWriter, r *http.Request) error {
+func (b *Bank) handleRedenomination(w http.ResponseWriter, r *http.Request) error {
 	a, err := b.requireToken(r)
 	if err != nil {
 		return err
 	}
-	req, blinded, err := parseExchangeRequest(http.MaxBytesReader(w, r.Body, maxDepositBody), b.cfg.MaxCoinsPerRequest)
+	req, blinded, err := parseRedenominationRequest(http.MaxBytesReader(w, r.Body, maxDepositBody), b.cfg.MaxCoinsPerRequest)
 	if err != nil {
 		return err
 	}
 	if err := ownedBy(a, req.Account); err != nil {
 		return err
 	}
-	body, err := b.exchange(r.Context(), req, blinded)
+	body, err := b.redenominate(r.Context(), req, blinded)
 	if err != nil {
 		return err
 	}

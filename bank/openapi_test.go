@@ -78,6 +78,28 @@ func TestOpenAPIRoutes(t *testing.T) {
 	}
 }
 
+// TestOpenAPIDeprecated: the operations the description marks deprecated
+// are the routes whose answers say so (a Deprecation header and their
+// successor's Link), and no other.
+func TestOpenAPIDeprecated(t *testing.T) {
+	e := banktest.New(t, bank.Config{})
+	h := e.Bank.Handler()
+	doc := openAPIDoc(t)
+	for _, r := range documentedRoutes(t, doc) {
+		method, path, _ := strings.Cut(r, " ")
+		op := doc["paths"].(map[string]any)[path].(map[string]any)[strings.ToLower(method)].(map[string]any)
+		marked, _ := op["deprecated"].(bool)
+		w := httptest.NewRecorder()
+		// No token and no body: every route answers, if only with 401 or 400.
+		h.ServeHTTP(w, httptest.NewRequest(method, strings.ReplaceAll(path, "{id}", "x"), nil))
+		says := w.Header().Get("Deprecation") != ""
+		if says != marked || says && !strings.Contains(w.Header().Get("Link"), `rel="successor-version"`) {
+			t.Errorf("%s: deprecated %v in openapi.yaml, answered with Deprecation %q, Link %q",
+				r, marked, w.Header().Get("Deprecation"), w.Header().Get("Link"))
+		}
+	}
+}
+
 // openAPISchemas compiles schemas of the doc, named by JSON pointer.
 type openAPISchemas struct {
 	t   *testing.T
@@ -174,8 +196,8 @@ func TestOpenAPIExamples(t *testing.T) {
 		"error_response.json":               {"POST", "/v1/withdrawals", "402"},
 		"exchange_keys_request.json":        {"POST", "/v1/exchange-keys", ""},
 		"exchange_keys_response.json":       {"POST", "/v1/exchange-keys", "200"},
-		"exchange_request.json":             {"POST", "/v1/exchanges", ""},
-		"exchange_response.json":            {"POST", "/v1/exchanges", "200"},
+		"redenomination_request.json":       {"POST", "/v1/redenominations", ""},
+		"redenomination_response.json":      {"POST", "/v1/redenominations", "200"},
 		"health_response.json":              {"GET", "/healthz", "200"},
 		"history_response.json":             {"GET", "/v1/accounts/{id}/history", "200"},
 		"reclaim_request.json":              {"POST", "/v1/reclaims", ""},

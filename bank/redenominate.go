@@ -14,18 +14,17 @@ import (
 	"github.com/otpcash/otpcash/otp"
 )
 
-// exchange re-denominates: it deposits req.Coins to req.Account and
-// withdraws the blinded coins of req.Withdraw from it, in one
-// transaction, so that the account ends where it began. The coins in and
-// out must be of equal value and of one coin program (a voucher is not
-// swapped for general money), and every coin in must be creditable: one
-// that is not refuses the whole exchange, and nothing changes. The answer
-// is stored under (account, id) like a withdrawal's, and a repeated
-// request gets it again.
-func (b *Bank) exchange(ctx context.Context, req api.ExchangeRequest, blinded [][][]byte) ([]byte, error) {
+// redenominate deposits req.Coins to req.Account and withdraws the
+// blinded coins of req.Withdraw from it, in one transaction, so that the
+// account ends where it began. The coins in and out must be of equal value
+// and of one coin program (a voucher is not swapped for general money),
+// and every coin in must be creditable: one that is not refuses the whole
+// re-denomination, and nothing changes. The answer is stored under
+// (account, id) like a withdrawal's, and a repeated request gets it again.
+func (b *Bank) redenominate(ctx context.Context, req api.RedenominationRequest, blinded [][][]byte) ([]byte, error) {
 	canon, err := otp.Canonical(req)
 	if err != nil {
-		return nil, fmt.Errorf("exchange: %w", err)
+		return nil, fmt.Errorf("redenominate: %w", err)
 	}
 	hash := sha256.Sum256(canon)
 	now := b.now()
@@ -35,22 +34,22 @@ func (b *Bank) exchange(ctx context.Context, req api.ExchangeRequest, blinded []
 		return err
 	})
 	if err != nil || resp != nil {
-		return resp, b.exchangeError(req, err)
+		return resp, b.redenominationError(req, err)
 	}
 
 	ring, err := b.keyring(ctx, now)
 	if err != nil {
-		return nil, fmt.Errorf("exchange: %w", err)
+		return nil, fmt.Errorf("redenominate: %w", err)
 	}
 	checked := b.checkCoins(ring.verifier, api.DepositRequest{Account: req.Account, Coins: req.Coins}, now)
 	var in int64
 	program := req.Coins[0].Sandbox.Coin.Data.Program
 	for i, c := range checked {
 		if c.result.Status != "" {
-			return nil, api.Errorf(http.StatusUnprocessableEntity, c.result.Code, "coins[%d]: %s; nothing exchanged", i, c.result.Message)
+			return nil, api.Errorf(http.StatusUnprocessableEntity, c.result.Code, "coins[%d]: %s; nothing re-denominated", i, c.result.Message)
 		}
 		if p := c.sandbox.Coin.Data.Program; p != program {
-			return nil, badRequest("coins[%d] is of program %q, coins[0] of %q: exchange one program at a time", i, p, program)
+			return nil, badRequest("coins[%d] is of program %q, coins[0] of %q: re-denominate one program at a time", i, p, program)
 		}
 		in += c.spent.Value
 	}
@@ -73,13 +72,15 @@ func (b *Bank) exchange(ctx context.Context, req api.ExchangeRequest, blinded []
 		issued = append(issued, batch...)
 	}
 	if in != out {
-		return nil, badRequest("coins of %s for coins of %s: an exchange must be of equal value", amount.Format(in), amount.Format(out))
+		return nil, badRequest("coins of %s for coins of %s: a re-denomination must be of equal value", amount.Format(in), amount.Format(out))
 	}
-	body, err := json.Marshal(api.ExchangeResponse{BlindSignatures: sigs})
+	body, err := json.Marshal(api.RedenominationResponse{BlindSignatures: sigs})
 	if err != nil {
-		return nil, fmt.Errorf("exchange: %w", err)
+		return nil, fmt.Errorf("redenominate: %w", err)
 	}
 
+	// The prefix is from when re-denominations were called exchanges;
+	// ledgers already hold it, and one operation keeps one spelling.
 	reference := "exc-" + randomText(12)
 	fresh := false
 	err = b.st.Update(ctx, func(tx storage.Tx) error {
@@ -93,7 +94,7 @@ func (b *Bank) exchange(ctx context.Context, req api.ExchangeRequest, blinded []
 		}
 		for i, r := range results {
 			if r.Status != api.StatusCredited {
-				return api.Errorf(http.StatusConflict, api.CodeConflict, "coins[%d]: %s: %s; nothing exchanged", i, r.Status, r.Message)
+				return api.Errorf(http.StatusConflict, api.CodeConflict, "coins[%d]: %s: %s; nothing re-denominated", i, r.Status, r.Message)
 			}
 		}
 		if _, err := tx.Post(ctx, storage.Entry{Account: req.Account, Time: now, Kind: storage.KindDeposit, Amount: in, Reference: reference}); err != nil {
@@ -112,16 +113,16 @@ func (b *Bank) exchange(ctx context.Context, req api.ExchangeRequest, blinded []
 		return nil
 	})
 	if err != nil {
-		return nil, b.exchangeError(req, err)
+		return nil, b.redenominationError(req, err)
 	}
 	if fresh {
 		b.metrics.issued.Add(float64(len(issued)))
-		b.log.InfoContext(ctx, "exchange", "account", req.Account, "exchange", req.ID, "coinsIn", len(req.Coins), "coinsOut", len(issued), "amount", in)
+		b.log.InfoContext(ctx, "redenominate", "account", req.Account, "redenomination", req.ID, "coinsIn", len(req.Coins), "coinsOut", len(issued), "amount", in)
 	}
 	return resp, nil
 }
 
-func (b *Bank) exchangeError(req api.ExchangeRequest, err error) error {
+func (b *Bank) redenominationError(req api.RedenominationRequest, err error) error {
 	var apiErr *api.Error
 	switch {
 	case err == nil:
@@ -132,7 +133,7 @@ func (b *Bank) exchangeError(req api.ExchangeRequest, err error) error {
 		return unknownAccount(req.Account)
 	case errors.Is(err, storage.ErrDuplicate):
 		return api.Errorf(http.StatusConflict, api.CodeConflict,
-			"a blinded message of exchange %q was signed before; blind every coin afresh", req.ID)
+			"a blinded message of re-denomination %q was signed before; blind every coin afresh", req.ID)
 	}
-	return fmt.Errorf("exchange %q: %w", req.ID, err)
+	return fmt.Errorf("redenominate %q: %w", req.ID, err)
 }

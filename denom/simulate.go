@@ -15,8 +15,8 @@ type Simulation struct {
 	Seed     uint64 // for the amounts
 	// The customer starts with Purse, withdrawn as Set.Withdrawal gives
 	// it. When it holds less than Max, or cannot pay, it goes online:
-	// withdraws Purse more and exchanges all its coins for a fresh mix
-	// (as otpcash wallet exchange does). The shop starts with a float of
+	// withdraws Purse more and re-denominates all its coins for a fresh
+	// mix (as otpcash wallet redenominate does). The shop starts with a float of
 	// Float, and every Bank payments deposits its takings and starts again
 	// from a fresh float.
 	Purse, Float int64

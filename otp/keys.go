@@ -61,7 +61,8 @@ type Catalogue struct {
 	// MaxHops is the most transfers a coin may have made, counting the
 	// one to the payee, for a wallet to take it offline: a longer chain
 	// is longer to verify and more likely hides a copied coin, so a
-	// payee refuses it and its holder deposits or exchanges it instead.
+	// payee refuses it and its holder deposits or re-denominates it
+	// instead.
 	MaxHops   int64     `json:"maxHops,omitempty"`
 	Signature Signature `json:"signature"`
 }

@@ -240,31 +240,33 @@ func (v *Vault) PendingWithdrawals(ctx context.Context) ([]string, error) {
 // bank refused it and debited nothing. A withdrawal whose coins are stored
 // cannot be forgotten (ErrState).
 func (v *Vault) ForgetWithdrawal(ctx context.Context, withdrawalID string) error {
-	err := v.update(ctx, func(t *tx) error {
-		id := t.s.id(kindWithdrawal, []byte(withdrawalID))
-		var w withdrawal
-		state, err := t.get(kindWithdrawal, id, &w)
-		if err != nil {
-			return err
-		}
-		if state != withdrawalPending {
-			return fmt.Errorf("%w: its coins are stored", ErrState)
-		}
-		for _, pub := range w.Keys {
-			kid, _, _, err := t.key(pub)
-			if err != nil {
-				return err
-			}
-			if err := t.delete(kindKey, kid); err != nil {
-				return err
-			}
-		}
-		return t.delete(kindWithdrawal, id)
-	})
+	err := v.update(ctx, func(t *tx) error { return t.forgetWithdrawal(withdrawalID) })
 	if err != nil {
 		return fmt.Errorf("forget withdrawal %q: %w", withdrawalID, err)
 	}
 	return nil
+}
+
+func (t *tx) forgetWithdrawal(withdrawalID string) error {
+	id := t.s.id(kindWithdrawal, []byte(withdrawalID))
+	var w withdrawal
+	state, err := t.get(kindWithdrawal, id, &w)
+	if err != nil {
+		return err
+	}
+	if state != withdrawalPending {
+		return fmt.Errorf("%w: its coins are stored", ErrState)
+	}
+	for _, pub := range w.Keys {
+		kid, _, _, err := t.key(pub)
+		if err != nil {
+			return err
+		}
+		if err := t.delete(kindKey, kid); err != nil {
+			return err
+		}
+	}
+	return t.delete(kindWithdrawal, id)
 }
 
 // NewExchangeKeys makes and stores n one-time keys for payers to transfer

@@ -2,13 +2,16 @@ package wallet
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/otpcash/otpcash/bank/api"
 	"github.com/otpcash/otpcash/denom"
 	"github.com/otpcash/otpcash/otp"
 	"github.com/otpcash/otpcash/p2p"
@@ -219,11 +222,11 @@ func TestChangeCollectedAtNextMeeting(t *testing.T) {
 	}
 }
 
-// TestExchange re-denominates at the bank: Bob, paid 4.00 in two 2.00
+// TestRedenominate re-denominates at the bank: Bob, paid 4.00 in two 2.00
 // coins, swaps one for two 1.00 coins (the mix a 4.00 withdrawal gives
 // there), in one transaction that leaves his account as it was; asked
 // again, nothing moves.
-func TestExchange(t *testing.T) {
+func TestRedenominate(t *testing.T) {
 	ctx := context.Background()
 	b := newTestBankOf(t, denom.Set{100, 200, 500})
 	alice, bob := b.newHolder(t, 500), b.newHolder(t, 0)
@@ -236,33 +239,67 @@ func TestExchange(t *testing.T) {
 	if got := coinsHeld(t, bob); got.String() != "2x2.00" {
 		t.Fatalf("Bob holds %s, want two 2.00 coins", got)
 	}
-	res, err := bob.w.Exchange(ctx, bob.acct())
+	res, err := bob.w.Redenominate(ctx, bob.acct())
 	if err != nil || res.In != 1 || res.Out != 2 || res.Value != 200 {
-		t.Fatalf("exchange = %+v, %v; want one 2.00 coin for two 1.00 coins", res, err)
+		t.Fatalf("re-denomination = %+v, %v; want one 2.00 coin for two 1.00 coins", res, err)
 	}
 	if got := coinsHeld(t, bob); got.String() != "1x2.00 + 2x1.00" {
-		t.Errorf("after the exchange Bob holds %s", got)
+		t.Errorf("after the re-denomination Bob holds %s", got)
 	}
 	if bal, err := b.Balance(ctx, bob.account); err != nil || bal != 0 {
-		t.Errorf("Bob's account after an exchange: %d, %v; want 0", bal, err)
+		t.Errorf("Bob's account after a re-denomination: %d, %v; want 0", bal, err)
 	}
-	if again, err := bob.w.Exchange(ctx, bob.acct()); err != nil || again.In != 0 {
-		t.Errorf("second exchange = %+v, %v; want nothing to do", again, err)
+	if again, err := bob.w.Redenominate(ctx, bob.acct()); err != nil || again.In != 0 {
+		t.Errorf("second re-denomination = %+v, %v; want nothing to do", again, err)
+	}
+	// The history says redenominate; the vault keeps the name it has
+	// always stored, which vaults of earlier releases hold.
+	hist, err := bob.w.History(ctx)
+	if err != nil || hist[len(hist)-1].Kind != HistoryRedenominate {
+		t.Errorf("history = %+v, %v; want it to end with %q", hist, err, HistoryRedenominate)
+	}
+	stored, err := bob.w.v.Events(ctx)
+	if err != nil || stored[len(stored)-1].Kind != "exchange" {
+		t.Errorf("vault events = %+v, %v; want the last stored as \"exchange\"", stored, err)
 	}
 	if r, err := bob.w.Deposit(ctx, bob.acct()); err != nil || r.Credited != 400 || len(r.Refused) != 0 {
-		t.Fatalf("deposit after the exchange: %+v, %v", r, err)
+		t.Fatalf("deposit after the re-denomination: %+v, %v", r, err)
 	}
 	rep, err := b.Audit(ctx)
 	if err != nil || !rep.OK() {
-		t.Fatalf("audit after an exchange: %v, %v", rep, err)
+		t.Fatalf("audit after a re-denomination: %v, %v", rep, err)
 	}
 }
 
-// TestExchangeRepeatedAndRefused replays one exchange request: the bank
-// answers it twice with the same signatures and applies it once; requests
-// of unequal value, or with a coin already deposited, are refused and
-// change nothing.
-func TestExchangeRepeatedAndRefused(t *testing.T) {
+// recordRedenomination records in h's vault, as Redenominate does, the
+// swap of coins for n new coins of key under id, and returns it with its
+// request to the bank.
+func recordRedenomination(t *testing.T, h *holder, id string, coins []otp.Sandbox, key *otp.IssuerKey, n int) (vault.Redenomination, api.RedenominationRequest) {
+	t.Helper()
+	ctx := context.Background()
+	rd := vault.Redenomination{ID: id, Account: h.account,
+		Parts: []vault.RedenominationPart{{WithdrawalID: id + "/" + strconv.FormatInt(key.Value, 10), KeyID: key.KeyID, N: n}}}
+	var err error
+	if rd.Coins, err = h.w.depositItems(ctx, h.account, coins); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.w.v.HolderKeys(ctx, rd.Parts[0].WithdrawalID, n); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.w.v.RecordRedenomination(ctx, rd); err != nil {
+		t.Fatal(err)
+	}
+	blind, err := h.w.newCoins(ctx, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rd, redenominationRequest(rd, blind)
+}
+
+// redenominationWorld: Bob, paid 4.00 in two 2.00 coins at a bank of 1.00,
+// 2.00 and 5.00 coins, and the bank's 1.00 coin key.
+func redenominationWorld(t *testing.T) (*testBank, *holder, []otp.Sandbox, *otp.IssuerKey) {
+	t.Helper()
 	ctx := context.Background()
 	b := newTestBankOf(t, denom.Set{100, 200, 500})
 	alice, bob := b.newHolder(t, 500), b.newHolder(t, 0)
@@ -280,51 +317,118 @@ func TestExchangeRepeatedAndRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	one := keys[0] // 1.00
-	pe := pendingExchange{Account: bob.account, ID: "exchange-test", Tokens: []string{held[0].Coin.Data.Token},
-		Parts: []exchangePart{{ID: "exchange-test/100", KeyID: one.KeyID, N: 2}}}
-	if pe.Request, err = bob.w.exchangeRequest(ctx, pe); err != nil {
-		t.Fatal(err)
-	}
-	first, err := bob.w.bank.Exchange(ctx, bob.token, pe.Request)
+	return b, bob, held, keys[0]
+}
+
+// TestRedenominateRepeatedAndRefused replays one re-denomination request:
+// the bank answers it twice with the same signatures and applies it once;
+// requests of unequal value, or with a coin already deposited, are refused
+// and change nothing.
+func TestRedenominateRepeatedAndRefused(t *testing.T) {
+	ctx := context.Background()
+	b, bob, held, one := redenominationWorld(t)
+	_, req := recordRedenomination(t, bob, "redenominate-test", held[:1], one, 2)
+	first, err := bob.w.bank.Redenominate(ctx, bob.token, req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := bob.w.bank.Exchange(ctx, bob.token, pe.Request)
+	second, err := bob.w.bank.Redenominate(ctx, bob.token, req)
 	if err != nil || len(second) != 1 || string(second[0][0]) != string(first[0][0]) {
-		t.Fatalf("repeated exchange: %v; want the same signatures", err)
+		t.Fatalf("repeated re-denomination: %v; want the same signatures", err)
 	}
 	if bal, _ := b.Balance(ctx, bob.account); bal != 0 {
-		t.Errorf("account after a repeated exchange: %d", bal)
+		t.Errorf("account after a repeated re-denomination: %d", bal)
 	}
 	rep, err := b.Audit(ctx)
 	if err != nil || !rep.OK() {
-		t.Fatalf("audit after a repeated exchange: %v, %v", rep, err)
+		t.Fatalf("audit after a repeated re-denomination: %v, %v", rep, err)
 	}
-	// The same coin again, in a new exchange: already deposited.
-	again := pe
-	again.ID, again.Parts = "exchange-test-2", []exchangePart{{ID: "exchange-test-2/100", KeyID: one.KeyID, N: 2}}
-	req := pe.Request
-	req.ID = again.ID
-	if _, err := bob.w.bank.Exchange(ctx, bob.token, req); err == nil || !strings.Contains(err.Error(), "nothing exchanged") {
-		t.Errorf("exchange of a coin already exchanged: %v", err)
+	// The same coin again, in a new re-denomination: already deposited.
+	_, again := recordRedenomination(t, bob, "redenominate-test-2", held[:1], one, 2)
+	if _, err := bob.w.bank.Redenominate(ctx, bob.token, again); err == nil || !strings.Contains(err.Error(), "nothing re-denominated") {
+		t.Errorf("re-denomination of a coin already re-denominated: %v", err)
 	}
 	// Unequal value: the other 2.00 coin for three 1.00 coins.
-	pe3 := pendingExchange{Account: bob.account, ID: "exchange-test-3", Tokens: []string{held[1].Coin.Data.Token},
-		Parts: []exchangePart{{ID: "exchange-test-3/100", KeyID: one.KeyID, N: 3}}}
-	if pe3.Request, err = bob.w.exchangeRequest(ctx, pe3); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := bob.w.bank.Exchange(ctx, bob.token, pe3.Request); err == nil || !strings.Contains(err.Error(), "coins of 2.00 for coins of 3.00") {
-		t.Errorf("exchange of unequal value: %v", err)
+	_, unequal := recordRedenomination(t, bob, "redenominate-test-3", held[1:], one, 3)
+	if _, err := bob.w.bank.Redenominate(ctx, bob.token, unequal); err == nil || !strings.Contains(err.Error(), "coins of 2.00 for coins of 3.00") {
+		t.Errorf("re-denomination of unequal value: %v", err)
 	}
 	if bal, _ := b.Balance(ctx, bob.account); bal != 0 {
-		t.Errorf("account after refused exchanges: %d", bal)
+		t.Errorf("account after refused re-denominations: %d", bal)
 	}
-	// The coin the refused exchange offered is still Bob's to deposit; the
-	// one exchanged above (behind the wallet's back) is already credited.
+	// The coin the refused re-denomination offered is still Bob's to
+	// deposit; the one re-denominated above (behind the wallet's back) is
+	// already credited.
 	if r, err := bob.w.Deposit(ctx, bob.acct()); err != nil || r.Balance != 200 || len(r.Refused) != 0 {
-		t.Errorf("deposit after refused exchanges: %+v, %v; want a balance of 2.00", r, err)
+		t.Errorf("deposit after refused re-denominations: %+v, %v; want a balance of 2.00", r, err)
+	}
+}
+
+// TestRedenominateResumed: the bank carried out a re-denomination whose
+// answer never reached the wallet (a crash, a lost reply); the next
+// Redenominate asks again, gets the stored answer, and stores it once:
+// the new coins held, the coin given deposited, the record gone. The
+// record is read in either form: the one this release writes, and the
+// one the release before wrote (the bank's request inside, under
+// "exchange/ID"), whose request the wallet must send again byte for byte.
+func TestRedenominateResumed(t *testing.T) {
+	for _, form := range []string{"version 1", "version 0"} {
+		t.Run(form, func(t *testing.T) {
+			ctx := context.Background()
+			b, bob, held, one := redenominationWorld(t)
+			rd, req := recordRedenomination(t, bob, "lost-reply", held[:1], one, 2)
+			if form == "version 0" {
+				old, err := json.Marshal(map[string]any{"account": rd.Account, "id": rd.ID,
+					"tokens":  []string{held[0].Coin.Data.Token},
+					"parts":   []map[string]any{{"id": rd.Parts[0].WithdrawalID, "keyId": one.KeyID, "n": 2}},
+					"request": req})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := bob.w.v.SetSetting(ctx, "exchange/"+rd.ID, old); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := bob.w.bank.Redenominate(ctx, bob.token, req); err != nil {
+				t.Fatal(err) // carried out; the answer is dropped
+			}
+			res, err := bob.w.Redenominate(ctx, bob.acct())
+			if err != nil || res.In != 1 || res.Out != 2 || res.Value != 200 {
+				t.Fatalf("resumed: %+v, %v; want one 2.00 coin for two 1.00 coins", res, err)
+			}
+			if got := coinsHeld(t, bob); got.String() != "1x2.00 + 2x1.00" {
+				t.Errorf("after resuming Bob holds %s", got)
+			}
+			if _, err := bob.w.v.PendingRedenomination(ctx, rd.ID); !errors.Is(err, vault.ErrNotFound) {
+				t.Errorf("record after resuming: %v; want none", err)
+			}
+			if r, err := bob.w.Deposit(ctx, bob.acct()); err != nil || r.Credited != 400 || len(r.Refused) != 0 {
+				t.Fatalf("deposit after resuming: %+v, %v", r, err)
+			}
+			if rep, err := b.Audit(ctx); err != nil || !rep.OK() {
+				t.Fatalf("audit: %v, %v", rep, err)
+			}
+		})
+	}
+}
+
+// TestRedenominateRefusedForgotten: a re-denomination the bank refuses is
+// forgotten whole, its new coins' keys with it; the coin given stays held.
+func TestRedenominateRefusedForgotten(t *testing.T) {
+	ctx := context.Background()
+	_, bob, held, one := redenominationWorld(t)
+	rd, _ := recordRedenomination(t, bob, "refused", held[:1], one, 3) // 2.00 for 3.00
+	if _, err := bob.w.Redenominate(ctx, bob.acct()); err == nil || !strings.Contains(err.Error(), "coins of 2.00 for coins of 3.00") {
+		t.Fatalf("redenominate: %v; want the bank's refusal", err)
+	}
+	if _, err := bob.w.v.PendingRedenomination(ctx, rd.ID); !errors.Is(err, vault.ErrNotFound) {
+		t.Errorf("record after a refusal: %v; want none", err)
+	}
+	if ids, err := bob.w.v.PendingWithdrawals(ctx); err != nil || len(ids) != 0 {
+		t.Errorf("pending withdrawals after a refusal: %v, %v", ids, err)
+	}
+	if got := coinsHeld(t, bob); got.String() != "2x2.00" {
+		t.Errorf("after a refusal Bob holds %s", got)
 	}
 }
 

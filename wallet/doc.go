@@ -4,8 +4,8 @@
 //
 // An app calls Init once, then Open with the owner's PIN, and uses
 // Withdraw, RefillKeys, Pay, Receive (or Serve, for a terminal that goes on
-// serving past failed sessions), Settle, Exchange, Reclaim, Deposit, Balance
-// and History. It never handles coins, keys or the vault directly.
+// serving past failed sessions), Settle, Redenominate, Reclaim, Deposit,
+// Balance and History. It never handles coins, keys or the vault directly.
 //
 // Guarantees:
 //   - a payment never contacts a server: Pay, Receive and Settle need only
@@ -22,8 +22,8 @@
 //     wallets meet, in either direction;
 //   - coins sealed to a payee that never comes back are credited back by
 //     Reclaim once their deposit deadline has passed;
-//   - an online step (Withdraw, Exchange, Deposit) interrupted by a crash is
-//     finished by calling it again.
+//   - an online step (Withdraw, Redenominate, Deposit) interrupted by a
+//     crash is finished by calling it again.
 //
 // Where to start: the package example (Init, Withdraw, Pay, Receive), then
 // the example of each method. A bank account's credentials travel as one

@@ -375,9 +375,9 @@ func ExampleWallet_Deposit() {
 	// Output: credited 8.00 in 3 coins; the account holds 8.00
 }
 
-// Exchange swaps coins at the bank for the mix a withdrawal of their total
+// Redenominate swaps coins at the bank for the mix a withdrawal of their total
 // would bring: few coins, and enough small ones to make change.
-func ExampleWallet_Exchange() {
+func ExampleWallet_Redenominate() {
 	ctx := context.Background()
 	world := newWorld()
 	alice, bob := world.wallet("alice"), world.wallet("bob")
@@ -403,17 +403,17 @@ func ExampleWallet_Exchange() {
 		panic(err)
 	}
 	fmt.Println("Bob holds", bal.Denominations)
-	res, err := bob.Exchange(ctx, world.account(0))
+	res, err := bob.Redenominate(ctx, world.account(0))
 	if err != nil {
 		panic(err)
 	}
 	if bal, err = bob.Balance(ctx); err != nil {
 		panic(err)
 	}
-	fmt.Printf("exchanged %d coins for %d: %v\n", res.In, res.Out, bal.Denominations)
+	fmt.Printf("redenominated %d coins for %d: %v\n", res.In, res.Out, bal.Denominations)
 	// Output:
 	// Bob holds 2x5.00 + 4x2.00 + 2x1.00
-	// exchanged 4 coins for 1: 1x10.00 + 1x5.00 + 2x2.00 + 1x1.00
+	// redenominated 4 coins for 1: 1x10.00 + 1x5.00 + 2x2.00 + 1x1.00
 }
 
 // Reclaim credits back coins sealed to a payee that never acknowledged

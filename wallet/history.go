@@ -13,18 +13,18 @@ type EventKind string
 
 // The steps OnEvent reports, for a user interface.
 const (
-	EventSAS       EventKind = "sas"       // the short authentication string to compare (Event.SAS)
-	EventOffer     EventKind = "offer"     // a payer's offer, before ConfirmOffer (payee)
-	EventResent    EventKind = "resent"    // coins of an earlier broken session delivered again
-	EventSealed    EventKind = "sealed"    // coins sealed to the payee (payer)
-	EventAcked     EventKind = "acked"     // coins the payee acknowledged: spent (payer)
-	EventReceived  EventKind = "received"  // coins checked and stored (payee)
-	EventChange    EventKind = "change"    // change given (payee) or received (payer)
-	EventSettled   EventKind = "settled"   // in-flight coins delivered to their owner by Settle
-	EventWithdrawn EventKind = "withdrawn" // coins withdrawn from the bank
-	EventDeposited EventKind = "deposited" // coins credited by the bank
-	EventExchanged EventKind = "exchanged" // coins re-denominated at the bank
-	EventRefilled  EventKind = "refilled"  // exchange keys certified by the bank
+	EventSAS           EventKind = "sas"           // the short authentication string to compare (Event.SAS)
+	EventOffer         EventKind = "offer"         // a payer's offer, before ConfirmOffer (payee)
+	EventResent        EventKind = "resent"        // coins of an earlier broken session delivered again
+	EventSealed        EventKind = "sealed"        // coins sealed to the payee (payer)
+	EventAcked         EventKind = "acked"         // coins the payee acknowledged: spent (payer)
+	EventReceived      EventKind = "received"      // coins checked and stored (payee)
+	EventChange        EventKind = "change"        // change given (payee) or received (payer)
+	EventSettled       EventKind = "settled"       // in-flight coins delivered to their owner by Settle
+	EventWithdrawn     EventKind = "withdrawn"     // coins withdrawn from the bank
+	EventDeposited     EventKind = "deposited"     // coins credited by the bank
+	EventRedenominated EventKind = "redenominated" // coins re-denominated at the bank
+	EventRefilled      EventKind = "refilled"      // exchange keys certified by the bank
 )
 
 // Event is a step of a payment or an online operation, for a user
@@ -39,7 +39,8 @@ type Event struct {
 }
 
 // HistoryKind names what a HistoryEntry records. The names are stored in
-// the vault: they never change meaning.
+// the vault: they never change meaning. One renamed since is stored under
+// its old name (storedKinds).
 type HistoryKind string
 
 // The entries of a wallet's history.
@@ -47,7 +48,7 @@ const (
 	HistoryWithdraw       HistoryKind = "withdraw"        // coins withdrawn from the bank
 	HistoryDeposit        HistoryKind = "deposit"         // coins deposited to a bank account
 	HistoryRefused        HistoryKind = "refused"         // coins the bank refused for good at deposit (Detail says why)
-	HistoryExchange       HistoryKind = "exchange"        // coins re-denominated at the bank
+	HistoryRedenominate   HistoryKind = "redenominate"    // coins re-denominated at the bank (stored as "exchange")
 	HistoryReclaim        HistoryKind = "reclaim"         // sealed coins credited back after their deadline
 	HistoryPay            HistoryKind = "pay"             // a payment made in a live session
 	HistoryReceive        HistoryKind = "receive"         // a payment received in a live session
@@ -71,9 +72,29 @@ type HistoryEntry struct {
 	Detail   string      `json:"detail,omitempty"`
 }
 
+// storedKinds are the kinds the vault stores under another name: their
+// name before a rename. Vaults hold the old name, so it stays on disk.
+var storedKinds = map[HistoryKind]string{
+	HistoryRedenominate: "exchange",
+}
+
+// historyKind is the kind the vault stores as stored.
+func historyKind(stored string) HistoryKind {
+	for k, s := range storedKinds {
+		if s == stored {
+			return k
+		}
+	}
+	return HistoryKind(stored)
+}
+
 // vaultEvent is e as the vault stores it.
 func (e HistoryEntry) vaultEvent() vault.Event {
-	return vault.Event{Time: e.Time, Kind: string(e.Kind), Amount: e.Amount, Currency: e.Currency, Peer: e.Peer, Detail: e.Detail}
+	kind, ok := storedKinds[e.Kind]
+	if !ok {
+		kind = string(e.Kind)
+	}
+	return vault.Event{Time: e.Time, Kind: kind, Amount: e.Amount, Currency: e.Currency, Peer: e.Peer, Detail: e.Detail}
 }
 
 // History returns the wallet's history, oldest first.
@@ -84,7 +105,7 @@ func (w *Wallet) History(ctx context.Context) ([]HistoryEntry, error) {
 	}
 	out := make([]HistoryEntry, len(events))
 	for i, e := range events {
-		out[i] = HistoryEntry{Time: e.Time, Kind: HistoryKind(e.Kind), Amount: e.Amount, Currency: e.Currency, Peer: e.Peer, Detail: e.Detail}
+		out[i] = HistoryEntry{Time: e.Time, Kind: historyKind(e.Kind), Amount: e.Amount, Currency: e.Currency, Peer: e.Peer, Detail: e.Detail}
 	}
 	return out, nil
 }

@@ -123,16 +123,6 @@ func (s *recoverySetting) secrets() (id [recovery.IDSize]byte, key [32]byte) {
 	return id, key
 }
 
-// settingClaims holds the recovered coins waiting for the bank: claims,
-// never coins, so nothing can select, pay, offer or deposit them offline.
-const settingClaims = "recovery/claims"
-
-// claims are the recovered coins, each claim signed for Account.
-type claims struct {
-	Account string            `json:"account"`
-	Coins   []api.ReclaimCoin `json:"coins"`
-}
-
 // ErrWrongPhrase reports a phrase that is not this wallet's.
 var ErrWrongPhrase = errors.New("recovery phrase of another wallet")
 
@@ -159,7 +149,7 @@ type RecoverResult struct {
 func (w *Wallet) Recover(ctx context.Context, p *recovery.Phrase, backup []byte, acct Account) (RecoverResult, error) {
 	account := acct.ID
 	var res RecoverResult
-	cl, err := w.claims(ctx)
+	cl, err := w.v.RecoveryClaims(ctx)
 	if err != nil {
 		return res, fmt.Errorf("recover: %w", err)
 	}
@@ -177,12 +167,12 @@ func (w *Wallet) Recover(ctx context.Context, p *recovery.Phrase, backup []byte,
 		}
 		cl.Coins = append(cl.Coins, added...)
 		res.Imported = len(added)
-		if err := w.setJSON(ctx, settingClaims, cl); err != nil {
+		if err := w.v.SetRecoveryClaims(ctx, cl); err != nil {
 			return res, fmt.Errorf("recover: %w", err)
 		}
 	}
 	now := w.now()
-	var due, pending []api.ReclaimCoin
+	var due, pending []vault.ReclaimItem
 	for _, c := range cl.Coins {
 		k, err := w.cat().Key(c.Sandbox.Coin.Data.KeyID, otp.UseCoin)
 		if err == nil && now.Before(k.DepositUntil) {
@@ -197,7 +187,7 @@ func (w *Wallet) Recover(ctx context.Context, p *recovery.Phrase, backup []byte,
 	if len(due) == 0 {
 		return res, nil
 	}
-	resp, err := w.bank.Recover(ctx, acct.Token, api.RecoveryRequest{Account: account, Coins: due})
+	resp, err := w.bank.Recover(ctx, acct.Token, recoveryRequest(account, due))
 	if err != nil {
 		return res, fmt.Errorf("recover: %w", err)
 	}
@@ -217,7 +207,7 @@ func (w *Wallet) Recover(ctx context.Context, p *recovery.Phrase, backup []byte,
 		}
 	}
 	cl.Coins = pending
-	if err := w.setJSON(ctx, settingClaims, cl); err != nil {
+	if err := w.v.SetRecoveryClaims(ctx, cl); err != nil {
 		return res, fmt.Errorf("recover: %w", err)
 	}
 	res.Balance = resp.Balance
@@ -226,24 +216,21 @@ func (w *Wallet) Recover(ctx context.Context, p *recovery.Phrase, backup []byte,
 	return res, nil
 }
 
-// claims returns the recovered coins waiting for the bank.
-func (w *Wallet) claims(ctx context.Context) (claims, error) {
-	var cl claims
-	raw, err := w.v.Setting(ctx, settingClaims)
-	if errors.Is(err, vault.ErrNotFound) {
-		return cl, nil
+// recoveryRequest is the claims due as the bank's API takes them: the one
+// place where the vault's claims and the wire meet.
+func recoveryRequest(account string, due []vault.ReclaimItem) api.RecoveryRequest {
+	req := api.RecoveryRequest{Account: account, Coins: make([]api.ReclaimCoin, len(due))}
+	for i, c := range due {
+		req.Coins[i] = api.ReclaimCoin{Sandbox: c.Sandbox, Authorization: c.Auth, Key: c.Key, Proof: c.Proof}
 	}
-	if err == nil {
-		err = json.Unmarshal(raw, &cl)
-	}
-	return cl, err
+	return req
 }
 
 // importBackup opens backup with p, which must be this wallet's phrase,
 // and returns a claim for account of each of its coins not among have.
 // Every coin and authorisation is checked before any is returned: a
 // backup is taken whole or not at all.
-func (w *Wallet) importBackup(ctx context.Context, p *recovery.Phrase, backup []byte, account string, have []api.ReclaimCoin) ([]api.ReclaimCoin, error) {
+func (w *Wallet) importBackup(ctx context.Context, p *recovery.Phrase, backup []byte, account string, have []vault.ReclaimItem) ([]vault.ReclaimItem, error) {
 	s, err := w.recoverySecrets(ctx)
 	if err != nil {
 		return nil, err
@@ -264,7 +251,7 @@ func (w *Wallet) importBackup(ctx context.Context, p *recovery.Phrase, backup []
 		known[c.Sandbox.Coin.Data.Token] = true
 	}
 	key := otp.EncodeKey(k.RecoveryKey())
-	var out []api.ReclaimCoin
+	var out []vault.ReclaimItem
 	for _, c := range b.Coins {
 		sb := c.Sandbox
 		if known[sb.Coin.Data.Token] {
@@ -283,7 +270,7 @@ func (w *Wallet) importBackup(ctx context.Context, p *recovery.Phrase, backup []
 		if err := sb.VerifyRecovery(c.Authorization, key, proof, account); err != nil {
 			return nil, fmt.Errorf("backed-up coin %.12s: %w", sb.Coin.Data.Token, err)
 		}
-		out = append(out, api.ReclaimCoin{Sandbox: sb, Authorization: c.Authorization, Key: key, Proof: proof})
+		out = append(out, vault.ReclaimItem{Sandbox: sb, Auth: c.Authorization, Key: key, Proof: proof})
 	}
 	return out, nil
 }

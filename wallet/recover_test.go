@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otpcash/otpcash/bank/api"
 	"github.com/otpcash/otpcash/denom"
 	"github.com/otpcash/otpcash/otp"
 	"github.com/otpcash/otpcash/wallet/recovery"
@@ -148,7 +147,7 @@ func TestRecoverLostWallet(t *testing.T) {
 			if _, err := fresh.w.Recover(ctx, &tc.phrase, tc.backup, fresh.acct()); !errors.Is(err, tc.want) {
 				t.Fatalf("Recover = %v, want %v", err, tc.want)
 			}
-			if cl, err := fresh.w.claims(ctx); err != nil || len(cl.Coins) != 0 {
+			if cl, err := fresh.w.v.RecoveryClaims(ctx); err != nil || len(cl.Coins) != 0 {
 				t.Fatalf("claims kept after a refusal: %d, %v", len(cl.Coins), err)
 			}
 		})
@@ -168,7 +167,7 @@ func TestRecoverLostWallet(t *testing.T) {
 		t.Fatalf("Alice's account before the deadline: %d", got)
 	}
 
-	cl, _ := fresh.w.claims(ctx)
+	cl, _ := fresh.w.v.RecoveryClaims(ctx)
 	key, err := fresh.w.cat().Key(cl.Coins[0].Sandbox.Coin.Data.KeyID, otp.UseCoin)
 	if err != nil {
 		t.Fatal(err)
@@ -179,7 +178,7 @@ func TestRecoverLostWallet(t *testing.T) {
 	}
 	// A crash after the bank credited, before the wallet recorded it:
 	// the bank has the claims, the wallet still lists them.
-	if _, err := fresh.w.bank.Recover(ctx, fresh.token, api.RecoveryRequest{Account: fresh.account, Coins: cl.Coins}); err != nil {
+	if _, err := fresh.w.bank.Recover(ctx, fresh.token, recoveryRequest(fresh.account, cl.Coins)); err != nil {
 		t.Fatal(err)
 	}
 	b.audit(t)

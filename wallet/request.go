@@ -201,7 +201,7 @@ func ParseRequest(text string) (PaymentRequest, error) {
 // Paying a request again, before its receipt came back, makes the same
 // token again from the coins already sealed. A wallet that cannot make
 // the amount exactly says so: change needs a live session, or coins
-// exchanged at the bank first.
+// re-denominated at the bank first.
 func (w *Wallet) PayRequest(ctx context.Context, text string) (TokenPayment, error) {
 	req, err := ParseRequest(text)
 	if err != nil {
@@ -252,7 +252,7 @@ func (w *Wallet) PayRequest(ctx context.Context, text string) (TokenPayment, err
 		err = fmt.Errorf("it takes %d coins and the request has keys for %d", plan.Send.Len(), len(req.Keys))
 	}
 	if err != nil {
-		return tp, fmt.Errorf("pay request %s: %w: cannot pay %s of program %q exactly from this wallet's coins (%w); exchange coins at the bank (wallet exchange) or pay in a live session, where the payee gives change",
+		return tp, fmt.Errorf("pay request %s: %w: cannot pay %s of program %q exactly from this wallet's coins (%w); re-denominate coins at the bank (wallet redenominate) or pay in a live session, where the payee gives change",
 			req.ID, ErrInsufficient, amount.Format(req.Amount), req.Program, err)
 	}
 	rp := &tokenPeer{keys: req.Keys}

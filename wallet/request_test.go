@@ -365,7 +365,7 @@ func TestPayRequestNotExact(t *testing.T) {
 	req := mustRequest(t, erin, 400) // Alice has 5.00 and three 1.00
 	before := stateOf(t, alice)
 	_, err := alice.w.PayRequest(ctx, req.Text)
-	if !errors.Is(err, ErrInsufficient) || !strings.Contains(err.Error(), "wallet exchange") {
+	if !errors.Is(err, ErrInsufficient) || !strings.Contains(err.Error(), "wallet redenominate") {
 		t.Fatalf("pay 4.00 from 5.00 and three 1.00: %v", err)
 	}
 	unchanged(t, alice, before, "an unpayable request")

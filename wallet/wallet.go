@@ -106,8 +106,8 @@ type Options struct {
 }
 
 // Account is a bank account's id and the token that authenticates it,
-// as the bank handed them out: Withdraw, Exchange, Deposit and Reclaim
-// act on it, and Options.Merchant names one.
+// as the bank handed them out: Withdraw, Redenominate, Deposit and
+// Reclaim act on it, and Options.Merchant names one.
 type Account = client.Account
 
 // Offer is a payment proposed by a payer.
@@ -190,7 +190,7 @@ func (w *Wallet) ver() *otp.Verifier { return w.trust.Load().ver }
 // the one to the payee, when the bank's catalogue allows fewer offline.
 func (w *Wallet) tooManyHops(what string, hops int) error {
 	if limit := w.cat().MaxHops; limit != 0 && int64(hops) > limit {
-		return fmt.Errorf("%w: %s of %d transfers, the bank allows %d offline: their holder deposits or exchanges them",
+		return fmt.Errorf("%w: %s of %d transfers, the bank allows %d offline: their holder deposits or re-denominates them",
 			ErrOfflineLimit, what, hops, limit)
 	}
 	return nil

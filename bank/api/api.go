@@ -174,12 +174,13 @@ type RecoveryRequest struct {
 	Coins   []ReclaimCoin `json:"coins"`
 }
 
-// ExchangeRequest is the body of POST /v1/exchanges: a re-denomination.
-// The coins are deposited to the account and the blinded coins withdrawn
-// from it in one transaction, so the account does not change: they must
-// be of equal value and of one coin program. A repeated ID gets the same
-// answer. Deposit proofs bind the coins to the account, as for a deposit.
-type ExchangeRequest struct {
+// RedenominationRequest is the body of POST /v1/redenominations (and of
+// POST /v1/exchanges, its deprecated alias): the coins are deposited to
+// the account and the blinded coins withdrawn from it in one transaction,
+// so the account does not change: they must be of equal value and of one
+// coin program. A repeated ID gets the same answer. Deposit proofs bind
+// the coins to the account, as for a deposit.
+type RedenominationRequest struct {
 	ID       string          `json:"id"`
 	Account  string          `json:"account"`
 	Coins    []DepositCoin   `json:"coins"`
@@ -192,9 +193,9 @@ type WithdrawBatch struct {
 	Blinded []string `json:"blinded"`
 }
 
-// ExchangeResponse carries the blind signatures, batch by batch, in the
-// order of the request.
-type ExchangeResponse struct {
+// RedenominationResponse carries the blind signatures, batch by batch, in
+// the order of the request.
+type RedenominationResponse struct {
 	BlindSignatures [][]string `json:"blindSignatures"`
 }
 

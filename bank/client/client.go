@@ -166,26 +166,26 @@ func (c *Client) WithdrawCoins(ctx context.Context, a Account, id, issuer string
 	return coins, nil
 }
 
-// Exchange re-denominates coins at the bank (POST /v1/exchanges) and
-// returns the blind signatures, batch by batch.
-func (c *Client) Exchange(ctx context.Context, token string, req api.ExchangeRequest) ([][][]byte, error) {
-	var out api.ExchangeResponse
-	if err := c.do(ctx, http.MethodPost, "/v1/exchanges", token, req, &out); err != nil {
+// Redenominate re-denominates coins at the bank (POST
+// /v1/redenominations) and returns the blind signatures, batch by batch.
+func (c *Client) Redenominate(ctx context.Context, token string, req api.RedenominationRequest) ([][][]byte, error) {
+	var out api.RedenominationResponse
+	if err := c.do(ctx, http.MethodPost, "/v1/redenominations", token, req, &out); err != nil {
 		return nil, err
 	}
 	if len(out.BlindSignatures) != len(req.Withdraw) {
-		return nil, fmt.Errorf("exchange: bank sent %d batches of blind signatures for %d", len(out.BlindSignatures), len(req.Withdraw))
+		return nil, fmt.Errorf("redenominate: bank sent %d batches of blind signatures for %d", len(out.BlindSignatures), len(req.Withdraw))
 	}
 	sigs := make([][][]byte, len(out.BlindSignatures))
 	for i, batch := range out.BlindSignatures {
 		if len(batch) != len(req.Withdraw[i].Blinded) {
-			return nil, fmt.Errorf("exchange: bank sent %d blind signatures for %d blinded coins", len(batch), len(req.Withdraw[i].Blinded))
+			return nil, fmt.Errorf("redenominate: bank sent %d blind signatures for %d blinded coins", len(batch), len(req.Withdraw[i].Blinded))
 		}
 		sigs[i] = make([][]byte, len(batch))
 		for j, s := range batch {
 			var err error
 			if sigs[i][j], err = otp.DecodeBlinded(s); err != nil {
-				return nil, fmt.Errorf("exchange: blind signature %d.%d: %w", i, j, err)
+				return nil, fmt.Errorf("redenominate: blind signature %d.%d: %w", i, j, err)
 			}
 		}
 	}

@@ -204,7 +204,24 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 
-	mustRun(t, append(bobEnv, "OTPCASH_TOKEN="+bob.Token), "wallet", "deposit", "--wallet", bobDir, "--account", bob.ID)
+	// Bob's two coins (5.00 and 2.00) for the mix a withdrawal of 7.00
+	// gives, with small coins for change; then again under the old name,
+	// kept for a release, with nothing left to do.
+	bobTok := append(bobEnv, "OTPCASH_TOKEN="+bob.Token)
+	var rd struct{ Value, In, Out int64 }
+	out := mustRun(t, bobTok, "wallet", "redenominate", "--wallet", bobDir, "--account", bob.ID, "--json")
+	if err := json.Unmarshal([]byte(out), &rd); err != nil || rd.Value == 0 || rd.In == 0 || rd.Out == 0 {
+		t.Errorf("wallet redenominate printed %q (%v); want coins swapped", out, err)
+	}
+	if out, errOut, err := run(t, bobTok, "wallet", "exchange", "--wallet", bobDir, "--account", bob.ID); err != nil ||
+		!strings.Contains(out, "nothing re-denominated") || !strings.Contains(errOut, `"wallet exchange" is deprecated`) {
+		t.Errorf("wallet exchange (deprecated): %v, stdout %q, stderr %q", err, out, errOut)
+	}
+	if help := mustRun(t, nil, "wallet", "--help"); !strings.Contains(help, "\n  redenominate ") || strings.Contains(help, "\n  exchange ") {
+		t.Errorf("wallet --help lists the deprecated exchange, or not redenominate:\n%s", help)
+	}
+
+	mustRun(t, bobTok, "wallet", "deposit", "--wallet", bobDir, "--account", bob.ID)
 	if out, _, err := run(t, append(bobEnv, "OTPCASH_TOKEN="+bob.Token), "wallet", "deposit", "--wallet", bobDir, "--account", bob.ID); err != nil || !strings.Contains(out, "0 coins") {
 		t.Errorf("second deposit with nothing held: %v, %q", err, out)
 	}
@@ -214,7 +231,7 @@ func TestEndToEnd(t *testing.T) {
 	mustRun(t, append(aliceEnv, "OTPCASH_TOKEN="+alice.Token), "wallet", "deposit", "--wallet", aliceDir, "--account", alice.ID)
 
 	history := mustRun(t, bobEnv, "wallet", "history", "--wallet", bobDir, "--json")
-	for _, kind := range []string{"receive", "deposit"} {
+	for _, kind := range []string{"receive", "redenominate", "deposit"} {
 		if !strings.Contains(history, `"`+kind+`"`) {
 			t.Errorf("Bob's history lacks a %s: %s", kind, history)
 		}

@@ -64,7 +64,7 @@ made on, unless OTPCASH_TPM names another (a device, or swtpm:HOST:PORT for a
 simulator).`,
 	}
 	cmd.AddCommand(walletInitCmd(), walletRefillCmd(), walletWithdrawCmd(), walletBalanceCmd(),
-		walletHistoryCmd(), walletReceiveCmd(), walletPayCmd(), walletRequestCmd(), walletReceiptCmd(), walletSettleCmd(), walletExchangeCmd(), walletReclaimCmd(), walletBackupCmd(), walletRecoverCmd(), walletDepositCmd(),
+		walletHistoryCmd(), walletReceiveCmd(), walletPayCmd(), walletRequestCmd(), walletReceiptCmd(), walletSettleCmd(), walletRedenominateCmd(), walletExchangeCmd(), walletReclaimCmd(), walletBackupCmd(), walletRecoverCmd(), walletDepositCmd(),
 		walletPeersCmd(), walletPinCmd())
 	return cmd
 }
@@ -681,17 +681,17 @@ func printInFlight(cmd *cobra.Command, p wallet.Payment) {
 	fmt.Fprintln(cmd.OutOrStdout())
 }
 
-func walletExchangeCmd() *cobra.Command {
+func walletRedenominateCmd() *cobra.Command {
 	var f walletFlags
 	var a accountFlags
 	cmd := &cobra.Command{
-		Use:   "exchange --wallet DIR --account ID",
+		Use:   "redenominate --wallet DIR --account ID",
 		Short: "Swap held coins for a better mix of denominations at the bank (online)",
-		Long: `exchange swaps the coins of a program that differ from the mix a fresh
+		Long: `redenominate swaps the coins of a program that differ from the mix a fresh
 withdrawal of their total would give (enough small coins to make change) for
 that mix, at the bank, in one transaction: the coins are deposited to the
 account and the new ones withdrawn from it, so its balance does not change.
-Interrupted, it is finished by the next exchange, with nothing done twice.`,
+Interrupted, it is finished by the next redenominate, with nothing done twice.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			account, err := a.credentials()
@@ -699,7 +699,7 @@ Interrupted, it is finished by the next exchange, with nothing done twice.`,
 				return err
 			}
 			return f.with(cmd, func(w *wallet.Wallet) error {
-				res, err := w.Exchange(cmd.Context(), account, wallet.WithProgram(f.program))
+				res, err := w.Redenominate(cmd.Context(), account, wallet.WithProgram(f.program))
 				if err != nil {
 					return err
 				}
@@ -707,18 +707,33 @@ Interrupted, it is finished by the next exchange, with nothing done twice.`,
 					return printJSON(cmd, res)
 				}
 				if res.In == 0 {
-					fmt.Fprintln(cmd.OutOrStdout(), "the coins held are already a good mix: nothing exchanged")
+					fmt.Fprintln(cmd.OutOrStdout(), "the coins held are already a good mix: nothing re-denominated")
 					return nil
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "exchanged %d coins of %s %s for %d coins\n", res.In, amount.Format(res.Value), w.Currency(), res.Out)
+				fmt.Fprintf(cmd.OutOrStdout(), "re-denominated %d coins of %s %s for %d coins\n", res.In, amount.Format(res.Value), w.Currency(), res.Out)
 				return nil
 			})
 		},
 	}
 	f.register(cmd)
 	a.register(cmd)
-	f.registerProgram(cmd, "whose coins to exchange")
+	f.registerProgram(cmd, "whose coins to re-denominate")
 	cmd.Flags().BoolVar(&f.json, "json", false, "print the result as JSON")
+	return cmd
+}
+
+// walletExchangeCmd is redenominate under its old name, kept for one more
+// release: hidden from help, and saying so on stderr (stdout may be JSON).
+func walletExchangeCmd() *cobra.Command {
+	cmd := walletRedenominateCmd()
+	cmd.Use = "exchange --wallet DIR --account ID"
+	cmd.Short = "Deprecated: use redenominate"
+	cmd.Hidden = true
+	run := cmd.RunE
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		fmt.Fprintln(cmd.ErrOrStderr(), `"wallet exchange" is deprecated and will be removed: use "wallet redenominate"`)
+		return run(cmd, args)
+	}
 	return cmd
 }
 
