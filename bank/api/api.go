@@ -46,6 +46,13 @@ const (
 	// unreachable or was restarted. Retry the same request (same
 	// withdrawal id, same coins): nothing is applied twice.
 	CodeUnavailable = "unavailable"
+	// CodeForbidden (403): a backup's key does not name its id, or an
+	// upload's signature does not verify.
+	CodeForbidden = "forbidden"
+	// CodeStaleVersion (409): a backup upload's version is not above the
+	// stored one: a replay, or another device of the same phrase wrote a
+	// newer backup (fetch it first).
+	CodeStaleVersion = "stale_version"
 )
 
 // Error is an API error: the HTTP status and the JSON error body.
