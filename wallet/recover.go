@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/otpcash/otpcash/bank/api"
+	"github.com/otpcash/otpcash/internal/fault"
 	"github.com/otpcash/otpcash/otp"
 	"github.com/otpcash/otpcash/vault"
 	"github.com/otpcash/otpcash/wallet/recovery"
@@ -196,6 +197,7 @@ func (w *Wallet) Recover(ctx context.Context, p *recovery.Phrase, backup []byte,
 			return res, fmt.Errorf("recover: %w", err)
 		}
 	}
+	fault.Point(fault.WalletRecoveryClaims)
 	now := w.now()
 	var due, pending []api.ReclaimCoin
 	for _, c := range cl.Coins {
@@ -216,6 +218,7 @@ func (w *Wallet) Recover(ctx context.Context, p *recovery.Phrase, backup []byte,
 	if err != nil {
 		return res, fmt.Errorf("recover: %w", err)
 	}
+	fault.Point(fault.WalletRecovered)
 	for i, r := range resp.Results {
 		switch {
 		case r.Status == api.StatusCredited || r.Status == api.StatusAlreadyCredited:
@@ -235,6 +238,7 @@ func (w *Wallet) Recover(ctx context.Context, p *recovery.Phrase, backup []byte,
 	if err := w.setJSON(ctx, settingClaims, cl); err != nil {
 		return res, fmt.Errorf("recover: %w", err)
 	}
+	fault.Point(fault.WalletRecoveryKept)
 	res.Balance = resp.Balance
 	w.record(ctx, HistoryEntry{Kind: HistoryRecovered, Amount: res.Credited,
 		Detail: fmt.Sprintf("%d coins of a lost wallet credited to account %s, %d spent elsewhere, %d pending, %d refused", res.Coins, account, res.Spent, res.Pending, len(res.Refused))})
