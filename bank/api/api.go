@@ -113,8 +113,10 @@ const (
 
 // Entry is one ledger entry of an account. Amount is signed: credits and
 // deposits are positive, withdrawals negative. Reference is the withdrawal
-// id for a withdrawal and the deposit's reference (also kept with every coin
-// it credited) for a deposit.
+// id for a withdrawal and, for a credit of coins, its reference (also kept
+// with every coin it credited), whose prefix says what credited them:
+// "dep-" a deposit, "rcl-" a reclaim, "rcv-" a recovery ("rec-" for both
+// of the last in entries made before they were told apart).
 type Entry struct {
 	Time      time.Time `json:"time"`
 	Kind      string    `json:"kind"`
