@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/otpcash/otpcash/bank"
 	"github.com/otpcash/otpcash/bank/api"
@@ -226,5 +227,52 @@ func TestBackupUploadGolden(t *testing.T) {
 	e := banktest.New(t, bank.Config{})
 	if _, err := e.Client.PutBackup(context.Background(), id, up); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestBackupBudget: one address creates at most BackupBurst new backups
+// at once, one more per BackupRate; refused with 429 and Retry-After
+// before the body is read, nothing stored. Replacing a stored backup is
+// never refused.
+func TestBackupBudget(t *testing.T) {
+	e := banktest.New(t, bank.Config{BackupBurst: 2})
+	ctx := context.Background()
+	keys := make([]ed25519.PrivateKey, 3)
+	for i := range keys {
+		_, keys[i] = banktest.NewKey(t)
+	}
+	for _, k := range keys[:2] {
+		id, up := api.SignBackup(k, 1, []byte("backup"))
+		if _, err := e.Client.PutBackup(ctx, id, up); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id, up := api.SignBackup(keys[2], 1, []byte("one too many"))
+	r := call(t, e, http.MethodPut, "/v1/backups/"+id, "", up)
+	wantError(t, r, http.StatusTooManyRequests, api.CodeRateLimited, "new backups")
+	if r.header.Get("Retry-After") != "360" {
+		t.Errorf("Retry-After %q, want 360", r.header.Get("Retry-After"))
+	}
+	if _, _, ok := getBackup(t, e, keys[2]); ok {
+		t.Fatal("a refused new backup was stored")
+	}
+	body, _ := json.Marshal(up)
+	cr := &countingReader{r: bytes.NewReader(body)}
+	req := httptest.NewRequest(http.MethodPut, "/v1/backups/"+id, cr)
+	req.RemoteAddr = "127.0.0.1:1" // the test server's clients' address
+	rec := httptest.NewRecorder()
+	e.Bank.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusTooManyRequests || cr.n != 0 {
+		t.Fatalf("over the budget: %d, %d bytes of the body read; want 429 before reading", rec.Code, cr.n)
+	}
+	for v := int64(2); v <= 4; v++ {
+		id0, up0 := api.SignBackup(keys[0], v, []byte("replaced"))
+		if _, err := e.Client.PutBackup(ctx, id0, up0); err != nil {
+			t.Fatalf("replacing a stored backup, version %d: %v", v, err)
+		}
+	}
+	e.Clock.Advance(6 * time.Minute)
+	if _, err := e.Client.PutBackup(ctx, id, up); err != nil {
+		t.Fatalf("after the budget refilled: %v", err)
 	}
 }

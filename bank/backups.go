@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/otpcash/otpcash/bank/api"
 	"github.com/otpcash/otpcash/bank/storage"
@@ -45,6 +46,9 @@ func (b *Bank) handlePutBackup(w http.ResponseWriter, r *http.Request) error {
 		return api.Errorf(http.StatusRequestEntityTooLarge, api.CodeTooLarge,
 			"backup upload of %d bytes: the bank holds backups of at most %d bytes (%d in the request)", r.ContentLength, api.MaxBackupData, maxBackupBody)
 	}
+	if err := b.chargeNewBackup(w, r, id); err != nil {
+		return err
+	}
 	data, version, err := parseBackupUpload(http.MaxBytesReader(w, r.Body, maxBackupBody), id)
 	if err != nil {
 		return err
@@ -54,6 +58,31 @@ func (b *Bank) handlePutBackup(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusOK, stored)
+	return nil
+}
+
+// chargeNewBackup takes one from the request address's budget of new
+// backups if nothing is stored under id yet, or refuses with 429 before
+// the body is read. Replacing a stored backup costs nothing: it does not
+// grow the bank's storage.
+func (b *Bank) chargeNewBackup(w http.ResponseWriter, r *http.Request, id string) error {
+	err := b.st.View(r.Context(), func(tx storage.Tx) error {
+		_, err := tx.Backup(r.Context(), id)
+		return err
+	})
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("put backup: %w", err)
+	}
+	if res, wait := b.backups.reserve(r.RemoteAddr, b.now(), 1); res == nil {
+		if wait == 0 {
+			return refuseForNow(w, time.Second, "the bank takes new backups from too many addresses at once")
+		}
+		return refuseForNow(w, wait, "your address has created its budget of new backups (%d at once, one more every %s)",
+			b.cfg.BackupBurst, time.Duration(float64(time.Second)/float64(b.cfg.BackupRate)).Round(time.Second))
+	}
 	return nil
 }
 
