@@ -116,6 +116,12 @@ func (w *Wallet) BackupToBank(ctx context.Context, p *recovery.Phrase) (BankBack
 	st, err := w.bank.PutBackup(ctx, id, up)
 	var ae *api.Error
 	if errors.As(err, &ae) && ae.Code == api.CodeStaleVersion {
+		// Nothing was stored: the count goes back, or every refused try
+		// would bring it closer to the other device's copy until one
+		// replaced it.
+		if err := w.setJSON(ctx, settingBankVersion, last); err != nil {
+			return BankBackup{}, fmt.Errorf("backup to the bank: %w", err)
+		}
 		return BankBackup{}, fmt.Errorf("backup to the bank: %w (%s)", ErrBackupStale, ae.Message)
 	}
 	if err != nil {
