@@ -1,8 +1,10 @@
 package wallet
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -33,8 +35,46 @@ var (
 )
 
 // settingBankVersion is the version of the newest backup this wallet
-// uploaded to its bank or fetched from it (JSON number).
+// uploaded to its bank, or fetched from it and recovered from (JSON
+// number).
 const settingBankVersion = "recovery/bank-version"
+
+// settingBankFetched is the backup last fetched from the bank, until a
+// recovery takes it in (fetched).
+const settingBankFetched = "recovery/bank-fetched"
+
+// fetched names a backup fetched from the bank: its version and the
+// SHA-256 of its data.
+type fetched struct {
+	Version int64  `json:"version"`
+	Sum     []byte `json:"sum"`
+}
+
+// recoveredFrom lets the wallet upload above the bank's copy once a
+// recovery imported exactly the copy FetchBackup fetched: a fetch alone,
+// or a recovery refused (a wrong phrase, say), must not let this device
+// replace the lost wallet's backup with its own.
+func (w *Wallet) recoveredFrom(ctx context.Context, backup []byte) error {
+	raw, err := w.v.Setting(ctx, settingBankFetched)
+	if errors.Is(err, vault.ErrNotFound) {
+		return nil
+	}
+	var f fetched
+	if err == nil {
+		err = json.Unmarshal(raw, &f)
+	}
+	if err != nil {
+		return err
+	}
+	if sum := sha256.Sum256(backup); !bytes.Equal(sum[:], f.Sum) {
+		return nil
+	}
+	last, err := w.bankVersion(ctx)
+	if err != nil || last >= f.Version {
+		return err
+	}
+	return w.setJSON(ctx, settingBankVersion, f.Version)
+}
 
 // BankBackup is what the bank holds of the wallet's backup.
 type BankBackup struct {
@@ -132,9 +172,9 @@ func (w *Wallet) BackupToBank(ctx context.Context, p *recovery.Phrase) (BankBack
 
 // FetchBackup fetches the backup the bank holds for this wallet's phrase,
 // for Recover on a new device made from the phrase (InitFromPhrase);
-// ErrNoBankBackup if it holds none. From then on this device may replace
-// that copy with its own backups. The data is returned unchecked: Recover
-// opens it with the phrase.
+// ErrNoBankBackup if it holds none. Once Recover has taken in exactly
+// this copy, this device may replace it with its own backups. The data
+// is returned unchecked: Recover opens it with the phrase.
 func (w *Wallet) FetchBackup(ctx context.Context) ([]byte, BankBackup, error) {
 	key, err := w.bankKey(ctx, nil)
 	if err != nil {
@@ -148,14 +188,9 @@ func (w *Wallet) FetchBackup(ctx context.Context) ([]byte, BankBackup, error) {
 	if err != nil {
 		return nil, BankBackup{}, fmt.Errorf("fetch backup: %w", err)
 	}
-	last, err := w.bankVersion(ctx)
-	if err != nil {
+	sum := sha256.Sum256(data)
+	if err := w.setJSON(ctx, settingBankFetched, fetched{Version: b.Version, Sum: sum[:]}); err != nil {
 		return nil, BankBackup{}, fmt.Errorf("fetch backup: %w", err)
-	}
-	if last < b.Version {
-		if err := w.setJSON(ctx, settingBankVersion, b.Version); err != nil {
-			return nil, BankBackup{}, fmt.Errorf("fetch backup: %w", err)
-		}
 	}
 	return data, BankBackup{Version: b.Version, Size: len(data), Updated: b.Updated}, nil
 }

@@ -54,6 +54,15 @@ func TestBankBackup(t *testing.T) {
 	if err != nil || st.Version != 2 {
 		t.Fatalf("fetch: %+v, %v", st, err)
 	}
+	// Neither the fetch alone nor a recovery refused lets it replace the
+	// copy: only one that took the copy in.
+	wrong, _ := recovery.NewPhrase()
+	if _, err := fresh.w.Recover(ctx, &wrong, data, fresh.acct()); !errors.Is(err, ErrWrongPhrase) {
+		t.Fatalf("recover with a wrong phrase: %v", err)
+	}
+	if _, err := fresh.w.BackupToBank(ctx, nil); !errors.Is(err, ErrBackupStale) {
+		t.Fatalf("upload after a fetch and a refused recovery: %v, want ErrBackupStale", err)
+	}
 	res, err := fresh.w.Recover(ctx, &phrase, data, fresh.acct())
 	if err != nil || res.Imported != 3 || res.Pending != 3 {
 		t.Fatalf("recover from the bank's copy: %+v, %v; want the 3 coins kept after the payment, pending", res, err)

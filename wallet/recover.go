@@ -196,6 +196,9 @@ func (w *Wallet) Recover(ctx context.Context, p *recovery.Phrase, backup []byte,
 		if err := w.setJSON(ctx, settingClaims, cl); err != nil {
 			return res, fmt.Errorf("recover: %w", err)
 		}
+		if err := w.recoveredFrom(ctx, backup); err != nil {
+			return res, fmt.Errorf("recover: %w", err)
+		}
 	}
 	fault.Point(fault.WalletRecoveryClaims)
 	now := w.now()
