@@ -111,6 +111,14 @@ type Config struct {
 	// computes at once, over all requests (half the CPUs, at least 1):
 	// withdrawals and deposits always have the other CPUs.
 	ExchangeKeyWorkers int
+	// BackupRate and BackupBurst limit, per client IP address (IPv6:
+	// per /64), how many new bank-held backups (PUT /v1/backups/{id} of
+	// an id not stored yet) it may create: 10 an hour, at most 10 at
+	// once. Uploads need no account, so this bounds how fast one address
+	// can fill the bank's storage, 4 MiB a backup; replacing a stored
+	// backup is not counted.
+	BackupRate  rate.Limit
+	BackupBurst int
 	// MaxOfflineValue and MaxOffline are the offline limits the
 	// catalogue carries and wallets enforce (zero: none): the most value,
 	// in minor units, a wallet may hold, and the longest it may go
@@ -146,6 +154,8 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.ExchangeKeyGlobalRate, 400)
 	setDefault(&c.ExchangeKeyGlobalBurst, max(2000, c.MaxCoinsPerRequest))
 	setDefault(&c.ExchangeKeyWorkers, max(1, runtime.GOMAXPROCS(0)/2))
+	setDefault(&c.BackupRate, rate.Every(6*time.Minute))
+	setDefault(&c.BackupBurst, 10)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -195,6 +205,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("offline limits %d and %s must be positive, the duration whole seconds", c.MaxOfflineValue, c.MaxOffline)
 	case c.ExchangeKeyRate < 0 || c.ExchangeKeyGlobalRate < 0 || c.ExchangeKeyWorkers < 0:
 		return errors.New("exchange key rates and workers must be positive")
+	case c.BackupRate < 0 || c.BackupBurst < 1:
+		return fmt.Errorf("backup rate %g must be positive and burst %d at least 1", float64(c.BackupRate), c.BackupBurst)
 	case c.ExchangeKeyBurst < c.MaxCoinsPerRequest || c.ExchangeKeyGlobalBurst < c.MaxCoinsPerRequest:
 		// A request of MaxCoinsPerRequest keys could never be certified.
 		return fmt.Errorf("exchange key bursts (%d per client, %d for all) must be at least the coins per request (%d)",
@@ -222,6 +234,7 @@ type Bank struct {
 	log       *slog.Logger
 	adminHash []byte   // nil: admin routes off
 	limiter   *limiter // certification budget per client, in signatures
+	backups   *limiter // new bank-held backups per client
 	metrics   *metrics
 	// certifyAll is the certification budget of all clients together,
 	// and certifySlots bounds the certification signatures computed at
@@ -250,6 +263,7 @@ func New(ctx context.Context, st storage.Store, cfg Config) (*Bank, error) {
 		st:           st,
 		log:          cfg.Logger,
 		limiter:      newLimiter(cfg.ExchangeKeyRate, cfg.ExchangeKeyBurst),
+		backups:      newLimiter(cfg.BackupRate, cfg.BackupBurst),
 		metrics:      newMetrics(),
 		certifyAll:   rate.NewLimiter(cfg.ExchangeKeyGlobalRate, cfg.ExchangeKeyGlobalBurst),
 		certifySlots: make(chan struct{}, cfg.ExchangeKeyWorkers),

@@ -129,6 +129,8 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		{AdminToken: banktest.AdminToken, MaxOffline: -time.Hour},
 		{AdminToken: banktest.AdminToken, MaxOffline: 1500 * time.Millisecond},
 		{AdminToken: banktest.AdminToken, MaxHops: -1},
+		{AdminToken: banktest.AdminToken, BackupRate: -1},
+		{AdminToken: banktest.AdminToken, BackupBurst: -1},
 	} {
 		if _, err := bank.New(context.Background(), e.Store, cfg); err == nil {
 			t.Errorf("New accepted %+v", cfg)

@@ -39,12 +39,21 @@ func (b *Bank) deposit(ctx context.Context, req api.DepositRequest) (api.Deposit
 	return b.credit(ctx, req.Account, b.checkCoins(ring.verifier, req, now), "deposit", now)
 }
 
+// referencePrefix names, at the head of a credit's ledger reference, what
+// credited it, so that an account's history tells a reclaim from a
+// recovery (both were "rec-" before).
+var referencePrefix = map[string]string{"deposit": "dep-", "reclaim": "rcl-", "recovery": "rcv-"}
+
 // credit enters the coins that passed their checks into the spent set and
 // credits their value to account; what is logged and counted is named op
-// ("deposit", "reclaim", "recovery"). Concurrent credits share write
+// (a key of referencePrefix). Concurrent credits share write
 // transactions (creditGroup), each with the effect it would have alone.
 func (b *Bank) credit(ctx context.Context, account string, checked []checkedCoin, op string, now time.Time) (api.DepositResponse, error) {
-	c := &creditCall{account: account, checked: checked, reference: op[:3] + "-" + randomText(12), now: now, done: make(chan bool, 1)}
+	prefix, ok := referencePrefix[op]
+	if !ok {
+		panic("bank: credit by unknown operation " + op) // only a bug gets here
+	}
+	c := &creditCall{account: account, checked: checked, reference: prefix + randomText(12), now: now, done: make(chan bool, 1)}
 	b.credits.do(c, func(batch []*creditCall) { b.commitCredits(ctx, batch) })
 	if errors.Is(c.err, storage.ErrNotFound) {
 		return api.DepositResponse{}, unknownAccount(account)

@@ -194,20 +194,22 @@ func (b *Bank) chargeCertification(w http.ResponseWriter, r *http.Request, n int
 	own, wait := b.limiter.reserve(r.RemoteAddr, now, n)
 	if own == nil {
 		if wait == 0 {
-			return refuseCertification(w, time.Second, "the bank certifies for too many addresses at once")
+			return refuseForNow(w, time.Second, "the bank certifies for too many addresses at once")
 		}
-		return refuseCertification(w, wait, "the certification budget of your address is spent (%g signatures a second, at most %d at once); %d more asked",
+		return refuseForNow(w, wait, "the certification budget of your address is spent (%g signatures a second, at most %d at once); %d more asked",
 			float64(b.cfg.ExchangeKeyRate), b.cfg.ExchangeKeyBurst, n)
 	}
 	if all, wait := reserveNow(b.certifyAll, now, n); all == nil {
 		own.CancelAt(now)
-		return refuseCertification(w, wait, "the bank's certification budget for all clients is spent (%g signatures a second, at most %d at once); %d more asked",
+		return refuseForNow(w, wait, "the bank's certification budget for all clients is spent (%g signatures a second, at most %d at once); %d more asked",
 			float64(b.cfg.ExchangeKeyGlobalRate), b.cfg.ExchangeKeyGlobalBurst, n)
 	}
 	return nil
 }
 
-func refuseCertification(w http.ResponseWriter, wait time.Duration, format string, args ...any) error {
+// refuseForNow refuses a request over a budget with 429 and a
+// Retry-After of wait (1 s to an hour).
+func refuseForNow(w http.ResponseWriter, wait time.Duration, format string, args ...any) error {
 	secs := max(1, int64(math.Ceil(min(wait, time.Hour).Seconds())))
 	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 	return api.Errorf(http.StatusTooManyRequests, api.CodeRateLimited, format+"; retry in %d s", append(args, secs)...)

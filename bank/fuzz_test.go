@@ -2,6 +2,8 @@ package bank
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -189,6 +191,27 @@ func FuzzReclaimRequest(f *testing.F) {
 		}
 		if checkID("account", req.Account) != nil || len(req.Coins) == 0 || len(req.Coins) > fuzzMax {
 			t.Fatalf("bad request accepted: %d coins for %q", len(req.Coins), req.Account)
+		}
+	})
+}
+
+// FuzzBackupUpload: an upload is accepted only with a valid signature of
+// the key its id names, over exactly the data returned; anything else is
+// the client's error.
+func FuzzBackupUpload(f *testing.F) {
+	seed(f, "backup_upload.json")
+	id := api.BackupID(seedKey(5).Public().(ed25519.PublicKey))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, version, err := parseBackupUpload(bytes.NewReader(data), id)
+		if clientError(t, err) {
+			return
+		}
+		var u api.BackupUpload
+		if err := json.Unmarshal(data, &u); err != nil {
+			t.Fatalf("accepted an upload that does not decode: %v", err)
+		}
+		if _, again := api.SignBackup(seedKey(5), version, got); again.Signature != u.Signature || again.Key != u.Key {
+			t.Fatalf("accepted an upload the key did not sign as returned: %s", data)
 		}
 	})
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/otpcash/otpcash/bank"
 	"github.com/otpcash/otpcash/bank/api"
+	"github.com/otpcash/otpcash/bank/client"
 	"github.com/otpcash/otpcash/bank/internal/banktest"
 )
 
@@ -119,4 +120,14 @@ func openRaw(t *testing.T, path string) *sql.DB {
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
+}
+
+// lastReference is the reference of the newest ledger entry of account id.
+func lastReference(t *testing.T, e *banktest.Env, id, token string) string {
+	t.Helper()
+	h, err := e.Client.History(context.Background(), client.Account{ID: id, Token: token})
+	if err != nil || len(h) == 0 {
+		t.Fatalf("history of %s: %d entries, %v", id, len(h), err)
+	}
+	return h[0].Reference
 }

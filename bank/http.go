@@ -63,6 +63,8 @@ func (b *Bank) routes() []route {
 		{http.MethodPost, "/v1/exchanges", deprecated("/v1/redenominations", b.handleRedenomination)},
 		{http.MethodPost, "/v1/reclaims", b.handleReclaim},
 		{http.MethodPost, "/v1/recoveries", b.handleRecovery},
+		{http.MethodPut, "/v1/backups/{id}", b.handlePutBackup},
+		{http.MethodGet, "/v1/backups/{id}", b.handleGetBackup},
 		{http.MethodPost, "/v1/exchange-keys", b.handleExchangeKeys},
 		{http.MethodPost, "/v1/deposits", b.handleDeposit},
 		{http.MethodGet, "/v1/admin/conflicts", b.handleConflicts},

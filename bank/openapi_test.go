@@ -184,6 +184,7 @@ func TestOpenAPIExamples(t *testing.T) {
 	s := newOpenAPISchemas(t)
 	examples := map[string]struct{ method, path, status string }{
 		"account_response.json":             {"GET", "/v1/accounts/{id}", "200"},
+		"backup_upload.json":                {"PUT", "/v1/backups/{id}", ""},
 		"blind_exchange_keys_request.json":  {"POST", "/v1/exchange-keys", ""},
 		"blind_exchange_keys_response.json": {"POST", "/v1/exchange-keys", "200"},
 		"catalogue.json":                    {"GET", "/v1/catalogue", "200"},

@@ -2,6 +2,7 @@ package bank_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,5 +62,8 @@ func TestReclaimBeforeDeadline(t *testing.T) {
 	resp, err := e.Client.Reclaim(ctx, payerToken, req)
 	if err != nil || resp.Results[0].Status != api.StatusCredited || resp.Balance != banktest.TestValue {
 		t.Fatalf("reclaim after the deadline: %+v, %v; want it credited", resp, err)
+	}
+	if ref := lastReference(t, e, payer, payerToken); !strings.HasPrefix(ref, "rcl-") {
+		t.Fatalf("reclaim's ledger reference %q, want rcl-…", ref)
 	}
 }

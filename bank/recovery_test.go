@@ -3,6 +3,7 @@ package bank_test
 import (
 	"context"
 	"crypto/ed25519"
+	"strings"
 	"testing"
 	"time"
 
@@ -158,5 +159,8 @@ func TestRecoveryRefusesBadClaims(t *testing.T) {
 	resp, err := e.Client.Recover(ctx, ownerToken, api.RecoveryRequest{Account: owner, Coins: []api.ReclaimCoin{good}})
 	if err != nil || resp.Results[0].Status != api.StatusCredited {
 		t.Fatalf("the good claim: %+v, %v", resp, err)
+	}
+	if ref := lastReference(t, e, owner, ownerToken); !strings.HasPrefix(ref, "rcv-") {
+		t.Fatalf("recovery's ledger reference %q, want rcv-…", ref)
 	}
 }

@@ -120,4 +120,6 @@ func (w *Wallet) record(ctx context.Context, e HistoryEntry) {
 	if err := w.v.AddEvent(ctx, e.vaultEvent()); err != nil {
 		w.log.Warn("history not recorded", "kind", e.Kind, "err", err)
 	}
+	// Every change of the coins is recorded here, after it is stored.
+	w.autoBackup(ctx)
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/otpcash/otpcash/bank/api"
+	"github.com/otpcash/otpcash/internal/fault"
 	"github.com/otpcash/otpcash/otp"
 	"github.com/otpcash/otpcash/vault"
 	"github.com/otpcash/otpcash/wallet/recovery"
@@ -27,10 +28,14 @@ type recoverySetting struct {
 	ID        []byte `json:"id"`
 	Key       string `json:"key"`
 	BackupKey []byte `json:"backupKey"`
+	// BankKey is the seed of the key that signs the backups uploaded to
+	// the bank (BackupToBank): absent in a vault made before them, which
+	// takes it from the phrase once.
+	BankKey []byte `json:"bankKey,omitempty"`
 }
 
 func newRecoverySetting(k *recovery.Keys) recoverySetting {
-	return recoverySetting{ID: k.ID[:], Key: otp.EncodeKey(k.RecoveryKey()), BackupKey: k.Backup[:]}
+	return recoverySetting{ID: k.ID[:], Key: otp.EncodeKey(k.RecoveryKey()), BackupKey: k.Backup[:], BankKey: k.BankBackup.Seed()}
 }
 
 // Create creates a wallet as Init does, from a fresh recovery phrase, and
@@ -74,7 +79,8 @@ func (w *Wallet) recoverySecrets(ctx context.Context) (recoverySetting, error) {
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return s, fmt.Errorf("recovery setting: %w", err)
 	}
-	if _, err := otp.DecodeKey(s.Key); err != nil || len(s.ID) != recovery.IDSize || len(s.BackupKey) != 32 {
+	if _, err := otp.DecodeKey(s.Key); err != nil || len(s.ID) != recovery.IDSize || len(s.BackupKey) != 32 ||
+		(s.BankKey != nil && len(s.BankKey) != ed25519.SeedSize) {
 		return s, fmt.Errorf("recovery setting: malformed")
 	}
 	return s, nil
@@ -88,7 +94,8 @@ func (s *recoverySetting) recoveryKey() ed25519.PublicKey {
 
 // Backup returns an encrypted, authenticated backup of what the phrase
 // cannot re-derive: every held coin with its holder key's authorisation
-// of the wallet's recovery key, and the history. Only the phrase opens
+// of the wallet's recovery key, the claims of a recovery still pending,
+// and the history. Only the phrase opens
 // it. Nothing changes: the coins stay held and payable here; a coin paid
 // after the backup is recovered only if nobody else deposited or claimed
 // it first (docs/PROTOCOL.md).
@@ -105,9 +112,18 @@ func (w *Wallet) Backup(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
-	b := recovery.Backup{Version: recovery.BackupVersion, Created: w.now(), Coins: make([]recovery.Coin, len(items)), History: history}
-	for i, it := range items {
-		b.Coins[i] = recovery.Coin{Sandbox: it.Sandbox, Authorization: it.Proof}
+	// The claims of a recovery still pending go in too: a device that
+	// recovered and is lost in turn still recovers them.
+	cl, err := w.v.RecoveryClaims(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	b := recovery.Backup{Version: recovery.BackupVersion, Created: w.now(), Coins: make([]recovery.Coin, 0, len(items)+len(cl.Coins)), History: history}
+	for _, it := range items {
+		b.Coins = append(b.Coins, recovery.Coin{Sandbox: it.Sandbox, Authorization: it.Proof})
+	}
+	for _, c := range cl.Coins {
+		b.Coins = append(b.Coins, recovery.Coin{Sandbox: c.Sandbox, Authorization: c.Auth})
 	}
 	id, key := s.secrets()
 	sealed, err := recovery.SealBackup(id, &key, &b)
@@ -170,7 +186,11 @@ func (w *Wallet) Recover(ctx context.Context, p *recovery.Phrase, backup []byte,
 		if err := w.v.SetRecoveryClaims(ctx, cl); err != nil {
 			return res, fmt.Errorf("recover: %w", err)
 		}
+		if err := w.recoveredFrom(ctx, backup); err != nil {
+			return res, fmt.Errorf("recover: %w", err)
+		}
 	}
+	fault.Point(fault.WalletRecoveryClaims)
 	now := w.now()
 	var due, pending []vault.ReclaimItem
 	for _, c := range cl.Coins {
@@ -191,6 +211,7 @@ func (w *Wallet) Recover(ctx context.Context, p *recovery.Phrase, backup []byte,
 	if err != nil {
 		return res, fmt.Errorf("recover: %w", err)
 	}
+	fault.Point(fault.WalletRecovered)
 	for i, r := range resp.Results {
 		switch {
 		case r.Status == api.StatusCredited || r.Status == api.StatusAlreadyCredited:
@@ -210,6 +231,7 @@ func (w *Wallet) Recover(ctx context.Context, p *recovery.Phrase, backup []byte,
 	if err := w.v.SetRecoveryClaims(ctx, cl); err != nil {
 		return res, fmt.Errorf("recover: %w", err)
 	}
+	fault.Point(fault.WalletRecoveryKept)
 	res.Balance = resp.Balance
 	w.record(ctx, HistoryEntry{Kind: HistoryRecovered, Amount: res.Credited,
 		Detail: fmt.Sprintf("%d coins of a lost wallet credited to account %s, %d spent elsewhere, %d pending, %d refused", res.Coins, account, res.Spent, res.Pending, len(res.Refused))})

@@ -17,10 +17,17 @@ import (
 // phrase, which it returns.
 func (b *testBank) newPhraseHolder(t testing.TB, credit int64) (*holder, recovery.Phrase) {
 	t.Helper()
+	return b.newPhraseHolderOn(t, credit, Options{})
+}
+
+// newPhraseHolderOn is newPhraseHolder with the options opts.
+func (b *testBank) newPhraseHolderOn(t testing.TB, credit int64, opts Options) (*holder, recovery.Phrase) {
+	t.Helper()
 	h := b.newHolder(t, credit) // for the account; its wallet is replaced
 	h.w.Close()
 	h.dir = filepath.Join(t.TempDir(), "wallet")
-	w, p, err := Create(context.Background(), h.dir, b.url, []byte("123456"), Options{PINHashing: cheap, Now: b.now, ConfirmSAS: func(context.Context, string) bool { return true }})
+	opts.PINHashing, opts.Now, opts.ConfirmSAS = cheap, b.now, func(context.Context, string) bool { return true }
+	w, p, err := Create(context.Background(), h.dir, b.url, []byte("123456"), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -103,6 +103,12 @@ type Options struct {
 	// programs' conditions check. nil gets anonymous keys. Set it from
 	// Init on, so that every key of the pool carries the attributes.
 	Merchant *Account
+	// BackupDir, when set, is a directory where the wallet writes its
+	// encrypted backup (Backup) after every change of its coins: a
+	// payment, a receipt, a withdrawal, a deposit. It keeps the latest,
+	// one file per wallet, replaced atomically. A wallet without a
+	// recovery phrase writes none.
+	BackupDir string
 }
 
 // Account is a bank account's id and the token that authenticates it,
@@ -517,6 +523,12 @@ type Balance struct {
 	// History says why.
 	Refused      int64 `json:"refused"`
 	RefusedCoins int   `json:"refusedCoins"`
+	// Recovering is the value of a lost wallet's coins claimed at the
+	// bank and not yet credited (Recover): claims, never payable here;
+	// the bank credits them to the account after their deposit deadline
+	// unless someone else spent them first.
+	Recovering      int64 `json:"recovering"`
+	RecoveringCoins int   `json:"recoveringCoins"`
 	// Denominations counts the coins held by value.
 	Denominations denom.Counts `json:"denominations"`
 	// Programs splits the totals by coin program: coins of different
@@ -531,8 +543,8 @@ type ProgramBalance struct {
 	Coins      int   `json:"coins"`
 }
 
-// Balance sums the coins the wallet can spend, those in flight and those
-// the bank refused.
+// Balance sums the coins the wallet can spend, those in flight, those
+// the bank refused and a lost wallet's coins claimed at the bank.
 func (w *Wallet) Balance(ctx context.Context) (Balance, error) {
 	coins, err := w.v.Coins(ctx)
 	if err != nil {
@@ -560,6 +572,14 @@ func (w *Wallet) Balance(ctx context.Context) (Balance, error) {
 			continue
 		}
 		b.Programs[d.Program] = p
+	}
+	cl, err := w.v.RecoveryClaims(ctx)
+	if err != nil {
+		return Balance{}, fmt.Errorf("balance: %w", err)
+	}
+	for _, c := range cl.Coins {
+		b.Recovering += c.Sandbox.Coin.Data.Value
+		b.RecoveringCoins++
 	}
 	return b, nil
 }

@@ -46,6 +46,13 @@ const (
 	// unreachable or was restarted. Retry the same request (same
 	// withdrawal id, same coins): nothing is applied twice.
 	CodeUnavailable = "unavailable"
+	// CodeForbidden (403): a backup's key does not name its id, or an
+	// upload's signature does not verify.
+	CodeForbidden = "forbidden"
+	// CodeStaleVersion (409): a backup upload's version is not above the
+	// stored one: a replay, or another device of the same phrase wrote a
+	// newer backup (fetch it first).
+	CodeStaleVersion = "stale_version"
 )
 
 // Error is an API error: the HTTP status and the JSON error body.
@@ -106,8 +113,10 @@ const (
 
 // Entry is one ledger entry of an account. Amount is signed: credits and
 // deposits are positive, withdrawals negative. Reference is the withdrawal
-// id for a withdrawal and the deposit's reference (also kept with every coin
-// it credited) for a deposit.
+// id for a withdrawal and, for a credit of coins, its reference (also kept
+// with every coin it credited), whose prefix says what credited them:
+// "dep-" a deposit, "rcl-" a reclaim, "rcv-" a recovery ("rec-" for both
+// of the last in entries made before they were told apart).
 type Entry struct {
 	Time      time.Time `json:"time"`
 	Kind      string    `json:"kind"`

@@ -21,6 +21,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -305,9 +306,41 @@ func (c *Client) Conflicts(ctx context.Context, adminToken string) ([]api.Confli
 	return out.Conflicts, err
 }
 
+// PutBackup stores the signed upload of a wallet's backup under id
+// (api.SignBackup) at the bank (PUT /v1/backups/{id}). A version not
+// above the stored one is refused with api.CodeStaleVersion.
+func (c *Client) PutBackup(ctx context.Context, id string, up api.BackupUpload) (api.BackupStored, error) {
+	var out api.BackupStored
+	err := c.do(ctx, http.MethodPut, "/v1/backups/"+url.PathEscape(id), "", up, &out)
+	return out, err
+}
+
+// GetBackup fetches the backup the bank holds for the bank-backup key
+// pub (GET /v1/backups/{id}), its data decoded; api.CodeNotFound if it
+// holds none. The data is as uploaded, unchecked: the caller opens it.
+func (c *Client) GetBackup(ctx context.Context, pub ed25519.PublicKey) (data []byte, b api.Backup, err error) {
+	h := http.Header{api.BackupKeyHeader: {otp.EncodeKey(pub)}}
+	if err := c.doHeader(ctx, http.MethodGet, "/v1/backups/"+url.PathEscape(api.BackupID(pub)), "", h, nil, &b); err != nil {
+		return nil, b, err
+	}
+	data, err = base64.RawURLEncoding.Strict().DecodeString(b.Data)
+	if err != nil {
+		return nil, b, fmt.Errorf("get backup: data: %w", err)
+	}
+	if len(data) > api.MaxBackupData {
+		return nil, b, fmt.Errorf("get backup: %d bytes, more than %d", len(data), api.MaxBackupData)
+	}
+	return data, b, nil
+}
+
 // do sends a request with an optional JSON body and bearer token and
 // decodes the JSON response into out.
 func (c *Client) do(ctx context.Context, method, path, token string, in, out any) error {
+	return c.doHeader(ctx, method, path, token, nil, in, out)
+}
+
+// doHeader is do with extra request headers.
+func (c *Client) doHeader(ctx context.Context, method, path, token string, header http.Header, in, out any) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -319,6 +352,9 @@ func (c *Client) do(ctx context.Context, method, path, token string, in, out any
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	req.Header.Set("Accept", "application/json")
 	if in != nil {

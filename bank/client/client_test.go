@@ -3,7 +3,9 @@ package client_test
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -175,6 +177,21 @@ func TestClientOddServers(t *testing.T) {
 	c = serve(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`not json`)) })
 	if _, err := c.Catalogue(ctx); err == nil || errors.As(err, &apiErr) {
 		t.Errorf("garbage answer: %v", err)
+	}
+
+	// A backup is taken as the bank's data only if it is what a bank
+	// holds: strict base64url, at most api.MaxBackupData bytes.
+	for _, tc := range []struct{ data, want string }{
+		{"not base64!", "data"},
+		{"QUJD=", "data"},
+		{base64.RawURLEncoding.EncodeToString(make([]byte, api.MaxBackupData+1)), "more than"},
+	} {
+		c = serve(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, `{"version": 1, "data": %q, "updated": "2026-01-02T03:04:05Z"}`, tc.data)
+		})
+		if _, _, err := c.GetBackup(ctx, pub); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("backup data %.20q: %v; want an error naming %q", tc.data, err, tc.want)
+		}
 	}
 
 	s := httptest.NewServer(http.NotFoundHandler())

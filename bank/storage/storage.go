@@ -114,6 +114,13 @@ type Tx interface {
 	// IssuerKeys returns every stored issuer key, oldest first.
 	IssuerKeys(ctx context.Context) ([]IssuerKey, error)
 
+	// Backup returns the backup stored under id; ErrNotFound if there is
+	// none.
+	Backup(ctx context.Context, id string) (Backup, error)
+	// PutBackup stores b under b.ID, replacing the data, version and
+	// update time of a backup stored there (whose Created it keeps).
+	PutBackup(ctx context.Context, b Backup) error
+
 	// AuditSums totals the issued coins, the spent set and the ledger.
 	AuditSums(ctx context.Context) (AuditSums, error)
 	// LedgerMismatches returns the accounts whose stored balance differs
@@ -215,6 +222,16 @@ type IssuerKey struct {
 	Seed    []byte
 	Entry   []byte
 	Created time.Time
+}
+
+// Backup is a wallet's opaque backup, held for it under an id derived
+// from its key (api.BackupID).
+type Backup struct {
+	ID      string
+	Version int64
+	Data    []byte
+	Created time.Time // first stored
+	Updated time.Time // last replaced
 }
 
 // Figure is a count of coins and their total value.

@@ -49,8 +49,9 @@ func bankServeCmd() *cobra.Command {
 		maxOfflineValue                         string
 		maxOffline                              time.Duration
 		maxHops                                 int
-		certRate, certGlobalRate                float64
+		certRate, certGlobalRate, backupRate    float64
 		certBurst, certGlobalBurst, certWorkers int
+		backupBurst                             int
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -74,7 +75,8 @@ file. Logs go to stderr; the line with msg=listening gives the address.`,
 			cfg := bank.Config{Issuer: issuer, Currency: currency, Logger: log,
 				ExchangeKeyRate: rate.Limit(certRate), ExchangeKeyBurst: certBurst,
 				ExchangeKeyGlobalRate: rate.Limit(certGlobalRate), ExchangeKeyGlobalBurst: certGlobalBurst,
-				ExchangeKeyWorkers: certWorkers}
+				ExchangeKeyWorkers: certWorkers,
+				BackupRate:         rate.Limit(backupRate / 3600), BackupBurst: backupBurst}
 			if programsFile != "" {
 				data, err := os.ReadFile(programsFile)
 				if err != nil {
@@ -158,6 +160,8 @@ file. Logs go to stderr; the line with msg=listening gives the address.`,
 	f.Float64Var(&certGlobalRate, "exchange-key-global-rate", 400, "exchange-key certification budget for all clients together, in signatures a second")
 	f.IntVar(&certGlobalBurst, "exchange-key-global-burst", 2000, "most signatures all clients together may ask at once")
 	f.IntVar(&certWorkers, "exchange-key-workers", 0, "certification signatures computed at once, over all requests (0: half the CPUs, at least 1); the other CPUs stay for withdrawals and deposits")
+	f.Float64Var(&backupRate, "backup-rate", 10, "new wallet backups (PUT /v1/backups/{id} of an id not stored yet) one client address (IPv6: /64) may create, an hour; replacing one is free")
+	f.IntVar(&backupBurst, "backup-burst", 10, "most new wallet backups one client address may create at once")
 	f.StringVar(&programsFile, "config", "", "TOML file of coin programs (docs/PROGRAMS.md); default: general, grocery-voucher, max-hops")
 	f.StringVar(&maxOfflineValue, "max-offline-value", "", "most value a wallet may hold offline, like 500.00, signed into the catalogue (default: no limit)")
 	f.DurationVar(&maxOffline, "max-offline", 0, "longest a wallet may go without fetching the revocation list before it stops paying, like 72h, whole seconds (default: no limit)")

@@ -229,8 +229,9 @@ func runDemo(ctx context.Context, out io.Writer, dir, kind string) error {
 	return eb.Close()
 }
 
-// recoveryAct is a lost phone: Frank backs up, pays Bob a coin, and loses
-// his wallet. From his phrase and backup a new wallet gets nothing before
+// recoveryAct is a lost phone: Frank backs up to the bank, pays Bob a
+// coin, and loses his wallet. From his phrase and the bank's copy of the
+// backup a new wallet gets nothing before
 // the coins' deposit deadline and nothing payable ever; after it the bank
 // credits exactly the coins nobody else deposited. It moves the demo's
 // clock past the deadline, so it comes last.
@@ -262,11 +263,11 @@ func (d *demo) recoveryAct(ctx context.Context, bob *person) error {
 	if err != nil {
 		return err
 	}
-	backup, err := frank.w.Backup(ctx)
+	stored, err := frank.w.BackupToBank(ctx, nil)
 	if err != nil {
 		return err
 	}
-	d.say("Frank withdraws %s in %d coins and backs up (%d encrypted bytes); then pays Bob %s", eur(before.Held), before.Coins, len(backup), eur(100))
+	d.say("Frank withdraws %s in %d coins and backs up to the bank (%d encrypted bytes it cannot read); then pays Bob %s", eur(before.Held), before.Coins, stored.Size, eur(100))
 	if err := d.pay(ctx, frank, bob, 100); err != nil {
 		return err
 	}
@@ -287,11 +288,15 @@ func (d *demo) recoveryAct(ctx context.Context, bob *person) error {
 		return err
 	}
 	defer fresh.Close()
+	backup, _, err := fresh.FetchBackup(ctx)
+	if err != nil {
+		return err
+	}
 	res, err := fresh.Recover(ctx, &phrase, backup, frank.account)
 	if err != nil {
 		return err
 	}
-	d.say("on a new phone, from the phrase and the backup: %d coins pending their deposit deadline, none payable", res.Pending)
+	d.say("on a new phone, from the phrase and the bank's copy of the backup: %d coins pending their deposit deadline, none payable", res.Pending)
 	if bal, err := fresh.Balance(ctx); err != nil || bal.Held != 0 || res.Pending != before.Coins {
 		return fmt.Errorf("check failed: before the deadline %d coins pending, %v payable (%v); want %d and none", res.Pending, bal.Held, err, before.Coins)
 	}

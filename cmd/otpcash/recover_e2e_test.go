@@ -15,7 +15,10 @@ import (
 // real bank, so every coin comes back pending and nothing is credited or
 // payable; crediting after the deadline is TestRecoverLostWallet's
 // (wallet package, with a test clock). A wrong phrase and a tampered
-// backup are refused.
+// backup are refused. The lost wallet also wrote its backup to a
+// directory after every change and to the bank: the new wallet may not
+// replace the bank's copy before it has recovered from it, and recovers
+// from it without a file.
 func TestRecoverEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	db := "sqlite:" + filepath.Join(dir, "bank.db")
@@ -41,9 +44,19 @@ func TestRecoverEndToEnd(t *testing.T) {
 	if len(strings.Fields(phrase)) != 24 {
 		t.Fatalf("wallet init printed no 24-word phrase: %q", out)
 	}
-	mustRun(t, env, "wallet", "withdraw", "3", "--wallet", lost, "--account", a.ID)
+	backupDir := filepath.Join(dir, "backups")
+	if err := os.Mkdir(backupDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, env, "wallet", "withdraw", "3", "--wallet", lost, "--account", a.ID, "--backup-dir", backupDir)
+	if files, _ := filepath.Glob(filepath.Join(backupDir, "otpcash-*.backup")); len(files) != 1 {
+		t.Fatalf("the backup directory holds %v after the withdrawal, want one backup", files)
+	}
 	backup := filepath.Join(dir, "wallet.backup")
 	mustRun(t, env, "wallet", "backup", "--wallet", lost, "--to", backup)
+	if out := mustRun(t, env, "wallet", "backup", "--wallet", lost, "--to-bank"); !strings.Contains(out, "version 1") {
+		t.Fatalf("backup --to-bank printed %q", out)
+	}
 	if raw, _ := os.ReadFile(backup); strings.Contains(string(raw), "EUR") {
 		t.Fatal("the backup shows its coins in the clear")
 	}
@@ -56,6 +69,9 @@ func TestRecoverEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustRun(t, env, "wallet", "init", "--wallet", fresh, "--bank", url, "--recover", phraseFile)
+	if _, errOut, err := run(t, env, "wallet", "backup", "--wallet", fresh, "--to-bank"); err == nil || !strings.Contains(errOut, "newer backup") {
+		t.Fatalf("the new wallet replaced the bank's copy before recovering from it: %v, %q", err, errOut)
+	}
 
 	wrongFile := filepath.Join(dir, "wrong")
 	os.WriteFile(wrongFile, []byte(strings.Repeat("abandon ", 23)+"art"), 0o600)
@@ -71,10 +87,18 @@ func TestRecoverEndToEnd(t *testing.T) {
 			t.Errorf("%s: err %v, stderr %q; want a refusal naming %q", c.name, err, errOut, c.want)
 		}
 	}
+	out = mustRun(t, env, "wallet", "recover", "--wallet", fresh, "--account", a.ID, "--phrase-file", phraseFile)
+	if !strings.Contains(out, "recovered 0 coins") || !strings.Contains(out, " pending") || strings.Contains(out, "; 0 pending") {
+		t.Errorf("recover from the bank's copy before the deadline printed %q; want every coin pending", out)
+	}
 	out = mustRun(t, env, "wallet", "recover", "--wallet", fresh, "--account", a.ID, "--phrase-file", phraseFile, "--backup", backup)
 	if !strings.Contains(out, "recovered 0 coins") || !strings.Contains(out, " pending") || strings.Contains(out, "; 0 pending") {
 		t.Errorf("recover before the deadline printed %q; want every coin pending", out)
 	}
+	if out := mustRun(t, env, "wallet", "balance", "--wallet", fresh); !strings.Contains(out, "recovering:  3.00 EUR") {
+		t.Errorf("balance does not show the pending claims: %q", out)
+	}
+	mustRun(t, env, "wallet", "backup", "--wallet", fresh, "--to-bank")
 	var b balance
 	if err := json.Unmarshal([]byte(mustRun(t, env, "wallet", "balance", "--wallet", fresh, "--json")), &b); err != nil || b.Held != 0 {
 		t.Errorf("the recovered wallet holds %d payable (%v)", b.Held, err)

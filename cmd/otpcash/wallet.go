@@ -11,7 +11,6 @@ import (
 	"maps"
 	"net"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -38,6 +37,7 @@ type walletFlags struct {
 	program  string       // withdraw, pay
 	vault    string       // init: the vault's protector
 	tpm      string       // the TPM of a TPM vault (default $OTPCASH_TPM)
+	backups  string       // a directory for a backup after every change (default $OTPCASH_BACKUP_DIR)
 }
 
 // registerMerchant adds the optional --account and --token that make the
@@ -72,6 +72,7 @@ simulator).`,
 func (f *walletFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.dir, "wallet", "", "wallet directory (required)")
 	_ = cmd.MarkFlagRequired("wallet")
+	cmd.Flags().StringVar(&f.backups, "backup-dir", "", "write the encrypted backup to this directory after every payment, receipt, withdrawal or deposit, replacing the last (default $OTPCASH_BACKUP_DIR)")
 }
 
 // with opens the wallet named by --wallet, asking for the PIN, runs fn on
@@ -111,10 +112,15 @@ func (f *walletFlags) options(cmd *cobra.Command) (wallet.Options, error) {
 	if tpm == "" {
 		tpm = os.Getenv("OTPCASH_TPM")
 	}
+	backups := f.backups
+	if backups == "" {
+		backups = os.Getenv("OTPCASH_BACKUP_DIR")
+	}
 	return wallet.Options{
 		Merchant:  merchant,
 		Protector: f.vault,
 		TPM:       tpm,
+		BackupDir: backups,
 		// Warnings, such as the connections receive drops; never secrets.
 		Logger: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn})),
 		ConfirmSAS: func(ctx context.Context, sas string) bool {
@@ -430,6 +436,10 @@ func walletBalanceCmd() *cobra.Command {
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "held:        %s %s (%d coins)\npending-out: %s %s\n",
 					amount.Format(b.Held), b.Currency, b.Coins, amount.Format(b.PendingOut), b.Currency)
+				if b.RecoveringCoins > 0 {
+					fmt.Fprintf(cmd.OutOrStdout(), "recovering:  %s %s (%d coins of a lost wallet claimed at the bank, never payable here; wallet recover)\n",
+						amount.Format(b.Recovering), b.Currency, b.RecoveringCoins)
+				}
 				if b.RefusedCoins > 0 {
 					fmt.Fprintf(cmd.OutOrStdout(), "refused:     %s %s (%d coins the bank will not credit; see wallet history)\n",
 						amount.Format(b.Refused), b.Currency, b.RefusedCoins)
@@ -445,7 +455,7 @@ func walletBalanceCmd() *cobra.Command {
 		},
 	}
 	f.register(cmd)
-	cmd.Flags().BoolVar(&f.json, "json", false, "print JSON: {currency, held, pendingOut, coins, refused, refusedCoins, programs: {NAME: {held, pendingOut, coins}}} in minor units")
+	cmd.Flags().BoolVar(&f.json, "json", false, "print JSON: {currency, held, pendingOut, coins, refused, refusedCoins, recovering, recoveringCoins, programs: {NAME: {held, pendingOut, coins}}} in minor units")
 	return cmd
 }
 
@@ -739,55 +749,59 @@ func walletExchangeCmd() *cobra.Command {
 
 func walletBackupCmd() *cobra.Command {
 	var f walletFlags
-	var to string
+	var to, phraseFile string
+	var toBank bool
 	cmd := &cobra.Command{
-		Use:   "backup --wallet DIR --to FILE",
-		Short: "Write an encrypted backup that the recovery phrase opens",
+		Use:   "backup --wallet DIR (--to FILE | --to-bank)",
+		Short: "Write an encrypted backup that the recovery phrase opens, to a file or the bank",
 		Long: `backup writes every held coin, with its holder key's authorisation of the
-wallet's recovery key, and the history, encrypted under a key derived from the
-recovery phrase. With the phrase, a new device claims the coins at the bank
-after their deposit deadline (wallet recover); nothing in it can be paid.`,
+wallet's recovery key, the claims of a recovery still pending, and the history,
+encrypted under a key derived from the recovery phrase. With the phrase, a new
+device claims the coins at the bank after their deposit deadline (wallet
+recover); nothing in it can be paid.
+
+--to-bank uploads it to the bank (at most 4 MiB), which keeps the newest copy
+under an id derived from the phrase and learns nothing but its size and times;
+wallet recover fetches it from there. A wallet made before bank-held backups
+needs --phrase-file once. The bank's copy is never replaced by a device that
+has not seen it: recover from it first.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return f.with(cmd, func(w *wallet.Wallet) error {
-				data, err := w.Backup(cmd.Context())
+			if to == "" && !toBank {
+				return fmt.Errorf("backup: give --to FILE, --to-bank, or both")
+			}
+			var p *recovery.Phrase
+			if phraseFile != "" {
+				ph, err := readPhrase(cmd, phraseFile)
 				if err != nil {
 					return err
 				}
-				if err := writeFileAtomic(to, data); err != nil {
-					return fmt.Errorf("backup: %w", err)
+				p = &ph
+			}
+			return f.with(cmd, func(w *wallet.Wallet) error {
+				if to != "" {
+					n, err := w.BackupToFile(cmd.Context(), to)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "backup written to %s (%d bytes)\n", to, n)
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "backup written to %s (%d bytes)\n", to, len(data))
+				if toBank {
+					st, err := w.BackupToBank(cmd.Context(), p)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "backup stored at the bank (version %d, %d bytes)\n", st.Version, st.Size)
+				}
 				return nil
 			})
 		},
 	}
 	f.register(cmd)
-	cmd.Flags().StringVar(&to, "to", "", "file to write the backup to (required)")
-	_ = cmd.MarkFlagRequired("to")
+	cmd.Flags().StringVar(&to, "to", "", "file to write the backup to")
+	cmd.Flags().BoolVar(&toBank, "to-bank", false, "upload the backup to the bank")
+	cmd.Flags().StringVar(&phraseFile, "phrase-file", "", `recovery phrase, needed once by a wallet made before bank-held backups ("-": standard input)`)
 	return cmd
-}
-
-// writeFileAtomic writes data to name through a temporary file in the same
-// directory, so a crash leaves the old backup or the new one, never half.
-func writeFileAtomic(name string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(name), ".backup-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), name)
 }
 
 func walletRecoverCmd() *cobra.Command {
@@ -795,11 +809,12 @@ func walletRecoverCmd() *cobra.Command {
 	var a accountFlags
 	var phraseFile, backupFile string
 	cmd := &cobra.Command{
-		Use:   "recover --wallet DIR --account ID [--phrase-file F --backup FILE]",
+		Use:   "recover --wallet DIR --account ID [--phrase-file F [--backup FILE]]",
 		Short: "Claim a lost wallet's coins at the bank, after their deposit deadline (online)",
 		Long: `recover runs on a wallet made from the lost wallet's phrase (wallet init
---recover). With --backup, it opens the backup with the phrase and keeps a claim,
-signed for the account, of each coin in it: claims, never coins, so nothing
+--recover). With --phrase-file, it opens the backup (the file --backup names,
+or else the bank's copy, wallet backup --to-bank) with the phrase and keeps a
+claim, signed for the account, of each coin in it: claims, never coins, so nothing
 recovered can be paid offline. It then asks the bank to credit every claim whose
 coin's deposit deadline has passed and that nobody else deposited or claimed;
 run it again later, without the phrase, for the coins still pending.`,
@@ -811,15 +826,17 @@ run it again later, without the phrase, for the coins still pending.`,
 			}
 			var p *recovery.Phrase
 			var backup []byte
-			if backupFile != "" {
-				if phraseFile == "" {
-					return fmt.Errorf("--backup needs --phrase-file: only the phrase opens it")
-				}
+			if backupFile != "" && phraseFile == "" {
+				return fmt.Errorf("--backup needs --phrase-file: only the phrase opens it")
+			}
+			if phraseFile != "" {
 				ph, err := readPhrase(cmd, phraseFile)
 				if err != nil {
 					return err
 				}
 				p = &ph
+			}
+			if backupFile != "" {
 				bf, err := os.Open(backupFile)
 				if err != nil {
 					return err
@@ -831,6 +848,14 @@ run it again later, without the phrase, for the coins still pending.`,
 				}
 			}
 			return f.with(cmd, func(w *wallet.Wallet) error {
+				if p != nil && backup == nil {
+					data, st, err := w.FetchBackup(cmd.Context())
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(cmd.ErrOrStderr(), "fetched the bank's backup (version %d, %d bytes, stored %s)\n", st.Version, st.Size, st.Updated.Format(time.RFC3339))
+					backup = data
+				}
 				res, err := w.Recover(cmd.Context(), p, backup, acct)
 				if err != nil {
 					return err
@@ -850,7 +875,7 @@ run it again later, without the phrase, for the coins still pending.`,
 	f.register(cmd)
 	a.register(cmd)
 	cmd.Flags().StringVar(&phraseFile, "phrase-file", "", `file holding the recovery phrase ("-": standard input)`)
-	cmd.Flags().StringVar(&backupFile, "backup", "", "backup file written by wallet backup")
+	cmd.Flags().StringVar(&backupFile, "backup", "", "backup file written by wallet backup (default: the bank's copy)")
 	cmd.Flags().BoolVar(&f.json, "json", false, "print the result as JSON")
 	return cmd
 }

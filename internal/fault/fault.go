@@ -22,6 +22,13 @@ const (
 	BankDeposited   = "bank/deposited"     // deposit committed, no answer sent
 )
 
+// The points of a recovery (wallet.Recover).
+const (
+	WalletRecoveryClaims = "wallet/recoveryClaims" // claims kept, none sent
+	WalletRecovered      = "wallet/recovered"      // the bank answered, the claims not updated
+	WalletRecoveryKept   = "wallet/recoveryKept"   // the claims updated, the history not recorded
+)
+
 // PayerStep names the point just after the payer's executor finished step.
 func PayerStep(step string) string { return "payer/" + step }
 

@@ -80,6 +80,10 @@ type Keys struct {
 	Recovery ed25519.PrivateKey
 	// Backup is the XChaCha20-Poly1305 key of the wallet's backups.
 	Backup [32]byte
+	// BankBackup signs the uploads of the wallet's backups to its bank
+	// (PUT /v1/backups/{id}); its public key names the bank's copy
+	// (api.BackupID). It signs nothing else.
+	BankBackup ed25519.PrivateKey
 }
 
 const infoPrefix = "otpcash/v1/recovery/"
@@ -103,6 +107,11 @@ func (p Phrase) Derive() (Keys, error) {
 	if err := expand(seed, "backup-key", k.Backup[:]); err != nil {
 		return Keys{}, err
 	}
+	bs := make([]byte, ed25519.SeedSize)
+	if err := expand(seed, "bank-backup-key", bs); err != nil {
+		return Keys{}, err
+	}
+	k.BankBackup = ed25519.NewKeyFromSeed(bs)
 	return k, nil
 }
 

@@ -1,6 +1,7 @@
 package recovery
 
 import (
+	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/tyler-smith/go-bip39"
+
+	"github.com/otpcash/otpcash/bank/api"
 )
 
 func TestPhraseRoundTrip(t *testing.T) {
@@ -30,12 +33,12 @@ func TestPhraseRoundTrip(t *testing.T) {
 	}
 	kp, _ := p.Derive()
 	kq, _ := q.Derive()
-	if kp.ID != kq.ID || kp.Backup != kq.Backup || !kp.Recovery.Equal(kq.Recovery) {
+	if kp.ID != kq.ID || kp.Backup != kq.Backup || !kp.Recovery.Equal(kq.Recovery) || !kp.BankBackup.Equal(kq.BankBackup) {
 		t.Fatal("the typed phrase derives other keys")
 	}
 	other, _ := NewPhrase()
 	ko, _ := other.Derive()
-	if ko.ID == kp.ID || ko.Backup == kp.Backup || ko.Recovery.Equal(kp.Recovery) {
+	if ko.ID == kp.ID || ko.Backup == kp.Backup || ko.Recovery.Equal(kp.Recovery) || ko.BankBackup.Equal(kp.BankBackup) {
 		t.Fatal("two fresh phrases derive a common key")
 	}
 }
@@ -73,7 +76,7 @@ func TestDeriveVectors(t *testing.T) {
 	}
 	var f struct {
 		Vectors []struct {
-			Phrase, Seed, WalletID, RecoverySeed, BackupKey string
+			Phrase, Seed, WalletID, RecoverySeed, BackupKey, BankBackupSeed, BankBackupID string
 		}
 	}
 	if err := json.Unmarshal(raw, &f); err != nil {
@@ -98,6 +101,8 @@ func TestDeriveVectors(t *testing.T) {
 			{"wallet id", hex.EncodeToString(k.ID[:]), v.WalletID},
 			{"recovery seed", hex.EncodeToString(k.Recovery.Seed()), v.RecoverySeed},
 			{"backup key", hex.EncodeToString(k.Backup[:]), v.BackupKey},
+			{"bank backup seed", hex.EncodeToString(k.BankBackup.Seed()), v.BankBackupSeed},
+			{"bank backup id", api.BackupID(k.BankBackup.Public().(ed25519.PublicKey)), v.BankBackupID},
 		} {
 			if c.got != c.want {
 				t.Errorf("%.20s: %s %s, want %s", v.Phrase, c.name, c.got, c.want)

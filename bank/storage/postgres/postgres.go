@@ -269,6 +269,15 @@ ALTER TABLE accounts ADD COLUMN attrs jsonb NOT NULL DEFAULT '{}';
 -- Version 3: accounts found by token, so a request is authenticated before
 -- its body is read.
 CREATE INDEX accounts_token ON accounts (token_hash);
+`, `
+-- Version 4: wallets' opaque backups, one per id (PUT /v1/backups/{id}).
+CREATE TABLE backups (
+	id      text PRIMARY KEY,
+	version bigint NOT NULL CHECK (version > 0),
+	data    bytea NOT NULL,
+	created timestamptz NOT NULL,
+	updated timestamptz NOT NULL
+);
 `}
 
 // lockSchema takes the migration lock of the schema in the search_path

@@ -302,6 +302,24 @@ func (x *tx) IssuerKeys(ctx context.Context) ([]storage.IssuerKey, error) {
 	return out, nil
 }
 
+func (x *tx) Backup(ctx context.Context, id string) (storage.Backup, error) {
+	b := storage.Backup{ID: id}
+	err := x.t.QueryRow(ctx, `SELECT version, data, created, updated FROM backups WHERE id = $1`, id).
+		Scan(&b.Version, &b.Data, &b.Created, &b.Updated)
+	b.Created, b.Updated = utc(b.Created), utc(b.Updated)
+	return b, one("backup "+id, err)
+}
+
+func (x *tx) PutBackup(ctx context.Context, b storage.Backup) error {
+	_, err := x.t.Exec(ctx, `INSERT INTO backups (id, version, data, created, updated) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (id) DO UPDATE SET version = excluded.version, data = excluded.data, updated = excluded.updated`,
+		b.ID, b.Version, b.Data, b.Created, b.Updated)
+	if err != nil {
+		return fail("put backup "+b.ID, err)
+	}
+	return nil
+}
+
 func (x *tx) AuditSums(ctx context.Context) (storage.AuditSums, error) {
 	var a storage.AuditSums
 	err := x.t.QueryRow(ctx, `

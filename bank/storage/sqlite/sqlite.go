@@ -194,6 +194,15 @@ ALTER TABLE accounts ADD COLUMN attrs TEXT NOT NULL DEFAULT '{}';
 -- Version 3: accounts found by token, so a request is authenticated before
 -- its body is read.
 CREATE INDEX accounts_token ON accounts (token_hash);
+`, `
+-- Version 4: wallets' opaque backups, one per id (PUT /v1/backups/{id}).
+CREATE TABLE backups (
+	id      TEXT PRIMARY KEY,
+	version INTEGER NOT NULL CHECK (version > 0),
+	data    BLOB NOT NULL,
+	created INTEGER NOT NULL,
+	updated INTEGER NOT NULL
+) STRICT;
 `}
 
 // migrate brings the schema to the newest version. It runs in one

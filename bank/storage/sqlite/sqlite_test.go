@@ -76,8 +76,8 @@ func TestReopenKeepsDataAndSchemaVersion(t *testing.T) {
 	}
 	defer db.Close()
 	var v int
-	if err := db.QueryRow(`SELECT version FROM schema_version`).Scan(&v); err != nil || v != 3 {
-		t.Errorf("schema version = %d, %v; want 3", v, err)
+	if err := db.QueryRow(`SELECT version FROM schema_version`).Scan(&v); err != nil || v != 4 {
+		t.Errorf("schema version = %d, %v; want 4", v, err)
 	}
 }
 
@@ -129,5 +129,40 @@ func TestLedgerMismatchAfterTampering(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestUpgradeAddsBackups opens a database of schema version 3, from
+// before bank-held backups: the upgrade adds their table and keeps the
+// accounts.
+func TestUpgradeAddsBackups(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bank.db")
+	ctx := context.Background()
+	st := open(t, path)
+	if err := st.Update(ctx, func(tx storage.Tx) error {
+		return tx.CreateAccount(ctx, storage.Account{ID: "a1", TokenHash: []byte("h")})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DROP TABLE backups; UPDATE schema_version SET version = 3`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	st = open(t, path)
+	defer st.Close()
+	err = st.Update(ctx, func(tx storage.Tx) error {
+		if _, err := tx.Account(ctx, "a1"); err != nil {
+			return err
+		}
+		return tx.PutBackup(ctx, storage.Backup{ID: "b", Version: 1, Data: []byte{1}})
+	})
+	if err != nil {
+		t.Fatalf("after the upgrade: %v", err)
 	}
 }

@@ -331,6 +331,25 @@ func (x *tx) IssuerKeys(ctx context.Context) ([]storage.IssuerKey, error) {
 	return out, nil
 }
 
+func (x *tx) Backup(ctx context.Context, id string) (storage.Backup, error) {
+	b := storage.Backup{ID: id}
+	var created, updated int64
+	err := x.t.QueryRowContext(ctx, `SELECT version, data, created, updated FROM backups WHERE id = ?`, id).
+		Scan(&b.Version, &b.Data, &created, &updated)
+	b.Created, b.Updated = fromUnix(created), fromUnix(updated)
+	return b, one("backup "+id, err)
+}
+
+func (x *tx) PutBackup(ctx context.Context, b storage.Backup) error {
+	_, err := x.t.ExecContext(ctx, `INSERT INTO backups (id, version, data, created, updated) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET version = excluded.version, data = excluded.data, updated = excluded.updated`,
+		b.ID, b.Version, b.Data, unix(b.Created), unix(b.Updated))
+	if err != nil {
+		return fmt.Errorf("put backup %s: %w", b.ID, err)
+	}
+	return nil
+}
+
 func (x *tx) AuditSums(ctx context.Context) (storage.AuditSums, error) {
 	var a storage.AuditSums
 	err := x.t.QueryRowContext(ctx, `

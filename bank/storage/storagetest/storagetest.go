@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"PostConcurrent", testPostConcurrent},
 		{"Conflicts", testConflicts},
 		{"IssuerKeys", testIssuerKeys},
+		{"Backups", testBackups},
 		{"AuditSums", testAuditSums},
 	}
 	for _, tc := range tests {
@@ -608,6 +609,34 @@ func testIssuerKeys(t *testing.T, st storage.Store) {
 			g, k := got[i], keys[i]
 			if g.KeyID != k.KeyID || g.Use != k.Use || !bytes.Equal(g.Seed, k.Seed) || !bytes.Equal(g.Entry, k.Entry) || !g.Created.Equal(k.Created) {
 				t.Errorf("key %d = %+v, want %+v (in insertion order)", i, g, k)
+			}
+		}
+		return nil
+	})
+}
+
+// testBackups: a backup is stored, read back exactly, replaced in place
+// (keeping its creation time), and ids do not share a row.
+func testBackups(t *testing.T, st storage.Store) {
+	ctx := context.Background()
+	err := st.View(ctx, func(tx storage.Tx) error { _, err := tx.Backup(ctx, "b1"); return err })
+	wantErr(t, "no backup", err, storage.ErrNotFound)
+	first := storage.Backup{ID: "b1", Version: 1, Data: []byte{0, 1, 2}, Created: now, Updated: now}
+	other := storage.Backup{ID: "b2", Version: 7, Data: []byte("other"), Created: now, Updated: now}
+	update(t, st, func(tx storage.Tx) error { return tx.PutBackup(ctx, first) })
+	update(t, st, func(tx storage.Tx) error { return tx.PutBackup(ctx, other) })
+	later := now.Add(time.Minute)
+	second := storage.Backup{ID: "b1", Version: 2, Data: bytes.Repeat([]byte{0xff}, 1<<16), Created: later, Updated: later}
+	update(t, st, func(tx storage.Tx) error { return tx.PutBackup(ctx, second) })
+	view(t, st, func(tx storage.Tx) error {
+		for _, want := range []storage.Backup{{ID: "b1", Version: 2, Data: second.Data, Created: now, Updated: later}, other} {
+			got, err := tx.Backup(ctx, want.ID)
+			if err != nil {
+				return err
+			}
+			if got.Version != want.Version || !bytes.Equal(got.Data, want.Data) || !got.Created.Equal(want.Created) || !got.Updated.Equal(want.Updated) {
+				t.Errorf("backup %s = v%d, %d bytes, %v, %v; want v%d, %d bytes, %v, %v", want.ID,
+					got.Version, len(got.Data), got.Created, got.Updated, want.Version, len(want.Data), want.Created, want.Updated)
 			}
 		}
 		return nil
