@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/otpcash/otpcash/bank/api"
 	"github.com/otpcash/otpcash/internal/fault"
@@ -194,8 +195,7 @@ func (w *Wallet) Recover(ctx context.Context, p *recovery.Phrase, backup []byte,
 	now := w.now()
 	var due, pending []vault.ReclaimItem
 	for _, c := range cl.Coins {
-		k, err := w.cat().Key(c.Sandbox.Coin.Data.KeyID, otp.UseCoin)
-		if err == nil && now.Before(k.DepositUntil) {
+		if !w.lapsed(&c.Sandbox.Coin, now) {
 			// Not sent before its time: until then the bank need not learn
 			// that the coin was this account's.
 			pending = append(pending, c)
@@ -240,6 +240,14 @@ func (w *Wallet) Recover(ctx context.Context, p *recovery.Phrase, backup []byte,
 
 // recoveryRequest is the claims due as the bank's API takes them: the one
 // place where the vault's claims and the wire meet.
+// lapsed reports whether c's deposit deadline has passed at now (or its
+// coin key is unknown to the catalogue): the bank takes it only as a
+// claim.
+func (w *Wallet) lapsed(c *otp.Coin, now time.Time) bool {
+	k, err := w.cat().Key(c.Data.KeyID, otp.UseCoin)
+	return err != nil || !now.Before(k.DepositUntil)
+}
+
 func recoveryRequest(account string, due []vault.ReclaimItem) api.RecoveryRequest {
 	req := api.RecoveryRequest{Account: account, Coins: make([]api.ReclaimCoin, len(due))}
 	for i, c := range due {
@@ -249,7 +257,12 @@ func recoveryRequest(account string, due []vault.ReclaimItem) api.RecoveryReques
 }
 
 // importBackup opens backup with p, which must be this wallet's phrase,
-// and returns a claim for account of each of its coins not among have.
+// and returns a claim for account of each of its coins not among have,
+// nor among the coins this vault has a record of, unless it holds one
+// past its deposit deadline (a claim is then the only way to its value):
+// a wallet that recovers from its own backup (its device was not lost
+// after all) can still pay, deposit or reclaim those, or paid them, and
+// claiming them would count them twice.
 // Every coin and authorisation is checked before any is returned: a
 // backup is taken whole or not at all.
 func (w *Wallet) importBackup(ctx context.Context, p *recovery.Phrase, backup []byte, account string, have []vault.ReclaimItem) ([]vault.ReclaimItem, error) {
@@ -270,6 +283,17 @@ func (w *Wallet) importBackup(ctx context.Context, p *recovery.Phrase, backup []
 	}
 	known := map[string]bool{}
 	for _, c := range have {
+		known[c.Sandbox.Coin.Data.Token] = true
+	}
+	mine, err := w.v.Coins(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := w.now()
+	for _, c := range mine {
+		if c.State == vault.Held && w.lapsed(&c.Sandbox.Coin, now) {
+			continue
+		}
 		known[c.Sandbox.Coin.Data.Token] = true
 	}
 	key := otp.EncodeKey(k.RecoveryKey())

@@ -235,3 +235,32 @@ func mustBackup(t *testing.T, h *holder) []byte {
 	}
 	return data
 }
+
+// TestRecoverOwnBackup: a wallet that recovers from its own backup, its
+// device not lost after all, claims none of the coins it still has a
+// record of (held, paid or in flight): they are its own to pay or
+// deposit, or were paid, and its balance counts them once.
+func TestRecoverOwnBackup(t *testing.T) {
+	ctx := context.Background()
+	b := newTestBank(t)
+	alice, phrase := b.newPhraseHolder(t, 500)
+	bob := b.newHolder(t, 0)
+	if _, err := alice.w.Withdraw(ctx, alice.acct(), 500); err != nil {
+		t.Fatal(err)
+	}
+	if _, payErr, _, recvErr := pay(t, alice, bob, 200, nil); payErr != nil || recvErr != nil {
+		t.Fatalf("pay: %v, %v", payErr, recvErr)
+	}
+	backup := mustBackup(t, alice)
+	before := alice.balance(t)
+	res, err := alice.w.Recover(ctx, &phrase, backup, alice.acct())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Imported != 0 {
+		t.Errorf("recovering from its own backup imported %d coins, want none", res.Imported)
+	}
+	if got := alice.balance(t); got.Held != before.Held || got.Recovering != 0 || got.RecoveringCoins != 0 {
+		t.Errorf("balance %+v after recovering from its own backup, was %+v", got, before)
+	}
+}
