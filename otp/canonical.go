@@ -81,6 +81,19 @@ func DecodeKey(s string) (ed25519.PublicKey, error) {
 	return ed25519.PublicKey(b), nil
 }
 
+// KeyBytes returns the 32 bytes of the text form of an Ed25519 public
+// key, in its one spelling, without DecodeKey's check that they are a key
+// anyone could hold: it is for finding a key among one's own (a vault's
+// row keys), which were checked when they were made or received. Nothing
+// that verifies a signature may use it.
+func KeyBytes(s string) ([]byte, error) {
+	b, err := decodeFixed(s, ed25519.PublicKeySize)
+	if err != nil {
+		return nil, fmt.Errorf("public key: %w", err)
+	}
+	return b, nil
+}
+
 // checkPoint checks that b is the canonical encoding of a curve point
 // whose order is not small.
 func checkPoint(b []byte) error {
