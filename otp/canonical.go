@@ -10,6 +10,7 @@ import (
 	"fmt"
 
 	"filippo.io/edwards25519"
+	"filippo.io/edwards25519/field"
 	"github.com/gowebpki/jcs"
 
 	"github.com/otpcash/otpcash/internal/strictjson"
@@ -80,6 +81,19 @@ func DecodeKey(s string) (ed25519.PublicKey, error) {
 	return ed25519.PublicKey(b), nil
 }
 
+// KeyBytes returns the 32 bytes of the text form of an Ed25519 public
+// key, in its one spelling, without DecodeKey's check that they are a key
+// anyone could hold: it is for finding a key among one's own (a vault's
+// row keys), which were checked when they were made or received. Nothing
+// that verifies a signature may use it.
+func KeyBytes(s string) ([]byte, error) {
+	b, err := decodeFixed(s, ed25519.PublicKeySize)
+	if err != nil {
+		return nil, fmt.Errorf("public key: %w", err)
+	}
+	return b, nil
+}
+
 // checkPoint checks that b is the canonical encoding of a curve point
 // whose order is not small.
 func checkPoint(b []byte) error {
@@ -87,8 +101,18 @@ func checkPoint(b []byte) error {
 	if err != nil {
 		return errors.New("not a point of the curve")
 	}
-	// SetBytes accepts every spelling of a point; Bytes writes the one.
-	if !bytes.Equal(p.Bytes(), b) {
+	// SetBytes accepts every spelling of a point. A point has a second
+	// one when its y is not reduced mod p, or when x = 0 and the sign bit
+	// is set. Both are checked on the coordinates, with no inversion, as
+	// encoding the point again (Point.Bytes) would cost: every coin's keys
+	// are decoded a few times on each side of a payment.
+	y := [32]byte(b)
+	y[31] &= 0x7f
+	fy, err := new(field.Element).SetBytes(y[:])
+	if err != nil || !bytes.Equal(fy.Bytes(), y[:]) {
+		return errors.New("not in its only encoding")
+	}
+	if x, _, _, _ := p.ExtendedCoordinates(); b[31]&0x80 != 0 && x.Equal(new(field.Element).Zero()) == 1 {
 		return errors.New("not in its only encoding")
 	}
 	// The small-order points are exactly those the cofactor 8 sends to

@@ -1,12 +1,14 @@
 package otp
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"math/big"
+	mathrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -236,5 +238,62 @@ func TestPayerAndPayeeRefuseWeakKeys(t *testing.T) {
 				t.Errorf("%s: VerifyReceived = %v; want %v", spelling, err, ErrPublicKey)
 			}
 		}
+	}
+}
+
+// checkPoint tests a point's encoding on its coordinates, not by encoding
+// the point again: it must give exactly what the plain rule (the encoding
+// is Point.Bytes of the point, and the point is not of small order)
+// gives, the same reason for each refusal, on random encodings and on
+// every y that is not reduced.
+func TestCheckPointIsTheEncodingRule(t *testing.T) {
+	rule := func(b []byte) string {
+		p, err := new(edwards25519.Point).SetBytes(b)
+		switch {
+		case err != nil:
+			return "not a point of the curve"
+		case !bytes.Equal(p.Bytes(), b):
+			return "not in its only encoding"
+		case new(edwards25519.Point).MultByCofactor(p).Equal(edwards25519.NewIdentityPoint()) == 1:
+			return "a point of small order"
+		}
+		return ""
+	}
+	var cases [][]byte
+	r := mathrand.New(mathrand.NewPCG(1, 2))
+	for range 4000 {
+		b := make([]byte, 32)
+		for i := range b {
+			b[i] = byte(r.Uint32())
+		}
+		cases = append(cases, b)
+	}
+	for k := range 19 { // y = p + k, both signs
+		for _, sign := range []byte{0, 0x80} {
+			b := bytes.Repeat([]byte{0xff}, 32)
+			b[0] = byte(0xed + k)
+			b[31] = 0x7f | sign
+			cases = append(cases, b)
+		}
+	}
+	for _, k := range smallOrderKeys(t) {
+		b, _ := hex.DecodeString(k.Hex)
+		cases = append(cases, b)
+	}
+	accepted := 0
+	for _, b := range cases {
+		want, got := rule(b), ""
+		if err := checkPoint(b); err != nil {
+			got = err.Error()
+		}
+		if got != want {
+			t.Errorf("checkPoint(%x) = %q; the rule: %q", b, got, want)
+		}
+		if want == "" {
+			accepted++
+		}
+	}
+	if accepted < 1000 {
+		t.Fatalf("only %d of %d encodings are good keys", accepted, len(cases))
 	}
 }
