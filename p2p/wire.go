@@ -14,6 +14,7 @@ import (
 
 	"github.com/fxamacker/cbor/v2"
 
+	"github.com/otpcash/otpcash/internal/strictcbor"
 	"github.com/otpcash/otpcash/internal/strictjson"
 	"github.com/otpcash/otpcash/otp"
 )
@@ -80,30 +81,9 @@ var wireCodes = func() map[string]uint {
 const maxSig = 1024
 
 var (
-	wireEnc cbor.EncMode
-	wireDec cbor.DecMode
+	wireEnc = strictcbor.Enc
+	wireDec = strictcbor.Dec(8, MaxBatch, 64)
 )
-
-func init() {
-	var err error
-	if wireEnc, err = cbor.CoreDetEncOptions().EncMode(); err != nil {
-		panic(err)
-	}
-	wireDec, err = cbor.DecOptions{
-		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
-		IndefLength:       cbor.IndefLengthForbidden,
-		TagsMd:            cbor.TagsForbidden,
-		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
-		FieldNameMatching: cbor.FieldNameMatchingCaseSensitive,
-		UTF8:              cbor.UTF8RejectInvalid,
-		MaxNestedLevels:   8,
-		MaxArrayElements:  MaxBatch,
-		MaxMapPairs:       64,
-	}.DecMode()
-	if err != nil {
-		panic(err)
-	}
-}
 
 type wireEnvelope struct {
 	_    struct{} `cbor:",toarray"`

@@ -30,8 +30,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fxamacker/cbor/v2"
-
+	"github.com/otpcash/otpcash/internal/strictcbor"
 	"github.com/otpcash/otpcash/otp"
 )
 
@@ -124,30 +123,9 @@ type wireReceipt struct {
 }
 
 var (
-	encMode cbor.EncMode
-	decMode cbor.DecMode
+	encMode = strictcbor.Enc
+	decMode = strictcbor.Dec(4, MaxCoins, 16)
 )
-
-func init() {
-	var err error
-	if encMode, err = cbor.CoreDetEncOptions().EncMode(); err != nil {
-		panic(err)
-	}
-	decMode, err = cbor.DecOptions{
-		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
-		IndefLength:       cbor.IndefLengthForbidden,
-		TagsMd:            cbor.TagsForbidden,
-		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
-		FieldNameMatching: cbor.FieldNameMatchingCaseSensitive,
-		UTF8:              cbor.UTF8RejectInvalid,
-		MaxNestedLevels:   4,
-		MaxArrayElements:  MaxCoins,
-		MaxMapPairs:       16,
-	}.DecMode()
-	if err != nil {
-		panic(err)
-	}
-}
 
 // EncodeRequest returns the text form of r.
 func EncodeRequest(r *Request) (string, error) {
