@@ -36,7 +36,11 @@ func (b *Bank) deposit(ctx context.Context, req api.DepositRequest) (api.Deposit
 	if err != nil {
 		return api.DepositResponse{}, fmt.Errorf("deposit: %w", err)
 	}
-	return b.credit(ctx, req.Account, b.checkCoins(ring.verifier, req, now), "deposit", now)
+	checked, err := b.checkCoins(ctx, ring.verifier, req, now)
+	if err != nil {
+		return api.DepositResponse{}, fmt.Errorf("deposit: %w", err)
+	}
+	return b.credit(ctx, req.Account, checked, "deposit", now)
 }
 
 // referencePrefix names, at the head of a credit's ledger reference, what
@@ -213,8 +217,12 @@ func (b *Bank) CheckDeposit(ctx context.Context, req api.DepositRequest) (int, e
 	if err != nil {
 		return 0, fmt.Errorf("check deposit: %w", err)
 	}
+	checked, err := b.checkCoins(ctx, ring.verifier, req, now)
+	if err != nil {
+		return 0, fmt.Errorf("check deposit: %w", err)
+	}
 	n := 0
-	for _, c := range b.checkCoins(ring.verifier, req, now) {
+	for _, c := range checked {
 		if c.result.Status == "" {
 			n++
 		}
@@ -232,26 +240,41 @@ func (b *Bank) CheckDeposit(ctx context.Context, req api.DepositRequest) (int, e
 // rather than all together: each request reaches its commit as soon as
 // it can, while the next ones are verified, and the goroutine committing
 // deposits competes with that many workers, not with every request's.
-func (b *Bank) checkCoins(v *otp.Verifier, req api.DepositRequest, now time.Time) []checkedCoin {
+// A request whose context ends (its client left, or the server's
+// deadline passed) stops waiting for slots and verifying: it returns the
+// context's error, and nothing of it is credited.
+func (b *Bank) checkCoins(ctx context.Context, v *otp.Verifier, req api.DepositRequest, now time.Time) ([]checkedCoin, error) {
 	out := make([]checkedCoin, len(req.Coins))
 	workers := min(cap(b.verifySlots), len(req.Coins))
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
-			b.verifySlots <- struct{}{}
+			select {
+			case b.verifySlots <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
 			defer func() { <-b.verifySlots }()
 			for i := range next {
 				out[i] = checkCoin(v, &req.Coins[i], req.Account, now)
 			}
 		})
 	}
+feed:
 	for i := range req.Coins {
-		next <- i
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
 	}
 	close(next)
 	wg.Wait()
-	return out
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 func checkCoin(v *otp.Verifier, dc *api.DepositCoin, account string, now time.Time) checkedCoin {

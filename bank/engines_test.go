@@ -492,3 +492,49 @@ func TestConcurrentDepositsShareSlots(t *testing.T) {
 	}
 	mustAudit(t, e.Store)
 }
+
+// TestDepositGivesUpItsWait: a deposit waiting for a verification slot
+// while every slot is busy stops waiting when its context ends (its
+// client left), returns the context's error and credits nothing; the
+// same coins deposit afterwards, and no slot stays held.
+func TestDepositGivesUpItsWait(t *testing.T) {
+	e := banktest.New(t, bank.Config{})
+	payer, payerToken := e.Account(t, 10000)
+	payee, payeeToken := e.Account(t, 0)
+	req := banktest.DepositRequest(t, payee, e.Pay(t, e.Withdraw(t, payer, payerToken, 3)))
+
+	release := e.Bank.HoldVerifySlots()
+	ctx, cancel := context.WithCancel(context.Background())
+	type result struct {
+		resp api.DepositResponse
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, err := e.Bank.DepositDirect(ctx, req)
+		done <- result{resp, err}
+	}()
+	cancel()
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(time.Minute): // a hang detector, not a speed limit
+		release()
+		t.Fatal("the deposit still waits for a verification slot a minute after its context ended")
+	}
+	release()
+	if !errors.Is(r.err, context.Canceled) {
+		t.Fatalf("deposit with its context ended: %+v, %v; want context.Canceled", r.resp, r.err)
+	}
+	if got := e.Balance(t, payee, payeeToken); got != 0 {
+		t.Fatalf("balance %d after the abandoned deposit, want 0", got)
+	}
+	resp, err := e.Client.Deposit(context.Background(), payeeToken, req)
+	if err != nil || resp.Balance != 300 {
+		t.Fatalf("the same coins deposited afterwards: %+v, %v; want a balance of 300", resp, err)
+	}
+	if n := e.Bank.VerifySlotsInUse(); n != 0 {
+		t.Fatalf("%d verification slots still held", n)
+	}
+	mustAudit(t, e.Store)
+}

@@ -8,15 +8,27 @@ import (
 
 // HoldCertifyWorkers takes every certification worker until release is
 // called: a stand-in for certification requests keeping them all busy.
-func (b *Bank) HoldCertifyWorkers() (release func()) {
-	for range cap(b.certifySlots) {
-		b.certifySlots <- struct{}{}
+func (b *Bank) HoldCertifyWorkers() (release func()) { return holdAll(b.certifySlots) }
+
+// HoldVerifySlots takes every verification slot until release is called:
+// a stand-in for deposits keeping every core busy.
+func (b *Bank) HoldVerifySlots() (release func()) { return holdAll(b.verifySlots) }
+
+func holdAll(slots chan struct{}) (release func()) {
+	for range cap(slots) {
+		slots <- struct{}{}
 	}
 	return func() {
-		for range cap(b.certifySlots) {
-			<-b.certifySlots
+		for range cap(slots) {
+			<-slots
 		}
 	}
+}
+
+// DepositDirect is a deposit as the HTTP handler makes it, with the
+// caller's context.
+func (b *Bank) DepositDirect(ctx context.Context, req api.DepositRequest) (api.DepositResponse, error) {
+	return b.deposit(ctx, req)
 }
 
 // Routes lists what the bank serves, as "METHOD /path" mux patterns.
@@ -39,7 +51,11 @@ func (b *Bank) DepositTogether(ctx context.Context, reqs []api.DepositRequest) (
 	}
 	batch := make([]*creditCall, len(reqs))
 	for i, req := range reqs {
-		batch[i] = &creditCall{account: req.Account, checked: b.checkCoins(ring.verifier, req, now), reference: "dep-" + randomText(12), now: now}
+		checked, err := b.checkCoins(ctx, ring.verifier, req, now)
+		if err != nil {
+			panic(err)
+		}
+		batch[i] = &creditCall{account: req.Account, checked: checked, reference: "dep-" + randomText(12), now: now}
 	}
 	b.commitCredits(ctx, batch)
 	resps, errs := make([]api.DepositResponse, len(reqs)), make([]error, len(reqs))

@@ -41,7 +41,10 @@ func (b *Bank) redenominate(ctx context.Context, req api.RedenominationRequest, 
 	if err != nil {
 		return nil, fmt.Errorf("redenominate: %w", err)
 	}
-	checked := b.checkCoins(ring.verifier, api.DepositRequest{Account: req.Account, Coins: req.Coins}, now)
+	checked, err := b.checkCoins(ctx, ring.verifier, api.DepositRequest{Account: req.Account, Coins: req.Coins}, now)
+	if err != nil {
+		return nil, fmt.Errorf("redenominate: %w", err)
+	}
 	var in int64
 	program := req.Coins[0].Sandbox.Coin.Data.Program
 	for i, c := range checked {
