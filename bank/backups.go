@@ -66,15 +66,16 @@ func (b *Bank) handlePutBackup(w http.ResponseWriter, r *http.Request) error {
 // the body is read. Replacing a stored backup costs nothing: it does not
 // grow the bank's storage.
 func (b *Bank) chargeNewBackup(w http.ResponseWriter, r *http.Request, id string) error {
-	err := b.st.View(r.Context(), func(tx storage.Tx) error {
-		_, err := tx.Backup(r.Context(), id)
+	var stored bool
+	err := b.st.View(r.Context(), func(tx storage.Tx) (err error) {
+		stored, err = tx.HasBackup(r.Context(), id)
 		return err
 	})
-	if err == nil {
-		return nil
-	}
-	if !errors.Is(err, storage.ErrNotFound) {
+	if err != nil {
 		return fmt.Errorf("put backup: %w", err)
+	}
+	if stored {
+		return nil
 	}
 	if res, wait := b.backups.reserve(r.RemoteAddr, b.now(), 1); res == nil {
 		if wait == 0 {

@@ -117,6 +117,9 @@ type Tx interface {
 	// Backup returns the backup stored under id; ErrNotFound if there is
 	// none.
 	Backup(ctx context.Context, id string) (Backup, error)
+	// HasBackup reports whether a backup is stored under id, without
+	// reading its data (up to api.MaxBackupData bytes).
+	HasBackup(ctx context.Context, id string) (bool, error)
 	// PutBackup stores b under b.ID, replacing the data, version and
 	// update time of a backup stored there (whose Created it keeps).
 	PutBackup(ctx context.Context, b Backup) error

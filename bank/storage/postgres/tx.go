@@ -310,6 +310,14 @@ func (x *tx) Backup(ctx context.Context, id string) (storage.Backup, error) {
 	return b, one("backup "+id, err)
 }
 
+func (x *tx) HasBackup(ctx context.Context, id string) (bool, error) {
+	var ok bool
+	if err := x.t.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM backups WHERE id = $1)`, id).Scan(&ok); err != nil {
+		return false, fail("backup "+id, err)
+	}
+	return ok, nil
+}
+
 func (x *tx) PutBackup(ctx context.Context, b storage.Backup) error {
 	_, err := x.t.Exec(ctx, `INSERT INTO backups (id, version, data, created, updated) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (id) DO UPDATE SET version = excluded.version, data = excluded.data, updated = excluded.updated`,

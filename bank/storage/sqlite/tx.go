@@ -340,6 +340,14 @@ func (x *tx) Backup(ctx context.Context, id string) (storage.Backup, error) {
 	return b, one("backup "+id, err)
 }
 
+func (x *tx) HasBackup(ctx context.Context, id string) (bool, error) {
+	var ok bool
+	if err := x.t.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM backups WHERE id = ?)`, id).Scan(&ok); err != nil {
+		return false, fmt.Errorf("backup %s: %w", id, err)
+	}
+	return ok, nil
+}
+
 func (x *tx) PutBackup(ctx context.Context, b storage.Backup) error {
 	_, err := x.t.ExecContext(ctx, `INSERT INTO backups (id, version, data, created, updated) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET version = excluded.version, data = excluded.data, updated = excluded.updated`,

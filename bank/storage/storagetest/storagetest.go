@@ -621,10 +621,22 @@ func testBackups(t *testing.T, st storage.Store) {
 	ctx := context.Background()
 	err := st.View(ctx, func(tx storage.Tx) error { _, err := tx.Backup(ctx, "b1"); return err })
 	wantErr(t, "no backup", err, storage.ErrNotFound)
+	hasBackup := func(id string, want bool) {
+		t.Helper()
+		view(t, st, func(tx storage.Tx) error {
+			if got, err := tx.HasBackup(ctx, id); err != nil || got != want {
+				t.Errorf("HasBackup(%s) = %v, %v; want %v", id, got, err, want)
+			}
+			return nil
+		})
+	}
+	hasBackup("b1", false)
 	first := storage.Backup{ID: "b1", Version: 1, Data: []byte{0, 1, 2}, Created: now, Updated: now}
 	other := storage.Backup{ID: "b2", Version: 7, Data: []byte("other"), Created: now, Updated: now}
 	update(t, st, func(tx storage.Tx) error { return tx.PutBackup(ctx, first) })
 	update(t, st, func(tx storage.Tx) error { return tx.PutBackup(ctx, other) })
+	hasBackup("b1", true)
+	hasBackup("b3", false)
 	later := now.Add(time.Minute)
 	second := storage.Backup{ID: "b1", Version: 2, Data: bytes.Repeat([]byte{0xff}, 1<<16), Created: later, Updated: later}
 	update(t, st, func(tx storage.Tx) error { return tx.PutBackup(ctx, second) })
