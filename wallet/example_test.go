@@ -91,6 +91,26 @@ func (w *world) account(minor int64) wallet.Account {
 	return wallet.Account{ID: id, Token: token}
 }
 
+// funded makes a wallet named name holding minor units, withdrawn from a
+// new account.
+func (w *world) funded(name string, minor int64) *wallet.Wallet {
+	wt := w.wallet(name)
+	if _, err := wt.Withdraw(context.Background(), w.account(minor), minor); err != nil {
+		panic(err)
+	}
+	return wt
+}
+
+// listen is where a payee waits for a payer: a local TCP port here, a
+// Bluetooth or Wi-Fi Direct link in an app.
+func listen() net.Listener {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	return ln
+}
+
 // options are what the examples' wallets share.
 var options = wallet.Options{
 	// A real app shows the string and asks the user to compare screens.
@@ -128,10 +148,7 @@ func Example() {
 	}
 
 	// Offline from here: only the two wallets talk.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
+	ln := listen()
 	defer ln.Close()
 	received := make(chan wallet.Payment)
 	go func() {
@@ -226,20 +243,11 @@ func ExampleWallet_Withdraw() {
 func ExampleWallet_Pay() {
 	ctx := context.Background()
 	world := newWorld()
-	alice, bob := world.wallet("alice"), world.wallet("bob")
+	alice, bob := world.funded("alice", 2000), world.funded("bob", 1000)
 	defer alice.Close()
 	defer bob.Close()
-	if _, err := alice.Withdraw(ctx, world.account(2000), 2000); err != nil {
-		panic(err)
-	}
-	if _, err := bob.Withdraw(ctx, world.account(1000), 1000); err != nil {
-		panic(err)
-	}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
+	ln := listen()
 	defer ln.Close()
 	done := make(chan wallet.Payment)
 	go func() {
@@ -263,17 +271,11 @@ func ExampleWallet_Pay() {
 func ExampleWallet_Serve() {
 	ctx := context.Background()
 	world := newWorld()
-	alice, shop := world.wallet("alice"), world.wallet("shop")
+	alice, shop := world.funded("alice", 500), world.wallet("shop")
 	defer alice.Close()
 	defer shop.Close()
-	if _, err := alice.Withdraw(ctx, world.account(500), 500); err != nil {
-		panic(err)
-	}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
+	ln := listen()
 	defer ln.Close()
 	done := make(chan wallet.Payment)
 	go func() {
@@ -303,10 +305,7 @@ func ExampleWallet_Settle() {
 	defer alice.Close()
 	defer bob.Close()
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
+	ln := listen()
 	defer ln.Close()
 	go bob.Receive(ctx, ln)
 	p, err := alice.Settle(ctx, ln.Addr().String())
@@ -322,12 +321,9 @@ func ExampleWallet_Settle() {
 func ExampleWallet_Request() {
 	ctx := context.Background()
 	world := newWorld()
-	alice, erin := world.wallet("alice"), world.wallet("erin")
+	alice, erin := world.funded("alice", 1000), world.wallet("erin")
 	defer alice.Close()
 	defer erin.Close()
-	if _, err := alice.Withdraw(ctx, world.account(1000), 1000); err != nil {
-		panic(err)
-	}
 
 	req, err := erin.Request(ctx, 700, "invoice 17", time.Hour, 0)
 	if err != nil {
@@ -389,10 +385,7 @@ func ExampleWallet_Redenominate() {
 			panic(err)
 		}
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
+	ln := listen()
 	defer ln.Close()
 	go bob.Receive(ctx, ln)
 	if _, err := alice.Pay(ctx, ln.Addr().String(), 2000, "rent"); err != nil {
