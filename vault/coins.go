@@ -456,7 +456,8 @@ func (t *tx) sealAll(peer string, coins []otp.Sandbox, to []otp.ExchangeKey) ([]
 		if err := checkStored(h, State(states[i]), &coins[i], Held); err != nil {
 			return fmt.Errorf("seal %.12s: %w", coins[i].Coin.Data.Token, err)
 		}
-		priv, err := holderPrivate(&ks[i], kstates[i], h.Sandbox.Holder())
+		// The key the record was looked up by; checkStored made it h's.
+		priv, err := holderPrivate(&ks[i], kstates[i], coins[i].Holder())
 		if err != nil {
 			return fmt.Errorf("seal %.12s: %w", coins[i].Coin.Data.Token, err)
 		}
