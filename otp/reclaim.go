@@ -11,7 +11,9 @@ import (
 // payee holds it too. So when the payer's vault seals a coin, the holder
 // key that signs the transfer also signs a reclaim authorisation naming a
 // fresh reclaim key that only the payer keeps (it is never sent); to
-// reclaim, the payer signs the request with that key.
+// reclaim, the payer signs the request with that key. Coins sealed
+// together may share a reclaim key: the authorisation and the request
+// both cover the coin's checksum.
 
 // ReclaimAuthorization signs, with holder, the key that signed the last
 // link of the sealed sandbox s, an authorisation for the reclaim key r to

@@ -445,6 +445,10 @@ func (t *tx) sealAll(peer string, coins []otp.Sandbox, to []otp.ExchangeKey) ([]
 	if err != nil {
 		return nil, fmt.Errorf("seal: %w", err)
 	}
+	rk, err := newReclaimKey()
+	if err != nil {
+		return nil, fmt.Errorf("seal: %w", err)
+	}
 	sealed := make([]otp.Sandbox, n)
 	recs := make([]sealedRecord, n)
 	err = parallel.ForEach(n, func(i int) error {
@@ -452,14 +456,15 @@ func (t *tx) sealAll(peer string, coins []otp.Sandbox, to []otp.ExchangeKey) ([]
 		if err := checkStored(h, State(states[i]), &coins[i], Held); err != nil {
 			return fmt.Errorf("seal %.12s: %w", coins[i].Coin.Data.Token, err)
 		}
-		priv, err := holderPrivate(&ks[i], kstates[i], h.Sandbox.Holder())
+		// The key the record was looked up by; checkStored made it h's.
+		priv, err := holderPrivate(&ks[i], kstates[i], coins[i].Holder())
 		if err != nil {
 			return fmt.Errorf("seal %.12s: %w", coins[i].Coin.Data.Token, err)
 		}
 		if err := h.Sandbox.Transfer(priv, to[i]); err != nil {
 			return fmt.Errorf("seal %.12s: %w", coins[i].Coin.Data.Token, err)
 		}
-		if h.Reclaim, err = newReclaim(&h.Sandbox, priv); err != nil {
+		if h.Reclaim, err = rk.authorize(&h.Sandbox, priv); err != nil {
 			return fmt.Errorf("seal %.12s: %w", coins[i].Coin.Data.Token, err)
 		}
 		h.Peer, h.Updated = peer, t.now

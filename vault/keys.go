@@ -52,11 +52,25 @@ func checkCount(n int) error {
 
 // newKey makes and stores a one-time key in state.
 func (t *tx) newKey(state string) (ed25519.PublicKey, error) {
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
+	seed := make([]byte, ed25519.SeedSize)
+	if _, err := rand.Read(seed); err != nil {
 		return nil, err
 	}
-	return pub, t.put(kindKey, t.s.id(kindKey, pub), state, nil, keyRecord{Seed: priv.Seed()})
+	pub, k := newKeyRecord(seed)
+	return pub, t.put(kindKey, t.s.id(kindKey, pub), state, nil, k)
+}
+
+// newKeyRecord is the one way a seed enters a key record: the public key
+// the record is stored under is derived here, from the seed, and from
+// nowhere else. Every other write of a key record rewrites one read under
+// the same row id (a change of state, a certificate, rekey), and a key
+// record's row id, a MAC of its public key, is in the associated data of
+// its encryption, so it opens only under the key it was written for. So
+// a record opened under a public key holds that key's seed, and
+// privateKey can join the two without deriving the public half again.
+func newKeyRecord(seed []byte) (ed25519.PublicKey, keyRecord) {
+	pub := ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)
+	return pub, keyRecord{Seed: seed}
 }
 
 // key loads the key record for the text public key pub.
@@ -98,25 +112,27 @@ func holderPrivate(k *keyRecord, state, pub string) (ed25519.PrivateKey, error) 
 	return privateKey(k.Seed, pub)
 }
 
-// ErrKeyRecord reports a stored one-time key whose seed is not the seed of
-// the public key it is stored under.
-var ErrKeyRecord = errors.New("key record does not match its public key")
+// ErrKeyRecord reports a stored one-time key whose seed is not a seed.
+var ErrKeyRecord = errors.New("key record does not hold a key")
 
 // privateKey rebuilds the one-time private key of a key record from its
-// seed, and checks that it is the key pub (text form) the record was
-// found under. The public half is derived from the seed, never taken from
-// pub: crypto/ed25519 signs with whatever public half it is handed, and two
-// signatures of one message under two public halves give away the secret
-// scalar.
+// seed and pub (text form), the public key the record was looked up by:
+// the caller must pass that same key. crypto/ed25519 signs with whatever
+// public half it is handed, and two signatures of one message under two
+// public halves give away the secret scalar; deriving the half from the
+// seed would cost a scalar base multiplication per coin on each side of a
+// payment. It is taken from pub because the record opened under pub's row
+// id, and the vault writes a seed only under the key derived from it
+// (newKeyRecord; docs/SECURITY.md).
 func privateKey(seed []byte, pub string) (ed25519.PrivateKey, error) {
 	if len(seed) != ed25519.SeedSize {
 		return nil, fmt.Errorf("key %.12s: %w: a seed of %d bytes", pub, ErrKeyRecord, len(seed))
 	}
-	priv := ed25519.NewKeyFromSeed(seed)
-	if otp.EncodeKey(priv.Public().(ed25519.PublicKey)) != pub {
-		return nil, fmt.Errorf("key %.12s: %w: its seed makes another key", pub, ErrKeyRecord)
+	raw, err := otp.KeyBytes(pub)
+	if err != nil {
+		return nil, err
 	}
-	return priv, nil
+	return append(append(make(ed25519.PrivateKey, 0, ed25519.PrivateKeySize), seed...), raw...), nil
 }
 
 // checkHolderKey checks that a key record in state ("" when there is

@@ -9,18 +9,33 @@ import (
 	"github.com/otpcash/otpcash/otp"
 )
 
-// newReclaim makes a reclaim key for the sealed coin sb and has the holder
-// key that sealed it authorise it, before that key is destroyed.
-func newReclaim(sb *otp.Sandbox, holder ed25519.PrivateKey) (*reclaimRecord, error) {
+// reclaimKey is the reclaim key of one sealing transaction: every coin
+// sealed together is reclaimed with it, each under its own authorisation.
+// A key per coin would cost a scalar base multiplication per coin and hide
+// nothing: a reclaim credits the coins back to the payer's own account,
+// which the bank sees anyway (docs/PRIVACY.md).
+type reclaimKey struct {
+	pub  ed25519.PublicKey
+	seed []byte
+}
+
+func newReclaimKey() (reclaimKey, error) {
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
-		return nil, err
+		return reclaimKey{}, err
 	}
-	auth, err := sb.ReclaimAuthorization(holder, pub)
+	return reclaimKey{pub: pub, seed: priv.Seed()}, nil
+}
+
+// authorize has the holder key that sealed sb authorise r to reclaim it,
+// before that key is destroyed. The authorisation covers sb's checksum,
+// so it cannot serve for another coin sealed with the same key.
+func (r reclaimKey) authorize(sb *otp.Sandbox, holder ed25519.PrivateKey) (*reclaimRecord, error) {
+	auth, err := sb.ReclaimAuthorization(holder, r.pub)
 	if err != nil {
 		return nil, err
 	}
-	return &reclaimRecord{Auth: auth, Seed: priv.Seed()}, nil
+	return &reclaimRecord{Auth: auth, Seed: r.seed}, nil
 }
 
 // ReclaimItem is a coin pending-out with what the bank needs to credit it
@@ -43,12 +58,17 @@ func (v *Vault) ReclaimItems(ctx context.Context, account string, reclaimable fu
 		if err != nil {
 			return err
 		}
+		keys := make(map[string]ed25519.PrivateKey) // coins sealed together share a key
 		for _, r := range rows {
 			h := r.val
 			if h.Reclaim == nil || !reclaimable(&h.Sandbox.Coin) {
 				continue
 			}
-			priv := ed25519.NewKeyFromSeed(h.Reclaim.Seed)
+			priv, ok := keys[string(h.Reclaim.Seed)]
+			if !ok {
+				priv = ed25519.NewKeyFromSeed(h.Reclaim.Seed)
+				keys[string(h.Reclaim.Seed)] = priv
+			}
 			proof, err := h.Sandbox.ReclaimProof(priv, account)
 			if err != nil {
 				return err
