@@ -2,6 +2,7 @@ package vault
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 )
@@ -43,6 +44,59 @@ func BenchmarkPayment(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*n), "µs/coin")
+		})
+	}
+}
+
+// BenchmarkRecord measures sealing and opening one coin record (a coin
+// two hops on, with both receipts, a reclaim record and a refusal), in the
+// record form of ebc9f3a (encoding/json) and in form 2, with the
+// plaintext's size.
+func BenchmarkRecord(b *testing.B) {
+	s, err := newSealer(make([]byte, dataKeySize))
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := recordExamples(b)["coin"].(*holding)
+	id := s.id(kindCoin, []byte("x"))
+	forms := []struct {
+		name      string
+		marshal   func(any) ([]byte, error)
+		unmarshal func([]byte, any) error
+	}{
+		{"json", json.Marshal, json.Unmarshal},
+		{"cbor", marshalRecord, unmarshalRecord},
+	}
+	for _, f := range forms {
+		plain, err := f.marshal(h)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run("seal/"+f.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				p, err := f.marshal(h)
+				if err != nil {
+					b.Fatal(err)
+				}
+				s.sealPlain(kindCoin, id, "held", nil, p)
+			}
+			b.ReportMetric(float64(len(plain)), "B/record")
+		})
+		blob := s.sealPlain(kindCoin, id, "held", nil, plain)
+		b.Run("open/"+f.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				p, err := s.openPlain(kindCoin, id, "held", nil, blob)
+				if err != nil {
+					b.Fatal(err)
+				}
+				var v holding
+				if err := f.unmarshal(p, &v); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(len(plain)), "B/record")
 		})
 	}
 }

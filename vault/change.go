@@ -22,24 +22,24 @@ import (
 // and Receive refuses any other coin on it (ErrNotAgreed). Without that, a
 // payer could propose 3.00 for 2.00 of change and seal a 1.00 coin.
 type ChangeAgreement struct {
-	Peer   string            `json:"peer"`   // the payer's identity
-	Change []string          `json:"change"` // tokens of held coins to give
-	To     []otp.ExchangeKey `json:"to"`     // the payer's keys, one per change coin
+	Peer   string            `json:"peer" cbor:"1,keyasint"`   // the payer's identity
+	Change []string          `json:"change" cbor:"2,keyasint"` // tokens of held coins to give
+	To     []otp.ExchangeKey `json:"to" cbor:"3,keyasint"`     // the payer's keys, one per change coin
 	// Send is the value of the coin to arrive on each key handed out for
 	// the payment, in order; Currency and Program are every such coin's.
-	Send     []int64 `json:"send"`
-	Currency string  `json:"currency"`
-	Program  string  `json:"program"`
+	Send     []int64 `json:"send" cbor:"4,keyasint"`
+	Currency string  `json:"currency" cbor:"5,keyasint"`
+	Program  string  `json:"program" cbor:"6,keyasint"`
 	// Keys are the public halves of the exchange keys handed out for the
 	// payment, filled in by PromiseExchangeKeys.
-	Keys []string `json:"keys"`
+	Keys []string `json:"keys" cbor:"7,keyasint"`
 }
 
 // due is the coin a key promised under a change agreement must receive.
 type due struct {
-	Value    int64  `json:"value"`
-	Currency string `json:"currency"`
-	Program  string `json:"program"`
+	Value    int64  `json:"value" cbor:"1,keyasint"`
+	Currency string `json:"currency" cbor:"2,keyasint"`
+	Program  string `json:"program" cbor:"3,keyasint"`
 }
 
 // admits reports why c is not the coin due, if it is not. A key promised

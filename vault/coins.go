@@ -21,36 +21,36 @@ import (
 // A coin paid away and later paid back starts a second holding, so the
 // receipt of the first is kept.
 type holding struct {
-	Sandbox otp.Sandbox `json:"sandbox"`
-	Hop     int         `json:"hop"`
+	Sandbox otp.Sandbox `json:"sandbox" cbor:"1,keyasint"`
+	Hop     int         `json:"hop" cbor:"2,keyasint"`
 	// Received is the receipt this vault signed; a payer who lost it and
 	// sends the coin again gets the same one.
-	Received *otp.Ack  `json:"received,omitempty"`
-	Peer     string    `json:"peer,omitempty"`
-	Ack      *otp.Ack  `json:"ack,omitempty"` // the payee's receipt
-	Updated  time.Time `json:"updated"`
+	Received *otp.Ack  `json:"received,omitempty" cbor:"3,keyasint,omitempty"`
+	Peer     string    `json:"peer,omitempty" cbor:"4,keyasint,omitempty"`
+	Ack      *otp.Ack  `json:"ack,omitempty" cbor:"5,keyasint,omitempty"` // the payee's receipt
+	Updated  time.Time `json:"updated" cbor:"6,keyasint"`
 	// Reclaim lets the payer reclaim a sealed coin that never reached
 	// its payee, after the coin's deposit deadline (otp/reclaim.go).
-	Reclaim *reclaimRecord `json:"reclaim,omitempty"`
+	Reclaim *reclaimRecord `json:"reclaim,omitempty" cbor:"7,keyasint,omitempty"`
 	// Refusal is the bank's evidence against a Refused coin.
-	Refusal *Refusal `json:"refusal,omitempty"`
+	Refusal *Refusal `json:"refusal,omitempty" cbor:"8,keyasint,omitempty"`
 }
 
 // Refusal is the bank's answer refusing to credit a coin: its code (like
 // "double_deposit"), its message and, for a double deposit, the one-time
 // key that signed the coin away twice.
 type Refusal struct {
-	Token   string `json:"token"`
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Key     string `json:"key,omitempty"`
+	Token   string `json:"token" cbor:"1,keyasint"`
+	Code    string `json:"code" cbor:"2,keyasint"`
+	Message string `json:"message" cbor:"3,keyasint"`
+	Key     string `json:"key,omitempty" cbor:"4,keyasint,omitempty"`
 }
 
 // reclaimRecord is a reclaim key and the authorisation the coin's holder
 // key signed for it when it sealed the coin.
 type reclaimRecord struct {
-	Auth string `json:"auth"`
-	Seed []byte `json:"seed"`
+	Auth string `json:"auth" cbor:"1,keyasint"`
+	Seed []byte `json:"seed" cbor:"2,keyasint"`
 }
 
 // Coin is a coin as the vault lists it. Peer is the payer of a received

@@ -41,6 +41,15 @@
 //     decrypted again. Private keys are decrypted for the call that uses
 //     them and not kept.
 //
+// Records: a record's plaintext is one version byte (record form 2, 0x02)
+// followed by deterministic CBOR, decoded strictly (record.go). The signed
+// objects inside, coins with their chains, receipts and certificates, are
+// otp's types and read back to the same values, so their checksums and
+// signatures, over canonical JSON, are as they were. Form 1, JSON, written
+// by releases up to commit ebc9f3a, is still read (strictly), and a record
+// is written in form 2 the next time it is written; opening an old vault
+// writes nothing (testdata/vault-v1 is such a vault).
+//
 // PINs: at least 6 digits or an 8-character passphrase (CheckPIN). The
 // software backend counts wrong PINs in the file and delays tries after 5;
 // the TPM backend leaves that to the TPM's dictionary-attack lockout.

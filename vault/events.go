@@ -11,12 +11,12 @@ import (
 
 // Event is one entry of the wallet's history.
 type Event struct {
-	Time     time.Time
-	Kind     string
-	Amount   int64
-	Currency string
-	Peer     string
-	Detail   string
+	Time     time.Time `cbor:"1,keyasint"`
+	Kind     string    `cbor:"2,keyasint"`
+	Amount   int64     `cbor:"3,keyasint"`
+	Currency string    `cbor:"4,keyasint"`
+	Peer     string    `cbor:"5,keyasint"`
+	Detail   string    `cbor:"6,keyasint"`
 }
 
 // AddEvent appends e to the history; a zero Time is set to now.

@@ -25,18 +25,18 @@ const (
 )
 
 type keyRecord struct {
-	Seed []byte           `json:"seed"`
-	Cert *otp.ExchangeKey `json:"cert,omitempty"`
+	Seed []byte           `json:"seed" cbor:"1,keyasint"`
+	Cert *otp.ExchangeKey `json:"cert,omitempty" cbor:"2,keyasint,omitempty"`
 	// Agreement is the change agreement a promised key was handed out
 	// under, if any.
-	Agreement []byte `json:"agreement,omitempty"`
+	Agreement []byte `json:"agreement,omitempty" cbor:"3,keyasint,omitempty"`
 	// Due is the coin the agreement's payer proposed to seal to this key:
 	// set with Agreement, and checked when a coin arrives on the key.
-	Due *due `json:"due,omitempty"`
+	Due *due `json:"due,omitempty" cbor:"4,keyasint,omitempty"`
 	// Request is the payment request a promised key was handed out for:
 	// a coin arrives on it only in a payment token for that request
 	// (ReceiveRequest), never in a live session.
-	Request string `json:"request,omitempty"`
+	Request string `json:"request,omitempty" cbor:"5,keyasint,omitempty"`
 }
 
 // maxKeys bounds one request for new keys, so a wrong count cannot exhaust
@@ -150,12 +150,12 @@ func checkHolderKey(state, pub string) error {
 // withdrawal is a withdrawal whose holder keys exist. It is pending until
 // its coins are stored.
 type withdrawal struct {
-	ID   string   `json:"id"`
-	Keys []string `json:"keys"`
+	ID   string   `json:"id" cbor:"1,keyasint"`
+	Keys []string `json:"keys" cbor:"2,keyasint"`
 	// Secret is the withdrawal's secret: the serials and blinding of its
 	// coins are derived from it (otp.WithdrawalRand), so that asking the
 	// bank again rebuilds the same blinded coins.
-	Secret []byte `json:"secret"`
+	Secret []byte `json:"secret" cbor:"3,keyasint"`
 }
 
 // withdrawalSecretSize is the size of a withdrawal's secret in bytes.

@@ -32,21 +32,21 @@ var (
 // asked for and the exchange keys it promised to it, each usable only by a
 // payment token for this request (ReceiveRequest).
 type Request struct {
-	ID       string    `json:"id"`
-	Amount   int64     `json:"amount"`
-	Currency string    `json:"currency"`
-	Program  string    `json:"program"`
-	Memo     string    `json:"memo"`
-	Expires  time.Time `json:"expires"`
+	ID       string    `json:"id" cbor:"1,keyasint"`
+	Amount   int64     `json:"amount" cbor:"2,keyasint"`
+	Currency string    `json:"currency" cbor:"3,keyasint"`
+	Program  string    `json:"program" cbor:"4,keyasint"`
+	Memo     string    `json:"memo" cbor:"5,keyasint"`
+	Expires  time.Time `json:"expires" cbor:"6,keyasint"`
 	// Keys are the certificates of the promised keys, read from this
 	// vault and verified when the bank issued them.
-	Keys []otp.ExchangeKey `json:"keys"`
+	Keys []otp.ExchangeKey `json:"keys" cbor:"7,keyasint"`
 	// Sig is the signature of the first key over the request
 	// (SignedMessage): it binds what the request asks for to its keys.
-	Sig []byte `json:"sig"`
+	Sig []byte `json:"sig" cbor:"8,keyasint"`
 	// Paid are the tokens of the coins that paid the request, in the
 	// order they came: a token sent again must bring exactly these.
-	Paid []string `json:"paid,omitempty"`
+	Paid []string `json:"paid,omitempty" cbor:"9,keyasint,omitempty"`
 }
 
 // requestLabel separates a request's signature from everything else an

@@ -9,7 +9,6 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -188,28 +187,48 @@ func associated(kind string, id []byte, state string, ref []byte) []byte {
 	return frame([]byte("otpcash/v1/vault/record"), []byte(kind), id, []byte(state), ref)
 }
 
+// seal encrypts v, in the current record form (record.go), as the record
+// kind/id.
 func (s *sealer) seal(kind string, id []byte, state string, ref []byte, v any) ([]byte, error) {
-	plain, err := json.Marshal(v)
+	plain, err := marshalRecord(v)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s record: %w", kind, err)
 	}
+	return s.sealPlain(kind, id, state, ref, plain), nil
+}
+
+// sealPlain encrypts the record plaintext plain as the record kind/id.
+func (s *sealer) sealPlain(kind string, id []byte, state string, ref, plain []byte) []byte {
 	aead := s.aeadFor(kind)
 	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plain)+aead.Overhead())
 	rand.Read(nonce)
-	return aead.Seal(nonce, nonce, plain, associated(kind, id, state, ref)), nil
+	return aead.Seal(nonce, nonce, plain, associated(kind, id, state, ref))
 }
 
+// open decrypts the record kind/id into v, from either record form.
 func (s *sealer) open(kind string, id []byte, state string, ref, blob []byte, v any) error {
+	plain, err := s.openPlain(kind, id, state, ref, blob)
+	if err != nil {
+		return err
+	}
+	if err := unmarshalRecord(plain, v); err != nil {
+		return fmt.Errorf("%s record: %w", kind, err)
+	}
+	return nil
+}
+
+// openPlain decrypts the record kind/id and returns its plaintext.
+func (s *sealer) openPlain(kind string, id []byte, state string, ref, blob []byte) ([]byte, error) {
 	aead := s.aeadFor(kind)
 	n := aead.NonceSize()
 	if len(blob) < n {
-		return fmt.Errorf("%s record is truncated", kind)
+		return nil, fmt.Errorf("%s record is truncated", kind)
 	}
 	plain, err := aead.Open(nil, blob[:n], blob[n:], associated(kind, id, state, ref))
 	if err != nil {
-		return fmt.Errorf("%s record is corrupt or was tampered with", kind)
+		return nil, fmt.Errorf("%s record is corrupt or was tampered with", kind)
 	}
-	return json.Unmarshal(plain, v)
+	return plain, nil
 }
 
 // The statements on records, prepared once per vault: preparing a

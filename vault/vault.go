@@ -5,7 +5,6 @@ import (
 	"crypto/ecdh"
 	"crypto/rand"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -447,13 +446,13 @@ func rekey(t *tx, next *sealer) error {
 	blobs := make([][]byte, len(raws))
 	err = parallel.ForEach(len(raws), func(i int) error {
 		r := &raws[i]
-		var plain json.RawMessage
-		if err := t.s.open(kindKey, r.id, r.state, r.ref, r.blob, &plain); err != nil {
+		// The plaintext moves as it is, in whichever record form.
+		plain, err := t.s.openPlain(kindKey, r.id, r.state, r.ref, r.blob)
+		if err != nil {
 			return err
 		}
-		var err error
-		blobs[i], err = next.seal(kindKey, r.id, r.state, r.ref, plain)
-		return err
+		blobs[i] = next.sealPlain(kindKey, r.id, r.state, r.ref, plain)
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("re-encrypt the keys: %w", err)

@@ -22,7 +22,17 @@ func mustEnc() cbor.EncMode {
 // Dec returns the strict decoder that nests at most nested levels, and
 // takes arrays of at most arrays elements and maps of at most pairs.
 func Dec(nested, arrays, pairs int) cbor.DecMode {
-	m, err := cbor.DecOptions{
+	m, err := Options(nested, arrays, pairs).DecMode()
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
+// Options returns the options of Dec, for a format that adds to them
+// (the vault's records decode step arguments as JSON does).
+func Options(nested, arrays, pairs int) cbor.DecOptions {
+	return cbor.DecOptions{
 		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
 		IndefLength:       cbor.IndefLengthForbidden,
 		TagsMd:            cbor.TagsForbidden,
@@ -32,9 +42,5 @@ func Dec(nested, arrays, pairs int) cbor.DecMode {
 		MaxNestedLevels:   nested,
 		MaxArrayElements:  arrays,
 		MaxMapPairs:       pairs,
-	}.DecMode()
-	if err != nil {
-		panic(err)
 	}
-	return m
 }
