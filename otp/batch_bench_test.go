@@ -32,7 +32,7 @@ func BenchmarkEd25519(b *testing.B) {
 			}
 		}
 	})
-	for _, n := range []int{64, 128, 500} {
+	for _, n := range []int{2, 4, 64, 128, 500} {
 		b.Run(fmt.Sprintf("batch/%d", n), func(b *testing.B) {
 			for b.Loop() {
 				if ok, _ := verifyBatch(checks[:n]); !ok {
