@@ -12,6 +12,7 @@ import (
 	"filippo.io/edwards25519"
 	"filippo.io/edwards25519/field"
 	"github.com/gowebpki/jcs"
+	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 
 	"github.com/otpcash/otpcash/internal/strictjson"
 )
@@ -155,16 +156,40 @@ func sign(priv ed25519.PrivateKey, label string, payload ...[]byte) string {
 	return b64.EncodeToString(ed25519.Sign(priv, signed(label, payload...)))
 }
 
+// verify checks one signature under the acceptance rule of every
+// verification in otpcash, single or batched (see sigBatch), by a wallet or
+// by the bank: DecodeKey has refused pub if it is small-order or not in
+// its one encoding; S must be below the group order; then the cofactored
+// equation [8][S]B = [8]R + [8][k]A of ZIP-215. ZIP-215 is the rule under
+// which curve25519-voi's single and batch verifiers agree on every input
+// (see its README and ed25519vectors/zip215 tests, and our
+// TestEd25519Vectors): with crypto/ed25519's cofactorless equation a batch
+// could accept a crafted signature the single check refuses, and a coin one
+// wallet accepted could be one another, or the bank, refuses.
 func verify(pub ed25519.PublicKey, sig, label string, payload ...[]byte) error {
 	s, err := decodeFixed(sig, ed25519.SignatureSize)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrSignature, err)
 	}
-	if !ed25519.Verify(pub, signed(label, payload...), s) {
+	if !verifyOne(pub, signed(label, payload...), s) {
 		return ErrSignature
 	}
 	return nil
 }
+
+// VerifyEd25519 reports whether sig is pub's signature of msg under the
+// one acceptance rule of verify, for a signature outside the coin formats
+// (a payment request, a backup) that must not be a second rule. pub must
+// come from DecodeKey.
+func VerifyEd25519(pub ed25519.PublicKey, msg, sig []byte) bool { return verifyOne(pub, msg, sig) }
+
+// verifyOne is the single verification of verify and of a batch of one.
+func verifyOne(pub ed25519.PublicKey, msg, sig []byte) bool {
+	return voi.VerifyWithOptions(voi.PublicKey(pub), msg, sig, zip215)
+}
+
+// zip215 is the one set of options of every Ed25519 verification.
+var zip215 = &voi.Options{Verify: voi.VerifyOptionsZIP_215}
 
 func equalText(a, b string) bool {
 	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1

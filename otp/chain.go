@@ -195,6 +195,15 @@ func (s *Sandbox) Acknowledge(priv ed25519.PrivateKey) (Ack, error) {
 // VerifyAck checks that a is the receipt, by the holder of the last link's
 // key, for the last transfer of s.
 func (s *Sandbox) VerifyAck(a Ack) error {
+	var b sigBatch
+	if err := s.checkAck(a, &b); err != nil {
+		return err
+	}
+	return b.verify()
+}
+
+// checkAck is VerifyAck with the receipt's signature queued in b.
+func (s *Sandbox) checkAck(a Ack, b *sigBatch) error {
 	last := len(s.Chain) - 1
 	if last < 0 || a.Link != last || a.Token != s.Coin.Data.Token {
 		return fmt.Errorf("ack %s: %w: not for the last transfer of this coin", a.Token, ErrChain)
@@ -207,19 +216,34 @@ func (s *Sandbox) VerifyAck(a Ack) error {
 	if err != nil {
 		return err
 	}
-	if err := verify(pub, a.Sig, labelAck, indexPayload(sum, last, "")); err != nil {
+	if err := b.add(named("ack %s", a.Token), pub, a.Sig, labelAck, indexPayload(sum, last, "")); err != nil {
 		return fmt.Errorf("ack %s: %w", a.Token, err)
 	}
 	return nil
 }
 
-// verifyAcks checks that acks[i] is the receipt for the last transfer of
-// sealed[i], for every i, as VerifyAck does, on all CPUs.
-func verifyAcks(sealed []Sandbox, acks []Ack) error {
+// VerifyAcks checks that acks[i] is the receipt for the last transfer of
+// *sealed[i], for every i, as VerifyAck does, with the signatures verified
+// as one batch.
+func VerifyAcks(sealed []*Sandbox, acks []Ack) error {
 	if len(acks) != len(sealed) {
 		return fmt.Errorf("%d receipts for %d coins", len(acks), len(sealed))
 	}
-	return parallel.ForEach(len(acks), func(i int) error { return sealed[i].VerifyAck(acks[i]) })
+	bs := make([]sigBatch, len(acks))
+	err := parallel.ForEach(len(acks), func(i int) error { return sealed[i].checkAck(acks[i], &bs[i]) })
+	if err != nil {
+		return err
+	}
+	return verifyAll(bs)
+}
+
+// verifyAcks is VerifyAcks for a slice of sandboxes.
+func verifyAcks(sealed []Sandbox, acks []Ack) error {
+	ps := make([]*Sandbox, len(sealed))
+	for i := range sealed {
+		ps[i] = &sealed[i]
+	}
+	return VerifyAcks(ps, acks)
 }
 
 // DepositProof signs, with the current holder's key priv, the request to

@@ -352,7 +352,8 @@ func (r *Run) pipeline(ctx context.Context, pp PipelinedPeer, size int) error {
 
 func checkIntegrity(_ context.Context, r *Run) error {
 	trusted := r.authenticated()
-	return parallel.ForEach(len(r.Coins), func(i int) error {
+	bs := make([]sigBatch, len(r.Coins))
+	err := parallel.ForEach(len(r.Coins), func(i int) error {
 		s := &r.Coins[i]
 		if err := s.Coin.checkIntegrity(); err != nil {
 			return fmt.Errorf("coin %.12s: %w", s.Coin.Data.Token, err)
@@ -367,11 +368,15 @@ func checkIntegrity(_ context.Context, r *Run) error {
 			}
 			return r.Verifier.checkRevoked(s)
 		}
-		if err := r.Verifier.verifyIssuerSignature(&s.Coin); err != nil {
+		if err := r.Verifier.verifyIssuerSignature(&s.Coin, &bs[i]); err != nil {
 			return fmt.Errorf("coin %.12s: %w", s.Coin.Data.Token, err)
 		}
-		return r.Verifier.verifyChain(s)
+		return r.Verifier.checkChain(s, false, &bs[i])
 	})
+	if err != nil {
+		return err
+	}
+	return verifyAll(bs)
 }
 
 func checkToken(_ context.Context, r *Run) error {
@@ -416,8 +421,7 @@ func setupConnection(ctx context.Context, r *Run) error {
 		}
 		seen[keys[i].Pub] = true
 	}
-	err = parallel.ForEach(len(keys), func(i int) error { return r.Verifier.VerifyExchangeKey(&keys[i], r.Now) })
-	if err != nil {
+	if err := r.Verifier.verifyExchangeKeys(keys, r.Now); err != nil {
 		return err
 	}
 	r.keys = keys

@@ -42,6 +42,15 @@ func (v *Verifier) key(issuer, id string, use KeyUse) (*IssuerKey, error) {
 // signature and that its public fields match its key in the catalogue. It
 // does not look at the time: see CheckPayable and CheckDepositable.
 func (v *Verifier) VerifyCoin(c *Coin) error {
+	var b sigBatch
+	if err := v.checkCoin(c, &b); err != nil {
+		return err
+	}
+	return b.verify()
+}
+
+// checkCoin is VerifyCoin with the issuer's Ed25519 signature queued in b.
+func (v *Verifier) checkCoin(c *Coin, b *sigBatch) error {
 	if err := c.checkIntegrity(); err != nil {
 		return fmt.Errorf("coin %.12s: %w", c.Data.Token, err)
 	}
@@ -51,13 +60,15 @@ func (v *Verifier) VerifyCoin(c *Coin) error {
 	if err := validateCoinProgram(c, false); err != nil {
 		return fmt.Errorf("coin %.12s: %w", c.Data.Token, err)
 	}
-	if err := v.verifyIssuerSignature(c); err != nil {
+	if err := v.verifyIssuerSignature(c, b); err != nil {
 		return fmt.Errorf("coin %.12s: %w", c.Data.Token, err)
 	}
 	return nil
 }
 
-func (v *Verifier) verifyIssuerSignature(c *Coin) error {
+// verifyIssuerSignature verifies a blind RSA signature now and queues an
+// Ed25519 one in b.
+func (v *Verifier) verifyIssuerSignature(c *Coin, b *sigBatch) error {
 	k, err := v.issuerKey(c)
 	if err != nil {
 		return err
@@ -81,7 +92,7 @@ func (v *Verifier) verifyIssuerSignature(c *Coin) error {
 	if err != nil {
 		return err
 	}
-	return verify(pub, c.Signature.Value, labelCoin, sum)
+	return b.add(named("coin %.12s", c.Data.Token), pub, c.Signature.Value, labelCoin, sum)
 }
 
 // checkIssuerKey is verifyIssuerSignature without the signature: the coin's
@@ -146,7 +157,28 @@ func (v *Verifier) CheckDepositable(c *Coin, now time.Time) error {
 // VerifyExchangeKey checks an exchange key's certification and that it is
 // still valid at now.
 func (v *Verifier) VerifyExchangeKey(k *ExchangeKey, now time.Time) error {
-	if err := v.certified(k); err != nil {
+	var b sigBatch
+	if err := v.checkExchangeKey(k, now, &b); err != nil {
+		return err
+	}
+	return b.verify()
+}
+
+// verifyExchangeKeys is VerifyExchangeKey for every key, with the bank's
+// Ed25519 signatures verified as one batch.
+func (v *Verifier) verifyExchangeKeys(ks []ExchangeKey, now time.Time) error {
+	bs := make([]sigBatch, len(ks))
+	err := parallel.ForEach(len(ks), func(i int) error {
+		return v.checkExchangeKey(&ks[i], now, &bs[i])
+	})
+	if err != nil {
+		return err
+	}
+	return verifyAll(bs)
+}
+
+func (v *Verifier) checkExchangeKey(k *ExchangeKey, now time.Time, b *sigBatch) error {
+	if err := v.checkCertificate(k, true, b, nil); err != nil {
 		return err
 	}
 	if !now.Before(k.Expires) {
@@ -168,13 +200,14 @@ func (v *Verifier) rsaKey(s string) (*rsa.PublicKey, error) {
 	return k, nil
 }
 
-func (v *Verifier) certified(k *ExchangeKey) error { return v.checkCertificate(k, true) }
-
 // checkCertificate is certified, with the bank's signature checked only if
 // sig: a caller that holds a byte-for-byte copy of a certificate it
 // verified before may skip that one signature, but the certifying key must
 // still be in the catalogue now.
-func (v *Verifier) checkCertificate(k *ExchangeKey, sig bool) error {
+//
+// The bank's Ed25519 signature is queued in b, named by name (nil: by the
+// key alone).
+func (v *Verifier) checkCertificate(k *ExchangeKey, sig bool, b *sigBatch, name func(error) error) error {
 	ik, err := v.key(k.Issuer, k.KeyID, UseExchange)
 	if err != nil {
 		return fmt.Errorf("exchange key %.12s: %w", k.Pub, err)
@@ -217,7 +250,11 @@ func (v *Verifier) checkCertificate(k *ExchangeKey, sig bool) error {
 	if err != nil {
 		return fmt.Errorf("exchange key: %w", err)
 	}
-	if err := verify(pub, k.Sig, labelExchangeKey, p); err != nil {
+	keyName := named("exchange key %.12s", k.Pub)
+	if name != nil {
+		keyName = within(name, keyName)
+	}
+	if err := b.add(keyName, pub, k.Sig, labelExchangeKey, p); err != nil {
 		return fmt.Errorf("exchange key %.12s: %w", k.Pub, err)
 	}
 	return nil
@@ -226,10 +263,14 @@ func (v *Verifier) checkCertificate(k *ExchangeKey, sig bool) error {
 // VerifySandbox checks the coin and every link of its chain: each link
 // signed by the previous holder and naming a bank-certified exchange key.
 func (v *Verifier) VerifySandbox(s *Sandbox) error {
-	if err := v.VerifyCoin(&s.Coin); err != nil {
+	var b sigBatch
+	if err := v.checkCoin(&s.Coin, &b); err != nil {
 		return err
 	}
-	return v.verifyChain(s)
+	if err := v.checkChain(s, false, &b); err != nil {
+		return err
+	}
+	return b.verify()
 }
 
 // verifySandboxes checks every sandbox as VerifySandbox does, on all CPUs,
@@ -246,21 +287,33 @@ func (v *Verifier) verifySandboxes(ss []Sandbox) error {
 // exact fields was checked when the key was certified, and the catalogue
 // lookup is still made. Every other signature is verified. own may be nil.
 func (v *Verifier) VerifyReceived(ss []Sandbox, own func(*ExchangeKey) bool) error {
-	return parallel.ForEach(len(ss), func(i int) error {
+	bs := make([]sigBatch, len(ss))
+	err := parallel.ForEach(len(ss), func(i int) error {
 		s := &ss[i]
-		if err := v.VerifyCoin(&s.Coin); err != nil {
+		if err := v.checkCoin(&s.Coin, &bs[i]); err != nil {
 			return err
 		}
 		last := len(s.Chain) - 1
-		return v.verifyChainTrusting(s, last >= 0 && own != nil && own(&s.Chain[last].To))
+		return v.checkChain(s, last >= 0 && own != nil && own(&s.Chain[last].To), &bs[i])
 	})
+	if err != nil {
+		return err
+	}
+	return verifyAll(bs)
 }
 
-func (v *Verifier) verifyChain(s *Sandbox) error { return v.verifyChainTrusting(s, false) }
+// verifyChain checks every link of s's chain (not its coin).
+func (v *Verifier) verifyChain(s *Sandbox) error {
+	var b sigBatch
+	if err := v.checkChain(s, false, &b); err != nil {
+		return err
+	}
+	return b.verify()
+}
 
-// verifyChainTrusting is verifyChain; ownLast skips the bank's signature
-// on the last link's certificate (see VerifyReceived).
-func (v *Verifier) verifyChainTrusting(s *Sandbox, ownLast bool) error {
+// checkChain is verifyChain with the signatures queued in b; ownLast skips
+// the bank's signature on the last link's certificate (see VerifyReceived).
+func (v *Verifier) checkChain(s *Sandbox, ownLast bool, b *sigBatch) error {
 	if err := v.checkRevoked(s); err != nil {
 		return err
 	}
@@ -270,7 +323,8 @@ func (v *Verifier) verifyChainTrusting(s *Sandbox, ownLast bool) error {
 	}
 	for i := range s.Chain {
 		l := &s.Chain[i]
-		if err := v.checkCertificate(&l.To, !(ownLast && i == len(s.Chain)-1)); err != nil {
+		linkName := named("coin %.12s link %d: %w", s.Coin.Data.Token, i, ErrChain)
+		if err := v.checkCertificate(&l.To, !(ownLast && i == len(s.Chain)-1), b, linkName); err != nil {
 			return fmt.Errorf("coin %.12s link %d: %w: %w", s.Coin.Data.Token, i, ErrChain, err)
 		}
 		signer, err := DecodeKey(s.HolderAt(i))
@@ -281,8 +335,9 @@ func (v *Verifier) verifyChainTrusting(s *Sandbox, ownLast bool) error {
 		if err != nil {
 			return err
 		}
-		if err := verify(signer, l.Sig, labelTransfer, head, canon); err != nil {
-			return fmt.Errorf("coin %.12s link %d: %w: not signed by the previous holder: %w", s.Coin.Data.Token, i, ErrChain, err)
+		sigName := named("coin %.12s link %d: %w: not signed by the previous holder", s.Coin.Data.Token, i, ErrChain)
+		if err := b.add(sigName, signer, l.Sig, labelTransfer, head, canon); err != nil {
+			return sigName(err)
 		}
 	}
 	return nil

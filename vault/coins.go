@@ -508,17 +508,32 @@ func (p purse) Destroy(ctx context.Context, sealed []otp.Sandbox, acks []otp.Ack
 		if err != nil {
 			return fmt.Errorf("destroy: %w", err)
 		}
+		err = parallel.ForEach(len(sealed), func(i int) error {
+			if err := checkStored(&hs[i], State(states[i]), &sealed[i], PendingOut, Spent); err != nil {
+				return fmt.Errorf("destroy %.12s: %w", sealed[i].Coin.Data.Token, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		// The receipts' signatures, against the vault's own copies, as
+		// one batch.
+		var own []*otp.Sandbox
+		var owed []otp.Ack
+		for i := range hs {
+			if State(states[i]) == PendingOut {
+				own, owed = append(own, &hs[i].Sandbox), append(owed, acks[i])
+			}
+		}
+		if err := otp.VerifyAcks(own, owed); err != nil {
+			return fmt.Errorf("destroy: %w", err)
+		}
 		recs := make([]sealedRecord, len(sealed))
 		err = parallel.ForEach(len(sealed), func(i int) error {
 			h, tok := &hs[i], sealed[i].Coin.Data.Token
-			if err := checkStored(h, State(states[i]), &sealed[i], PendingOut, Spent); err != nil {
-				return fmt.Errorf("destroy %.12s: %w", tok, err)
-			}
 			if State(states[i]) != PendingOut {
 				return nil
-			}
-			if err := h.Sandbox.VerifyAck(acks[i]); err != nil {
-				return fmt.Errorf("destroy: %w", err)
 			}
 			ack := acks[i]
 			h.Ack, h.Reclaim, h.Updated = &ack, nil, t.now

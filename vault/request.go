@@ -86,7 +86,7 @@ func (r *Request) Verify() error {
 	if err != nil {
 		return err
 	}
-	if !ed25519.Verify(pub, msg, r.Sig) {
+	if !otp.VerifyEd25519(pub, msg, r.Sig) {
 		return fmt.Errorf("%w: the request was changed after its payee signed it, or a key was swapped", ErrRequestSignature)
 	}
 	return nil

@@ -134,7 +134,7 @@ func (u *BackupUpload) Open(id string) ([]byte, error) {
 	if err != nil || len(sig) != ed25519.SignatureSize {
 		return nil, fmt.Errorf("%w: malformed", ErrBackupSignature)
 	}
-	if !ed25519.Verify(pub, backupMessage(id, u.Version, data), sig) {
+	if !otp.VerifyEd25519(pub, backupMessage(id, u.Version, data), sig) {
 		return nil, ErrBackupSignature
 	}
 	return data, nil
