@@ -25,15 +25,7 @@ func TestReclaimBeforeDeadline(t *testing.T) {
 	held := e.Withdraw(t, payer, payerToken, 1)[0]
 	sealed := e.Pay(t, []banktest.Held{held})[0].Sandbox // the payee never deposits it
 	rpub, rpriv := banktest.NewKey(t)
-	auth, err := sealed.ReclaimAuthorization(held.Key, rpub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proof, err := sealed.ReclaimProof(rpriv, payer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req := api.ReclaimRequest{Account: payer, Coins: []api.ReclaimCoin{{Sandbox: sealed, Authorization: auth, Key: otp.EncodeKey(rpub), Proof: proof}}}
+	req := api.ReclaimRequest{Account: payer, Coins: []api.ReclaimCoin{banktest.ReclaimCoin(t, held, sealed, payer, rpub, rpriv)}}
 	key, err := e.Bank.Catalogue().Key(sealed.Coin.Data.KeyID, otp.UseCoin)
 	if err != nil {
 		t.Fatal(err)

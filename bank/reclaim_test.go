@@ -25,16 +25,7 @@ func TestReclaimSharedKey(t *testing.T) {
 	rpub, rpriv := banktest.NewKey(t)
 	good := make([]api.ReclaimCoin, len(paid))
 	for i := range paid {
-		sb := paid[i].Sandbox
-		auth, err := sb.ReclaimAuthorization(held[i].Key, rpub)
-		if err != nil {
-			t.Fatal(err)
-		}
-		proof, err := sb.ReclaimProof(rpriv, payer)
-		if err != nil {
-			t.Fatal(err)
-		}
-		good[i] = api.ReclaimCoin{Sandbox: sb, Authorization: auth, Key: otp.EncodeKey(rpub), Proof: proof}
+		good[i] = banktest.ReclaimCoin(t, held[i], paid[i].Sandbox, payer, rpub, rpriv)
 	}
 	key, err := e.Bank.Catalogue().Key(paid[0].Sandbox.Coin.Data.KeyID, otp.UseCoin)
 	if err != nil {

@@ -296,3 +296,20 @@ func DepositRequest(t testing.TB, account string, coins []Held) api.DepositReque
 	}
 	return req
 }
+
+// ReclaimCoin makes the reclaim of a coin its payer sealed to a payee
+// (sealed, as the payee holds it) and that the payer, who held it as
+// held, takes back for account under the reclaim key rpub: the holder
+// key's authorisation of rpub and rpriv's proof for account.
+func ReclaimCoin(t testing.TB, held Held, sealed otp.Sandbox, account string, rpub ed25519.PublicKey, rpriv ed25519.PrivateKey) api.ReclaimCoin {
+	t.Helper()
+	auth, err := sealed.ReclaimAuthorization(held.Key, rpub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proof, err := sealed.ReclaimProof(rpriv, account)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return api.ReclaimCoin{Sandbox: sealed, Authorization: auth, Key: otp.EncodeKey(rpub), Proof: proof}
+}
