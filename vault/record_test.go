@@ -280,30 +280,17 @@ func TestGoldenVaultUpgrade(t *testing.T) {
 	// the records nobody wrote since stay in form 1 until they are.
 	latest := map[string]int{}
 	forms := map[string]byte{}
-	err := v.update(ctx, func(t2 *tx) error {
-		raws, err := scanRecords(t2, kindCoin, allRecords, nil)
-		if err != nil {
+	eachPlaintext(t, v, []string{kindCoin}, func(plain []byte) error {
+		var h holding
+		if err := unmarshalRecord(plain, &h); err != nil {
 			return err
 		}
-		for _, r := range raws {
-			plain, err := t2.s.openPlain(kindCoin, r.id, r.state, r.ref, r.blob)
-			if err != nil {
-				return err
-			}
-			var h holding
-			if err := unmarshalRecord(plain, &h); err != nil {
-				return err
-			}
-			tok := h.Sandbox.Coin.Data.Token
-			if hop, ok := latest[tok]; !ok || h.Hop >= hop {
-				latest[tok], forms[tok] = h.Hop, plain[0]
-			}
+		tok := h.Sandbox.Coin.Data.Token
+		if hop, ok := latest[tok]; !ok || h.Hop >= hop {
+			latest[tok], forms[tok] = h.Hop, plain[0]
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, c := range coins {
 		if f := forms[c.Coin.Data.Token]; f != recordCBOR {
 			t.Errorf("coin %.12s written in form %#02x", c.Coin.Data.Token, f)
@@ -350,8 +337,20 @@ func TestGoldenVaultUpgrade(t *testing.T) {
 func recordForms(t *testing.T, v *Vault) map[byte]int {
 	t.Helper()
 	forms := map[byte]int{}
+	kinds := []string{kindSetting, kindIdentity, kindWithdrawal, kindKey, kindCoin, kindEvent}
+	eachPlaintext(t, v, kinds, func(plain []byte) error {
+		forms[plain[0]]++
+		return nil
+	})
+	return forms
+}
+
+// eachPlaintext calls fn with the plaintext of every record of the kinds
+// in v, in one transaction.
+func eachPlaintext(t *testing.T, v *Vault, kinds []string, fn func(plain []byte) error) {
+	t.Helper()
 	err := v.update(context.Background(), func(t2 *tx) error {
-		for _, kind := range []string{kindSetting, kindIdentity, kindWithdrawal, kindKey, kindCoin, kindEvent} {
+		for _, kind := range kinds {
 			raws, err := scanRecords(t2, kind, allRecords, nil)
 			if err != nil {
 				return err
@@ -361,7 +360,9 @@ func recordForms(t *testing.T, v *Vault) map[byte]int {
 				if err != nil {
 					return err
 				}
-				forms[plain[0]]++
+				if err := fn(plain); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
@@ -369,5 +370,4 @@ func recordForms(t *testing.T, v *Vault) map[byte]int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return forms
 }
