@@ -961,7 +961,7 @@ func TestDoubleDepositRace(t *testing.T) {
 func TestDepositRefused(t *testing.T) {
 	e := banktest.New(t, bank.Config{})
 	ctx := context.Background()
-	payer, payerToken := e.Account(t, 5000)
+	payer, payerToken := e.Account(t, 20000)
 	payee, payeeToken := e.Account(t, 0)
 	other := banktest.New(t, bank.Config{Issuer: "other-bank"})
 	impostor := banktest.New(t, bank.Config{}) // same issuer name, its own keys
@@ -1035,22 +1035,48 @@ func TestDepositRefused(t *testing.T) {
 				t.Fatalf("result %+v; want refused %s mentioning %q", r, tc.code, tc.msg)
 			}
 			sameState(t, before, state(t, e))
+
+			// The same coin amid good ones, whose signatures are verified
+			// in one batch with its own: it alone is refused, for the
+			// same reason.
+			h = e.Pay(t, e.Withdraw(t, payer, payerToken, 1))[0]
+			good := e.Pay(t, e.Withdraw(t, payer, payerToken, 6))
+			req := banktest.DepositRequest(t, payee, append(good[:3:3], append([]banktest.Held{h}, good[3:]...)...))
+			tc.mutate(&h, &req.Coins[3])
+			balance := e.Balance(t, payee, payeeToken)
+			resp, err = e.Client.Deposit(ctx, payeeToken, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, r := range resp.Results {
+				if i == 3 {
+					if r.Status != api.StatusRefused || r.Code != tc.code || !strings.Contains(r.Message, tc.msg) {
+						t.Errorf("amid good coins: result %+v; want refused %s mentioning %q", r, tc.code, tc.msg)
+					}
+				} else if r.Status != api.StatusCredited {
+					t.Errorf("amid good coins: good coin %d: %+v", i, r)
+				}
+			}
+			if resp.Balance != balance+6*100 {
+				t.Errorf("amid good coins: balance %d, want %d", resp.Balance, balance+6*100)
+			}
 		})
 	}
 	t.Run("refused coins do not block valid ones", func(t *testing.T) {
 		good := e.Pay(t, e.Withdraw(t, payer, payerToken, 2))
 		req := banktest.DepositRequest(t, payee, good)
 		req.Coins[0].Proof = flip(req.Coins[0].Proof)
+		balance := e.Balance(t, payee, payeeToken)
 		resp, err := e.Client.Deposit(ctx, payeeToken, req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if resp.Results[0].Code != api.CodeInvalidProof || resp.Results[1].Status != api.StatusCredited || resp.Balance != 100 {
+		if resp.Results[0].Code != api.CodeInvalidProof || resp.Results[1].Status != api.StatusCredited || resp.Balance != balance+100 {
 			t.Fatalf("mixed batch: %+v", resp)
 		}
 		// The refused coin is still good with a good proof.
 		resp, err = e.Client.Deposit(ctx, payeeToken, banktest.DepositRequest(t, payee, good[:1]))
-		if err != nil || resp.Results[0].Status != api.StatusCredited || resp.Balance != 200 {
+		if err != nil || resp.Results[0].Status != api.StatusCredited || resp.Balance != balance+200 {
 			t.Fatalf("refused coin deposited again: %+v, %v", resp, err)
 		}
 	})

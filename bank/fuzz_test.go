@@ -135,8 +135,9 @@ func FuzzDepositRequest(f *testing.F) {
 		if checkID("account", req.Account) != nil || len(req.Coins) == 0 || len(req.Coins) > fuzzMax {
 			t.Fatalf("bad request accepted: account %q, %d coins", req.Account, len(req.Coins))
 		}
-		for i := range req.Coins {
-			c := checkCoin(v, &req.Coins[i], req.Account, fx.cat.Issued)
+		checked := make([]checkedCoin, len(req.Coins))
+		checkChunk(v, req.Coins, checked, req.Account, fx.cat.Issued)
+		for i, c := range checked {
 			switch c.result.Status {
 			case "":
 				if c.spent.Serial != fx.coin.Data.Token || len(c.spent.ChainHash) == 0 {

@@ -211,8 +211,9 @@ func TestGoldenRequestsParse(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := newFixture(t)
-	c := checkCoin(otp.NewVerifier(f.cat), &req.Coins[0], req.Account, f.cat.Issued)
-	if c.result.Status != "" {
+	checked := make([]checkedCoin, len(req.Coins))
+	checkChunk(otp.NewVerifier(f.cat), req.Coins, checked, req.Account, f.cat.Issued)
+	if c := checked[0]; c.result.Status != "" {
 		t.Fatalf("golden deposit refused: %+v", c.result)
 	}
 }

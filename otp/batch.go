@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"runtime"
+	"slices"
 
 	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 
@@ -49,29 +50,46 @@ func (b *sigBatch) verify() error {
 }
 
 // verifyChecks verifies cs as one batch, or one by one if there are fewer
-// than minBatch (the same rule either way). When the batch fails, voi's
-// BatchVerifier checks each entry alone and reports which failed: the
-// first is named, as a single check would have named it.
+// than minBatch (the same rule either way), and names the first that fails,
+// as a single check would have named it.
 func verifyChecks(cs []sigCheck) error {
-	if len(cs) < minBatch {
-		for i := range cs {
-			if !verifyOne(cs[i].pub, cs[i].msg, cs[i].sig) {
-				return cs[i].name(ErrSignature)
-			}
-		}
-		return nil
-	}
-	ok, valid := verifyBatch(cs)
-	if ok {
-		return nil
-	}
-	for i, v := range valid {
-		if !v {
+	failed := failures(cs)
+	for i := range failed {
+		if failed[i] {
 			return cs[i].name(ErrSignature)
 		}
 	}
-	// Verify said no but named none: refuse the batch rather than trust it.
-	return fmt.Errorf("%w: a batch of %d signatures failed", ErrSignature, len(cs))
+	return nil
+}
+
+// failures reports which signatures of cs fail, nil when none does. When
+// the batch equation fails, voi's BatchVerifier checks each entry alone and
+// says which failed; should it name none, every entry is checked alone
+// here, so that the answer is always the single rule's.
+func failures(cs []sigCheck) []bool {
+	if len(cs) >= minBatch {
+		ok, valid := verifyBatch(cs)
+		if ok {
+			return nil
+		}
+		if slices.Contains(valid, false) {
+			failed := make([]bool, len(cs))
+			for i, v := range valid {
+				failed[i] = !v
+			}
+			return failed
+		}
+	}
+	var failed []bool
+	for i := range cs {
+		if !verifyOne(cs[i].pub, cs[i].msg, cs[i].sig) {
+			if failed == nil {
+				failed = make([]bool, len(cs))
+			}
+			failed[i] = true
+		}
+	}
+	return failed
 }
 
 // minBatch is the smallest batch that costs less than its single checks
@@ -111,4 +129,26 @@ func verifyAll(bs []sigBatch) error {
 		all.checks = append(all.checks, bs[i].checks...)
 	}
 	return all.verify()
+}
+
+// verifyEach verifies the signatures of every batch in bs together, on the
+// calling goroutine, and returns for each batch the error of its first
+// check that fails, nil for a batch whose every signature holds: many
+// independent checks (the coins of one deposit) share the cost of one
+// batch, and each still gets its own answer.
+func verifyEach(bs []sigBatch) []error {
+	var all []sigCheck
+	var owner []int
+	for i := range bs {
+		for _, c := range bs[i].checks {
+			all, owner = append(all, c), append(owner, i)
+		}
+	}
+	errs := make([]error, len(bs))
+	for j, f := range failures(all) {
+		if f && errs[owner[j]] == nil {
+			errs[owner[j]] = all[j].name(ErrSignature)
+		}
+	}
+	return errs
 }

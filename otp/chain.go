@@ -261,6 +261,16 @@ func (s *Sandbox) DepositProof(priv ed25519.PrivateKey, account string) (string,
 
 // VerifyDepositProof checks a deposit proof made by DepositProof.
 func (s *Sandbox) VerifyDepositProof(proof, account string) error {
+	var b sigBatch
+	if err := s.checkDepositProof(proof, account, &b); err != nil {
+		return err
+	}
+	return b.verify()
+}
+
+// checkDepositProof is VerifyDepositProof with the proof's signature
+// queued in b.
+func (s *Sandbox) checkDepositProof(proof, account string, b *sigBatch) error {
 	sum, err := s.Coin.checksumBytes()
 	if err != nil {
 		return err
@@ -269,8 +279,9 @@ func (s *Sandbox) VerifyDepositProof(proof, account string) error {
 	if err != nil {
 		return err
 	}
-	if err := verify(pub, proof, labelDeposit, indexPayload(sum, len(s.Chain), account)); err != nil {
-		return fmt.Errorf("deposit proof %s: %w", s.Coin.Data.Token, err)
+	tok := s.Coin.Data.Token
+	if err := b.add(named("deposit proof %s", tok), pub, proof, labelDeposit, indexPayload(sum, len(s.Chain), account)); err != nil {
+		return fmt.Errorf("deposit proof %s: %w", tok, err)
 	}
 	return nil
 }

@@ -273,6 +273,48 @@ func (v *Verifier) VerifySandbox(s *Sandbox) error {
 	return b.verify()
 }
 
+// VerifyDeposits checks, for every i, the sandbox ss[i] as VerifySandbox
+// does and proofs[i] as ss[i].VerifyDepositProof(proofs[i], account) does,
+// and returns each one's error, nil where it holds; the proof of a sandbox
+// that fails is not checked, and its proof error is nil. Every signature
+// of every coin is verified in one batch, on the calling goroutine (a bank
+// spreads a deposit's coins over its own workers), yet each coin gets the
+// answer it would get alone: one bad coin refuses only itself.
+func (v *Verifier) VerifyDeposits(ss []*Sandbox, proofs []string, account string) (sandboxErrs, proofErrs []error) {
+	if len(proofs) != len(ss) {
+		panic(fmt.Sprintf("otp: VerifyDeposits: %d proofs for %d sandboxes", len(proofs), len(ss)))
+	}
+	sandboxErrs, proofErrs = make([]error, len(ss)), make([]error, len(ss))
+	// Batch 2i holds sandbox i's signatures, 2i+1 its proof's.
+	bs := make([]sigBatch, 2*len(ss))
+	for i, s := range ss {
+		if sandboxErrs[i] = v.checkCoin(&s.Coin, &bs[2*i]); sandboxErrs[i] == nil {
+			sandboxErrs[i] = v.checkChain(s, false, &bs[2*i])
+		}
+		if sandboxErrs[i] != nil {
+			bs[2*i].checks = nil
+			continue
+		}
+		proofErrs[i] = s.checkDepositProof(proofs[i], account, &bs[2*i+1])
+	}
+	for j, err := range verifyEach(bs) {
+		if err == nil {
+			continue
+		}
+		if i := j / 2; j%2 == 0 {
+			sandboxErrs[i] = err
+		} else if sandboxErrs[i] == nil && proofErrs[i] == nil {
+			proofErrs[i] = err
+		}
+	}
+	for i := range ss {
+		if sandboxErrs[i] != nil {
+			proofErrs[i] = nil
+		}
+	}
+	return sandboxErrs, proofErrs
+}
+
 // verifySandboxes checks every sandbox as VerifySandbox does, on all CPUs,
 // and returns the error of the first one that fails.
 func (v *Verifier) verifySandboxes(ss []Sandbox) error {
