@@ -82,7 +82,7 @@ func (v *Vault) PromiseExchangeKeys(ctx context.Context, n int, a *ChangeAgreeme
 		if len(all) < n {
 			return fmt.Errorf("%w: have %d, want %d", ErrNoExchangeKeys, len(all), n)
 		}
-		keys = all[:n]
+		keys = firstKeys(all, n)
 		var agreement []byte
 		if a != nil {
 			for _, tok := range a.Change {

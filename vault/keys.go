@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sort"
 	"strings"
 
 	"github.com/otpcash/otpcash/otp"
@@ -343,32 +344,47 @@ func (v *Vault) AddExchangeKeys(ctx context.Context, keys []otp.ExchangeKey) err
 // that are still valid, those expiring first first. Expired keys are kept:
 // a payer whose clock is behind may still have sealed a coin to one. Every
 // session lists them, twice: their certificates are remembered (t.mem),
-// so only keys certified since the last listing are decrypted.
+// so only keys certified since the last listing are decrypted, and the
+// keys are not even listed when nothing can have changed them since. The
+// slice is the memo's: a caller takes keys from it with firstKeys.
 func (t *tx) offerable() ([]otp.ExchangeKey, error) {
-	certs, err := remembered(t, kindKey, keyCertified, t.mem.certs, func(r *keyRecord) otp.ExchangeKey {
-		if r.Cert == nil {
-			return otp.ExchangeKey{} // expired at the zero time: never offered
-		}
-		return *r.Cert
-	})
-	if err != nil {
+	var at int64
+	if err := t.stmt(dataVersion).QueryRowContext(t.ctx).Scan(&at); err != nil {
 		return nil, err
 	}
-	t.mem.certs = certs
-	var keys []otp.ExchangeKey
-	for _, k := range certs {
-		if t.now.Before(k.Expires) {
-			k.Attrs = maps.Clone(k.Attrs) // the caller's to change, not the memo's
-			keys = append(keys, k)
+	m := t.mem
+	if !m.certsWhole || t.keysWritten || at != m.certsAt {
+		certs, err := remembered(t, kindKey, keyCertified, m.certs, func(r *keyRecord) otp.ExchangeKey {
+			if r.Cert == nil {
+				return otp.ExchangeKey{} // expired at the zero time: never offered
+			}
+			return *r.Cert
+		})
+		if err != nil {
+			return nil, err
 		}
+		sorted := slices.SortedFunc(maps.Values(certs), func(a, b otp.ExchangeKey) int {
+			if c := a.Expires.Compare(b.Expires); c != 0 {
+				return c
+			}
+			return strings.Compare(a.Pub, b.Pub)
+		})
+		// Whole as this transaction sees it; if the transaction wrote a
+		// key record, Vault.update forgets that when it ends.
+		m.certs, m.offer, m.certsWhole, m.certsAt = certs, sorted, true, at
 	}
-	slices.SortFunc(keys, func(a, b otp.ExchangeKey) int {
-		if c := a.Expires.Compare(b.Expires); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Pub, b.Pub)
-	})
-	return keys, nil
+	valid := sort.Search(len(m.offer), func(i int) bool { return t.now.Before(m.offer[i].Expires) })
+	return m.offer[valid:len(m.offer):len(m.offer)], nil
+}
+
+// firstKeys copies the first n of keys (from offerable), down to their
+// attributes, for a caller to keep or change.
+func firstKeys(keys []otp.ExchangeKey, n int) []otp.ExchangeKey {
+	out := slices.Clone(keys[:n])
+	for i := range out {
+		out[i].Attrs = maps.Clone(out[i].Attrs)
+	}
+	return out
 }
 
 // OfferExchangeKeys returns n certified, unused, unexpired exchange keys
@@ -383,17 +399,20 @@ func (v *Vault) OfferExchangeKeys(ctx context.Context, n int) ([]otp.ExchangeKey
 	}
 	var keys []otp.ExchangeKey
 	err := v.update(ctx, func(t *tx) error {
-		var err error
-		keys, err = t.offerable()
-		return err
+		all, err := t.offerable()
+		if err != nil {
+			return err
+		}
+		if len(all) < n {
+			return fmt.Errorf("%w: have %d, want %d", ErrNoExchangeKeys, len(all), n)
+		}
+		keys = firstKeys(all, n)
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("offer exchange keys: %w", err)
 	}
-	if len(keys) < n {
-		return nil, fmt.Errorf("offer exchange keys: %w: have %d, want %d", ErrNoExchangeKeys, len(keys), n)
-	}
-	return keys[:n], nil
+	return keys, nil
 }
 
 // ExchangeKeyCount returns how many exchange keys could be offered now:

@@ -125,7 +125,7 @@ func (v *Vault) PromiseRequest(ctx context.Context, r Request, n int) (Request, 
 		if len(all) < n {
 			return fmt.Errorf("%w: have %d, want %d", ErrNoExchangeKeys, len(all), n)
 		}
-		keys = all[:n]
+		keys = firstKeys(all, n)
 		r.Keys, r.Paid = keys, nil
 		msg, err := r.SignedMessage()
 		if err != nil {

@@ -240,13 +240,17 @@ const (
 	deleteRecord = `DELETE FROM record WHERE kind = ? AND id = ?`
 	lastRecord   = `SELECT id FROM record WHERE kind = ? ORDER BY id DESC LIMIT 1`
 	listRecords  = `SELECT id, state, ref, blob FROM record WHERE kind = ?`
+	// dataVersion moves when another connection commits (never for this
+	// one's own commits): the vault's only connection learns that a
+	// process sharing the database changed it.
+	dataVersion = `PRAGMA data_version`
 	// A blob opens with its nonce, chacha20poly1305.NonceSizeX (24) bytes.
 	listVersions = `SELECT id, substr(blob, 1, 24) FROM record WHERE kind = ? AND state = ?`
 )
 
 func prepare(ctx context.Context, db *sql.DB) (map[string]*sql.Stmt, error) {
 	stmts := map[string]*sql.Stmt{}
-	for _, q := range []string{getRecord, putRecord, deleteRecord, lastRecord, listVersions,
+	for _, q := range []string{getRecord, putRecord, deleteRecord, lastRecord, listVersions, dataVersion,
 		listRecords + string(allRecords), listRecords + string(byState), listRecords + string(byRef)} {
 		s, err := db.PrepareContext(ctx, q)
 		if err != nil {
@@ -269,6 +273,9 @@ type tx struct {
 	// destroys is set once the transaction deletes a private key: it
 	// moves the TPM vault's chain (Vault.update).
 	destroys bool
+	// keysWritten is set once it writes or deletes a key record: the
+	// remembered offerable keys (memo) may no longer be all of them.
+	keysWritten bool
 }
 
 // stmt returns the prepared statement q, bound to this transaction. A batch
@@ -311,6 +318,7 @@ func (t *tx) put(kind string, id []byte, state string, ref []byte, v any) error 
 }
 
 func (t *tx) putSealed(kind string, id []byte, state string, ref, blob []byte) error {
+	t.keysWritten = t.keysWritten || kind == kindKey
 	_, err := t.stmt(putRecord).ExecContext(t.ctx, kind, id, state, ref, blob)
 	return err
 }
@@ -430,6 +438,7 @@ func (t *tx) putAll(recs ...sealedRecord) error {
 
 func (t *tx) delete(kind string, id []byte) error {
 	t.destroys = t.destroys || kind == kindKey
+	t.keysWritten = t.keysWritten || kind == kindKey
 	_, err := t.stmt(deleteRecord).ExecContext(t.ctx, kind, id)
 	return err
 }

@@ -69,6 +69,15 @@ type memo struct {
 	// certs holds the certificates of the exchange keys that can be
 	// offered: public data, never the keys' seeds.
 	certs map[string]otp.ExchangeKey
+	// offer is certs' keys, soonest expiry first (then by key).
+	offer []otp.ExchangeKey
+	// certsWhole says that certs is every offerable key as committed, read
+	// when the database's data_version was certsAt: until this vault
+	// writes a key record, or another connection commits (data_version
+	// moves), offerable needs no scan of the keys, whose number grows
+	// with what the wallet can receive.
+	certsWhole bool
+	certsAt    int64
 }
 
 // Create makes a new vault in dir, protected by pin, with a fresh data key
@@ -332,6 +341,9 @@ func (v *Vault) update(ctx context.Context, fn func(*tx) error) error {
 		return err
 	}
 	sqlTx := t.sql
+	// Whether it commits or not, a transaction that wrote a key record
+	// leaves the remembered keys to be read again.
+	defer func() { v.mem.certsWhole = v.mem.certsWhole && !t.keysWritten }()
 	if err := fn(t); err != nil {
 		sqlTx.Rollback()
 		return err

@@ -979,7 +979,7 @@ func TestOfferRemembers(t *testing.T) {
 		if n := len(bob.mem.certs); n != want {
 			t.Errorf("%s: %d certificates remembered, %d offerable", step, n, want)
 		}
-		bob.mem.certs = nil
+		bob.mem = memo{} // forget everything: list and decrypt again
 		fresh, err := bob.OfferExchangeKeys(ctx, want)
 		if err != nil {
 			t.Fatalf("%s: %v", step, err)
@@ -1159,4 +1159,67 @@ func TestPathForms(t *testing.T) {
 	if !slices.Equal(names, want) {
 		t.Errorf("files in the working directory: %q; want only the vaults' directories", names)
 	}
+}
+
+// TestOfferableFollowsWrites checks that the exchange keys a vault
+// remembers between sessions (so that a session need not list them all)
+// follow every change: this vault's own writes, a transaction that writes
+// and then lists, and the commits of another process on the same
+// database, which data_version shows.
+func TestOfferableFollowsWrites(t *testing.T) {
+	ctx := context.Background()
+	is := newIssuer(t)
+	v, dir := newVaultOn(t, "") // two handles on one directory: software
+	keys := is.certify(t, v, 4, time.Now().Add(time.Hour))
+	count := func(v *Vault, want int, when string) {
+		t.Helper()
+		if n, err := v.ExchangeKeyCount(ctx); err != nil || n != want {
+			t.Fatalf("%s: ExchangeKeyCount = %d, %v; want %d", when, n, err, want)
+		}
+	}
+	count(v, 4, "certified")
+
+	if err := v.PromiseKeys(ctx, keys[:1]); err != nil {
+		t.Fatal(err)
+	}
+	count(v, 3, "after this vault promised a key")
+
+	err := v.update(ctx, func(t *tx) error {
+		if err := t.promise(keys[1:2], nil, nil); err != nil {
+			return err
+		}
+		offerable, err := t.offerable()
+		if err == nil && len(offerable) != 2 {
+			err = fmt.Errorf("offerable in the transaction that promised a key: %d keys, want 2", len(offerable))
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count(v, 2, "after the transaction")
+
+	other, err := Open(ctx, dir, testPIN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := other.PromiseKeys(ctx, keys[2:3]); err != nil {
+		t.Fatal(err)
+	}
+	count(v, 1, "after another handle promised a key")
+	is.certify(t, other, 2, time.Now().Add(time.Hour))
+	count(v, 3, "after another handle certified two keys")
+	got, err := v.OfferExchangeKeys(ctx, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range got {
+		if slices.ContainsFunc(keys[:3], func(p otp.ExchangeKey) bool { return p.Pub == k.Pub }) {
+			t.Fatalf("offered the promised key %.12s", k.Pub)
+		}
+	}
+	// Remembered keys still expire.
+	v.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
+	count(v, 0, "two hours later")
 }
