@@ -353,28 +353,79 @@ func (t *tx) offerable() ([]otp.ExchangeKey, error) {
 		return nil, err
 	}
 	m := t.mem
-	if !m.certsWhole || t.keysWritten || at != m.certsAt {
-		certs, err := remembered(t, kindKey, keyCertified, m.certs, func(r *keyRecord) otp.ExchangeKey {
-			if r.Cert == nil {
-				return otp.ExchangeKey{} // expired at the zero time: never offered
-			}
-			return *r.Cert
-		})
+	if !m.certsWhole || len(t.keyWrites) > 0 || at != m.certsAt {
+		certs, err := remembered(t, kindKey, keyCertified, m.certs, certOf)
 		if err != nil {
 			return nil, err
 		}
-		sorted := slices.SortedFunc(maps.Values(certs), func(a, b otp.ExchangeKey) int {
-			if c := a.Expires.Compare(b.Expires); c != 0 {
-				return c
-			}
-			return strings.Compare(a.Pub, b.Pub)
-		})
-		// Whole as this transaction sees it; if the transaction wrote a
-		// key record, Vault.update forgets that when it ends.
-		m.certs, m.offer, m.certsWhole, m.certsAt = certs, sorted, true, at
+		// Whole as this transaction sees it: Vault.update forgets it if the
+		// transaction wrote a key record and does not commit.
+		m.certs, m.offer, m.certsWhole, m.certsAt = certs, sortedCerts(certs), true, at
 	}
 	valid := sort.Search(len(m.offer), func(i int) bool { return t.now.Before(m.offer[i].Expires) })
 	return m.offer[valid:len(m.offer):len(m.offer)], nil
+}
+
+// certOf is what the memo keeps of a certified key record: its
+// certificate, public data.
+func certOf(r *keyRecord) otp.ExchangeKey {
+	if r.Cert == nil {
+		return otp.ExchangeKey{} // expired at the zero time: never offered
+	}
+	return *r.Cert
+}
+
+// sortedCerts returns the certificates of certs, those expiring first
+// first, then by key.
+func sortedCerts(certs map[string]versioned[otp.ExchangeKey]) []otp.ExchangeKey {
+	out := make([]otp.ExchangeKey, 0, len(certs))
+	for _, c := range certs {
+		out = append(out, c.val)
+	}
+	slices.SortFunc(out, func(a, b otp.ExchangeKey) int {
+		if c := a.Expires.Compare(b.Expires); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Pub, b.Pub)
+	})
+	return out
+}
+
+// rememberKeyWrites brings the remembered offerable keys up to date with
+// the key records t wrote, once t has committed: a key a coin arrived on
+// leaves them, a key certified joins them, and the next session need not
+// list every key again. It reports false if it could not read a record it
+// wrote; the caller then forgets them.
+func (t *tx) rememberKeyWrites() bool {
+	m := t.mem
+	if !m.certsWhole || len(t.keyWrites) == 0 {
+		return true // nothing remembered, or nothing to change in it
+	}
+	gone := make(map[string]bool)
+	joined := false
+	for id, w := range t.keyWrites {
+		if old, ok := m.certs[id]; ok {
+			delete(m.certs, id)
+			gone[old.val.Pub] = true
+		}
+		if w.state != keyCertified {
+			continue
+		}
+		var r keyRecord
+		if err := t.s.open(kindKey, w.id, w.state, w.ref, w.blob, &r); err != nil {
+			return false
+		}
+		m.certs[id] = versioned[otp.ExchangeKey]{w.version(), certOf(&r)}
+		joined = true
+	}
+	if joined || gone[""] {
+		m.offer = sortedCerts(m.certs)
+	} else {
+		// Only keys gone (a payment received): the order stands. A new
+		// slice, as callers of offerable in t may still hold the old one.
+		m.offer = slices.DeleteFunc(slices.Clone(m.offer), func(k otp.ExchangeKey) bool { return gone[k.Pub] })
+	}
+	return true
 }
 
 // firstKeys copies the first n of keys (from offerable), down to their

@@ -273,9 +273,18 @@ type tx struct {
 	// destroys is set once the transaction deletes a private key: it
 	// moves the TPM vault's chain (Vault.update).
 	destroys bool
-	// keysWritten is set once it writes or deletes a key record: the
-	// remembered offerable keys (memo) may no longer be all of them.
-	keysWritten bool
+	// keyWrites holds the key records it writes (by row key; a deleted
+	// one has no blob): Vault.update brings the remembered offerable keys
+	// (memo) up to date with them once they are committed.
+	keyWrites map[string]sealedRecord
+}
+
+// noteKey records a write of the key record id, for keyWrites.
+func (t *tx) noteKey(id []byte, state string, ref, blob []byte) {
+	if t.keyWrites == nil {
+		t.keyWrites = make(map[string]sealedRecord)
+	}
+	t.keyWrites[string(id)] = sealedRecord{kind: kindKey, state: state, id: id, ref: ref, blob: blob}
 }
 
 // stmt returns the prepared statement q, bound to this transaction. A batch
@@ -318,7 +327,9 @@ func (t *tx) put(kind string, id []byte, state string, ref []byte, v any) error 
 }
 
 func (t *tx) putSealed(kind string, id []byte, state string, ref, blob []byte) error {
-	t.keysWritten = t.keysWritten || kind == kindKey
+	if kind == kindKey {
+		t.noteKey(id, state, ref, blob)
+	}
 	_, err := t.stmt(putRecord).ExecContext(t.ctx, kind, id, state, ref, blob)
 	return err
 }
@@ -437,8 +448,10 @@ func (t *tx) putAll(recs ...sealedRecord) error {
 }
 
 func (t *tx) delete(kind string, id []byte) error {
-	t.destroys = t.destroys || kind == kindKey
-	t.keysWritten = t.keysWritten || kind == kindKey
+	if kind == kindKey {
+		t.destroys = true
+		t.noteKey(id, "", nil, nil)
+	}
 	_, err := t.stmt(deleteRecord).ExecContext(t.ctx, kind, id)
 	return err
 }
@@ -498,26 +511,42 @@ func versions(t *tx, kind, state string) (ids [][]byte, vers []string, err error
 		if err := rs.Scan(&id, &nonce); err != nil {
 			return nil, nil, err
 		}
-		ids, vers = append(ids, id), append(vers, string(id)+"\x00"+state+"\x00"+string(nonce))
+		ids, vers = append(ids, id), append(vers, version(id, state, nonce))
 	}
 	return ids, vers, rs.Err()
 }
 
+// version is the version of a record: its row key, state and nonce.
+func version(id []byte, state string, nonce []byte) string {
+	return string(id) + "\x00" + state + "\x00" + string(nonce)
+}
+
+// version is the version r has once stored.
+func (r *sealedRecord) version() string {
+	return version(r.id, r.state, r.blob[:chacha20poly1305.NonceSizeX])
+}
+
+// versioned is what was made of a record, and the record's version.
+type versioned[V any] struct {
+	ver string
+	val V
+}
+
 // remembered returns what derive makes of every record of kind in state,
-// by version, decrypting only the records whose version is not in memo.
-// The map it returns is the memo to keep: it forgets records since
+// by row key, decrypting only the records whose version is not the one in
+// memo. The map it returns is the memo to keep: it forgets records since
 // changed or gone. derive must copy what it keeps of the record.
-func remembered[R, V any](t *tx, kind, state string, memo map[string]V, derive func(*R) V) (map[string]V, error) {
+func remembered[R, V any](t *tx, kind, state string, memo map[string]versioned[V], derive func(*R) V) (map[string]versioned[V], error) {
 	ids, vers, err := versions(t, kind, state)
 	if err != nil {
 		return nil, err
 	}
-	next := make(map[string]V, len(ids))
+	next := make(map[string]versioned[V], len(ids))
 	var fresh []int
 	var freshIDs [][]byte
 	for i, ver := range vers {
-		if v, ok := memo[ver]; ok {
-			next[ver] = v
+		if v, ok := memo[string(ids[i])]; ok && v.ver == ver {
+			next[string(ids[i])] = v
 		} else {
 			fresh, freshIDs = append(fresh, i), append(freshIDs, ids[i])
 		}
@@ -528,7 +557,7 @@ func remembered[R, V any](t *tx, kind, state string, memo map[string]V, derive f
 	}
 	for j, i := range fresh {
 		if states[j] == state {
-			next[vers[i]] = derive(&recs[j])
+			next[string(ids[i])] = versioned[V]{vers[i], derive(&recs[j])}
 		}
 	}
 	return next, nil

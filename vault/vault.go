@@ -68,7 +68,7 @@ type Vault struct {
 type memo struct {
 	// certs holds the certificates of the exchange keys that can be
 	// offered: public data, never the keys' seeds.
-	certs map[string]otp.ExchangeKey
+	certs map[string]versioned[otp.ExchangeKey] // by row key
 	// offer is certs' keys, soonest expiry first (then by key).
 	offer []otp.ExchangeKey
 	// certsWhole says that certs is every offerable key as committed, read
@@ -341,9 +341,10 @@ func (v *Vault) update(ctx context.Context, fn func(*tx) error) error {
 		return err
 	}
 	sqlTx := t.sql
-	// Whether it commits or not, a transaction that wrote a key record
-	// leaves the remembered keys to be read again.
-	defer func() { v.mem.certsWhole = v.mem.certsWhole && !t.keysWritten }()
+	// A transaction that wrote a key record leaves the remembered keys to
+	// be read again, unless it committed and they were brought up to date.
+	keysKept := false
+	defer func() { v.mem.certsWhole = v.mem.certsWhole && (len(t.keyWrites) == 0 || keysKept) }()
 	if err := fn(t); err != nil {
 		sqlTx.Rollback()
 		return err
@@ -362,6 +363,8 @@ func (v *Vault) update(ctx context.Context, fn func(*tx) error) error {
 		}
 		return fmt.Errorf("commit: %w", err)
 	}
+	// A new state key re-encrypted every key record: they are read again.
+	keysKept = !advance && t.rememberKeyWrites()
 	if advance {
 		v.s = next
 		if err := v.g.advance(); err != nil {

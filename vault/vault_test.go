@@ -1199,6 +1199,29 @@ func TestOfferableFollowsWrites(t *testing.T) {
 	}
 	count(v, 2, "after the transaction")
 
+	// A transaction that lists after its own write, then fails: what it
+	// listed was never committed.
+	err = v.update(ctx, func(t *tx) error {
+		if err := t.promise(keys[2:3], nil, nil); err != nil {
+			return err
+		}
+		if _, err := t.offerable(); err != nil {
+			return err
+		}
+		return errors.New("the user cancelled")
+	})
+	if err == nil {
+		t.Fatal("the failing transaction succeeded")
+	}
+	count(v, 2, "after a transaction that promised a key and failed")
+
+	extra := is.certify(t, v, 1, time.Now().Add(time.Hour))
+	count(v, 3, "after this vault certified a key")
+	if err := v.PromiseKeys(ctx, extra); err != nil {
+		t.Fatal(err)
+	}
+	count(v, 2, "after this vault promised the key it certified")
+
 	other, err := Open(ctx, dir, testPIN)
 	if err != nil {
 		t.Fatal(err)
