@@ -75,14 +75,11 @@ func (v *Vault) PromiseExchangeKeys(ctx context.Context, n int, a *ChangeAgreeme
 	}
 	var keys []otp.ExchangeKey
 	err := v.update(ctx, func(t *tx) error {
-		all, err := t.offerable()
+		var err error
+		keys, err = t.firstKeys(n)
 		if err != nil {
 			return err
 		}
-		if len(all) < n {
-			return fmt.Errorf("%w: have %d, want %d", ErrNoExchangeKeys, len(all), n)
-		}
-		keys = firstKeys(all, n)
 		var agreement []byte
 		if a != nil {
 			for _, tok := range a.Change {

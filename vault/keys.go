@@ -428,14 +428,22 @@ func (t *tx) rememberKeyWrites() bool {
 	return true
 }
 
-// firstKeys copies the first n of keys (from offerable), down to their
-// attributes, for a caller to keep or change.
-func firstKeys(keys []otp.ExchangeKey, n int) []otp.ExchangeKey {
-	out := slices.Clone(keys[:n])
+// firstKeys returns copies of the first n offerable keys, down to their
+// attributes, for a caller to keep or change; ErrNoExchangeKeys if there
+// are fewer.
+func (t *tx) firstKeys(n int) ([]otp.ExchangeKey, error) {
+	all, err := t.offerable()
+	if err != nil {
+		return nil, err
+	}
+	if len(all) < n {
+		return nil, fmt.Errorf("%w: have %d, want %d", ErrNoExchangeKeys, len(all), n)
+	}
+	out := slices.Clone(all[:n])
 	for i := range out {
 		out[i].Attrs = maps.Clone(out[i].Attrs)
 	}
-	return out
+	return out, nil
 }
 
 // OfferExchangeKeys returns n certified, unused, unexpired exchange keys
@@ -450,15 +458,9 @@ func (v *Vault) OfferExchangeKeys(ctx context.Context, n int) ([]otp.ExchangeKey
 	}
 	var keys []otp.ExchangeKey
 	err := v.update(ctx, func(t *tx) error {
-		all, err := t.offerable()
-		if err != nil {
-			return err
-		}
-		if len(all) < n {
-			return fmt.Errorf("%w: have %d, want %d", ErrNoExchangeKeys, len(all), n)
-		}
-		keys = firstKeys(all, n)
-		return nil
+		var err error
+		keys, err = t.firstKeys(n)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("offer exchange keys: %w", err)

@@ -118,14 +118,10 @@ func (v *Vault) PromiseRequest(ctx context.Context, r Request, n int) (Request, 
 		} else if !errors.Is(err, ErrNotFound) {
 			return err
 		}
-		all, err := t.offerable()
-		if err != nil {
+		var err error
+		if keys, err = t.firstKeys(n); err != nil {
 			return err
 		}
-		if len(all) < n {
-			return fmt.Errorf("%w: have %d, want %d", ErrNoExchangeKeys, len(all), n)
-		}
-		keys = firstKeys(all, n)
 		r.Keys, r.Paid = keys, nil
 		msg, err := r.SignedMessage()
 		if err != nil {
