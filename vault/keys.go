@@ -343,10 +343,10 @@ func (v *Vault) AddExchangeKeys(ctx context.Context, keys []otp.ExchangeKey) err
 // offerable returns the certified exchange keys no coin has arrived on and
 // that are still valid, those expiring first first. Expired keys are kept:
 // a payer whose clock is behind may still have sealed a coin to one. Every
-// session lists them, twice: their certificates are remembered (t.mem),
-// so only keys certified since the last listing are decrypted, and the
-// keys are not even listed when nothing can have changed them since. The
-// slice is the memo's: a caller takes keys from it with firstKeys.
+// session asks for them, twice: they are remembered (t.mem), kept up to
+// date through the vault's own writes, and listed again only when another
+// process may have changed them, decrypting then only the keys certified
+// since. The slice is the memo's: a caller takes keys with firstKeys.
 func (t *tx) offerable() ([]otp.ExchangeKey, error) {
 	var at int64
 	if err := t.stmt(dataVersion).QueryRowContext(t.ctx).Scan(&at); err != nil {

@@ -72,10 +72,11 @@ type memo struct {
 	// offer is certs' keys, soonest expiry first (then by key).
 	offer []otp.ExchangeKey
 	// certsWhole says that certs is every offerable key as committed, read
-	// when the database's data_version was certsAt: until this vault
-	// writes a key record, or another connection commits (data_version
-	// moves), offerable needs no scan of the keys, whose number grows
-	// with what the wallet can receive.
+	// when the database's data_version was certsAt and kept up to date
+	// with this vault's own committed key writes (rememberKeyWrites):
+	// until another connection commits (data_version moves), offerable
+	// needs no scan of the keys, whose number grows with what the wallet
+	// can receive.
 	certsWhole bool
 	certsAt    int64
 }
