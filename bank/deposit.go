@@ -233,7 +233,8 @@ func (b *Bank) CheckDeposit(ctx context.Context, req api.DepositRequest) (int, e
 // checkCoins verifies every coin of the request on its own: signatures,
 // chain, deposit deadline and the holder's proof for this account. The
 // signature checks dominate the cost of a deposit, so they run in
-// parallel, outside any transaction, each worker holding one of the
+// parallel, a chunk of coins at a time as one batch (checkChunk), outside
+// any transaction, each worker holding one of the
 // bank's verifySlots until the request's coins are done. However many
 // requests arrive at once, no more coins are verified at a time than
 // there are cores, and the requests are verified about one after another
