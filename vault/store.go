@@ -241,9 +241,14 @@ const (
 	lastRecord   = `SELECT id FROM record WHERE kind = ? ORDER BY id DESC LIMIT 1`
 	listRecords  = `SELECT id, state, ref, blob FROM record WHERE kind = ?`
 	// dataVersion moves when another connection commits (never for this
-	// one's own commits): the vault's only connection learns that a
-	// process sharing the database changed it.
-	dataVersion = `PRAGMA data_version`
+	// one's own commits): the vault's connection learns that a process
+	// sharing the database changed it. Its count is per connection, so it
+	// comes with whether this connection holds the temporary table
+	// memoConnection, made by the vault's first listing on it: a new
+	// connection (database/sql replaces one it finds broken) starts its
+	// own count, which must not be compared with the old one's.
+	dataVersion    = `SELECT data_version, (SELECT count(*) FROM temp.sqlite_master WHERE name = 'memo_connection') FROM pragma_data_version`
+	memoConnection = `CREATE TEMP TABLE IF NOT EXISTS memo_connection (x)`
 	// A blob opens with its nonce, chacha20poly1305.NonceSizeX (24) bytes.
 	listVersions = `SELECT id, substr(blob, 1, 24) FROM record WHERE kind = ? AND state = ?`
 )

@@ -1231,7 +1231,7 @@ func TestOfferableFollowsWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	count(v, 1, "after another handle promised a key")
-	is.certify(t, other, 2, time.Now().Add(time.Hour))
+	more := is.certify(t, other, 2, time.Now().Add(time.Hour))
 	count(v, 3, "after another handle certified two keys")
 	got, err := v.OfferExchangeKeys(ctx, 3)
 	if err != nil {
@@ -1242,6 +1242,15 @@ func TestOfferableFollowsWrites(t *testing.T) {
 			t.Fatalf("offered the promised key %.12s", k.Pub)
 		}
 	}
+	// A new connection counts data_version afresh: the list is read again
+	// on it, not trusted on a count that only looks unchanged.
+	v.db.SetMaxIdleConns(0) // every transaction on a new connection
+	count(v, 3, "on a new connection")
+	if err := other.PromiseKeys(ctx, more[:1]); err != nil {
+		t.Fatal(err)
+	}
+	count(v, 2, "after another handle promised a key, on a new connection")
+
 	// Remembered keys still expire.
 	v.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
 	count(v, 0, "two hours later")
