@@ -130,9 +130,27 @@ type peerReply struct {
 	Err   string        `json:"err,omitempty"`
 	Addr  string        `json:"addr,omitempty"`
 	Wall  time.Duration `json:"wall,omitempty"`
-	CPU   time.Duration `json:"cpu,omitempty"`
+	CPU   cpuUse        `json:"cpu"`
 	Bytes int64         `json:"bytes,omitempty"`
 	Coins int           `json:"coins,omitempty"`
+}
+
+// cpuUse is the CPU time a process used, as the operating system accounts
+// it (getrusage), and its minor page faults. The system part is the
+// kernel's work for the process: its system calls (the socket, the
+// vault's writes and fsyncs) and its page faults, each a first touch of
+// memory the Go heap grew into or had handed back.
+type cpuUse struct {
+	User   time.Duration `json:"user"`
+	Sys    time.Duration `json:"sys"`
+	Faults int64         `json:"faults"`
+}
+
+func (u cpuUse) total() time.Duration { return u.User + u.Sys }
+
+// since is the use from then to u.
+func (u cpuUse) since(then cpuUse) cpuUse {
+	return cpuUse{User: u.User - then.User, Sys: u.Sys - then.Sys, Faults: u.Faults - then.Faults}
 }
 
 // peer is a running wallet process.
@@ -205,8 +223,8 @@ type rampRun struct {
 	coins      int
 	bare       bool
 	wall       time.Duration // the payer's, from Pay's start to the payee's done
-	payerCPU   time.Duration
-	payeeCPU   time.Duration
+	payerCPU   cpuUse
+	payeeCPU   cpuUse
 	wire       int64 // both directions, handshake included
 	repetition int
 }
@@ -301,7 +319,8 @@ func runRamp(ctx context.Context, stdout, stderr io.Writer, f rampFlags, lk link
 	}
 	defer runsCSV.Close()
 	rw := csv.NewWriter(runsCSV)
-	rw.Write([]string{"coins", "repetition", "mode", "wall_s", "payer_cpu_s", "payee_cpu_s", "wire_bytes"})
+	rw.Write([]string{"coins", "repetition", "mode", "wall_s", "payer_cpu_s", "payee_cpu_s", "wire_bytes",
+		"payer_sys_s", "payee_sys_s", "payer_page_faults", "payee_page_faults"})
 
 	start := time.Now()
 	var rows []rampRow
@@ -322,7 +341,8 @@ func runRamp(ctx context.Context, stdout, stderr io.Writer, f rampFlags, lk link
 				if bare {
 					mode = "transport"
 				}
-				rw.Write([]string{strconv.Itoa(n), strconv.Itoa(i + 1), mode, secs(ru.wall), secs(ru.payerCPU), secs(ru.payeeCPU), strconv.FormatInt(ru.wire, 10)})
+				rw.Write([]string{strconv.Itoa(n), strconv.Itoa(i + 1), mode, secs(ru.wall), secs(ru.payerCPU.total()), secs(ru.payeeCPU.total()), strconv.FormatInt(ru.wire, 10),
+					secs(ru.payerCPU.Sys), secs(ru.payeeCPU.Sys), strconv.FormatInt(ru.payerCPU.Faults, 10), strconv.FormatInt(ru.payeeCPU.Faults, 10)})
 			}
 		}
 		rows = append(rows, row)
@@ -395,6 +415,8 @@ type rampRow struct {
 	full, bare  stats // wall seconds
 	payerCPU    stats // seconds per coin, full protocol
 	payeeCPU    stats
+	payerSys    stats // of which the kernel's
+	payeeSys    stats
 	wire        stats // bytes per coin, full protocol
 	bareWire    stats
 }
@@ -407,8 +429,10 @@ func (r *rampRow) add(ru rampRun) {
 		return
 	}
 	r.full.add(ru.wall.Seconds())
-	r.payerCPU.add(ru.payerCPU.Seconds() / n)
-	r.payeeCPU.add(ru.payeeCPU.Seconds() / n)
+	r.payerCPU.add(ru.payerCPU.total().Seconds() / n)
+	r.payeeCPU.add(ru.payeeCPU.total().Seconds() / n)
+	r.payerSys.add(ru.payerCPU.Sys.Seconds() / n)
+	r.payeeSys.add(ru.payeeCPU.Sys.Seconds() / n)
 	r.wire.add(float64(ru.wire) / n)
 }
 
@@ -449,15 +473,15 @@ func secs(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f',
 
 func printRamp(w io.Writer, rows []rampRow, transport bool) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "coins\tmean s\tsd s\tms/coin\ttransport-only mean s\tsd s\tpayer CPU us/coin\tpayee CPU us/coin\tbytes/coin\tenergy mAh/coin (ESTIMATE)\t")
+	fmt.Fprintln(tw, "coins\tmean s\tsd s\tms/coin\ttransport-only mean s\tsd s\tpayer CPU us/coin\tpayee CPU us/coin\tof which system\tbytes/coin\tenergy mAh/coin (ESTIMATE)\t")
 	for _, r := range rows {
 		bm, bs := "-", "-"
 		if transport {
 			bm, bs = fmt.Sprintf("%.4f", r.bare.mean()), fmt.Sprintf("%.4f", r.bare.sd())
 		}
-		fmt.Fprintf(tw, "%d\t%.4f\t%.4f\t%.3f\t%s\t%s\t%.0f\t%.0f\t%.0f\t%.2g\t\n",
+		fmt.Fprintf(tw, "%d\t%.4f\t%.4f\t%.3f\t%s\t%s\t%.0f\t%.0f\t%.0f + %.0f\t%.0f\t%.2g\t\n",
 			r.coins, r.full.mean(), r.full.sd(), 1e3*r.full.mean()/float64(r.coins), bm, bs,
-			1e6*r.payerCPU.mean(), 1e6*r.payeeCPU.mean(), r.wire.mean(), r.energy())
+			1e6*r.payerCPU.mean(), 1e6*r.payeeCPU.mean(), 1e6*r.payerSys.mean(), 1e6*r.payeeSys.mean(), r.wire.mean(), r.energy())
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nThe paper (iPhone 7, secure enclave, Bluetooth): about %.2f s per coin, %d coins in %.0f s, more than %.0f s for %d; at most %.3f mAh per coin (measured from the battery).\n",
@@ -473,13 +497,14 @@ func writeRampCSV(path string, rows []rampRow) error {
 	w := csv.NewWriter(f)
 	w.Write([]string{"coins", "reps", "mean_s", "sd_s", "s_per_coin", "transport_mean_s", "transport_sd_s",
 		"payer_cpu_us_per_coin", "payee_cpu_us_per_coin", "wire_bytes_per_coin", "transport_wire_bytes_per_coin",
-		"estimated_payer_mah_per_coin", "paper_mean_s"})
+		"estimated_payer_mah_per_coin", "paper_mean_s", "payer_sys_us_per_coin", "payee_sys_us_per_coin"})
 	g := func(x float64) string { return strconv.FormatFloat(x, 'g', 6, 64) }
 	for _, r := range rows {
 		n := float64(r.coins)
 		w.Write([]string{strconv.Itoa(r.coins), strconv.Itoa(r.reps), g(r.full.mean()), g(r.full.sd()), g(r.full.mean() / n),
 			g(r.bare.mean()), g(r.bare.sd()), g(1e6 * r.payerCPU.mean()), g(1e6 * r.payeeCPU.mean()),
-			g(r.wire.mean()), g(r.bareWire.mean()), g(r.energy()), g(paperSecondsPerCoin * n)})
+			g(r.wire.mean()), g(r.bareWire.mean()), g(r.energy()), g(paperSecondsPerCoin * n),
+			g(1e6 * r.payerSys.mean()), g(1e6 * r.payeeSys.mean())})
 	}
 	w.Flush()
 	return errors.Join(w.Error(), f.Close())

@@ -292,7 +292,7 @@ func benchBankLevel(ctx context.Context, b *bank.Bank, c *client.Client, admin s
 	if err != nil {
 		return row, err
 	}
-	cpu := cpuTime()
+	cpu := cpuUsage()
 	d, err = timed(ctx, clients, func(ctx context.Context, bc *benchClient) error {
 		for _, req := range bc.deposits {
 			resp, err := c.Deposit(ctx, bc.payeeToken, req)
@@ -307,7 +307,7 @@ func benchBankLevel(ctx context.Context, b *bank.Bank, c *client.Client, admin s
 		}
 		return nil
 	})
-	cpu = cpuTime() - cpu
+	used := cpuUsage().since(cpu).total()
 	if perr := stopProfile(); err == nil {
 		err = perr
 	}
@@ -315,7 +315,7 @@ func benchBankLevel(ctx context.Context, b *bank.Bank, c *client.Client, admin s
 		return row, fmt.Errorf("deposit: %w", err)
 	}
 	row.DepositPerSec = float64(f.coins) / d.Seconds()
-	row.DepositCPUPerCoin = cpu / time.Duration(f.coins)
+	row.DepositCPUPerCoin = used / time.Duration(f.coins)
 	row.DepositToBoundRatio = row.DepositPerSec / row.VerifyBoundPerSec
 	return row, nil
 }

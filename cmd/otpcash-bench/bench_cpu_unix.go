@@ -7,12 +7,12 @@ import (
 	"time"
 )
 
-// cpuTime is this process's user and system CPU time so far, as the
-// operating system accounts it.
-func cpuTime() time.Duration {
+// cpuUsage is this process's CPU time and page faults so far, as the
+// operating system accounts them.
+func cpuUsage() cpuUse {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
+		return cpuUse{}
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return cpuUse{User: time.Duration(ru.Utime.Nano()), Sys: time.Duration(ru.Stime.Nano()), Faults: int64(ru.Minflt)}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -68,7 +69,15 @@ func TestBenchRamp(t *testing.T) {
 			if len(runs) != 1+8 {
 				t.Fatalf("ramp-runs.csv has %d lines, want 9:\n%v", len(runs), runs)
 			}
+			wantHeader := []string{"coins", "repetition", "mode", "wall_s", "payer_cpu_s", "payee_cpu_s", "wire_bytes",
+				"payer_sys_s", "payee_sys_s", "payer_page_faults", "payee_page_faults"}
+			if !slices.Equal(runs[0], wantHeader) {
+				t.Errorf("ramp-runs.csv header %v, want %v", runs[0], wantHeader)
+			}
 			for _, r := range runs[1:] {
+				if cpu, sys := seconds(t, r[4])+seconds(t, r[5]), seconds(t, r[7])+seconds(t, r[8]); r[2] == "full" && (cpu <= 0 || sys > cpu) {
+					t.Errorf("run %v: CPU time %g s of which system %g s", r, cpu, sys)
+				}
 				if r[3] == "" || strings.HasPrefix(r[3], "0.000000") || strings.HasPrefix(r[6], "0") {
 					t.Errorf("run %v: no wall time or no bytes on the wire", r)
 				}
@@ -124,6 +133,16 @@ func TestBenchRampTPM(t *testing.T) {
 	if _, _, err := run(t, "ramp", "--vault", "hsm", "--out", out); err == nil {
 		t.Error("ramp --vault hsm was accepted")
 	}
+}
+
+// seconds parses a CSV field of seconds.
+func seconds(t *testing.T, field string) float64 {
+	t.Helper()
+	x, err := strconv.ParseFloat(field, 64)
+	if err != nil {
+		t.Fatalf("%q is not a number of seconds: %v", field, err)
+	}
+	return x
 }
 
 // readCSV returns the records of the CSV file at path.

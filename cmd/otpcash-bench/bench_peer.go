@@ -122,7 +122,7 @@ func (p *rampPeer) init(ctx context.Context, req peerRequest) (peerReply, error)
 // receive serves one session and reports this process's CPU time for it
 // and the bytes it moved, both ways.
 func (p *rampPeer) receive(ctx context.Context, bare bool) (peerReply, error) {
-	cpu0, bytes0 := cpuTime(), p.ln.bytes.Load()
+	cpu0, bytes0 := cpuUsage(), p.ln.bytes.Load()
 	var coins int
 	if bare {
 		conn, err := p2p.Accept(ctx, p.ln, p.identity)
@@ -143,7 +143,7 @@ func (p *rampPeer) receive(ctx context.Context, bare bool) (peerReply, error) {
 		}
 		coins = got.Coins
 	}
-	return peerReply{CPU: cpuTime() - cpu0, Bytes: p.ln.bytes.Load() - bytes0, Coins: coins}, nil
+	return peerReply{CPU: cpuUsage().since(cpu0), Bytes: p.ln.bytes.Load() - bytes0, Coins: coins}, nil
 }
 
 // pay pays req.N coins and reports the wall and CPU time of the payment.
@@ -151,9 +151,9 @@ func (p *rampPeer) pay(ctx context.Context, req peerRequest) (peerReply, error) 
 	if req.Bare {
 		return p.payBare(ctx, req)
 	}
-	start, cpu0 := time.Now(), cpuTime()
+	start, cpu0 := time.Now(), cpuUsage()
 	paid, err := p.w.Pay(ctx, req.Addr, int64(req.N)*coinValue, "")
-	wall, cpu := time.Since(start), cpuTime()-cpu0
+	wall, cpu := time.Since(start), cpuUsage().since(cpu0)
 	if err != nil {
 		return peerReply{}, err
 	}
@@ -167,7 +167,7 @@ func (p *rampPeer) payBare(ctx context.Context, req peerRequest) (peerReply, err
 	for i := range coins {
 		coins[i] = fakeSandbox()
 	}
-	start, cpu0 := time.Now(), cpuTime()
+	start, cpu0 := time.Now(), cpuUsage()
 	conn, err := p2p.Dial(ctx, req.Addr, p.identity)
 	if err != nil {
 		return peerReply{}, err
@@ -194,7 +194,7 @@ func (p *rampPeer) payBare(ctx context.Context, req peerRequest) (peerReply, err
 	if err := payer.Done(ctx); err != nil {
 		return peerReply{}, err
 	}
-	return peerReply{Wall: time.Since(start), CPU: cpuTime() - cpu0, Coins: len(acks)}, nil
+	return peerReply{Wall: time.Since(start), CPU: cpuUsage().since(cpu0), Coins: len(acks)}, nil
 }
 
 // bareHandler is a payee that checks and stores nothing.
