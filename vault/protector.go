@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime/debug"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/chacha20poly1305"
@@ -187,7 +188,19 @@ func (a *argon2Protector) unwrap(wrapped []byte) ([]byte, error) {
 }
 
 func (a *argon2Protector) kek(p argon2Params, salt []byte) []byte {
-	return argon2.IDKey(a.pin, salt, p.Time, p.MemoryKiB, p.Threads, chacha20poly1305.KeySize)
+	k := argon2.IDKey(a.pin, salt, p.Time, p.MemoryKiB, p.Threads, chacha20poly1305.KeySize)
+	// Argon2id's memory (64 MiB by default), garbage once it returns, is
+	// collected and handed back to the operating system now. Left to the
+	// collector, it was live at the collection its allocation started,
+	// which set the next heap goal at twice its size: a wallet that had
+	// just opened its vault then allocated hundreds of megabytes of fresh
+	// memory before collecting again, each page a fault (its first
+	// payments of 500 coins cost twice the CPU of later ones, and its
+	// resident memory passed 300 MB). The collection costs a few
+	// milliseconds beside the derivation's hundred or more, and the
+	// kernel, not a later allocation, gets the PIN-derived blocks.
+	debug.FreeOSMemory()
+	return k
 }
 
 type wrappedKey struct {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"runtime"
+	"runtime/metrics"
 	"strings"
 	"testing"
 
@@ -93,4 +95,23 @@ func FuzzParseWrapped(f *testing.F) {
 			t.Fatalf("accepted sizes %d, %d, %d", len(w.salt), len(w.nonce), len(w.sealed))
 		}
 	})
+}
+
+// TestPINHashingLeavesNoHeapGoal checks that Argon2id's memory does not
+// set the collector's next goal: it is live when the collection its
+// allocation starts runs, and without a collection after the derivation
+// the goal stays at twice its size, so the wallet's next hundreds of
+// megabytes of allocations each touch fresh memory. Not parallel: another
+// test's allocations would move the goal.
+func TestPINHashingLeavesNoHeapGoal(t *testing.T) {
+	const memory = 64 << 20 // the default, defaultMemoryKiB
+	runtime.GC()            // a small goal, which the derivation's memory overruns
+	a := &argon2Protector{pin: []byte("246813")}
+	a.kek(argon2Params{Time: 1, MemoryKiB: memory >> 10, Threads: 1}, make([]byte, 16))
+	m := []metrics.Sample{{Name: "/gc/heap/goal:bytes"}, {Name: "/gc/heap/live:bytes"}}
+	metrics.Read(m)
+	goal, live := m[0].Value.Uint64(), m[1].Value.Uint64()
+	if goal >= memory {
+		t.Errorf("after the derivation the heap goal is %d MiB (live %d MiB): the %d MiB of Argon2id set it", goal>>20, live>>20, memory>>20)
+	}
 }
