@@ -104,10 +104,10 @@ func FuzzParseWrapped(f *testing.F) {
 // megabytes of allocations each touch fresh memory. Not parallel: another
 // test's allocations would move the goal.
 func TestPINHashingLeavesNoHeapGoal(t *testing.T) {
-	const memory = 64 << 20 // the default, defaultMemoryKiB
-	runtime.GC()            // a small goal, which the derivation's memory overruns
+	const memory = defaultMemoryKiB << 10
+	runtime.GC() // a small goal, which the derivation's memory overruns
 	a := &argon2Protector{pin: []byte("246813")}
-	a.kek(argon2Params{Time: 1, MemoryKiB: memory >> 10, Threads: 1}, make([]byte, 16))
+	a.kek(argon2Params{Time: 1, MemoryKiB: defaultMemoryKiB, Threads: 1}, make([]byte, 16))
 	m := []metrics.Sample{{Name: "/gc/heap/goal:bytes"}, {Name: "/gc/heap/live:bytes"}}
 	metrics.Read(m)
 	goal, live := m[0].Value.Uint64(), m[1].Value.Uint64()
