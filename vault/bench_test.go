@@ -129,3 +129,24 @@ func BenchmarkRecord(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPayable measures what a payment pays to list the coins it can
+// choose from, in a vault holding 2,000 coins.
+func BenchmarkPayable(b *testing.B) {
+	ctx := context.Background()
+	is := newIssuer(b)
+	v, _ := newVaultOn(b, "")
+	values := make([]int64, 500)
+	for i := range values {
+		values[i] = 1
+	}
+	for i := range 4 {
+		is.withdraw(b, v, fmt.Sprint("w", i), values...)
+	}
+	for b.Loop() {
+		coins, err := v.Payable(ctx, "EUR", "")
+		if err != nil || len(coins) != 2000 {
+			b.Fatal(len(coins), err)
+		}
+	}
+}

@@ -645,29 +645,94 @@ func (v *Vault) SelectProgram(ctx context.Context, amt int64, currency, program 
 // when program is "") that can be paid now: larger coins first, and among
 // equals those expiring first.
 func (v *Vault) Payable(ctx context.Context, currency, program string) ([]otp.Sandbox, error) {
-	held, err := v.coins(ctx, Held)
+	var out []otp.Sandbox
+	err := v.view(ctx, func(t *tx) error {
+		held, err := t.held()
+		out = payable(held, currency, program, v.now())
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("payable coins: %w", err)
 	}
-	return PayableOf(held, currency, program, v.now()), nil
+	return out, nil
 }
+
+// held returns the coins held, in Payable's order. Every payment lists
+// them to choose from, on both sides when there is change, and a wallet
+// may hold thousands: each is decrypted once and remembered (t.mem), as
+// offerable remembers keys. Until another process commits, the memo reads
+// again only the coin records this vault has written since (memo.wroteCoins);
+// after, it reads every held coin's version and decrypts those that
+// changed. It is sorted again only when it changed. held is for a read
+// transaction (Vault.view): the memo is what was committed. The slice and
+// its sandboxes are the memo's, to be read only.
+func (t *tx) held() ([]*otp.Sandbox, error) {
+	at, sameConn, err := t.dataVersion()
+	if err != nil {
+		return nil, err
+	}
+	m := t.mem
+	changed := false
+	switch {
+	case !m.heldWhole || at != m.heldAt || !sameConn:
+		m.heldWhole = false
+		coins, ch, err := remembered(t, kindCoin, string(Held), m.held, sandboxOf)
+		if err != nil {
+			return nil, err
+		}
+		m.held, m.heldWhole, m.heldAt, m.heldStale, changed = coins, true, at, nil, ch
+	case len(m.heldStale) > 0:
+		if err := reread(t, kindCoin, string(Held), m.held, m.heldStale, sandboxOf); err != nil {
+			return nil, err
+		}
+		m.heldStale, changed = nil, true
+	}
+	if changed || m.heldOrder == nil {
+		order := make([]*otp.Sandbox, 0, len(m.held))
+		for _, c := range m.held {
+			order = append(order, c.val)
+		}
+		slices.SortFunc(order, payableOrder)
+		m.heldOrder = order
+	}
+	return m.heldOrder, nil
+}
+
+// sandboxOf is what the memo keeps of a held coin: its sandbox.
+func sandboxOf(h *holding) *otp.Sandbox { return &h.Sandbox }
 
 // PayableOf is Payable of coins, as Coins lists them, at now: for a caller
 // that needs the vault's other holdings too, from the same read.
 func PayableOf(coins []Coin, currency, program string, now time.Time) []otp.Sandbox {
-	var held []otp.Sandbox
+	var held []*otp.Sandbox
 	for i := range coins {
-		c := &coins[i].Sandbox.Coin
-		if coins[i].State == Held && c.Data.Currency == currency && (program == "" || c.Data.Program == program) && otp.CheckPayable(c, now) == nil {
-			held = append(held, coins[i].Sandbox)
+		if coins[i].State == Held {
+			held = append(held, &coins[i].Sandbox)
 		}
 	}
-	slices.SortFunc(held, func(a, b otp.Sandbox) int {
-		return cmp.Or(cmp.Compare(b.Coin.Data.Value, a.Coin.Data.Value),
-			a.Coin.Data.Expires.Compare(b.Coin.Data.Expires),
-			strings.Compare(a.Coin.Data.Token, b.Coin.Data.Token))
-	})
-	return held
+	slices.SortFunc(held, payableOrder)
+	return payable(held, currency, program, now)
+}
+
+// payable returns copies, in their order, of the coins of held of
+// currency and program that can be paid at now.
+func payable(held []*otp.Sandbox, currency, program string, now time.Time) []otp.Sandbox {
+	out := make([]otp.Sandbox, 0, len(held))
+	for _, s := range held {
+		c := &s.Coin
+		if c.Data.Currency == currency && (program == "" || c.Data.Program == program) && otp.CheckPayable(c, now) == nil {
+			out = append(out, *s)
+		}
+	}
+	return out
+}
+
+// payableOrder is Payable's order: larger coins first, and among equals
+// those expiring first.
+func payableOrder(a, b *otp.Sandbox) int {
+	return cmp.Or(cmp.Compare(b.Coin.Data.Value, a.Coin.Data.Value),
+		a.Coin.Data.Expires.Compare(b.Coin.Data.Expires),
+		strings.Compare(a.Coin.Data.Token, b.Coin.Data.Token))
 }
 
 // DepositItem is a held coin with the holder's signed request to credit it

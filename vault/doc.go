@@ -35,9 +35,10 @@
 //   - Keys for a withdrawal are stored before the bank is asked, and an
 //     exchange key stays usable until a coin arrives on it, so no coin sent
 //     to this vault is lost to a crash.
-//   - What an open vault keeps decrypted in memory between calls is
-//     public: the certificates of the exchange keys it can offer, each
-//     remembered by record version, so that a changed record is
+//   - What an open vault keeps decrypted in memory between calls holds no
+//     secret: the certificates of the exchange keys it can offer, and the
+//     coins it holds (their sandboxes, what a payment shows its payee),
+//     each remembered by record version, so that a changed record is
 //     decrypted again. Private keys are decrypted for the call that uses
 //     them and not kept.
 //

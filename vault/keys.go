@@ -348,18 +348,13 @@ func (v *Vault) AddExchangeKeys(ctx context.Context, keys []otp.ExchangeKey) err
 // process may have changed them, decrypting then only the keys certified
 // since. The slice is the memo's: a caller takes keys with firstKeys.
 func (t *tx) offerable() ([]otp.ExchangeKey, error) {
-	var at, sameConn int64
-	if err := t.stmt(dataVersion).QueryRowContext(t.ctx).Scan(&at, &sameConn); err != nil {
+	at, sameConn, err := t.dataVersion()
+	if err != nil {
 		return nil, err
 	}
-	if sameConn == 0 {
-		if _, err := t.sql.ExecContext(t.ctx, memoConnection); err != nil {
-			return nil, err
-		}
-	}
 	m := t.mem
-	if !m.certsWhole || len(t.keyWrites) > 0 || at != m.certsAt || sameConn == 0 {
-		certs, err := remembered(t, kindKey, keyCertified, m.certs, certOf)
+	if !m.certsWhole || len(t.keyWrites) > 0 || at != m.certsAt || !sameConn {
+		certs, _, err := remembered(t, kindKey, keyCertified, m.certs, certOf)
 		if err != nil {
 			return nil, err
 		}

@@ -244,7 +244,8 @@ const (
 	// one's own commits): the vault's connection learns that a process
 	// sharing the database changed it. Its count is per connection, so it
 	// comes with whether this connection holds the temporary table
-	// memoConnection, made by the vault's first listing on it: a new
+	// memoConnection, made when the vault prepares its statements (and by
+	// a transaction that finds it missing, if it commits): a new
 	// connection (database/sql replaces one it finds broken) starts its
 	// own count, which must not be compared with the old one's.
 	dataVersion    = `SELECT data_version, (SELECT count(*) FROM temp.sqlite_master WHERE name = 'memo_connection') FROM pragma_data_version`
@@ -253,7 +254,13 @@ const (
 	listVersions = `SELECT id, substr(blob, 1, 24) FROM record WHERE kind = ? AND state = ?`
 )
 
+// prepare prepares the statements on records, and marks the database's
+// one connection for dataVersion outside any transaction: a read
+// transaction, which is rolled back, could not.
 func prepare(ctx context.Context, db *sql.DB) (map[string]*sql.Stmt, error) {
+	if _, err := db.ExecContext(ctx, memoConnection); err != nil {
+		return nil, err
+	}
 	stmts := map[string]*sql.Stmt{}
 	for _, q := range []string{getRecord, putRecord, deleteRecord, lastRecord, listVersions, dataVersion,
 		listRecords + string(allRecords), listRecords + string(byState), listRecords + string(byRef)} {
@@ -282,6 +289,10 @@ type tx struct {
 	// one has no blob): Vault.update brings the remembered offerable keys
 	// (memo) up to date with them once they are committed.
 	keyWrites map[string]sealedRecord
+	// coinWrites holds the row keys of the coin records it writes, for
+	// the remembered held coins (memo.wroteCoins). None is deleted: a
+	// holding ends in a state.
+	coinWrites [][]byte
 }
 
 // noteKey records a write of the key record id, for keyWrites.
@@ -332,8 +343,11 @@ func (t *tx) put(kind string, id []byte, state string, ref []byte, v any) error 
 }
 
 func (t *tx) putSealed(kind string, id []byte, state string, ref, blob []byte) error {
-	if kind == kindKey {
+	switch kind {
+	case kindKey:
 		t.noteKey(id, state, ref, blob)
+	case kindCoin:
+		t.coinWrites = append(t.coinWrites, id)
 	}
 	_, err := t.stmt(putRecord).ExecContext(t.ctx, kind, id, state, ref, blob)
 	return err
@@ -540,32 +554,79 @@ type versioned[V any] struct {
 // remembered returns what derive makes of every record of kind in state,
 // by row key, decrypting only the records whose version is not the one in
 // memo. The map it returns is the memo to keep: it forgets records since
-// changed or gone. derive must copy what it keeps of the record.
-func remembered[R, V any](t *tx, kind, state string, memo map[string]versioned[V], derive func(*R) V) (map[string]versioned[V], error) {
+// changed or gone, and changed says whether it differs from memo. derive
+// must copy what it keeps of the record.
+func remembered[R, V any](t *tx, kind, state string, memo map[string]versioned[V], derive func(*R) V) (_ map[string]versioned[V], changed bool, _ error) {
 	ids, vers, err := versions(t, kind, state)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	next := make(map[string]versioned[V], len(ids))
-	var fresh []int
-	var freshIDs [][]byte
+	var fresh [][]byte
 	for i, ver := range vers {
 		if v, ok := memo[string(ids[i])]; ok && v.ver == ver {
 			next[string(ids[i])] = v
 		} else {
-			fresh, freshIDs = append(fresh, i), append(freshIDs, ids[i])
+			fresh = append(fresh, ids[i])
 		}
 	}
-	states, recs, err := getAll[R](t, kind, freshIDs)
+	if err := reread(t, kind, state, next, fresh, derive); err != nil {
+		return nil, false, err
+	}
+	// Every record kept was in memo: they are the same if as many.
+	return next, len(fresh) > 0 || len(next) != len(memo), nil
+}
+
+// reread brings memo up to date with the records kind/ids, as remembered
+// keeps it: what derive makes of those in state, under their versions; the
+// others leave it. On error memo is as it was.
+func reread[R, V any](t *tx, kind, state string, memo map[string]versioned[V], ids [][]byte, derive func(*R) V) error {
+	raws, err := fetch(t, kind, ids)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	for j, i := range fresh {
-		if states[j] == state {
-			next[string(ids[i])] = versioned[V]{vers[i], derive(&recs[j])}
+	vals := make([]V, len(raws))
+	err = parallel.ForEach(len(raws), func(i int) error {
+		r := &raws[i]
+		if r.state != state {
+			return nil
+		}
+		var rec R
+		if err := t.s.open(kind, r.id, r.state, r.ref, r.blob, &rec); err != nil {
+			return err
+		}
+		vals[i] = derive(&rec)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i := range raws {
+		r := &raws[i]
+		delete(memo, string(r.id))
+		if r.state == state { // opened above, so the blob holds a nonce
+			memo[string(r.id)] = versioned[V]{version(r.id, r.state, r.blob[:chacha20poly1305.NonceSizeX]), vals[i]}
 		}
 	}
-	return next, nil
+	return nil
+}
+
+// dataVersion returns the database's data_version, which moves when
+// another connection commits, and whether it counts on the connection of
+// the previous call (see the query dataVersion): until it moves, what a
+// memo read from the database stays as this vault's own writes leave it.
+// A new connection is marked here, which lasts if t commits.
+func (t *tx) dataVersion() (at int64, sameConn bool, err error) {
+	var n int64
+	if err := t.stmt(dataVersion).QueryRowContext(t.ctx).Scan(&at, &n); err != nil {
+		return 0, false, err
+	}
+	if n == 0 {
+		if _, err := t.sql.ExecContext(t.ctx, memoConnection); err != nil {
+			return 0, false, err
+		}
+	}
+	return at, n != 0, nil
 }
 
 // scanRecords reads the records of kind that match f and arg, without

@@ -79,6 +79,31 @@ type memo struct {
 	// can receive.
 	certsWhole bool
 	certsAt    int64
+	// held holds the sandboxes of the coins held, which every payment
+	// lists (tx.held), by row key; heldOrder is them in Payable's order.
+	// heldWhole says that held is every coin held as committed when the
+	// data_version was heldAt, but for the records in heldStale, written
+	// by this vault's transactions since.
+	held      map[string]versioned[*otp.Sandbox]
+	heldOrder []*otp.Sandbox
+	heldWhole bool
+	heldAt    int64
+	heldStale [][]byte
+}
+
+// wroteCoins takes note of the coin records ids a transaction wrote, once
+// it has ended: they are read again at the next listing of the held coins,
+// as they then are, whether it committed or not. When more were written
+// than are held, reading every version costs less.
+func (m *memo) wroteCoins(ids [][]byte) {
+	if len(ids) == 0 || !m.heldWhole {
+		return
+	}
+	if len(m.heldStale)+len(ids) > len(m.held) {
+		m.heldWhole, m.heldStale = false, nil
+		return
+	}
+	m.heldStale = append(m.heldStale, ids...)
 }
 
 // Create makes a new vault in dir, protected by pin, with a fresh data key
@@ -345,7 +370,10 @@ func (v *Vault) update(ctx context.Context, fn func(*tx) error) error {
 	// A transaction that wrote a key record leaves the remembered keys to
 	// be read again, unless it committed and they were brought up to date.
 	keysKept := false
-	defer func() { v.mem.certsWhole = v.mem.certsWhole && (len(t.keyWrites) == 0 || keysKept) }()
+	defer func() {
+		v.mem.certsWhole = v.mem.certsWhole && (len(t.keyWrites) == 0 || keysKept)
+		v.mem.wroteCoins(t.coinWrites)
+	}()
 	if err := fn(t); err != nil {
 		sqlTx.Rollback()
 		return err

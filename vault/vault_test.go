@@ -1255,3 +1255,138 @@ func TestOfferableFollowsWrites(t *testing.T) {
 	v.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
 	count(v, 0, "two hours later")
 }
+
+// The held coins a payment lists are remembered and kept up to date: by
+// this vault's own writes of every kind (withdrawal, seal, receipt,
+// settlement, a transaction that failed), by another handle's, on a new
+// connection, and they still expire. At each step Payable must list what
+// decrypting every record lists.
+func TestHeldFollowsWrites(t *testing.T) {
+	ctx := context.Background()
+	is := newIssuer(t)
+	v, dir := newVaultOn(t, "") // two handles on one directory: software
+	bob, _ := newVault(t)
+	check := func(v *Vault, want int, when string) {
+		t.Helper()
+		got, err := v.Payable(ctx, "EUR", "")
+		if err != nil {
+			t.Fatalf("%s: %v", when, err)
+		}
+		all, err := v.Coins(ctx)
+		if err != nil {
+			t.Fatalf("%s: %v", when, err)
+		}
+		fresh := PayableOf(all, "EUR", "", v.now())
+		if len(got) != want || len(fresh) != want {
+			t.Fatalf("%s: Payable lists %d coins, decrypting every record %d; want %d", when, len(got), len(fresh), want)
+		}
+		for i := range got {
+			g, f := &got[i].Coin.Data, &fresh[i].Coin.Data
+			if g.Token != f.Token || g.Value != f.Value || got[i].Hops() != fresh[i].Hops() {
+				t.Fatalf("%s: coin %d is %.12s of %d after %d hops, decrypting every record gives %.12s of %d after %d",
+					when, i, g.Token, g.Value, got[i].Hops(), f.Token, f.Value, fresh[i].Hops())
+			}
+		}
+	}
+	// The connection is marked from the start, outside any transaction:
+	// a read transaction's mark would be rolled back, and every listing in
+	// one would then read every version.
+	var marked int
+	if err := v.db.QueryRowContext(ctx, `SELECT count(*) FROM temp.sqlite_master WHERE name = 'memo_connection'`).Scan(&marked); err != nil || marked != 1 {
+		t.Fatalf("a new vault's connection: %d marks, %v", marked, err)
+	}
+	is.withdraw(t, v, "w1", 100, 50, 20)
+	check(v, 3, "withdrawn")
+	check(v, 3, "listed again")
+	if !v.mem.heldWhole {
+		t.Fatal("a listing in a read transaction left the held coins to be read again")
+	}
+	is.withdraw(t, v, "w2", 10)
+	check(v, 4, "after this vault withdrew another")
+
+	coins, err := v.Payable(ctx, "EUR", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	is.refill(t, bob, 1)
+	keys, err := bob.OfferExchangeKeys(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := v.Purse("bob").Seal(ctx, coins[:1], keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(v, 3, "after this vault sealed one")
+	acks, _, err := bob.Receive(ctx, "v", sealed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Purse("bob").Destroy(ctx, sealed, acks); err != nil {
+		t.Fatal(err)
+	}
+	check(v, 3, "after the receipt")
+	is.pay(t, bob, v, held(t, bob))
+	check(v, 4, "after the coin came back")
+
+	// A transaction that writes a held coin and fails: nothing changed.
+	err = v.update(ctx, func(t *tx) error {
+		h := &holding{Sandbox: coins[1], Updated: t.now}
+		if err := t.put(kindCoin, t.holdingID(h.Sandbox.Coin.Data.Token, 7), string(Held), t.serialRef(h.Sandbox.Coin.Data.Token), h); err != nil {
+			return err
+		}
+		return errors.New("the user cancelled")
+	})
+	if err == nil {
+		t.Fatal("the failing transaction succeeded")
+	}
+	check(v, 4, "after a transaction that wrote a coin and failed")
+	// More coins written than held: every version is read again, rather
+	// than a growing list of records.
+	is.withdraw(t, v, "w5", 1, 1, 1, 1, 1)
+	if v.mem.heldWhole || v.mem.heldStale != nil {
+		t.Fatalf("after writing 5 coin records with 4 held, %d are noted to be read again", len(v.mem.heldStale))
+	}
+	check(v, 9, "after this vault withdrew five")
+
+	other, err := Open(ctx, dir, testPIN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	is.withdraw(t, other, "w3", 5, 5)
+	check(v, 11, "after another handle withdrew two")
+	mine, err := other.Payable(ctx, "EUR", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	is.pay(t, other, bob, mine[:2])
+	check(v, 9, "after another handle paid two away")
+	// Another handle rewrites a held coin's record, which stays held.
+	err = other.update(ctx, func(t *tx) error {
+		tok := mine[2].Coin.Data.Token
+		id := t.holdingID(tok, mine[2].Hops())
+		var h holding
+		state, err := t.get(kindCoin, id, &h)
+		if err != nil {
+			return err
+		}
+		h.Sandbox.Coin.Data.Value = 7
+		return t.put(kindCoin, id, state, t.serialRef(tok), &h)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(v, 9, "after another handle rewrote a held coin")
+
+	// A new connection counts data_version afresh: the coins are read
+	// again on it, not trusted on a count that only looks unchanged.
+	v.db.SetMaxIdleConns(0) // every transaction on a new connection
+	check(v, 9, "on a new connection")
+	is.withdraw(t, other, "w4", 1)
+	check(v, 10, "after another handle withdrew one, on a new connection")
+
+	// Remembered coins still expire.
+	v.now = func() time.Time { return time.Now().AddDate(100, 0, 0) }
+	check(v, 0, "a hundred years later")
+}
