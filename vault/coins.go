@@ -572,28 +572,52 @@ func (v *Vault) PendingOut(ctx context.Context, peer string) ([]otp.Sandbox, err
 	return out, nil
 }
 
-// Coins lists every holding of every coin, oldest change first.
-func (v *Vault) Coins(ctx context.Context) ([]Coin, error) {
-	coins, err := v.coins(ctx, "")
+// Coins lists every holding of every coin, oldest change first; given
+// states, only the holdings in those. A vault keeps every coin it ever
+// held (spent, deposited), so a caller that needs only some states, as a
+// balance does, lists those. The coins' chains and programs may be shared
+// with the vault's memory of its held coins: read them, append to a chain
+// (Transfer), never change an element.
+func (v *Vault) Coins(ctx context.Context, states ...State) ([]Coin, error) {
+	coins, err := v.coins(ctx, states...)
 	if err != nil {
 		return nil, fmt.Errorf("coins: %w", err)
 	}
 	return coins, nil
 }
 
-// coins lists the holdings in state, or all of them when state is "".
-func (v *Vault) coins(ctx context.Context, state State) ([]Coin, error) {
+// coins lists the holdings in states, or all of them when there is none;
+// the held ones from the memo (tx.held).
+func (v *Vault) coins(ctx context.Context, states ...State) ([]Coin, error) {
 	var out []Coin
 	err := v.view(ctx, func(t *tx) error {
-		f := byState
-		if state == "" {
-			f = allRecords
+		if len(states) == 0 {
+			rows, err := list[holding](t, kindCoin, allRecords, nil)
+			for _, r := range rows {
+				out = append(out, r.val.coin(State(r.state)))
+			}
+			return err
 		}
-		rows, err := list[holding](t, kindCoin, f, string(state))
-		for _, r := range rows {
-			out = append(out, Coin{Sandbox: r.val.Sandbox, State: State(r.state), Peer: r.val.Peer, Ack: r.val.Ack, Refusal: r.val.Refusal, Updated: r.val.Updated})
+		for _, state := range slices.Compact(slices.Sorted(slices.Values(states))) {
+			if state == Held {
+				held, err := t.held()
+				for _, c := range held {
+					out = append(out, *c)
+				}
+				if err != nil {
+					return err
+				}
+				continue
+			}
+			rows, err := list[holding](t, kindCoin, byState, string(state))
+			for _, r := range rows {
+				out = append(out, r.val.coin(state))
+			}
+			if err != nil {
+				return err
+			}
 		}
-		return err
+		return nil
 	})
 	slices.SortFunc(out, func(a, b Coin) int {
 		return cmp.Or(a.Updated.Compare(b.Updated),
@@ -601,6 +625,11 @@ func (v *Vault) coins(ctx context.Context, state State) ([]Coin, error) {
 			cmp.Compare(len(a.Sandbox.Chain), len(b.Sandbox.Chain)))
 	})
 	return out, err
+}
+
+// coin is h as Coins lists it, in state.
+func (h *holding) coin(state State) Coin {
+	return Coin{Sandbox: h.Sandbox, State: state, Peer: h.Peer, Ack: h.Ack, Refusal: h.Refusal, Updated: h.Updated}
 }
 
 // Select picks held coins of currency, payable now, whose values add up to
@@ -643,7 +672,8 @@ func (v *Vault) SelectProgram(ctx context.Context, amt int64, currency, program 
 
 // Payable returns the held coins of currency and program (any program
 // when program is "") that can be paid now: larger coins first, and among
-// equals those expiring first.
+// equals those expiring first. Their chains and programs are shared with
+// the vault's memory of its held coins, as in Coins.
 func (v *Vault) Payable(ctx context.Context, currency, program string) ([]otp.Sandbox, error) {
 	var out []otp.Sandbox
 	err := v.view(ctx, func(t *tx) error {
@@ -665,8 +695,8 @@ func (v *Vault) Payable(ctx context.Context, currency, program string) ([]otp.Sa
 // after, it reads every held coin's version and decrypts those that
 // changed. It is sorted again only when it changed. held is for a read
 // transaction (Vault.view): the memo is what was committed. The slice and
-// its sandboxes are the memo's, to be read only.
-func (t *tx) held() ([]*otp.Sandbox, error) {
+// its coins are the memo's, to be read only.
+func (t *tx) held() ([]*Coin, error) {
 	at, sameConn, err := t.dataVersion()
 	if err != nil {
 		return nil, err
@@ -676,19 +706,19 @@ func (t *tx) held() ([]*otp.Sandbox, error) {
 	switch {
 	case !m.heldWhole || at != m.heldAt || !sameConn:
 		m.heldWhole = false
-		coins, ch, err := remembered(t, kindCoin, string(Held), m.held, sandboxOf)
+		coins, ch, err := remembered(t, kindCoin, string(Held), m.held, heldCoin)
 		if err != nil {
 			return nil, err
 		}
 		m.held, m.heldWhole, m.heldAt, m.heldStale, changed = coins, true, at, nil, ch
 	case len(m.heldStale) > 0:
-		if err := reread(t, kindCoin, string(Held), m.held, m.heldStale, sandboxOf); err != nil {
+		if err := reread(t, kindCoin, string(Held), m.held, m.heldStale, heldCoin); err != nil {
 			return nil, err
 		}
 		m.heldStale, changed = nil, true
 	}
 	if changed || m.heldOrder == nil {
-		order := make([]*otp.Sandbox, 0, len(m.held))
+		order := make([]*Coin, 0, len(m.held))
 		for _, c := range m.held {
 			order = append(order, c.val)
 		}
@@ -698,30 +728,33 @@ func (t *tx) held() ([]*otp.Sandbox, error) {
 	return m.heldOrder, nil
 }
 
-// sandboxOf is what the memo keeps of a held coin: its sandbox.
-func sandboxOf(h *holding) *otp.Sandbox { return &h.Sandbox }
+// heldCoin is what the memo keeps of a held coin.
+func heldCoin(h *holding) *Coin {
+	c := h.coin(Held)
+	return &c
+}
 
 // PayableOf is Payable of coins, as Coins lists them, at now: for a caller
 // that needs the vault's other holdings too, from the same read.
 func PayableOf(coins []Coin, currency, program string, now time.Time) []otp.Sandbox {
-	var held []*otp.Sandbox
+	var held []*Coin
 	for i := range coins {
 		if coins[i].State == Held {
-			held = append(held, &coins[i].Sandbox)
+			held = append(held, &coins[i])
 		}
 	}
 	slices.SortFunc(held, payableOrder)
 	return payable(held, currency, program, now)
 }
 
-// payable returns copies, in their order, of the coins of held of
+// payable returns, in their order, the sandboxes of the coins of held of
 // currency and program that can be paid at now.
-func payable(held []*otp.Sandbox, currency, program string, now time.Time) []otp.Sandbox {
+func payable(held []*Coin, currency, program string, now time.Time) []otp.Sandbox {
 	out := make([]otp.Sandbox, 0, len(held))
-	for _, s := range held {
-		c := &s.Coin
+	for _, h := range held {
+		c := &h.Sandbox.Coin
 		if c.Data.Currency == currency && (program == "" || c.Data.Program == program) && otp.CheckPayable(c, now) == nil {
-			out = append(out, *s)
+			out = append(out, h.Sandbox)
 		}
 	}
 	return out
@@ -729,10 +762,9 @@ func payable(held []*otp.Sandbox, currency, program string, now time.Time) []otp
 
 // payableOrder is Payable's order: larger coins first, and among equals
 // those expiring first.
-func payableOrder(a, b *otp.Sandbox) int {
-	return cmp.Or(cmp.Compare(b.Coin.Data.Value, a.Coin.Data.Value),
-		a.Coin.Data.Expires.Compare(b.Coin.Data.Expires),
-		strings.Compare(a.Coin.Data.Token, b.Coin.Data.Token))
+func payableOrder(a, b *Coin) int {
+	x, y := &a.Sandbox.Coin.Data, &b.Sandbox.Coin.Data
+	return cmp.Or(cmp.Compare(y.Value, x.Value), x.Expires.Compare(y.Expires), strings.Compare(x.Token, y.Token))
 }
 
 // DepositItem is a held coin with the holder's signed request to credit it

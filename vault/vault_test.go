@@ -1277,6 +1277,19 @@ func TestHeldFollowsWrites(t *testing.T) {
 			t.Fatalf("%s: %v", when, err)
 		}
 		fresh := PayableOf(all, "EUR", "", v.now())
+		some, err := v.Coins(ctx, Held, PendingOut, Held)
+		if err != nil {
+			t.Fatalf("%s: %v", when, err)
+		}
+		all = slices.DeleteFunc(all, func(c Coin) bool { return c.State != Held && c.State != PendingOut })
+		if len(some) != len(all) {
+			t.Fatalf("%s: %d coins held or pending-out, decrypting every record %d", when, len(some), len(all))
+		}
+		for i := range some {
+			if some[i].Sandbox.Coin.Data.Token != all[i].Sandbox.Coin.Data.Token || some[i].State != all[i].State || some[i].Peer != all[i].Peer || !some[i].Updated.Equal(all[i].Updated) {
+				t.Fatalf("%s: coin %d listed as %+v, decrypting every record as %+v", when, i, some[i], all[i])
+			}
+		}
 		if len(got) != want || len(fresh) != want {
 			t.Fatalf("%s: Payable lists %d coins, decrypting every record %d; want %d", when, len(got), len(fresh), want)
 		}

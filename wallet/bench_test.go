@@ -80,21 +80,46 @@ func BenchmarkPay500(b *testing.B) { benchPay(b, 500, 0) }
 // should not grow with the coins it does not pay.
 func BenchmarkPay5Holding2000(b *testing.B) { benchPay(b, 5, 2000) }
 
+// withdrawAll credits h with n coins of 1.00 and withdraws them.
+func withdrawAll(b *testing.B, bk *testBank, h *holder, n int64) {
+	ctx := context.Background()
+	for ; n > 0; n -= 500 { // the bank signs at most 1,000 a request
+		if _, err := bk.Credit(ctx, h.account, min(n, 500)*100); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := h.w.Withdraw(ctx, h.acct(), min(n, 500)*100); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkBalance sums the balance of a wallet that holds 500 coins and
+// has deposited 2,000: what a wallet app's screen asks at every refresh
+// should not grow with the coins the wallet no longer has.
+func BenchmarkBalance(b *testing.B) {
+	ctx := context.Background()
+	bk := newTestBank(b)
+	h := bk.newHolder(b, 0)
+	withdrawAll(b, bk, h, 2000)
+	if _, err := h.w.Deposit(ctx, h.acct()); err != nil {
+		b.Fatal(err)
+	}
+	withdrawAll(b, bk, h, 500)
+	for b.Loop() {
+		bal, err := h.w.Balance(ctx)
+		if err != nil || bal.Coins != 500 {
+			b.Fatal(bal.Coins, err)
+		}
+	}
+}
+
 // benchPay pays coins fresh coins at each round, from a payer that holds
 // another holding coins throughout.
 func benchPay(b *testing.B, coins, holding int64) {
 	ctx := context.Background()
 	bk := newTestBank(b)
 	alice, bob := bk.newHolder(b, 0), bk.newHolder(b, 0)
-	for left := holding; left > 0; left -= 500 { // the bank signs at most 1,000 a request
-		n := min(left, 500)
-		if _, err := bk.Credit(ctx, alice.account, n*100); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := alice.w.Withdraw(ctx, alice.acct(), n*100); err != nil {
-			b.Fatal(err)
-		}
-	}
+	withdrawAll(b, bk, alice, holding)
 	var cpu time.Duration
 	var wire int64
 	for b.Loop() {

@@ -546,7 +546,7 @@ type ProgramBalance struct {
 // Balance sums the coins the wallet can spend, those in flight, those
 // the bank refused and a lost wallet's coins claimed at the bank.
 func (w *Wallet) Balance(ctx context.Context) (Balance, error) {
-	coins, err := w.v.Coins(ctx)
+	coins, err := w.v.Coins(ctx, vault.Held, vault.PendingOut, vault.Refused)
 	if err != nil {
 		return Balance{}, fmt.Errorf("balance: %w", err)
 	}
@@ -567,8 +567,6 @@ func (w *Wallet) Balance(ctx context.Context) (Balance, error) {
 		case vault.Refused:
 			b.Refused += d.Value
 			b.RefusedCoins++
-			continue
-		default:
 			continue
 		}
 		b.Programs[d.Program] = p
