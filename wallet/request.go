@@ -214,7 +214,7 @@ func (w *Wallet) PayRequest(ctx context.Context, text string) (TokenPayment, err
 		return tp, fmt.Errorf("pay request %s: %w", req.ID, err)
 	}
 	peer := requestPeer(req.ID)
-	coins, err := w.v.Coins(ctx)
+	coins, err := w.v.Coins(ctx, vault.Held, vault.PendingOut, vault.Spent)
 	if err != nil {
 		return tp, fmt.Errorf("pay request %s: %w", req.ID, err)
 	}
@@ -411,7 +411,7 @@ func (w *Wallet) ImportReceipt(ctx context.Context, text string) (ReceiptImport,
 	id := hex.EncodeToString(rc.Request[:])
 	res := ReceiptImport{RequestID: id}
 	peer := requestPeer(id)
-	coins, err := w.v.Coins(ctx)
+	coins, err := w.v.Coins(ctx, vault.PendingOut, vault.Spent)
 	if err != nil {
 		return res, fmt.Errorf("import receipt: %w", err)
 	}
