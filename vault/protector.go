@@ -198,7 +198,10 @@ func (a *argon2Protector) kek(p argon2Params, salt []byte) []byte {
 	// payments of 500 coins cost twice the CPU of later ones, and its
 	// resident memory passed 300 MB). The collection costs a few
 	// milliseconds beside the derivation's hundred or more, and the
-	// kernel, not a later allocation, gets the PIN-derived blocks.
+	// kernel, not a later allocation, gets the PIN-derived blocks. It is
+	// the whole process's: an app that embeds the wallet beside a large
+	// heap of its own pays a full collection at each opening of the vault
+	// and each change of PIN, which are rare.
 	debug.FreeOSMemory()
 	return k
 }
