@@ -75,8 +75,7 @@ func (w *Wallet) Pay(ctx context.Context, addr string, value int64, memo string,
 	}
 	defer conn.Close()
 	// The coins this wallet holds change when resent or collected ones
-	// settle; loading them all again costs as much as sealing a tenth of
-	// them, so only then.
+	// settle: only then are they listed again.
 	if p.Resent > 0 || p.Collected > 0 {
 		if held, err = w.payable(ctx, program); err != nil {
 			return p, fmt.Errorf("pay: %w", err)
