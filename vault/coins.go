@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -83,14 +82,49 @@ func (t *tx) putHolding(id []byte, state State, h *holding) error {
 // if this vault never held it. Earlier holdings all ended in a payment, so
 // only the latest can be held.
 func (t *tx) latest(token string) (row[holding], error) {
-	rows, err := list[holding](t, kindCoin, byRef, t.serialRef(token))
+	rows, err := t.latestAll([]string{token})
 	if err != nil {
 		return row[holding]{}, err
 	}
-	if len(rows) == 0 {
+	if rows[0].state == "" {
 		return row[holding]{}, ErrNotFound
 	}
-	return slices.MaxFunc(rows, func(a, b row[holding]) int { return cmp.Compare(a.val.Hop, b.val.Hop) }), nil
+	return rows[0], nil
+}
+
+// latestAll is latest of every coin tokens[i], a zero row (state "") for
+// one this vault never held: every holding of them read in a few queries
+// and decrypted on all CPUs, where a batch asking coin by coin ran a query
+// a coin on the one connection.
+func (t *tx) latestAll(tokens []string) ([]row[holding], error) {
+	refs := make([][]byte, len(tokens))
+	at := make(map[string][]int, len(tokens)) // a batch may name a coin twice
+	for i, tok := range tokens {
+		refs[i] = t.serialRef(tok)
+		at[string(refs[i])] = append(at[string(refs[i])], i)
+	}
+	var raws []rawRecord
+	err := scanIn(t, getRecordsByRef, kindCoin, refs, func(r rawRecord) { raws = append(raws, r) })
+	if err != nil {
+		return nil, err
+	}
+	hs := make([]holding, len(raws))
+	err = parallel.ForEach(len(raws), func(j int) error {
+		r := &raws[j]
+		return t.s.open(kindCoin, r.id, r.state, r.ref, r.blob, &hs[j])
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]row[holding], len(tokens))
+	for j := range raws {
+		for _, i := range at[string(raws[j].ref)] {
+			if out[i].state == "" || hs[j].Hop > out[i].val.Hop {
+				out[i] = row[holding]{id: raws[j].id, state: raws[j].state, val: hs[j]}
+			}
+		}
+	}
+	return out, nil
 }
 
 // checkStored checks that h, the vault's holding of sb in state ("" when
@@ -273,11 +307,19 @@ func (t *tx) receiveAll(peer, request string, coins []otp.Sandbox) ([]otp.Ack, [
 	if err != nil {
 		return nil, nil, err
 	}
+	var fresh []int // not sent again (those are checked below)
+	var tokens []string
 	for i := range coins {
-		if states[i] != "" {
-			continue // sent again; checked below
+		if states[i] == "" {
+			fresh, tokens = append(fresh, i), append(tokens, coins[i].Coin.Data.Token)
 		}
-		if err := t.checkReturn(&coins[i]); err != nil {
+	}
+	lasts, err := t.latestAll(tokens)
+	if err != nil {
+		return nil, nil, err
+	}
+	for j, i := range fresh {
+		if err := checkReturn(&coins[i], &lasts[j]); err != nil {
 			return nil, nil, fmt.Errorf("coin %.12s: %w", coins[i].Coin.Data.Token, err)
 		}
 	}
@@ -360,17 +402,13 @@ func (t *tx) receive(peer, request string, in *otp.Sandbox, id []byte, state str
 	return recs, ack, err
 }
 
-// checkReturn lets a coin this vault held before come back only along the
+// checkReturn lets a coin come in only if this vault never held it, or
+// held it before (last, its latest holding) and it comes back along the
 // chain it left with.
-func (t *tx) checkReturn(in *otp.Sandbox) error {
-	last, err := t.latest(in.Coin.Data.Token)
-	if errors.Is(err, ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
+func checkReturn(in *otp.Sandbox, last *row[holding]) error {
 	switch State(last.state) {
+	case "":
+		return nil
 	case PendingOut, Spent:
 		ok, err := in.Extends(&last.val.Sandbox)
 		if err != nil || (ok && len(in.Chain) > len(last.val.Sandbox.Chain)) {
@@ -877,14 +915,15 @@ func (v *Vault) SettleDeposit(ctx context.Context, credited []string, refused []
 // heldLatest returns the latest holding of each coin, checking that it is
 // held or already in state done; skip[i] says it is in done.
 func (t *tx) heldLatest(tokens []string, done State) ([]row[holding], []bool, error) {
-	lasts := make([]row[holding], len(tokens))
+	lasts, err := t.latestAll(tokens)
+	if err != nil {
+		return nil, nil, err
+	}
 	skip := make([]bool, len(tokens))
 	for i, tok := range tokens {
-		var err error
-		if lasts[i], err = t.latest(tok); err != nil {
-			return nil, nil, fmt.Errorf("coin %.12s: %w", tok, err)
-		}
 		switch State(lasts[i].state) {
+		case "":
+			return nil, nil, fmt.Errorf("coin %.12s: %w", tok, ErrNotFound)
 		case done:
 			skip[i] = true
 		case Held:

@@ -234,12 +234,15 @@ func (s *sealer) openPlain(kind string, id []byte, state string, ref, blob []byt
 // The statements on records, prepared once per vault: preparing a
 // statement costs more than running it, and a batch runs several per coin.
 const (
-	getRecord    = `SELECT state, ref, blob FROM record WHERE kind = ? AND id = ?`
-	getRecords   = `SELECT id, state, ref, blob FROM record WHERE kind = ? AND id IN (?` // fetch adds a ", ?" an id more, and ")"
-	putRecord    = `INSERT INTO record (kind, id, state, ref, blob) VALUES (?, ?, ?, ?, ?) ON CONFLICT (kind, id) DO UPDATE SET state = excluded.state, ref = excluded.ref, blob = excluded.blob`
-	deleteRecord = `DELETE FROM record WHERE kind = ? AND id = ?`
-	lastRecord   = `SELECT id FROM record WHERE kind = ? ORDER BY id DESC LIMIT 1`
-	listRecords  = `SELECT id, state, ref, blob FROM record WHERE kind = ?`
+	getRecord  = `SELECT state, ref, blob FROM record WHERE kind = ? AND id = ?`
+	getRecords = `SELECT id, state, ref, blob FROM record WHERE kind = ? AND id IN (?` // scanIn adds a ", ?" an id more, and ")"
+	// getRecordsByRef is getRecords by ref, which the partial index
+	// record_ref serves: a ref IN (...) is never NULL.
+	getRecordsByRef = `SELECT id, state, ref, blob FROM record WHERE kind = ? AND ref IN (?`
+	putRecord       = `INSERT INTO record (kind, id, state, ref, blob) VALUES (?, ?, ?, ?, ?) ON CONFLICT (kind, id) DO UPDATE SET state = excluded.state, ref = excluded.ref, blob = excluded.blob`
+	deleteRecord    = `DELETE FROM record WHERE kind = ? AND id = ?`
+	lastRecord      = `SELECT id FROM record WHERE kind = ? ORDER BY id DESC LIMIT 1`
+	listRecords     = `SELECT id, state, ref, blob FROM record WHERE kind = ?`
 	// dataVersion moves when another connection commits (never for this
 	// one's own commits): the vault's connection learns that a process
 	// sharing the database changed it. Its count is per connection, so it
@@ -263,7 +266,7 @@ func prepare(ctx context.Context, db *sql.DB) (map[string]*sql.Stmt, error) {
 	}
 	stmts := map[string]*sql.Stmt{}
 	for _, q := range []string{getRecord, putRecord, deleteRecord, lastRecord, listVersions, dataVersion,
-		listRecords + string(allRecords), listRecords + string(byState), listRecords + string(byRef)} {
+		listRecords + string(allRecords), listRecords + string(byState)} {
 		s, err := db.PrepareContext(ctx, q)
 		if err != nil {
 			return nil, err
@@ -394,9 +397,7 @@ func getStates(t *tx, kind string, ids [][]byte) ([]string, error) {
 }
 
 // fetch reads the records kind/ids[i] as stored; the state of one that is
-// not there is "". It asks for fetchChunk records a query: a statement per
-// record cost more in database/sql and the driver than in SQLite, on the
-// one connection, while the other CPUs waited.
+// not there is "".
 func fetch(t *tx, kind string, ids [][]byte) ([]rawRecord, error) {
 	raws := make([]rawRecord, len(ids))
 	at := make(map[string][]int, len(ids)) // a batch may name a record twice
@@ -404,33 +405,46 @@ func fetch(t *tx, kind string, ids [][]byte) ([]rawRecord, error) {
 		raws[i].id = id
 		at[string(id)] = append(at[string(id)], i)
 	}
-	args := make([]any, 0, 1+min(len(ids), fetchChunk))
-	for lo := 0; lo < len(ids); lo += fetchChunk {
-		chunk := ids[lo:min(lo+fetchChunk, len(ids))]
-		args = append(args[:0], kind)
-		for _, id := range chunk {
-			args = append(args, id)
+	err := scanIn(t, getRecords, kind, ids, func(r rawRecord) {
+		for _, i := range at[string(r.id)] {
+			raws[i] = r
 		}
-		q := getRecords + strings.Repeat(", ?", len(chunk)-1) + ")"
-		rs, err := t.sql.QueryContext(t.ctx, q, args...)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return raws, nil
+}
+
+// scanIn hands each to every record of kind that query q, which ends in
+// "IN (?", finds for keys, fetchChunk keys a query: a statement per key
+// cost more in database/sql and the driver than in SQLite, on the one
+// connection, while the other CPUs waited.
+func scanIn(t *tx, q, kind string, keys [][]byte, each func(rawRecord)) error {
+	args := make([]any, 0, 1+min(len(keys), fetchChunk))
+	for lo := 0; lo < len(keys); lo += fetchChunk {
+		chunk := keys[lo:min(lo+fetchChunk, len(keys))]
+		args = append(args[:0], kind)
+		for _, k := range chunk {
+			args = append(args, k)
+		}
+		rs, err := t.sql.QueryContext(t.ctx, q+strings.Repeat(", ?", len(chunk)-1)+")", args...)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for rs.Next() {
 			var r rawRecord
 			if err := rs.Scan(&r.id, &r.state, &r.ref, &r.blob); err != nil {
 				rs.Close()
-				return nil, err
+				return err
 			}
-			for _, i := range at[string(r.id)] {
-				raws[i] = r
-			}
+			each(r)
 		}
 		if err := errors.Join(rs.Err(), rs.Close()); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return raws, nil
+	return nil
 }
 
 // fetchChunk is the most records fetch asks for in one query, well under
@@ -483,7 +497,6 @@ type filter string
 const (
 	allRecords filter = " ORDER BY id"
 	byState    filter = " AND state = ?"
-	byRef      filter = " AND ref = ?"
 )
 
 type row[T any] struct {

@@ -324,6 +324,35 @@ func TestCoinComesBack(t *testing.T) {
 	}
 }
 
+// latestAll finds each coin's latest holding among all of them, for every
+// time the batch names it, and none for a coin never held.
+func TestLatestAll(t *testing.T) {
+	is := newIssuer(t)
+	alice, _ := newVault(t)
+	bob, _ := newVault(t)
+	tok := is.withdraw(t, alice, "w", 100)[0].Data.Token
+	is.pay(t, alice, bob, held(t, alice))
+	is.pay(t, bob, alice, held(t, bob))
+	err := alice.view(context.Background(), func(tx *tx) error {
+		rows, err := tx.latestAll([]string{tok, "never-held", tok})
+		if err != nil {
+			return err
+		}
+		for _, i := range []int{0, 2} {
+			if State(rows[i].state) != Held || rows[i].val.Hop != 2 || rows[i].val.Sandbox.Coin.Data.Token != tok {
+				t.Errorf("coin %d: %s at hop %d, want held at hop 2", i, rows[i].state, rows[i].val.Hop)
+			}
+		}
+		if rows[1].state != "" {
+			t.Errorf("a coin never held: %s", rows[1].state)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A payer that lost the receipt sends the coin again and gets the same
 // receipt, even after the coin has moved on.
 func TestReceiveAgain(t *testing.T) {
