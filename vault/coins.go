@@ -731,7 +731,7 @@ func (v *Vault) Payable(ctx context.Context, currency, program string) ([]otp.Sa
 // offerable remembers keys. Until another process commits, the memo reads
 // again only the coin records this vault has written since (memo.wroteCoins);
 // after, it reads every held coin's version and decrypts those that
-// changed. It is sorted again only when it changed. held is for a read
+// changed. It is sorted again only after the latter. held is for a read
 // transaction (Vault.view): the memo is what was committed. The slice and
 // its coins are the memo's, to be read only.
 func (t *tx) held() ([]*Coin, error) {
@@ -750,10 +750,27 @@ func (t *tx) held() ([]*Coin, error) {
 		}
 		m.held, m.heldWhole, m.heldAt, m.heldStale, changed = coins, true, at, nil, ch
 	case len(m.heldStale) > 0:
+		// A few records changed: their coins leave the order and come
+		// back where they now sort, without sorting every coin again.
+		gone := make(map[*Coin]bool, len(m.heldStale))
+		for _, id := range m.heldStale {
+			if c, ok := m.held[string(id)]; ok {
+				gone[c.val] = true
+			}
+		}
 		if err := reread(t, kindCoin, string(Held), m.held, m.heldStale, heldCoin); err != nil {
 			return nil, err
 		}
-		m.heldStale, changed = nil, true
+		var added []*Coin
+		for _, id := range m.heldStale {
+			if c, ok := m.held[string(id)]; ok && !slices.Contains(added, c.val) {
+				added = append(added, c.val)
+			}
+		}
+		m.heldStale = nil
+		if m.heldOrder != nil {
+			m.heldOrder = mergeOrder(m.heldOrder, gone, added)
+		}
 	}
 	if changed || m.heldOrder == nil {
 		order := make([]*Coin, 0, len(m.held))
@@ -764,6 +781,23 @@ func (t *tx) held() ([]*Coin, error) {
 		m.heldOrder = order
 	}
 	return m.heldOrder, nil
+}
+
+// mergeOrder returns order, which is in Payable's order, without the
+// coins gone and with the coins added, in that order.
+func mergeOrder(order []*Coin, gone map[*Coin]bool, added []*Coin) []*Coin {
+	slices.SortFunc(added, payableOrder)
+	out := make([]*Coin, 0, len(order)+len(added))
+	for _, c := range order {
+		if gone[c] {
+			continue
+		}
+		for len(added) > 0 && payableOrder(added[0], c) < 0 {
+			out, added = append(out, added[0]), added[1:]
+		}
+		out = append(out, c)
+	}
+	return append(out, added...)
 }
 
 // heldCoin is what the memo keeps of a held coin.

@@ -1343,8 +1343,10 @@ func TestHeldFollowsWrites(t *testing.T) {
 	if !v.mem.heldWhole {
 		t.Fatal("a listing in a read transaction left the held coins to be read again")
 	}
-	is.withdraw(t, v, "w2", 10)
-	check(v, 4, "after this vault withdrew another")
+	is.withdraw(t, v, "w2", 50)
+	check(v, 4, "after this vault withdrew another, of a value between two held")
+	is.withdraw(t, v, "w2b", 5, 200, 20)
+	check(v, 7, "after this vault withdrew three, out of order")
 
 	coins, err := v.Payable(ctx, "EUR", "")
 	if err != nil {
@@ -1359,7 +1361,7 @@ func TestHeldFollowsWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	check(v, 3, "after this vault sealed one")
+	check(v, 6, "after this vault sealed one")
 	acks, _, err := bob.Receive(ctx, "v", sealed)
 	if err != nil {
 		t.Fatal(err)
@@ -1367,9 +1369,9 @@ func TestHeldFollowsWrites(t *testing.T) {
 	if err := v.Purse("bob").Destroy(ctx, sealed, acks); err != nil {
 		t.Fatal(err)
 	}
-	check(v, 3, "after the receipt")
+	check(v, 6, "after the receipt")
 	is.pay(t, bob, v, held(t, bob))
-	check(v, 4, "after the coin came back")
+	check(v, 7, "after the coin came back")
 
 	// A transaction that writes a held coin and fails: nothing changed.
 	err = v.update(ctx, func(t *tx) error {
@@ -1382,14 +1384,14 @@ func TestHeldFollowsWrites(t *testing.T) {
 	if err == nil {
 		t.Fatal("the failing transaction succeeded")
 	}
-	check(v, 4, "after a transaction that wrote a coin and failed")
+	check(v, 7, "after a transaction that wrote a coin and failed")
 	// More coins written than held: every version is read again, rather
 	// than a growing list of records.
-	is.withdraw(t, v, "w5", 1, 1, 1, 1, 1)
+	is.withdraw(t, v, "w5", 1, 1, 1, 1, 1, 1, 1, 1)
 	if v.mem.heldWhole || v.mem.heldStale != nil {
-		t.Fatalf("after writing 5 coin records with 4 held, %d are noted to be read again", len(v.mem.heldStale))
+		t.Fatalf("after writing 8 coin records with 7 held, %d are noted to be read again", len(v.mem.heldStale))
 	}
-	check(v, 9, "after this vault withdrew five")
+	check(v, 15, "after this vault withdrew eight")
 
 	other, err := Open(ctx, dir, testPIN)
 	if err != nil {
@@ -1397,13 +1399,13 @@ func TestHeldFollowsWrites(t *testing.T) {
 	}
 	defer other.Close()
 	is.withdraw(t, other, "w3", 5, 5)
-	check(v, 11, "after another handle withdrew two")
+	check(v, 17, "after another handle withdrew two")
 	mine, err := other.Payable(ctx, "EUR", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	is.pay(t, other, bob, mine[:2])
-	check(v, 9, "after another handle paid two away")
+	check(v, 15, "after another handle paid two away")
 	// Another handle rewrites a held coin's record, which stays held.
 	err = other.update(ctx, func(t *tx) error {
 		tok := mine[2].Coin.Data.Token
@@ -1419,14 +1421,14 @@ func TestHeldFollowsWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	check(v, 9, "after another handle rewrote a held coin")
+	check(v, 15, "after another handle rewrote a held coin")
 
 	// A new connection counts data_version afresh: the coins are read
 	// again on it, not trusted on a count that only looks unchanged.
 	v.db.SetMaxIdleConns(0) // every transaction on a new connection
-	check(v, 9, "on a new connection")
+	check(v, 15, "on a new connection")
 	is.withdraw(t, other, "w4", 1)
-	check(v, 10, "after another handle withdrew one, on a new connection")
+	check(v, 16, "after another handle withdrew one, on a new connection")
 
 	// Remembered coins still expire.
 	v.now = func() time.Time { return time.Now().AddDate(100, 0, 0) }
