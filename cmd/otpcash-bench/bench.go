@@ -43,6 +43,7 @@ type rampFlags struct {
 	transport bool
 	payee     string
 	vault     string
+	holding   int
 }
 
 func newBenchRampCmd() *cobra.Command {
@@ -65,6 +66,11 @@ merchant's are and as the paper's were (--payee merchant, the default), or
 blindly, as an anonymous person's are (--payee anonymous: the bank's blind
 RSA signatures then double the untimed part). A payer verifies either kind
 of certificate at about the same cost.
+
+--holding N has the payer hold N other coins throughout, withdrawn before
+the first run, as a wallet in use holds more than it pays: what a payment
+costs should not grow with them. The ramp checks after every run that the
+payer still holds them.
 
 Each amount is also run with the vault and all signature work switched off
 (transport only, the paper's Figures 9 and 10): the same messages of the
@@ -89,6 +95,9 @@ not a measurement.`,
 			if f.reps < 1 {
 				return fmt.Errorf("%w: --reps must be at least 1", errUsage)
 			}
+			if f.holding < 0 {
+				return fmt.Errorf("%w: --holding must not be negative", errUsage)
+			}
 			if f.payee != "merchant" && f.payee != "anonymous" {
 				return fmt.Errorf("%w: --payee must be merchant or anonymous, not %q", errUsage, f.payee)
 			}
@@ -104,6 +113,7 @@ not a measurement.`,
 	cmd.Flags().StringVar(&f.out, "out", "ramp", "directory for the CSV files and the chart")
 	cmd.Flags().BoolVar(&f.transport, "transport-only", true, "also run each amount with the vault and signatures switched off")
 	cmd.Flags().StringVar(&f.vault, "vault", wallet.VaultSoftware, `the wallets' vault: "software" or "tpm" (each wallet on a swtpm of its own, which the ramp starts and removes)`)
+	cmd.Flags().IntVar(&f.holding, "holding", 0, "coins the payer holds besides those it sends, throughout (a wallet in use; the paper's: 0)")
 	cmd.Flags().StringVar(&f.payee, "payee", "merchant", `how the payee's exchange keys are certified: "merchant" (in the clear, as in the paper) or "anonymous" (blind RSA)`)
 	return cmd
 }
@@ -133,6 +143,7 @@ type peerReply struct {
 	CPU   cpuUse        `json:"cpu"`
 	Bytes int64         `json:"bytes,omitempty"`
 	Coins int           `json:"coins,omitempty"`
+	Held  int           `json:"held,omitempty"` // the payer's coins after a payment
 }
 
 // cpuUse is the CPU time a process used, as the operating system accounts
@@ -257,6 +268,7 @@ func runRamp(ctx context.Context, stdout, stderr io.Writer, f rampFlags, lk link
 		}
 		total += n * f.reps
 	}
+	total += f.holding
 	account, token, err := bk.CreateAccount(ctx)
 	if err != nil {
 		return err
@@ -292,6 +304,11 @@ func runRamp(ctx context.Context, stdout, stderr io.Writer, f rampFlags, lk link
 	if _, err := payer.call(payerInit); err != nil {
 		return err
 	}
+	for left := f.holding; left > 0; left -= 500 { // the bank signs at most 1,000 a request
+		if _, err := payer.call(peerRequest{Op: "withdraw", N: min(left, 500)}); err != nil {
+			return err
+		}
+	}
 	if payeeInit.Account, payeeInit.Token, err = bk.CreateAccount(ctx); err != nil {
 		return err
 	}
@@ -307,6 +324,9 @@ func runRamp(ctx context.Context, stdout, stderr io.Writer, f rampFlags, lk link
 	}
 	fmt.Fprintf(stdout, "otpcash ramp: %v coins, %d runs each, payer and payee in separate processes, %s, %s vaults.\n", f.amounts, f.reps, linkText, f.vault)
 	fmt.Fprintf(stdout, "Coins are withdrawn fresh before each run, and the payee deposits the last run's meanwhile, outside the timed part: every coin sent is one transfer long.\n")
+	if f.holding > 0 {
+		fmt.Fprintf(stdout, "The payer holds %d other coins throughout, as a wallet in use does.\n", f.holding)
+	}
 	if f.payee == "merchant" {
 		fmt.Fprintf(stdout, "The payee's exchange keys are certified in the clear (a merchant's, as in the paper).\n\n")
 	} else {
@@ -331,7 +351,7 @@ func runRamp(ctx context.Context, stdout, stderr io.Writer, f rampFlags, lk link
 				continue
 			}
 			for i := range f.reps {
-				ru, err := rampOnce(payer, payee, addr, n, bare)
+				ru, err := rampOnce(payer, payee, addr, n, bare, f.holding)
 				if err != nil {
 					return err
 				}
@@ -371,8 +391,9 @@ func runRamp(ctx context.Context, stdout, stderr io.Writer, f rampFlags, lk link
 }
 
 // rampOnce supplies n coins and n exchange keys, untimed, then has the
-// payer pay them and collects both sides' measurements.
-func rampOnce(payer, payee *peer, addr string, n int, bare bool) (rampRun, error) {
+// payer pay them and collects both sides' measurements. The payer holds
+// another holding coins before and after.
+func rampOnce(payer, payee *peer, addr string, n int, bare bool, holding int) (rampRun, error) {
 	if !bare {
 		// Untimed, and independent of each other, so at the same time: the
 		// payer withdraws while the payee deposits what the last run paid
@@ -405,6 +426,9 @@ func rampOnce(payer, payee *peer, addr string, n int, bare bool) (rampRun, error
 	}
 	if paid.Coins != n || got.Coins != n {
 		return rampRun{}, fmt.Errorf("run of %d coins: payer sent %d, payee received %d", n, paid.Coins, got.Coins)
+	}
+	if !bare && paid.Held != holding {
+		return rampRun{}, fmt.Errorf("run of %d coins: the payer holds %d coins after it, not the %d it holds besides", n, paid.Held, holding)
 	}
 	return rampRun{coins: n, bare: bare, wall: paid.Wall, payerCPU: paid.CPU, payeeCPU: got.CPU, wire: got.Bytes}, nil
 }

@@ -107,6 +107,18 @@ func TestBenchRamp(t *testing.T) {
 	}
 }
 
+// TestBenchRampHolding runs a small ramp from a payer that holds other
+// coins throughout; the ramp checks after each run that it still does.
+func TestBenchRampHolding(t *testing.T) {
+	stdout, errOut, err := run(t, "ramp", "--reps", "2", "--amounts", "1,3", "--holding", "4", "--transport-only=false", "--out", t.TempDir())
+	if err != nil {
+		t.Fatalf("otpcash-bench ramp --holding 4: %v\n%s%s", err, stdout, errOut)
+	}
+	if !strings.Contains(stdout, "holds 4 other coins") {
+		t.Errorf("the ramp does not say the payer holds 4 other coins:\n%s", stdout)
+	}
+}
+
 func TestBenchRampRefusesUnknownPayee(t *testing.T) {
 	_, errOut, err := run(t, "ramp", "--payee", "bank", "--out", t.TempDir())
 	if err == nil || !strings.Contains(errOut, "--payee must be merchant or anonymous") {

@@ -157,7 +157,11 @@ func (p *rampPeer) pay(ctx context.Context, req peerRequest) (peerReply, error) 
 	if err != nil {
 		return peerReply{}, err
 	}
-	return peerReply{Wall: wall, CPU: cpu, Coins: paid.Coins}, nil
+	bal, err := p.w.Balance(ctx)
+	if err != nil {
+		return peerReply{}, err
+	}
+	return peerReply{Wall: wall, CPU: cpu, Coins: paid.Coins, Held: bal.Coins}, nil
 }
 
 // payBare runs the session of a payment with nothing signed, verified or
