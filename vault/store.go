@@ -416,10 +416,10 @@ func fetch(t *tx, kind string, ids [][]byte) ([]rawRecord, error) {
 	return raws, nil
 }
 
-// scanIn hands each to every record of kind that query q, which ends in
-// "IN (?", finds for keys, fetchChunk keys a query: a statement per key
-// cost more in database/sql and the driver than in SQLite, on the one
-// connection, while the other CPUs waited.
+// scanIn runs q, a query on the records of kind that ends in "IN (?", for
+// keys, fetchChunk of them a query, and calls each with every record
+// found: a statement per key cost more in database/sql and the driver than
+// in SQLite, on the one connection, while the other CPUs waited.
 func scanIn(t *tx, q, kind string, keys [][]byte, each func(rawRecord)) error {
 	args := make([]any, 0, 1+min(len(keys), fetchChunk))
 	for lo := 0; lo < len(keys); lo += fetchChunk {
@@ -447,7 +447,7 @@ func scanIn(t *tx, q, kind string, keys [][]byte, each func(rawRecord)) error {
 	return nil
 }
 
-// fetchChunk is the most records fetch asks for in one query, well under
+// fetchChunk is the most keys scanIn asks for in one query, well under
 // SQLite's limit on a statement's parameters (32,766).
 const fetchChunk = 500
 
