@@ -79,11 +79,11 @@ type memo struct {
 	// can receive.
 	certsWhole bool
 	certsAt    int64
-	// held holds the coins held, which every payment
-	// lists (tx.held), by row key; heldOrder is them in Payable's order.
-	// heldWhole says that held is every coin held as committed when the
-	// data_version was heldAt, but for the records in heldStale, written
-	// by this vault's transactions since.
+	// held holds the coins held, which every payment lists (tx.held), by
+	// row key; heldOrder is them in Payable's order. heldWhole says that
+	// held is every coin held as committed when the data_version was
+	// heldAt, but for the records in heldStale, written by this vault's
+	// transactions since.
 	held      map[string]versioned[*Coin]
 	heldOrder []*Coin
 	heldWhole bool
