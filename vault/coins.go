@@ -108,11 +108,7 @@ func (t *tx) latestAll(tokens []string) ([]row[holding], error) {
 	if err != nil {
 		return nil, err
 	}
-	hs := make([]holding, len(raws))
-	err = parallel.ForEach(len(raws), func(j int) error {
-		r := &raws[j]
-		return t.s.open(kindCoin, r.id, r.state, r.ref, r.blob, &hs[j])
-	})
+	hs, err := openRaws[holding](t, kindCoin, raws, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -639,11 +635,11 @@ func (v *Vault) coins(ctx context.Context, states ...State) ([]Coin, error) {
 		for _, state := range slices.Compact(slices.Sorted(slices.Values(states))) {
 			if state == Held {
 				held, err := t.held()
-				for _, c := range held {
-					out = append(out, *c)
-				}
 				if err != nil {
 					return err
+				}
+				for _, c := range held {
+					out = append(out, *c)
 				}
 				continue
 			}
@@ -762,8 +758,10 @@ func (t *tx) held() ([]*Coin, error) {
 			return nil, err
 		}
 		var added []*Coin
+		seen := make(map[*Coin]bool, len(m.heldStale)) // a record written twice
 		for _, id := range m.heldStale {
-			if c, ok := m.held[string(id)]; ok && !slices.Contains(added, c.val) {
+			if c, ok := m.held[string(id)]; ok && !seen[c.val] {
+				seen[c.val] = true
 				added = append(added, c.val)
 			}
 		}

@@ -368,18 +368,31 @@ func getAll[T any](t *tx, kind string, ids [][]byte) (states []string, vals []T,
 	if err != nil {
 		return nil, nil, err
 	}
-	states, vals = make([]string, len(ids)), make([]T, len(ids))
-	err = parallel.ForEach(len(ids), func(i int) error {
+	if vals, err = openRaws[T](t, kind, raws, isThere); err != nil {
+		return nil, nil, err
+	}
+	states = make([]string, len(ids))
+	for i := range raws {
+		states[i] = raws[i].state
+	}
+	return states, vals, nil
+}
+
+// openRaws decrypts raws[i] into vals[i] on all CPUs, each of them or, if
+// want is not nil, those it wants; the others' vals stay zero.
+func openRaws[T any](t *tx, kind string, raws []rawRecord, want func(*rawRecord) bool) ([]T, error) {
+	vals := make([]T, len(raws))
+	err := parallel.ForEach(len(raws), func(i int) error {
 		r := &raws[i]
-		if states[i] = r.state; r.state == "" {
+		if want != nil && !want(r) {
 			return nil
 		}
 		return t.s.open(kind, r.id, r.state, r.ref, r.blob, &vals[i])
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return states, vals, nil
+	return vals, nil
 }
 
 // getStates returns the states of the records kind/ids[i], "" where there
@@ -511,17 +524,19 @@ func list[T any](t *tx, kind string, f filter, arg any) ([]row[T], error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]row[T], len(raws))
-	err = parallel.ForEach(len(raws), func(i int) error {
-		r := &raws[i]
-		out[i].id, out[i].state = r.id, r.state
-		return t.s.open(kind, r.id, r.state, r.ref, r.blob, &out[i].val)
-	})
+	vals, err := openRaws[T](t, kind, raws, nil)
 	if err != nil {
 		return nil, err
 	}
+	out := make([]row[T], len(raws))
+	for i := range raws {
+		out[i] = row[T]{id: raws[i].id, state: raws[i].state, val: vals[i]}
+	}
 	return out, nil
 }
+
+// isThere says whether fetch found r: the state of one not there is "".
+func isThere(r *rawRecord) bool { return r.state != "" }
 
 // rawRecord is a record as stored, still encrypted.
 type rawRecord struct {
@@ -598,19 +613,7 @@ func reread[R, V any](t *tx, kind, state string, memo map[string]versioned[V], i
 	if err != nil {
 		return err
 	}
-	vals := make([]V, len(raws))
-	err = parallel.ForEach(len(raws), func(i int) error {
-		r := &raws[i]
-		if r.state != state {
-			return nil
-		}
-		var rec R
-		if err := t.s.open(kind, r.id, r.state, r.ref, r.blob, &rec); err != nil {
-			return err
-		}
-		vals[i] = derive(&rec)
-		return nil
-	})
+	recs, err := openRaws[R](t, kind, raws, func(r *rawRecord) bool { return r.state == state })
 	if err != nil {
 		return err
 	}
@@ -618,7 +621,7 @@ func reread[R, V any](t *tx, kind, state string, memo map[string]versioned[V], i
 		r := &raws[i]
 		delete(memo, string(r.id))
 		if r.state == state { // opened above, so the blob holds a nonce
-			memo[string(r.id)] = versioned[V]{version(r.id, r.state, r.blob[:chacha20poly1305.NonceSizeX]), vals[i]}
+			memo[string(r.id)] = versioned[V]{version(r.id, r.state, r.blob[:chacha20poly1305.NonceSizeX]), derive(&recs[i])}
 		}
 	}
 	return nil

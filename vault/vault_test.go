@@ -324,6 +324,27 @@ func TestCoinComesBack(t *testing.T) {
 	}
 }
 
+// rewriteValue rewrites v's record of the coin sb, in its state, with
+// another value, as only a tampering hand would: for a test of what is
+// remembered of records.
+func rewriteValue(t *testing.T, v *Vault, sb otp.Sandbox, value int64) {
+	t.Helper()
+	err := v.update(context.Background(), func(tx *tx) error {
+		tok := sb.Coin.Data.Token
+		id := tx.holdingID(tok, sb.Hops())
+		var h holding
+		state, err := tx.get(kindCoin, id, &h)
+		if err != nil {
+			return err
+		}
+		h.Sandbox.Coin.Data.Value = value
+		return tx.put(kindCoin, id, state, tx.serialRef(tok), &h)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // latestAll finds each coin's latest holding among all of them, for every
 // time the batch names it, and none for a coin never held.
 func TestLatestAll(t *testing.T) {
@@ -1385,6 +1406,11 @@ func TestHeldFollowsWrites(t *testing.T) {
 		t.Fatal("the failing transaction succeeded")
 	}
 	check(v, 7, "after a transaction that wrote a coin and failed")
+	// This vault rewrites one held coin's record twice between listings:
+	// it is in the order once.
+	rewriteValue(t, v, coins[1], 3)
+	rewriteValue(t, v, coins[1], 4)
+	check(v, 7, "after this vault rewrote a held coin twice")
 	// More coins written than held: every version is read again, rather
 	// than a growing list of records.
 	is.withdraw(t, v, "w5", 1, 1, 1, 1, 1, 1, 1, 1)
@@ -1407,20 +1433,7 @@ func TestHeldFollowsWrites(t *testing.T) {
 	is.pay(t, other, bob, mine[:2])
 	check(v, 15, "after another handle paid two away")
 	// Another handle rewrites a held coin's record, which stays held.
-	err = other.update(ctx, func(t *tx) error {
-		tok := mine[2].Coin.Data.Token
-		id := t.holdingID(tok, mine[2].Hops())
-		var h holding
-		state, err := t.get(kindCoin, id, &h)
-		if err != nil {
-			return err
-		}
-		h.Sandbox.Coin.Data.Value = 7
-		return t.put(kindCoin, id, state, t.serialRef(tok), &h)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rewriteValue(t, other, mine[2], 7)
 	check(v, 15, "after another handle rewrote a held coin")
 
 	// A new connection counts data_version afresh: the coins are read
