@@ -1,6 +1,9 @@
 package otp
 
 import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
 	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
@@ -8,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -127,5 +131,59 @@ func TestEd25519Vectors(t *testing.T) {
 		zipAccepted, keyRefused, accepted, stdRefused)
 	if keyRefused == 0 || accepted == 0 {
 		t.Errorf("vectors exercise nothing: %d keys refused, %d accepted", keyRefused, accepted)
+	}
+}
+
+// TestEd25519Sign runs published signing vectors (testdata/README.md: the
+// first three are RFC 8032's TEST 1 to 3) through SignEd25519, the signer
+// of every otpcash signature, and the one verifier: Ed25519 is
+// deterministic, so any other signature of the key and message is a wrong
+// one.
+func TestEd25519Sign(t *testing.T) {
+	f, err := os.Open("testdata/ed25519-sign.input.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	z, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(z)
+	n := 0
+	for lines.Scan() {
+		n++
+		var v [4][]byte
+		parts := strings.Split(lines.Text(), ":")
+		if len(parts) != 5 {
+			t.Fatalf("line %d: %d fields, want 5", n, len(parts))
+		}
+		for i := range v {
+			if v[i], err = hex.DecodeString(parts[i]); err != nil {
+				t.Fatalf("line %d: %v", n, err)
+			}
+		}
+		priv, pub, msg, sig := ed25519.PrivateKey(v[0]), v[1], v[2], v[3][:ed25519.SignatureSize]
+		if got := ed25519.NewKeyFromSeed(priv.Seed()); !got.Equal(priv) {
+			t.Fatalf("line %d: the seed does not give the vector's key", n)
+		}
+		if got := SignEd25519(priv, msg); !bytes.Equal(got, sig) {
+			t.Errorf("line %d: signature %x, want %x", n, got, sig)
+		}
+		if _, err := DecodeKey(b64.EncodeToString(pub)); err != nil {
+			t.Errorf("line %d: DecodeKey: %v", n, err)
+		}
+		if !VerifyEd25519(pub, msg, sig) {
+			t.Errorf("line %d: the vector's signature does not verify", n)
+		}
+		if VerifyEd25519(pub, append(slices.Clone(msg), 0), sig) {
+			t.Errorf("line %d: the signature verifies for another message", n)
+		}
+	}
+	if err := lines.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n != 128 {
+		t.Fatalf("%d vectors, want 128", n)
 	}
 }

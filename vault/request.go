@@ -2,7 +2,6 @@ package vault
 
 import (
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"slices"
@@ -137,7 +136,7 @@ func (v *Vault) PromiseRequest(ctx context.Context, r Request, n int) (Request, 
 				if err != nil {
 					return err
 				}
-				r.Sig = ed25519.Sign(priv, msg)
+				r.Sig = otp.SignEd25519(priv, msg)
 			}
 			k.Request = r.ID
 			if err := t.put(kindKey, kid, keyPromised, nil, k); err != nil {

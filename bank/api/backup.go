@@ -89,7 +89,7 @@ func SignBackup(key ed25519.PrivateKey, version int64, data []byte) (id string, 
 		Key:       otp.EncodeKey(pub),
 		Version:   version,
 		Data:      base64.RawURLEncoding.EncodeToString(data),
-		Signature: base64.RawURLEncoding.EncodeToString(ed25519.Sign(key, backupMessage(id, version, data))),
+		Signature: base64.RawURLEncoding.EncodeToString(otp.SignEd25519(key, backupMessage(id, version, data))),
 	}
 }
 
