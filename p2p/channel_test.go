@@ -285,8 +285,8 @@ func TestKeypairChecked(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			a, b := net.Pipe()
 			defer b.Close()
-			if _, err := Client(testContext(t), a, tt.k); err == nil {
-				t.Fatal("handshake started with a bad keypair")
+			if _, err := Client(testContext(t), a, tt.k); !errors.Is(err, ErrKeypair) {
+				t.Fatalf("handshake with a bad keypair: %v, want ErrKeypair", err)
 			}
 			if _, err := a.Write([]byte{0}); !errors.Is(err, io.ErrClosedPipe) {
 				t.Errorf("connection left open after a failed handshake: %v", err)

@@ -26,6 +26,9 @@ var (
 	ErrTimeout = errors.New("peer too slow")
 	// ErrVersion: the peer does not speak Version.
 	ErrVersion = errors.New("no common protocol version")
+	// ErrKeypair: the caller's static Keypair is malformed, or its halves
+	// do not belong together; nothing was sent.
+	ErrKeypair = errors.New("bad static keypair")
 )
 
 // Error codes the package itself sends in error messages. Handlers may send
