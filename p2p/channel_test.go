@@ -327,3 +327,28 @@ func TestHandshakeHonoursContext(t *testing.T) {
 		}
 	})
 }
+
+// TestDHRefusesSmallOrder: a peer's ephemeral or static key of small
+// order makes every Diffie-Hellman product zero, whatever our key, so a
+// handshake with it would be keyed by the peer alone. The suite's DH must
+// refuse it, as flynn/noise's own does.
+func TestDHRefusesSmallOrder(t *testing.T) {
+	k, err := suite.GenerateKeypair(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, err := suite.GenerateKeypair(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := suite.DH(k.Private, peer.Public); err != nil {
+		t.Fatalf("DH with a good key: %v", err)
+	}
+	for _, u := range []byte{0, 1} { // the points of order 2 and 4
+		pub := make([]byte, 32)
+		pub[0] = u
+		if out, err := suite.DH(k.Private, pub); err == nil {
+			t.Errorf("DH with the small-order key u=%d gave %x, want an error", u, out)
+		}
+	}
+}
