@@ -37,8 +37,10 @@ var suite = noise.NewCipherSuite(dh25519{}, noise.CipherChaChaPoly, noise.HashSH
 // each multiplication, so that each costs two (78 us here): voi makes a key
 // pair from a precomputed table of the base point (9 us) and multiplies a
 // peer's key once (39 us). Every handshake makes a key pair and three
-// Diffie-Hellman products on each side. voi, like x/crypto, refuses a
-// product that is all zeros (a peer's key of small order).
+// Diffie-Hellman products on each side. Both multiplications are
+// documented constant-time (voi's curve.EdwardsPoint.MulBasepoint and
+// curve.MontgomeryPoint.Mul), and voi, like x/crypto, refuses a product
+// that is all zeros (a peer's key of small order).
 type dh25519 struct{}
 
 func (dh25519) GenerateKeypair(rng io.Reader) (noise.DHKey, error) {

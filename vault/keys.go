@@ -118,7 +118,7 @@ var ErrKeyRecord = errors.New("key record does not hold a key")
 
 // privateKey rebuilds the one-time private key of a key record from its
 // seed and pub (text form), the public key the record was looked up by:
-// the caller must pass that same key. crypto/ed25519 signs with whatever
+// the caller must pass that same key. otp.SignEd25519 signs with whatever
 // public half it is handed, and two signatures of one message under two
 // public halves give away the secret scalar; deriving the half from the
 // seed would cost a scalar base multiplication per coin on each side of a
