@@ -292,9 +292,8 @@ type tx struct {
 	// one has no blob): Vault.update brings the remembered offerable keys
 	// (memo) up to date with them once they are committed.
 	keyWrites map[string]sealedRecord
-	// coinWrites holds the row keys of the coin records it writes, for
-	// the remembered held coins (memo.wroteCoins). None is deleted: a
-	// holding ends in a state.
+	// coinWrites holds the row keys of the coin records it writes or
+	// deletes, for the remembered held coins (memo.wroteCoins).
 	coinWrites [][]byte
 }
 
@@ -494,9 +493,12 @@ func (t *tx) putAll(recs ...sealedRecord) error {
 }
 
 func (t *tx) delete(kind string, id []byte) error {
-	if kind == kindKey {
+	switch kind {
+	case kindKey:
 		t.destroys = true
 		t.noteKey(id, "", nil, nil)
+	case kindCoin:
+		t.coinWrites = append(t.coinWrites, id)
 	}
 	_, err := t.stmt(deleteRecord).ExecContext(t.ctx, kind, id)
 	return err
